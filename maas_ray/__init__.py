@@ -1,0 +1,10 @@
+"""maas_ray: Model-as-a-Service on an MLflow registry and Ray Serve."""
+
+from maas_ray.client import MaaS
+from maas_ray.control import DeploymentSpec, ModelStatus
+from maas_ray.errors import MaasError
+from maas_ray.registry import ModelInfo, VersionInfo
+from maas_ray.settings import Settings
+
+__all__ = ["DeploymentSpec", "MaaS", "MaasError", "ModelInfo", "ModelStatus", "Settings", "VersionInfo"]
+__version__ = "0.1.0"

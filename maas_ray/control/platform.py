@@ -1,0 +1,214 @@
+"""The local platform: an MLflow server, a Ray head and Ray Serve, up and down.
+
+Every process is started in a new session (``setsid``) and its session id is
+recorded under ``MAAS_HOME/run``; ``down`` stops exactly those sessions, which
+also catches what they spawned (Ray workers, uvicorn workers, HAProxy).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+from pydantic import BaseModel
+
+from maas_ray.control.deployer import ControlPlane
+from maas_ray.errors import PlatformUnavailable
+from maas_ray.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[str], None]
+COMPONENTS = ("mlflow", "ray")
+
+
+class ComponentState(BaseModel):
+    """What ``maas up`` reports about one part of the platform."""
+
+    name: str
+    url: str
+    started: bool  # False: it was already running
+
+
+def _bin(name: str) -> str:
+    # Console scripts of the same environment as this interpreter.
+    return str(Path(sys.executable).parent / name)
+
+
+def _state_file(settings: Settings) -> Path:
+    return settings.run_dir / "processes.json"
+
+
+def _load_state(settings: Settings) -> dict[str, Any]:
+    try:
+        data: dict[str, Any] = json.loads(_state_file(settings).read_text())
+        return data
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def _save_state(settings: Settings, state: dict[str, Any]) -> None:
+    settings.run_dir.mkdir(parents=True, exist_ok=True)
+    _state_file(settings).write_text(json.dumps(state, indent=2))
+
+
+def _answers(url: str, timeout_s: float = 2.0) -> bool:
+    try:
+        return httpx.get(url, timeout=timeout_s).status_code < 500
+    except httpx.HTTPError:
+        return False
+
+
+def _wait(url: str, what: str, settings: Settings, proc: subprocess.Popen[bytes] | None,
+          log: Path | None, progress: Progress | None) -> None:
+    deadline = time.monotonic() + settings.startup_timeout_s
+    while not _answers(url):
+        if proc is not None and proc.poll() is not None:
+            tail = log.read_text()[-3000:] if log and log.exists() else ""
+            raise PlatformUnavailable(f"{what} exited with code {proc.returncode}:\n{tail}")
+        if time.monotonic() > deadline:
+            raise PlatformUnavailable(f"{what} did not answer at {url} within "
+                                      f"{settings.startup_timeout_s:.0f}s; see {log}")
+        if progress:
+            progress(f"waiting for {what}")
+        time.sleep(0.5)
+
+
+def _spawn(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True, env=env,
+        )
+
+
+def _alive(sid: int | None) -> bool:
+    return bool(sid) and bool(_session_processes(int(sid or 0)))
+
+
+def _session_processes(sid: int) -> list[psutil.Process]:
+    procs = []
+    for proc in psutil.process_iter():
+        try:
+            if os.getsid(proc.pid) == sid:
+                procs.append(proc)
+        except (ProcessLookupError, PermissionError, psutil.Error):
+            continue
+    return procs
+
+
+def up(settings: Settings, progress: Progress | None = None) -> list[ComponentState]:
+    """Start whatever part of the platform is not running; idempotent."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    state = _load_state(settings)
+    report = [_up_mlflow(settings, state, progress), _up_ray(settings, state, progress)]
+    _save_state(settings, state)
+    report.append(_up_serve(settings, progress))
+    return report
+
+
+def _up_mlflow(settings: Settings, state: dict[str, Any], progress: Progress | None) -> ComponentState:
+    url = settings.mlflow_uri
+    if _answers(f"{url}/health"):
+        return ComponentState(name="mlflow", url=url, started=False)
+    (settings.home / "artifacts").mkdir(parents=True, exist_ok=True)
+    log = settings.run_dir / "mlflow.log"
+    proc = _spawn([
+        _bin("mlflow"), "server",
+        "--backend-store-uri", f"sqlite:///{settings.home / 'mlflow.db'}",
+        "--artifacts-destination", str(settings.home / "artifacts"),
+        "--host", settings.host, "--port", str(settings.mlflow_port), "--workers", "1",
+    ], log)
+    state["mlflow"] = {"sid": proc.pid, "log": str(log)}
+    _wait(f"{url}/health", "MLflow server", settings, proc, log, progress)
+    logger.info("MLflow server up at %s", url)
+    return ComponentState(name="mlflow", url=url, started=True)
+
+
+def _up_ray(settings: Settings, state: dict[str, Any], progress: Progress | None) -> ComponentState:
+    url = settings.dashboard_url
+    if _alive(state.get("ray", {}).get("sid")) and _answers(f"{url}/api/version"):
+        return ComponentState(name="ray", url=url, started=False)
+    log = settings.run_dir / "ray.log"
+    cmd = [
+        _bin("ray"), "start", "--head", "--block", "--disable-usage-stats",
+        "--node-ip-address", settings.host, "--port", str(settings.ray_port),
+        "--ray-client-server-port", str(settings.ray_client_port),
+        "--dashboard-host", settings.host, "--dashboard-port", str(settings.dashboard_port),
+        "--include-dashboard", "true",
+    ]
+    if settings.ray_num_cpus is not None:
+        cmd += ["--num-cpus", str(settings.ray_num_cpus)]
+    if settings.ray_num_gpus is not None:
+        cmd += ["--num-gpus", str(settings.ray_num_gpus)]
+    # Replicas read MAAS_* settings too (a Serve config may omit tracking_uri).
+    env = {**os.environ, "MAAS_TRACKING_URI": settings.mlflow_uri}
+    proc = _spawn(cmd, log, env)
+    state["ray"] = {"sid": proc.pid, "log": str(log)}
+    _wait(f"{url}/api/version", "Ray head", settings, proc, log, progress)
+    logger.info("Ray head up, dashboard at %s", url)
+    return ComponentState(name="ray", url=url, started=True)
+
+
+def _up_serve(settings: Settings, progress: Progress | None) -> ComponentState:
+    url = settings.serve_url
+    if _answers(f"{url}/healthz"):
+        return ComponentState(name="serve", url=url, started=False)
+    control = ControlPlane(settings)
+    targets = control.apply()  # the gateway plus every deployment stored in the registry
+    _wait(f"{url}/healthz", "Ray Serve", settings, None, None, progress)
+    control.wait_running(targets, progress)
+    return ComponentState(name="serve", url=url, started=True)
+
+
+def down(settings: Settings, grace_s: float = 15.0) -> list[str]:
+    """Stop every process session ``up`` started; return what was stopped."""
+    state = _load_state(settings)
+    stopped = []
+    for name in reversed(COMPONENTS):
+        sid = state.get(name, {}).get("sid")
+        if sid and _stop_session(int(sid), grace_s):
+            stopped.append(name)
+        state.pop(name, None)
+    _save_state(settings, state)
+    return stopped
+
+
+def _stop_session(sid: int, grace_s: float) -> bool:
+    procs = _session_processes(sid)
+    if not procs:
+        return False
+    for proc in procs:
+        try:
+            proc.send_signal(signal.SIGTERM)
+        except psutil.Error:
+            continue
+    _, alive = psutil.wait_procs(procs, timeout=grace_s)
+    # Late children (a worker forked while we waited) are swept up here too.
+    for proc in alive + _session_processes(sid):
+        try:
+            proc.kill()
+        except psutil.Error:
+            continue
+    psutil.wait_procs(_session_processes(sid), timeout=5)
+    return True
+
+
+def running(settings: Settings) -> dict[str, bool]:
+    """Which parts of the platform answer now."""
+    return {
+        "mlflow": _answers(f"{settings.mlflow_uri}/health"),
+        "ray": _answers(f"{settings.dashboard_url}/api/version"),
+        "serve": _answers(f"{settings.serve_url}/healthz"),
+    }

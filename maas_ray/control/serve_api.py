@@ -1,0 +1,49 @@
+"""Ray Serve's declarative REST API (on the Ray dashboard), over httpx."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from maas_ray.errors import DeploymentFailed, PlatformUnavailable
+
+
+class ServeAPI:
+    """PUT the whole desired config; GET what runs."""
+
+    def __init__(self, dashboard_url: str, timeout_s: float = 30.0) -> None:
+        self.base = dashboard_url.rstrip("/")
+        self.timeout_s = timeout_s
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            return httpx.request(method, f"{self.base}{path}", timeout=self.timeout_s, **kwargs)
+        except httpx.HTTPError as exc:
+            raise PlatformUnavailable(
+                f"Ray dashboard at {self.base} does not answer ({exc.__class__.__name__}); "
+                "is the platform up? run `maas up`"
+            ) from exc
+
+    def put_config(self, config: dict[str, Any]) -> None:
+        """Make ``config`` (a ServeDeploySchema document) the desired state."""
+        resp = self._request("PUT", "/api/serve/applications/", json=config)
+        if resp.status_code >= 400:
+            raise DeploymentFailed(f"Serve refused the config: {resp.text.strip()[:2000]}")
+
+    def details(self) -> dict[str, Any]:
+        """Serve's instance details (applications, deployments, replicas)."""
+        resp = self._request("GET", "/api/serve/applications/")
+        if resp.status_code >= 400:
+            raise PlatformUnavailable(f"Serve status unavailable: {resp.text.strip()[:500]}")
+        data: dict[str, Any] = resp.json()
+        return data
+
+    def applications(self) -> dict[str, Any]:
+        """Running applications by name."""
+        apps: dict[str, Any] = self.details().get("applications") or {}
+        return apps
+
+    def shutdown(self) -> None:
+        """Stop Serve entirely (all applications and proxies)."""
+        self._request("DELETE", "/api/serve/applications/")

@@ -1,0 +1,121 @@
+"""One error tree; every error carries its HTTP status and a stable code.
+
+    MaasError (500, internal_error)
+    ├── BadRequest (400, bad_request)
+    │   └── InvalidJSON (400, invalid_json)
+    ├── NotFound (404, not_found)
+    │   ├── ModelNotFound (404, model_not_found)
+    │   └── VersionNotDeployed (404, not_deployed)
+    ├── Conflict (409, conflict)
+    ├── PayloadTooLarge (413, payload_too_large)
+    ├── UnsupportedMediaType (415, unsupported_media_type)
+    ├── InvalidInput (422, invalid_input)        input does not match the signature
+    ├── PredictionFailed (422, prediction_failed) the model rejected a well-formed input
+    ├── DeploymentFailed (500, deployment_failed) replicas did not start; carries their error
+    ├── PlatformUnavailable (503, platform_unavailable)
+    └── RemoteError (its status, its code)   an error answered over HTTP, for clients
+
+Front ends turn an error into ``{"error": message, "code": code}`` with
+``status_code``; nothing branches on message text.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class MaasError(Exception):
+    """Base of every maas_ray error."""
+
+    status_code: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+
+    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if status_code is not None:
+            self.status_code = status_code  # type: ignore[misc]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON body of this error."""
+        return {"error": self.message, "code": self.code}
+
+
+class BadRequest(MaasError):
+    status_code = 400
+    code = "bad_request"
+
+
+class InvalidJSON(BadRequest):
+    code = "invalid_json"
+
+
+class NotFound(MaasError):
+    status_code = 404
+    code = "not_found"
+
+
+class ModelNotFound(NotFound):
+    code = "model_not_found"
+
+    def __init__(self, name: str, version: str | None = None) -> None:
+        what = f"model '{name}'" if version is None else f"version {version} of model '{name}'"
+        super().__init__(f"{what} not found in the registry")
+        self.name = name
+        self.version = version
+
+
+class VersionNotDeployed(NotFound):
+    code = "not_deployed"
+
+    def __init__(self, name: str, version: str | None = None) -> None:
+        what = f"model '{name}'" if version is None else f"version {version} of model '{name}'"
+        super().__init__(f"{what} is not deployed")
+        self.name = name
+        self.version = version
+
+
+class Conflict(MaasError):
+    status_code = 409
+    code = "conflict"
+
+
+class PayloadTooLarge(MaasError):
+    status_code = 413
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(MaasError):
+    status_code = 415
+    code = "unsupported_media_type"
+
+
+class InvalidInput(MaasError):
+    status_code = 422
+    code = "invalid_input"
+
+
+class PredictionFailed(MaasError):
+    status_code = 422
+    code = "prediction_failed"
+
+
+class DeploymentFailed(MaasError):
+    status_code = 500
+    code = "deployment_failed"
+
+
+class PlatformUnavailable(MaasError):
+    status_code = 503
+    code = "platform_unavailable"
+
+
+class RemoteError(MaasError):
+    """An error answered by the platform over HTTP, keeping its status and code."""
+
+    def __init__(self, message: str, *, status_code: int, remote_code: str) -> None:
+        super().__init__(message, status_code=status_code)
+        self.remote_code = remote_code
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"error": self.message, "code": self.remote_code}

@@ -1,0 +1,7 @@
+"""Registered models, versions, digests and deployment specs (MLflow Model Registry)."""
+
+from maas_ray.registry._registry import DigestMismatch, Registry
+from maas_ray.registry.digest import artifact_digest
+from maas_ray.registry.models import ModelInfo, VersionInfo
+
+__all__ = ["DigestMismatch", "ModelInfo", "Registry", "VersionInfo", "artifact_digest"]

@@ -1,0 +1,287 @@
+"""The MLflow Model Registry as maas_ray sees it.
+
+Everything durable lives here: versions with their digest and signature (version
+tags) and each model's deployment spec (a registered-model tag). Ray Serve only
+ever holds state derived from this.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import mlflow
+from mlflow.entities.model_registry import ModelVersion, RegisteredModel
+from mlflow.exceptions import MlflowException
+from mlflow.models import Model
+from mlflow.tracking import MlflowClient
+
+from maas_ray.errors import BadRequest, MaasError, ModelNotFound, PlatformUnavailable
+from maas_ray.registry._logging import log_model
+from maas_ray.registry.digest import artifact_digest
+from maas_ray.registry.models import ModelInfo, VersionInfo
+
+logger = logging.getLogger(__name__)
+
+TAG_SHA256 = "maas.sha256"
+TAG_SIGNATURE = "maas.signature"
+TAG_SPEC = "maas.deployment"
+EXPERIMENT = "maas-registrations"
+_NOT_FOUND = "RESOURCE_DOES_NOT_EXIST"
+
+
+class DigestMismatch(MaasError):
+    """The artifacts of a version no longer hash to the digest recorded at registration."""
+
+    status_code = 409
+    code = "digest_mismatch"
+
+
+class Registry:
+    """Registered models, versions, digests and deployment specs over ``MlflowClient``."""
+
+    def __init__(self, tracking_uri: str) -> None:
+        self.uri = tracking_uri
+        # Download bars of MLflow would interleave with our own progress display.
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+    # -- health ------------------------------------------------------------
+    def check(self, timeout_s: float = 5.0) -> None:
+        """Fail fast with PlatformUnavailable when the MLflow server does not answer."""
+        if not self.uri.startswith("http"):
+            return
+        try:
+            httpx.get(f"{self.uri}/health", timeout=timeout_s).raise_for_status()
+        except httpx.HTTPError as exc:
+            raise PlatformUnavailable(
+                f"MLflow server at {self.uri} does not answer ({exc.__class__.__name__}); "
+                "is the platform up? run `maas up`"
+            ) from exc
+
+    # -- registration --------------------------------------------------------
+    def register(
+        self,
+        name: str,
+        model: Any,
+        *,
+        input_example: Any = None,
+        signature: Any = None,
+        artifacts: dict[str, str] | None = None,
+        description: str | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> VersionInfo:
+        """Log ``model`` with MLflow and register it as a new version of ``name``."""
+        _validate_name(name)
+        started = time.perf_counter()
+        self._use()
+        with mlflow.start_run(run_name=f"register-{name}"):
+            info = log_model(
+                model,
+                registered_model_name=name,
+                input_example=input_example,
+                signature=signature,
+                artifacts=artifacts,
+            )
+        version = str(info.registered_model_version)
+        result = self._finish(name, version, description, tags)
+        logger.info(
+            "registered %s version %s in %.2fs", name, version, time.perf_counter() - started
+        )
+        return result
+
+    def register_uri(
+        self,
+        name: str,
+        model_uri: str,
+        *,
+        description: str | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> VersionInfo:
+        """Register an existing MLflow model (``runs:/``, ``models:/`` or a local folder)."""
+        _validate_name(name)
+        self._use()
+        local = Path(model_uri).expanduser()
+        if "://" not in model_uri and ":/" not in model_uri:
+            if not (local / "MLmodel").is_file():
+                raise BadRequest(f"got '{model_uri}' for --model-uri: no MLmodel file there")
+            with mlflow.start_run(run_name=f"register-{name}") as run:
+                mlflow.log_artifacts(str(local), artifact_path="model")
+            model_uri = f"runs:/{run.info.run_id}/model"
+        try:
+            mv = mlflow.register_model(model_uri, name)
+        except MlflowException as exc:
+            raise BadRequest(f"cannot register '{model_uri}': {exc.message}") from exc
+        return self._finish(name, str(mv.version), description, tags)
+
+    def _finish(
+        self, name: str, version: str, description: str | None, tags: dict[str, str] | None
+    ) -> VersionInfo:
+        with tempfile.TemporaryDirectory(prefix="maas-reg-") as tmp:
+            local = self._download(name, version, tmp)
+            digest = artifact_digest(local)
+            sig = Model.load(local).signature
+        self.client.set_model_version_tag(name, version, TAG_SHA256, digest)
+        if sig is not None:
+            self.client.set_model_version_tag(name, version, TAG_SIGNATURE, json.dumps(sig.to_dict()))
+        for key, value in (tags or {}).items():
+            self.client.set_model_version_tag(name, version, key, str(value))
+        if description:
+            self.client.update_model_version(name, version, description=description)
+        return self.get_version(name, version)
+
+    # -- reading ----------------------------------------------------------------
+    def get_model(self, name: str) -> ModelInfo:
+        """A registered model with every version, newest first."""
+        rm = self._registered(name)
+        versions = self.client.search_model_versions(f"name='{_quote(name)}'")
+        infos = sorted((_version_info(v) for v in versions), key=lambda v: -int(v.version))
+        return _model_info(rm, infos)
+
+    def list_models(self) -> list[ModelInfo]:
+        """Every registered model (versions not filled in)."""
+        models = self.client.search_registered_models(max_results=1000)
+        return sorted((_model_info(rm, []) for rm in models), key=lambda m: m.name)
+
+    def get_version(self, name: str, version: str) -> VersionInfo:
+        """One version; ModelNotFound when the model or the version does not exist."""
+        try:
+            mv = self.client.get_model_version(name, str(version))
+        except MlflowException as exc:
+            if exc.error_code == _NOT_FOUND:
+                self._registered(name)
+                raise ModelNotFound(name, str(version)) from exc
+            raise
+        return _version_info(mv)
+
+    def resolve(self, name: str, version: str | None = None, alias: str | None = None) -> VersionInfo:
+        """The version named by ``version``, by ``alias``, or else the latest one."""
+        if version is not None:
+            return self.get_version(name, version)
+        if alias is not None:
+            try:
+                return _version_info(self.client.get_model_version_by_alias(name, alias))
+            except MlflowException as exc:
+                if exc.error_code == _NOT_FOUND:
+                    self._registered(name)
+                    raise ModelNotFound(name, f"@{alias}") from exc
+                raise
+        latest = self.get_model(name).latest_version
+        if latest is None:
+            raise ModelNotFound(name)
+        return self.get_version(name, latest)
+
+    # -- loading -----------------------------------------------------------------
+    def download_verified(self, name: str, version: str, dst: str | Path) -> Path:
+        """Download a version's artifacts and check them against the recorded digest."""
+        info = self.get_version(name, version)
+        if not info.sha256:
+            raise DigestMismatch(
+                f"version {version} of '{name}' has no recorded digest; register it with maas"
+            )
+        local = self._download(name, version, dst)
+        actual = artifact_digest(local)
+        if actual != info.sha256:
+            raise DigestMismatch(
+                f"artifacts of '{name}' version {version} were changed after registration: "
+                f"sha256 {actual[:12]}... != recorded {info.sha256[:12]}..."
+            )
+        return local
+
+    def _download(self, name: str, version: str, dst: str | Path) -> Path:
+        # Not "models:/..." here: MLflow resolves that against the process-wide
+        # registry URI, which inside a Serve replica is not ours.
+        source = self.client.get_model_version_download_uri(name, str(version))
+        path = mlflow.artifacts.download_artifacts(
+            artifact_uri=source, dst_path=str(dst), tracking_uri=self.uri
+        )
+        return Path(path)
+
+    # -- deployment specs ---------------------------------------------------------
+    def get_spec(self, name: str) -> dict[str, Any] | None:
+        """The stored deployment spec of ``name``, or None when it is not deployed."""
+        raw = self._registered(name).tags.get(TAG_SPEC)
+        return json.loads(raw) if raw else None
+
+    def set_spec(self, name: str, spec: dict[str, Any]) -> None:
+        """Store ``spec`` as the model's deployment spec."""
+        self.client.set_registered_model_tag(name, TAG_SPEC, json.dumps(spec, sort_keys=True))
+
+    def delete_spec(self, name: str) -> None:
+        """Forget the model's deployment spec (the model stays registered)."""
+        if TAG_SPEC in self._registered(name).tags:
+            self.client.delete_registered_model_tag(name, TAG_SPEC)
+
+    def list_specs(self) -> dict[str, dict[str, Any]]:
+        """Every stored deployment spec by model name."""
+        specs = {}
+        for rm in self.client.search_registered_models(max_results=1000):
+            if TAG_SPEC in rm.tags:
+                specs[rm.name] = json.loads(rm.tags[TAG_SPEC])
+        return specs
+
+    # -- helpers --------------------------------------------------------------
+    def _registered(self, name: str) -> RegisteredModel:
+        try:
+            return self.client.get_registered_model(name)
+        except MlflowException as exc:
+            if exc.error_code == _NOT_FOUND:
+                raise ModelNotFound(name) from exc
+            raise
+
+    def _use(self) -> None:
+        # The fluent log_model API reads process-wide URIs; point them at this registry.
+        mlflow.set_tracking_uri(self.uri)
+        mlflow.set_registry_uri(self.uri)
+        mlflow.set_experiment(EXPERIMENT)
+
+
+def _validate_name(name: str) -> None:
+    ok = name and all(c.isalnum() or c in "-_." for c in name) and name[0].isalnum()
+    if not ok or len(name) > 100:
+        raise BadRequest(
+            f"got '{name}' for model name: use letters, digits, '-', '_' or '.', "
+            "starting with a letter or digit"
+        )
+
+
+def _quote(name: str) -> str:
+    return name.replace("'", "\\'")
+
+
+def _version_info(mv: ModelVersion) -> VersionInfo:
+    tags = dict(mv.tags or {})
+    raw_sig = tags.pop(TAG_SIGNATURE, None)
+    return VersionInfo(
+        name=mv.name,
+        version=str(mv.version),
+        source=mv.source or "",
+        run_id=mv.run_id,
+        status=str(mv.status),
+        description=mv.description or "",
+        created_ms=int(mv.creation_timestamp or 0),
+        aliases=list(mv.aliases or []),
+        tags={k: v for k, v in tags.items() if k != TAG_SHA256},
+        signature=json.loads(raw_sig) if raw_sig else None,
+        sha256=tags.get(TAG_SHA256),
+    )
+
+
+def _model_info(rm: RegisteredModel, versions: list[VersionInfo]) -> ModelInfo:
+    latest = max((int(v.version) for v in rm.latest_versions or []), default=None)
+    if versions:
+        latest = max(int(v.version) for v in versions)
+    return ModelInfo(
+        name=rm.name,
+        description=rm.description or "",
+        tags={k: v for k, v in (rm.tags or {}).items() if k != TAG_SPEC},
+        aliases=dict(rm.aliases or {}),
+        latest_version=None if latest is None else str(latest),
+        versions=versions,
+    )

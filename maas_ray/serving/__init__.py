@@ -1,0 +1,1 @@
+"""Ray Serve deployments that serve registered model versions over HTTP."""

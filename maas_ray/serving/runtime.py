@@ -1,0 +1,72 @@
+"""The protocol-neutral core: one loaded model version and its predict call."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import time
+from typing import Any
+
+import mlflow
+from mlflow.exceptions import MlflowException
+from mlflow.types import Schema
+
+from maas_ray.errors import InvalidInput, PredictionFailed
+from maas_ray.registry import Registry
+from maas_ray.serving.protocol import _message, encode_predictions, parse_payload
+
+logger = logging.getLogger(__name__)
+
+
+class ModelRuntime:
+    """A verified, loaded model version; every front end predicts through it."""
+
+    def __init__(self, name: str, version: str, model: mlflow.pyfunc.PyFuncModel) -> None:
+        self.name = name
+        self.version = version
+        self.model = model
+        signature = model.metadata.get_input_schema()
+        self.input_schema: Schema | None = signature
+
+    @classmethod
+    def load(cls, registry: Registry, name: str, version: str) -> ModelRuntime:
+        """Download ``name``/``version`` from the registry, verify its digest, load it."""
+        started = time.perf_counter()
+        tmp = tempfile.mkdtemp(prefix=f"maas-{name}-{version}-")
+        try:
+            local = registry.download_verified(name, version, tmp)
+            model = mlflow.pyfunc.load_model(str(local))
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        logger.info(
+            "loaded model %s version %s in %.2fs", name, version, time.perf_counter() - started
+        )
+        return cls(name, version, model)
+
+    def predict(self, data: Any) -> Any:
+        """Predict on parsed input; signature mismatches become InvalidInput (422)."""
+        try:
+            return self.model.predict(data)
+        except MlflowException as exc:
+            raise InvalidInput(_message(exc)) from exc
+        except Exception as exc:
+            # MLflow's scoring server answers 400 here too: the input passed the
+            # signature but the model could not use it. Keep the trace in our log.
+            logger.warning("model %s v%s failed on an input", self.name, self.version, exc_info=True)
+            raise PredictionFailed(
+                f"model '{self.name}' version {self.version} could not predict this input: "
+                f"{type(exc).__name__}: {_message(exc)}"
+            ) from exc
+
+    def predict_bytes(self, body: bytes, content_type: str | None) -> bytes:
+        """Parse a request body, predict, and encode the answer."""
+        return encode_predictions(self.predict(parse_payload(body, content_type, self.input_schema)))
+
+    def describe(self) -> dict[str, Any]:
+        """Metadata a client may ask for (name, version, input schema)."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "inputs": self.input_schema.to_dict() if self.input_schema else None,
+        }

@@ -1,0 +1,84 @@
+"""Every knob of maas_ray in one typed settings object.
+
+Values come from keyword arguments, then ``MAAS_*`` environment variables, then
+the defaults below. Read them when needed (``Settings()``), never at import.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Port = int
+
+
+class Settings(BaseSettings):
+    """Platform settings; environment prefix ``MAAS_``."""
+
+    model_config = SettingsConfigDict(env_prefix="MAAS_", extra="forbid", validate_default=True)
+
+    home: Path = Field(
+        default=Path("~/.maas"),
+        description="Folder for the MLflow database, artifacts, Ray logs and process state.",
+    )
+    host: str = Field(default="127.0.0.1", description="Address every service binds to.")
+    mlflow_port: int = Field(default=5000, ge=1, le=65535, description="MLflow server port.")
+    serve_port: int = Field(default=8000, ge=1, le=65535, description="Ray Serve HTTP port.")
+    dashboard_port: int = Field(
+        default=8265, ge=1, le=65535, description="Ray dashboard and Serve REST API port."
+    )
+    ray_port: int = Field(default=6379, ge=1, le=65535, description="Ray GCS port of the head.")
+    ray_client_port: int = Field(
+        default=10001, ge=1, le=65535, description="Ray client server port of the head."
+    )
+    ray_num_cpus: int | None = Field(
+        default=None, ge=1, description="Logical CPUs of the Ray head; None counts the machine's."
+    )
+    ray_num_gpus: int | None = Field(
+        default=None, ge=0, description="Logical GPUs of the Ray head; None detects them."
+    )
+    tracking_uri: str | None = Field(
+        default=None,
+        description="MLflow tracking/registry URI; None means the local server of `maas up`.",
+    )
+    startup_timeout_s: float = Field(
+        default=180.0, gt=0, description="How long `maas up` waits for each service."
+    )
+    deploy_timeout_s: float = Field(
+        default=300.0, gt=0, description="How long `maas deploy` waits for RUNNING."
+    )
+    request_timeout_s: float = Field(
+        default=60.0, gt=0, description="HTTP timeout of the CLI and SDK."
+    )
+
+    @field_validator("home")
+    @classmethod
+    def _expand_home(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @property
+    def mlflow_uri(self) -> str:
+        """The MLflow tracking and registry URI clients should use."""
+        return self.tracking_uri or f"http://{self.host}:{self.mlflow_port}"
+
+    @property
+    def serve_url(self) -> str:
+        """Base URL of the Serve HTTP ingress."""
+        return f"http://{self.host}:{self.serve_port}"
+
+    @property
+    def dashboard_url(self) -> str:
+        """Base URL of the Ray dashboard (also the Serve REST API)."""
+        return f"http://{self.host}:{self.dashboard_port}"
+
+    @property
+    def ray_address(self) -> str:
+        """GCS address for ``ray.init(address=...)`` and ``ray job submit``."""
+        return f"{self.host}:{self.ray_port}"
+
+    @property
+    def run_dir(self) -> Path:
+        """Where process ids and logs of the local platform live."""
+        return self.home / "run"

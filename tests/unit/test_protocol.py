@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import orjson
+import pandas as pd
+import pytest
+from mlflow.types import ColSpec, Schema, TensorSpec
+
+from maas_ray.errors import BadRequest, InvalidInput, InvalidJSON, UnsupportedMediaType
+from maas_ray.serving.protocol import encode_predictions, parse_payload
+
+COLS = Schema([ColSpec("double", "a"), ColSpec("double", "b")])
+TENSOR = Schema([TensorSpec(np.dtype("float32"), (-1, 3))])
+JSON = "application/json"
+
+
+def body(obj: object) -> bytes:
+    return orjson.dumps(obj)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"dataframe_split": {"columns": ["a", "b"], "data": [[1, 2], [3, 4]]}},
+        {"dataframe_records": [{"a": 1, "b": 2}, {"a": 3, "b": 4}]},
+        {"instances": [{"a": 1, "b": 2}, {"a": 3, "b": 4}]},
+        {"inputs": {"a": [1, 3], "b": [2, 4]}},
+    ],
+)
+def test_every_mlflow_scoring_format_parses_to_the_same_frame(payload: dict[str, object]) -> None:
+    frame = parse_payload(body(payload), JSON, COLS)
+    frame = frame if isinstance(frame, pd.DataFrame) else pd.DataFrame(frame)
+    assert frame[["a", "b"]].to_numpy().tolist() == [[1, 2], [3, 4]]
+
+
+def test_tensor_inputs_take_the_signature_dtype() -> None:
+    arr = parse_payload(body({"inputs": [[1, 2, 3]]}), "application/json; charset=utf-8", TENSOR)
+    assert arr.dtype == np.float32
+    assert arr.shape == (1, 3)
+
+
+def test_csv_bodies_are_accepted() -> None:
+    frame = parse_payload(b"a,b\n1,2\n", "text/csv", COLS)
+    assert frame.to_numpy().tolist() == [[1.0, 2.0]]
+
+
+@pytest.mark.parametrize(
+    ("raw", "ctype", "error"),
+    [
+        (b"{bad", JSON, InvalidJSON),
+        (b"[1, 2]", JSON, BadRequest),
+        (b'{"rows": [1]}', JSON, BadRequest),
+        (b'{"inputs": [[1]], "instances": [[1]]}', JSON, BadRequest),
+        (b'{"inputs": []}', JSON, InvalidInput),
+        (b'{"inputs": [["x", "y", "z"]]}', JSON, InvalidInput),
+        (b"a=1", "application/x-www-form-urlencoded", UnsupportedMediaType),
+        (b"\xff\xfe", "text/csv", InvalidInput),
+    ],
+)
+def test_bad_bodies_raise_the_right_error(raw: bytes, ctype: str, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        parse_payload(raw, ctype, TENSOR)
+
+
+def test_malformed_json_is_400_not_422() -> None:
+    with pytest.raises(InvalidJSON) as info:
+        parse_payload(b'{"inputs": [1,', JSON, None)
+    assert info.value.status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (np.array([1, 2]), [1, 2]),
+        (np.array(["pos", "neg"], dtype=object), ["pos", "neg"]),
+        (pd.Series([0.5, math.nan]), [0.5, None]),
+        (pd.DataFrame({"x": [1]}), [{"x": 1}]),
+        ([np.int64(3), math.inf], [3, None]),
+        (np.array([np.nan, 1.0]), [None, 1.0]),
+    ],
+)
+def test_predictions_always_encode_as_valid_json(value: object, expected: object) -> None:
+    assert orjson.loads(encode_predictions(value)) == {"predictions": expected}

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from maas_ray import errors
+from maas_ray.settings import Settings
+
+
+def test_env_prefix_and_derived_urls(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("MAAS_HOME", str(tmp_path / "h"))
+    monkeypatch.setenv("MAAS_SERVE_PORT", "8123")
+    s = Settings()
+    assert s.home == (tmp_path / "h").resolve()
+    assert s.serve_url == "http://127.0.0.1:8123"
+    assert s.mlflow_uri == "http://127.0.0.1:5000"
+    assert Settings(tracking_uri="http://db:1").mlflow_uri == "http://db:1"
+
+
+def test_bad_values_are_rejected_with_the_field_name() -> None:
+    with pytest.raises(ValidationError, match="serve_port"):
+        Settings(serve_port=70000)
+    with pytest.raises(ValidationError, match="no_such_knob"):
+        Settings(no_such_knob=1)  # type: ignore[call-arg]
+
+
+def test_home_tilde_is_expanded() -> None:
+    assert "~" not in str(Settings(home=Path("~/x")).home)
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "code"),
+    [
+        (errors.InvalidJSON("x"), 400, "invalid_json"),
+        (errors.ModelNotFound("m"), 404, "model_not_found"),
+        (errors.VersionNotDeployed("m", "3"), 404, "not_deployed"),
+        (errors.UnsupportedMediaType("x"), 415, "unsupported_media_type"),
+        (errors.InvalidInput("x"), 422, "invalid_input"),
+        (errors.PredictionFailed("x"), 422, "prediction_failed"),
+        (errors.PlatformUnavailable("x"), 503, "platform_unavailable"),
+    ],
+)
+def test_every_error_carries_status_and_code(
+    error: errors.MaasError, status: int, code: str
+) -> None:
+    assert isinstance(error, errors.MaasError)
+    assert error.status_code == status
+    assert error.to_dict()["code"] == code
+    assert error.to_dict()["error"]
+
+
+def test_messages_name_the_model_and_version() -> None:
+    assert "version 3 of model 'm'" in errors.ModelNotFound("m", "3").message
+    assert errors.BadRequest("x", status_code=405).status_code == 405
+    assert errors.BadRequest("x").status_code == 400  # the override did not leak

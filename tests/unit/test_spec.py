@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+from ray.serve.schema import ServeDeploySchema
+
+from maas_ray.control.spec import DeploymentSpec, serve_config
+
+
+def test_fixed_replicas_become_a_serve_application() -> None:
+    app = DeploymentSpec(model="m", num_replicas=2, num_cpus=1, num_gpus=0.5).to_application(
+        "7", "http://127.0.0.1:5000"
+    )
+    assert app["route_prefix"] == "/v1/models/m"
+    assert app["args"] == {"model": "m", "version": "7", "tracking_uri": "http://127.0.0.1:5000"}
+    (dep,) = app["deployments"]
+    assert dep["num_replicas"] == 2
+    assert dep["ray_actor_options"] == {"num_cpus": 1, "num_gpus": 0.5}
+
+
+def test_autoscaling_spec() -> None:
+    spec = DeploymentSpec(model="m", min_replicas=1, max_replicas=3)
+    (dep,) = spec.to_application("1", "u")["deployments"]
+    assert "num_replicas" not in dep
+    assert dep["autoscaling_config"]["min_replicas"] == 1
+    assert dep["autoscaling_config"]["max_replicas"] == 3
+    assert spec.replicas_text() == "1-3"
+
+
+def test_whole_config_passes_rays_own_schema() -> None:
+    apps = [
+        DeploymentSpec(model="a").to_application("1", "u"),
+        DeploymentSpec(model="b", min_replicas=0, max_replicas=2).to_application("4", "u"),
+    ]
+    parsed = ServeDeploySchema.model_validate(serve_config(apps, "127.0.0.1", 8000, "u"))
+    assert [a.name for a in parsed.applications] == ["maas-gateway", "a", "b"]
+    assert parsed.http_options.host == "127.0.0.1"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"version": "1", "alias": "prod"}, "either a version or an alias"),
+        ({"num_replicas": 1, "min_replicas": 1, "max_replicas": 2}, "either num_replicas"),
+        ({"min_replicas": 1}, "both min_replicas and max_replicas"),
+        ({"min_replicas": 3, "max_replicas": 1}, "min_replicas=3 > max_replicas=1"),
+        ({"num_gpus": -1}, "num_gpus"),
+        ({"replicas": 2}, "replicas"),
+    ],
+)
+def test_inconsistent_specs_are_refused(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        DeploymentSpec(model="m", **kwargs)  # type: ignore[arg-type]
