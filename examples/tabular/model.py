@@ -1,0 +1,76 @@
+"""MLflow "models from code" definition for the ``tabular`` seed example.
+
+This file is copied into the MLflow model directory and executed on load, so it must be
+self-contained (only mlflow, numpy and torch). Nothing is pickled: the weights are a
+``state_dict`` read with ``torch.load(..., weights_only=True)`` and the standardisation
+parameters plus class names come from a JSON artifact.
+
+Input: float32 array of shape (-1, 30), the raw breast-cancer features.
+Output: list of class names (``"malignant"`` / ``"benign"``), one per row.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import mlflow
+import numpy as np
+import torch
+from torch import nn
+
+N_FEATURES = 30
+DEFAULT_CLASSES = ("malignant", "benign")
+
+
+class BreastCancerMLP(nn.Module):
+    """30 -> 64 -> 32 -> 1 MLP; ``forward`` returns P(class 1) via a sigmoid."""
+
+    def __init__(self, n_features: int = N_FEATURES) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(n_features, 64),
+            nn.ReLU(),
+            nn.Linear(64, 32),
+            nn.ReLU(),
+            nn.Linear(32, 1),
+        )
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).squeeze(-1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.logits(x))
+
+
+class TabularClassifier(mlflow.pyfunc.PythonModel):
+    """Pyfunc wrapper: standardise, run the MLP, threshold at 0.5, map to class names."""
+
+    def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
+        with open(context.artifacts["scaler"], encoding="utf-8") as fh:
+            scaler = json.load(fh)
+        self.mean = np.asarray(scaler["mean"], dtype=np.float32)
+        self.scale = np.asarray(scaler["scale"], dtype=np.float32)
+        self.classes = list(scaler.get("classes", DEFAULT_CLASSES))
+        self.model = BreastCancerMLP(n_features=self.mean.shape[0])
+        state = torch.load(context.artifacts["weights"], map_location="cpu", weights_only=True)
+        self.model.load_state_dict(state)
+        self.model.eval()
+
+    # np.ndarray (not list[...]) on purpose: MLflow then infers the signature from the
+    # float32 input example (a tensor spec) and the scoring server parses
+    # {"inputs": [[...], ...]} into a float32 array before calling predict.
+    def predict(
+        self,
+        context: mlflow.pyfunc.PythonModelContext | None,
+        model_input: np.ndarray,
+        params: dict[str, Any] | None = None,
+    ) -> list[str]:
+        x = np.asarray(model_input, dtype=np.float32).reshape(-1, self.mean.shape[0])
+        x = (x - self.mean) / self.scale
+        with torch.inference_mode():
+            proba = self.model(torch.from_numpy(x)).numpy()
+        return [self.classes[int(p >= 0.5)] for p in proba]
+
+
+mlflow.models.set_model(TabularClassifier())
