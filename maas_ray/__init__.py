@@ -6,5 +6,13 @@ from maas_ray.errors import MaasError
 from maas_ray.registry import ModelInfo, VersionInfo
 from maas_ray.settings import Settings
 
-__all__ = ["DeploymentSpec", "MaaS", "MaasError", "ModelInfo", "ModelStatus", "Settings", "VersionInfo"]
+__all__ = [
+    "DeploymentSpec",
+    "MaaS",
+    "MaasError",
+    "ModelInfo",
+    "ModelStatus",
+    "Settings",
+    "VersionInfo",
+]
 __version__ = "0.1.0"

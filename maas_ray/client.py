@@ -74,12 +74,21 @@ class MaaS:
             The new version, with its signature and SHA-256 digest.
         """
         return self.registry.register(
-            name, model, input_example=input_example, signature=signature,
-            artifacts=artifacts, description=description, tags=tags,
+            name,
+            model,
+            input_example=input_example,
+            signature=signature,
+            artifacts=artifacts,
+            description=description,
+            tags=tags,
         )
 
     def register_uri(
-        self, name: str, model_uri: str, *, description: str | None = None,
+        self,
+        name: str,
+        model_uri: str,
+        *,
+        description: str | None = None,
         tags: dict[str, str] | None = None,
     ) -> VersionInfo:
         """Register an existing MLflow model (``runs:/``, ``models:/`` or a local folder)."""
@@ -135,8 +144,9 @@ class MaaS:
     ) -> list[Any]:
         """Predict over HTTP; ``inputs`` become ``{"inputs": ...}`` unless ``payload`` is given."""
         body = payload if payload is not None else wrap_inputs(inputs)
-        return self.predict_raw(name, orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY),
-                                "application/json", version)["predictions"]
+        return self.predict_raw(
+            name, orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), "application/json", version
+        )["predictions"]
 
     def predict_raw(
         self, name: str, body: bytes, content_type: str, version: str | int | None = None
@@ -147,7 +157,8 @@ class MaaS:
             path += f"/versions/{version}"
         try:
             resp = self._http.post(
-                f"{self.settings.serve_url}{path}/predict", content=body,
+                f"{self.settings.serve_url}{path}/predict",
+                content=body,
                 headers={"content-type": content_type},
             )
         except httpx.HTTPError as exc:
@@ -156,8 +167,11 @@ class MaaS:
             ) from exc
         data = _json(resp)
         if resp.status_code >= 400:
-            raise RemoteError(str(data.get("error", resp.text)), status_code=resp.status_code,
-                              remote_code=str(data.get("code", "unknown")))
+            raise RemoteError(
+                str(data.get("error", resp.text)),
+                status_code=resp.status_code,
+                remote_code=str(data.get("code", "unknown")),
+            )
         data["version"] = resp.headers.get("x-maas-model-version")
         return data
 
@@ -177,5 +191,7 @@ def _json(resp: httpx.Response) -> dict[str, Any]:
     try:
         data = resp.json()
     except ValueError as exc:
-        raise InvalidJSON(f"platform answered non-JSON ({resp.status_code}): {resp.text[:300]}") from exc
+        raise InvalidJSON(
+            f"platform answered non-JSON ({resp.status_code}): {resp.text[:300]}"
+        ) from exc
     return data if isinstance(data, dict) else {"predictions": data}

@@ -41,8 +41,14 @@ def _global(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log to stderr.")] = False,
 ) -> None:
     """Global options override MAAS_* environment variables."""
-    given = {"home": home, "host": host, "mlflow_port": mlflow_port, "serve_port": serve_port,
-             "dashboard_port": dashboard_port, "ray_port": ray_port}
+    given = {
+        "home": home,
+        "host": host,
+        "mlflow_port": mlflow_port,
+        "serve_port": serve_port,
+        "dashboard_port": dashboard_port,
+        "ray_port": ray_port,
+    }
     _overrides.update({k: v for k, v in given.items() if v is not None})
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr)
 
@@ -57,8 +63,13 @@ def _sdk() -> MaaS:
 
 @contextmanager
 def _progress(title: str) -> Iterator[Callable[[str], None]]:
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                  console=err, transient=True) as bar:
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
         task = bar.add_task(title)
         yield lambda text: bar.update(task, description=f"{title}: {text}")
 
@@ -94,7 +105,9 @@ def up() -> None:
     for part in report:
         table.add_row(labels[part.name], part.url, "started" if part.started else "already running")
     out.print(table)
-    out.print(f"Ray address for jobs and handles: {settings.ray_address}  (MAAS_HOME={settings.home})")
+    out.print(
+        f"Ray address for jobs and handles: {settings.ray_address}  (MAAS_HOME={settings.home})"
+    )
 
 
 @app.command()
@@ -120,8 +133,15 @@ def status() -> None:
         if r.replicas_spec != str(r.replicas_target):
             replicas += f" ({r.replicas_spec})"
         color = "green" if r.health == "RUNNING" else "yellow"
-        table.add_row(r.model, version, replicas, f"{r.num_cpus:g}", f"{r.num_gpus:g}",
-                      f"[{color}]{r.health}[/{color}]", r.route)
+        table.add_row(
+            r.model,
+            version,
+            replicas,
+            f"{r.num_cpus:g}",
+            f"{r.num_gpus:g}",
+            f"[{color}]{r.health}[/{color}]",
+            r.route,
+        )
     out.print(table if rows else "no model is deployed")
     for r in rows:
         if r.message:
@@ -156,9 +176,15 @@ def models_show(name: str) -> None:
         table.add_column(col, overflow="fold")
     for v in model.versions:
         created = datetime.fromtimestamp(v.created_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
-        table.add_row(v.version, created, ", ".join(v.aliases), _signature_text(v.signature),
-                      (v.sha256 or "-")[:16], ", ".join(f"{k}={x}" for k, x in sorted(v.tags.items())),
-                      v.description)
+        table.add_row(
+            v.version,
+            created,
+            ", ".join(v.aliases),
+            _signature_text(v.signature),
+            (v.sha256 or "-")[:16],
+            ", ".join(f"{k}={x}" for k, x in sorted(v.tags.items())),
+            v.description,
+        )
     out.print(table)
 
 
@@ -172,7 +198,11 @@ def _signature_text(signature: dict[str, Any] | None) -> str:
         text = ", ".join(
             f"{s.get('name', '')}{':' if s.get('name') else ''}"
             f"{s.get('type')}{'' if 'tensor-spec' not in s else ''}"
-            + (f"{s['tensor-spec']['dtype']}{tuple(s['tensor-spec']['shape'])}" if "tensor-spec" in s else "")
+            + (
+                f"{s['tensor-spec']['dtype']}{tuple(s['tensor-spec']['shape'])}"
+                if "tensor-spec" in s
+                else ""
+            )
             for s in specs
         )
         parts.append(f"{key}: {text or '-'}")
@@ -182,9 +212,13 @@ def _signature_text(signature: dict[str, Any] | None) -> str:
 @app.command()
 def register(
     name: str,
-    model_uri: Annotated[str, typer.Option("--model-uri", help="runs:/, models:/ or a local MLflow model folder.")],
+    model_uri: Annotated[
+        str, typer.Option("--model-uri", help="runs:/, models:/ or a local MLflow model folder.")
+    ],
     description: Annotated[str | None, typer.Option(help="Version description.")] = None,
-    tag: Annotated[list[str] | None, typer.Option(help="KEY=VALUE version tag (repeatable).")] = None,
+    tag: Annotated[
+        list[str] | None, typer.Option(help="KEY=VALUE version tag (repeatable).")
+    ] = None,
 ) -> None:
     """Register an existing MLflow model as a new version of NAME."""
     try:
@@ -199,7 +233,9 @@ def register(
 def deploy(
     name: str,
     version: Annotated[str | None, typer.Option(help="Version to serve (default: latest).")] = None,
-    alias: Annotated[str | None, typer.Option(help="Serve the version this alias points to.")] = None,
+    alias: Annotated[
+        str | None, typer.Option(help="Serve the version this alias points to.")
+    ] = None,
     num_replicas: Annotated[int | None, typer.Option(help="Fixed number of replicas.")] = None,
     min_replicas: Annotated[int | None, typer.Option(help="Autoscaling floor.")] = None,
     max_replicas: Annotated[int | None, typer.Option(help="Autoscaling ceiling.")] = None,
@@ -212,17 +248,28 @@ def deploy(
 
     try:
         with _progress(f"deploying {name}") as progress:
-            row = _sdk().deploy(name, version, alias=alias, num_replicas=num_replicas,
-                                min_replicas=min_replicas, max_replicas=max_replicas,
-                                num_cpus=num_cpus, num_gpus=num_gpus,
-                                max_ongoing_requests=max_ongoing_requests, progress=progress)
+            row = _sdk().deploy(
+                name,
+                version,
+                alias=alias,
+                num_replicas=num_replicas,
+                min_replicas=min_replicas,
+                max_replicas=max_replicas,
+                num_cpus=num_cpus,
+                num_gpus=num_gpus,
+                max_ongoing_requests=max_ongoing_requests,
+                progress=progress,
+            )
     except MaasError as exc:
         _fail(exc)
     except ValidationError as exc:
         err.print(f"[red]error:[/red] {exc.errors()[0]['msg']}")
         raise typer.Exit(2) from None
-    out.print(f"{row.model} version {row.version} is {row.health} "
-              f"({row.replicas_running}/{row.replicas_target} replicas) at {_settings().serve_url}{row.route}")
+    out.print(
+        f"{row.model} version {row.version} is {row.health} "
+        f"({row.replicas_running}/{row.replicas_target} replicas) "
+        f"at {_settings().serve_url}{row.route}"
+    )
 
 
 @app.command()
@@ -239,8 +286,12 @@ def undeploy(name: str) -> None:
 @app.command()
 def predict(
     name: str,
-    json_: Annotated[str | None, typer.Option("--json", help="A scoring payload, or a JSON list of inputs.")] = None,
-    file: Annotated[Path | None, typer.Option(help="A CSV file (header row = column names) or a .json file.")] = None,
+    json_: Annotated[
+        str | None, typer.Option("--json", help="A scoring payload, or a JSON list of inputs.")
+    ] = None,
+    file: Annotated[
+        Path | None, typer.Option(help="A CSV file (header row = column names) or a .json file.")
+    ] = None,
     version: Annotated[str | None, typer.Option(help="Ask this version explicitly.")] = None,
 ) -> None:
     """Send one prediction request over HTTP and print the JSON answer."""

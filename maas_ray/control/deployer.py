@@ -129,7 +129,10 @@ class ControlPlane:
         """One row per model that has a deployment spec."""
         specs = self.registry.list_specs()
         apps = self.serve.applications()
-        return [_row(DeploymentSpec.model_validate(raw), apps.get(n)) for n, raw in sorted(specs.items())]
+        return [
+            _row(DeploymentSpec.model_validate(raw), apps.get(n))
+            for n, raw in sorted(specs.items())
+        ]
 
     def status_of(self, name: str) -> ModelStatus:
         """The status row of one deployed model."""

@@ -69,16 +69,24 @@ def _answers(url: str, timeout_s: float = 2.0) -> bool:
         return False
 
 
-def _wait(url: str, what: str, settings: Settings, proc: subprocess.Popen[bytes] | None,
-          log: Path | None, progress: Progress | None) -> None:
+def _wait(
+    url: str,
+    what: str,
+    settings: Settings,
+    proc: subprocess.Popen[bytes] | None,
+    log: Path | None,
+    progress: Progress | None,
+) -> None:
     deadline = time.monotonic() + settings.startup_timeout_s
     while not _answers(url):
         if proc is not None and proc.poll() is not None:
             tail = log.read_text()[-3000:] if log and log.exists() else ""
             raise PlatformUnavailable(f"{what} exited with code {proc.returncode}:\n{tail}")
         if time.monotonic() > deadline:
-            raise PlatformUnavailable(f"{what} did not answer at {url} within "
-                                      f"{settings.startup_timeout_s:.0f}s; see {log}")
+            raise PlatformUnavailable(
+                f"{what} did not answer at {url} within "
+                f"{settings.startup_timeout_s:.0f}s; see {log}"
+            )
         if progress:
             progress(f"waiting for {what}")
         time.sleep(0.5)
@@ -88,8 +96,12 @@ def _spawn(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> subp
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
         return subprocess.Popen(
-            cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, env=env,
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=env,
         )
 
 
@@ -118,18 +130,31 @@ def up(settings: Settings, progress: Progress | None = None) -> list[ComponentSt
     return report
 
 
-def _up_mlflow(settings: Settings, state: dict[str, Any], progress: Progress | None) -> ComponentState:
+def _up_mlflow(
+    settings: Settings, state: dict[str, Any], progress: Progress | None
+) -> ComponentState:
     url = settings.mlflow_uri
     if _answers(f"{url}/health"):
         return ComponentState(name="mlflow", url=url, started=False)
     (settings.home / "artifacts").mkdir(parents=True, exist_ok=True)
     log = settings.run_dir / "mlflow.log"
-    proc = _spawn([
-        _bin("mlflow"), "server",
-        "--backend-store-uri", f"sqlite:///{settings.home / 'mlflow.db'}",
-        "--artifacts-destination", str(settings.home / "artifacts"),
-        "--host", settings.host, "--port", str(settings.mlflow_port), "--workers", "1",
-    ], log)
+    proc = _spawn(
+        [
+            _bin("mlflow"),
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{settings.home / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(settings.home / "artifacts"),
+            "--host",
+            settings.host,
+            "--port",
+            str(settings.mlflow_port),
+            "--workers",
+            "1",
+        ],
+        log,
+    )
     state["mlflow"] = {"sid": proc.pid, "log": str(log)}
     _wait(f"{url}/health", "MLflow server", settings, proc, log, progress)
     logger.info("MLflow server up at %s", url)
@@ -142,11 +167,23 @@ def _up_ray(settings: Settings, state: dict[str, Any], progress: Progress | None
         return ComponentState(name="ray", url=url, started=False)
     log = settings.run_dir / "ray.log"
     cmd = [
-        _bin("ray"), "start", "--head", "--block", "--disable-usage-stats",
-        "--node-ip-address", settings.host, "--port", str(settings.ray_port),
-        "--ray-client-server-port", str(settings.ray_client_port),
-        "--dashboard-host", settings.host, "--dashboard-port", str(settings.dashboard_port),
-        "--include-dashboard", "true",
+        _bin("ray"),
+        "start",
+        "--head",
+        "--block",
+        "--disable-usage-stats",
+        "--node-ip-address",
+        settings.host,
+        "--port",
+        str(settings.ray_port),
+        "--ray-client-server-port",
+        str(settings.ray_client_port),
+        "--dashboard-host",
+        settings.host,
+        "--dashboard-port",
+        str(settings.dashboard_port),
+        "--include-dashboard",
+        "true",
     ]
     if settings.ray_num_cpus is not None:
         cmd += ["--num-cpus", str(settings.ray_num_cpus)]

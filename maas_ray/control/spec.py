@@ -29,7 +29,9 @@ class DeploymentSpec(BaseModel):
     min_replicas: int | None = Field(default=None, ge=0, le=64, description="Autoscaling floor.")
     max_replicas: int | None = Field(default=None, ge=1, le=64, description="Autoscaling ceiling.")
     num_cpus: float = Field(default=0.5, ge=0, le=256, description="CPUs per replica.")
-    num_gpus: float = Field(default=0.0, ge=0, le=16, description="GPUs per replica (fractional ok).")
+    num_gpus: float = Field(
+        default=0.0, ge=0, le=16, description="GPUs per replica (fractional ok)."
+    )
     max_ongoing_requests: int = Field(default=64, ge=1, le=10_000, description="Per replica.")
     target_ongoing_requests: float = Field(
         default=4.0, gt=0, description="Autoscaling target of in-flight requests per replica."
@@ -45,8 +47,8 @@ class DeploymentSpec(BaseModel):
                 raise ValueError("give either num_replicas or min/max replicas, not both")
             if None in autoscale:
                 raise ValueError("autoscaling needs both min_replicas and max_replicas")
-            assert self.min_replicas is not None and self.max_replicas is not None
-            if self.min_replicas > self.max_replicas:
+            lo, hi = self.min_replicas or 0, self.max_replicas or 0
+            if lo > hi:
                 raise ValueError(
                     f"got min_replicas={self.min_replicas} > max_replicas={self.max_replicas}"
                 )

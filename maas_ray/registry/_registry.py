@@ -129,7 +129,9 @@ class Registry:
             sig = Model.load(local).signature
         self.client.set_model_version_tag(name, version, TAG_SHA256, digest)
         if sig is not None:
-            self.client.set_model_version_tag(name, version, TAG_SIGNATURE, json.dumps(sig.to_dict()))
+            self.client.set_model_version_tag(
+                name, version, TAG_SIGNATURE, json.dumps(sig.to_dict())
+            )
         for key, value in (tags or {}).items():
             self.client.set_model_version_tag(name, version, key, str(value))
         if description:
@@ -160,7 +162,9 @@ class Registry:
             raise
         return _version_info(mv)
 
-    def resolve(self, name: str, version: str | None = None, alias: str | None = None) -> VersionInfo:
+    def resolve(
+        self, name: str, version: str | None = None, alias: str | None = None
+    ) -> VersionInfo:
         """The version named by ``version``, by ``alias``, or else the latest one."""
         if version is not None:
             return self.get_version(name, version)

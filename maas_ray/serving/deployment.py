@@ -28,7 +28,9 @@ JSON = "application/json"
 
 def error_response(error: MaasError, headers: dict[str, str] | None = None) -> Response:
     """The one place an error becomes an HTTP response."""
-    return Response(encode_error(error), status_code=error.status_code, media_type=JSON, headers=headers)
+    return Response(
+        encode_error(error), status_code=error.status_code, media_type=JSON, headers=headers
+    )
 
 
 @serve.deployment(name="ModelServer", max_ongoing_requests=64, health_check_period_s=10)
@@ -69,5 +71,7 @@ class ModelServer:
             )
             return Response(out, media_type=JSON, headers=self._headers)
         if not parts and request.method == "GET":
-            return Response(orjson.dumps(self.runtime.describe()), media_type=JSON, headers=self._headers)
+            return Response(
+                orjson.dumps(self.runtime.describe()), media_type=JSON, headers=self._headers
+            )
         raise NotFound(f"no route {request.method} {path}")

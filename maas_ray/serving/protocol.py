@@ -66,7 +66,9 @@ def parse_payload(body: bytes, content_type: str | None, schema: Schema | None) 
 
 def encode_predictions(predictions: Any) -> bytes:
     """Serialise model output as ``{"predictions": ...}``; NaN and inf become null."""
-    return orjson.dumps({"predictions": to_jsonable(predictions)}, option=orjson.OPT_SERIALIZE_NUMPY)
+    return orjson.dumps(
+        {"predictions": to_jsonable(predictions)}, option=orjson.OPT_SERIALIZE_NUMPY
+    )
 
 
 def to_jsonable(value: Any) -> Any:
@@ -95,9 +97,8 @@ def encode_error(error: MaasError) -> bytes:
 
 
 def _format_hint(got: str) -> str:
-    return (
-        f"{got}: the body must be a JSON object with exactly one of "
-        + ", ".join(f"'{k}'" for k in FORMATS)
+    return f"{got}: the body must be a JSON object with exactly one of " + ", ".join(
+        f"'{k}'" for k in FORMATS
     )
 
 

@@ -53,7 +53,9 @@ class ModelRuntime:
         except Exception as exc:
             # MLflow's scoring server answers 400 here too: the input passed the
             # signature but the model could not use it. Keep the trace in our log.
-            logger.warning("model %s v%s failed on an input", self.name, self.version, exc_info=True)
+            logger.warning(
+                "model %s v%s failed on an input", self.name, self.version, exc_info=True
+            )
             raise PredictionFailed(
                 f"model '{self.name}' version {self.version} could not predict this input: "
                 f"{type(exc).__name__}: {_message(exc)}"
@@ -61,7 +63,9 @@ class ModelRuntime:
 
     def predict_bytes(self, body: bytes, content_type: str | None) -> bytes:
         """Parse a request body, predict, and encode the answer."""
-        return encode_predictions(self.predict(parse_payload(body, content_type, self.input_schema)))
+        return encode_predictions(
+            self.predict(parse_payload(body, content_type, self.input_schema))
+        )
 
     def describe(self) -> dict[str, Any]:
         """Metadata a client may ask for (name, version, input schema)."""

@@ -20,8 +20,13 @@ from maas_ray import MaaS, Settings
 from maas_ray.control import platform
 
 ROOT = Path(__file__).resolve().parents[2]
-PORTS = {"mlflow_port": 15500, "serve_port": 18500, "dashboard_port": 18765, "ray_port": 16879,
-         "ray_client_port": 11501}
+PORTS = {
+    "mlflow_port": 15500,
+    "serve_port": 18500,
+    "dashboard_port": 18765,
+    "ray_port": 16879,
+    "ray_client_port": 11501,
+}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -34,8 +39,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     # Four logical CPUs and one logical GPU on a 2-core machine: enough to place
     # several replicas and to check fractional GPU placement without a GPU.
-    return Settings(home=tmp_path_factory.mktemp("maas-home"), ray_num_cpus=4, ray_num_gpus=1,
-                    deploy_timeout_s=180, **PORTS)
+    return Settings(
+        home=tmp_path_factory.mktemp("maas-home"),
+        ray_num_cpus=4,
+        ray_num_gpus=1,
+        deploy_timeout_s=180,
+        **PORTS,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -55,9 +65,13 @@ def live(settings: Settings) -> Iterator[Settings]:
     finally:
         platform.down(settings)
         left = [p for sid in sessions for p in platform._session_processes(sid)]
-        strays = [p for p in psutil.process_iter(["cmdline"])
-                  if any(str(settings.home) in part for part in (p.info["cmdline"] or []))]
-        assert not left and not strays, f"processes left after down: {left + strays}"
+        strays = [
+            p
+            for p in psutil.process_iter(["cmdline"])
+            if any(str(settings.home) in part for part in (p.info["cmdline"] or []))
+        ]
+        assert not left, f"processes left in the platform's sessions after down: {left}"
+        assert not strays, f"processes naming MAAS_HOME left after down: {strays}"
 
 
 @pytest.fixture(scope="session")
@@ -77,8 +91,16 @@ def seeded(client: MaaS) -> dict[str, dict[str, object]]:
 
 def maas(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     """Run the real `maas` command as a user would."""
-    proc = subprocess.run([str(Path(sys.executable).parent / "maas"), *args], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "maas"), *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     if check and proc.returncode != 0:
-        raise AssertionError(f"maas {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        raise AssertionError(
+            f"maas {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        )
     return proc
