@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,3 +36,33 @@ def artifact_dir(prefix: str) -> Path:
     path = Path(tempfile.mkdtemp(prefix=f"maas-{prefix}-"))
     logger.debug("writing %s artifacts to %s", prefix, path)
     return path
+
+
+def register(client: Any, name: str, ex: TrainedExample) -> Any:
+    """Register a trained example as a new version of ``name``; remove its temp files.
+
+    Metrics become version tags (4 decimals). Returns the new ``VersionInfo``.
+    """
+    try:
+        return client.register(
+            name,
+            ex.model,
+            input_example=ex.input_example,
+            artifacts=ex.artifacts,
+            description=ex.description,
+            tags={k: f"{v:.4f}" for k, v in ex.metrics.items()},
+        )
+    finally:
+        # The registry holds a copy now; the training folders were ours to delete.
+        for folder in {Path(p).parent for p in (ex.artifacts or {}).values()}:
+            if folder.name.startswith("maas-"):
+                shutil.rmtree(folder, ignore_errors=True)
+
+
+def main(name: str, train: Callable[[], TrainedExample]) -> None:
+    """Train one example and register it on the platform of the ``MAAS_*`` settings."""
+    from maas_ray import MaaS
+
+    logging.basicConfig(level=logging.INFO)
+    v = register(MaaS(), name, train())
+    print(f"registered {v.name} version {v.version} (sha256 {v.sha256})")

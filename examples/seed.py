@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from examples._common import register
 from maas_ray import MaaS
 from maas_ray.errors import MaasError
 
@@ -42,14 +43,7 @@ def seed(client: MaaS, retrain: bool = False) -> list[dict[str, Any]]:
                 bar.update(task, description=f"{name}: training")
                 ex = module.train()
                 bar.update(task, description=f"{name}: registering")
-                version = client.register(
-                    name,
-                    ex.model,
-                    input_example=ex.input_example,
-                    artifacts=ex.artifacts,
-                    description=ex.description,
-                    tags={k: f"{v:.4f}" for k, v in ex.metrics.items()},
-                ).version
+                version = register(client, name, ex).version
             bar.advance(task)
             status = {s.model: s for s in client.status()}.get(name)
             if status is None or status.version != version or status.health != "RUNNING":

@@ -33,6 +33,14 @@ class Settings(BaseSettings):
     ray_client_port: int = Field(
         default=10001, ge=1, le=65535, description="Ray client server port of the head."
     )
+    ray_agent_port: int = Field(
+        default=52365, ge=1, le=65535, description="Ray dashboard agent HTTP port of the head."
+    )
+    ray_worker_ports: str = Field(
+        default="10002-19999",
+        pattern=r"^\d{1,5}-\d{1,5}$",
+        description="Port range LOW-HIGH of Ray workers; keep the other ports out of it.",
+    )
     ray_num_cpus: int | None = Field(
         default=None, ge=1, description="Logical CPUs of the Ray head; None counts the machine's."
     )

@@ -19,7 +19,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.naive_bayes import MultinomialNB
 from sklearn.pipeline import Pipeline
 
-from examples._common import TrainedExample
+from examples._common import TrainedExample, main
 
 logger = logging.getLogger(__name__)
 
@@ -78,21 +78,5 @@ def train() -> TrainedExample:
     )
 
 
-def main() -> None:
-    from maas_ray import MaaS
-
-    logging.basicConfig(level=logging.INFO)
-    ex = train()
-    mv = MaaS().register(
-        NAME,
-        ex.model,
-        input_example=ex.input_example,
-        artifacts=ex.artifacts,
-        description=ex.description,
-        tags={k: str(v) for k, v in ex.metrics.items()},
-    )
-    print(mv)
-
-
 if __name__ == "__main__":
-    main()
+    main(NAME, train)

@@ -19,7 +19,7 @@ from sklearn.datasets import load_breast_cancer
 from sklearn.model_selection import train_test_split
 from torch import nn
 
-from examples._common import TrainedExample, artifact_dir
+from examples._common import TrainedExample, artifact_dir, main
 from examples.tabular.model import BreastCancerMLP
 
 logger = logging.getLogger(__name__)
@@ -114,21 +114,5 @@ def train() -> TrainedExample:
     )
 
 
-def main() -> None:
-    from maas_ray import MaaS
-
-    logging.basicConfig(level=logging.INFO)
-    ex = train()
-    mv = MaaS().register(
-        NAME,
-        ex.model,
-        input_example=ex.input_example,
-        artifacts=ex.artifacts,
-        description=ex.description,
-        tags={k: str(v) for k, v in ex.metrics.items()},
-    )
-    print(mv)
-
-
 if __name__ == "__main__":
-    main()
+    main(NAME, train)

@@ -263,7 +263,11 @@ def deploy(
     except MaasError as exc:
         _fail(exc)
     except ValidationError as exc:
-        err.print(f"[red]error:[/red] {exc.errors()[0]['msg']}")
+        first = exc.errors()[0]
+        text = str(first["msg"]).removeprefix("Value error, ")
+        if first["loc"]:
+            text = f"--{str(first['loc'][0]).replace('_', '-')}: got {first['input']!r}, {text}"
+        err.print(f"[red]error:[/red] {text}", highlight=False)
         raise typer.Exit(2) from None
     out.print(
         f"{row.model} version {row.version} is {row.health} "

@@ -159,7 +159,7 @@ def _app_error(app: dict[str, Any]) -> str:
 def _row(spec: DeploymentSpec, app: dict[str, Any] | None) -> ModelStatus:
     app = app or {}
     deployments = app.get("deployments") or {}
-    dep = next(iter(deployments.values()), {})
+    dep: dict[str, Any] = next(iter(deployments.values()), {})
     replicas = dep.get("replicas") or []
     running = sum(1 for r in replicas if r.get("state") == "RUNNING")
     target = dep.get("target_num_replicas")

@@ -184,6 +184,12 @@ def _up_ray(settings: Settings, state: dict[str, Any], progress: Progress | None
         str(settings.dashboard_port),
         "--include-dashboard",
         "true",
+        "--dashboard-agent-listen-port",
+        str(settings.ray_agent_port),
+        "--min-worker-port",
+        settings.ray_worker_ports.split("-")[0],
+        "--max-worker-port",
+        settings.ray_worker_ports.split("-")[1],
     ]
     if settings.ray_num_cpus is not None:
         cmd += ["--num-cpus", str(settings.ray_num_cpus)]

@@ -65,7 +65,10 @@ def log_model(
         )
     if _is_sklearn(model):
         return mlflow.sklearn.log_model(
-            sk_model=model, pip_requirements=_pin("mlflow", "scikit-learn", "skops"), **common
+            sk_model=model,
+            pip_requirements=_pin("mlflow", "scikit-learn", "skops"),
+            skops_trusted_types=_skops_types(model),
+            **common,
         )
     if _is_torch(model):
         from mlflow import pytorch as mlflow_pytorch
@@ -93,3 +96,14 @@ def _is_torch(model: Any) -> bool:
     except ImportError:
         return False
     return isinstance(model, torch.nn.Module)
+
+
+def _skops_types(model: Any) -> list[str] | None:
+    """The types skops will not load unasked (e.g. a tree's node storage).
+
+    The caller handed us this object in-process, so its own types are trusted; they
+    are recorded in the MLmodel file, and the stored bytes are pinned by the digest.
+    """
+    import skops.io
+
+    return skops.io.get_untrusted_types(data=skops.io.dumps(model)) or None

@@ -24,6 +24,7 @@ class ModelAppArgs(BaseModel):
 def build_app(args: dict[str, Any]) -> Application:
     """Build the Serve application that serves ``args['model']`` at ``args['version']``."""
     parsed = ModelAppArgs.model_validate(args)
-    return ModelServer.bind(
+    # serve.deployment turns the class into a Deployment; mypy still sees the class.
+    return ModelServer.bind(  # type: ignore[attr-defined]
         parsed.model, str(parsed.version), parsed.tracking_uri or Settings().mlflow_uri
     )

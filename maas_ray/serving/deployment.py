@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import orjson
 from ray import serve
@@ -40,6 +41,18 @@ class ModelServer:
     def __init__(self, model: str, version: str, tracking_uri: str) -> None:
         self.runtime = ModelRuntime.load(Registry(tracking_uri), model, version)
         self._headers = {VERSION_HEADER: version}
+
+    async def predict(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """For Serve handles: a scoring-format dict in, ``{"predictions", "version"}`` out.
+
+        ``serve.get_app_handle(name).predict.remote({"inputs": [...]})``; errors are
+        raised as the same MaasError an HTTP caller would get as JSON.
+        """
+        body = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
+        out = await asyncio.get_running_loop().run_in_executor(
+            None, self.runtime.predict_bytes, body, JSON
+        )
+        return {**orjson.loads(out), "version": self.runtime.version}
 
     async def __call__(self, request: Request) -> Response:
         try:

@@ -52,4 +52,7 @@ class Gateway:
 
 def build_gateway(args: dict[str, Any]) -> Application:
     """Serve application builder for the gateway (``args``: optional ``tracking_uri``)."""
-    return Gateway.bind(args.get("tracking_uri") or Settings().mlflow_uri)
+    # serve.deployment turns the class into a Deployment; mypy still sees the class.
+    return Gateway.bind(  # type: ignore[attr-defined]
+        args.get("tracking_uri") or Settings().mlflow_uri
+    )

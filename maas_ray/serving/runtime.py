@@ -9,7 +9,9 @@ import time
 from typing import Any
 
 import mlflow
+import mlflow.pyfunc
 from mlflow.exceptions import MlflowException
+from mlflow.pyfunc import PyFuncModel
 from mlflow.types import Schema
 
 from maas_ray.errors import InvalidInput, PredictionFailed
@@ -22,7 +24,7 @@ logger = logging.getLogger(__name__)
 class ModelRuntime:
     """A verified, loaded model version; every front end predicts through it."""
 
-    def __init__(self, name: str, version: str, model: mlflow.pyfunc.PyFuncModel) -> None:
+    def __init__(self, name: str, version: str, model: PyFuncModel) -> None:
         self.name = name
         self.version = version
         self.model = model

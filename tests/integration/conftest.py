@@ -7,11 +7,13 @@ fails the run if any process it started is still alive.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -20,13 +22,17 @@ from maas_ray import MaaS, Settings
 from maas_ray.control import platform
 
 ROOT = Path(__file__).resolve().parents[2]
+# Apart from the defaults (so `make test` runs beside `make up`) and outside the
+# worker port range below, which Ray hands to worker processes at random.
 PORTS = {
-    "mlflow_port": 15500,
-    "serve_port": 18500,
-    "dashboard_port": 18765,
-    "ray_port": 16879,
-    "ray_client_port": 11501,
+    "mlflow_port": 25500,
+    "serve_port": 28500,
+    "dashboard_port": 28765,
+    "ray_port": 26879,
+    "ray_client_port": 21501,
+    "ray_agent_port": 25365,
 }
+WORKER_PORTS = "30000-31999"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -44,6 +50,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         ray_num_cpus=4,
         ray_num_gpus=1,
         deploy_timeout_s=180,
+        ray_worker_ports=WORKER_PORTS,
         **PORTS,
     )
 
@@ -52,13 +59,19 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 def env(settings: Settings) -> dict[str, str]:
     """Environment for `maas` subprocesses that talk to the session platform."""
     extra = {f"MAAS_{k.upper()}": str(v) for k, v in PORTS.items()}
-    return {**os.environ, **extra, "MAAS_HOME": str(settings.home)}
+    extra["MAAS_RAY_WORKER_PORTS"] = WORKER_PORTS
+    # A wide terminal so that rich tables keep one row per line.
+    return {**os.environ, **extra, "MAAS_HOME": str(settings.home), "COLUMNS": "240"}
 
 
 @pytest.fixture(scope="session")
 def live(settings: Settings) -> Iterator[Settings]:
     """The running platform (MLflow server, Ray head, Serve)."""
-    platform.up(settings)
+    try:
+        platform.up(settings)
+    except BaseException:
+        platform.down(settings)  # stop whatever part did come up
+        raise
     sessions = [v["sid"] for v in platform._load_state(settings).values() if "sid" in v]
     try:
         yield settings
@@ -104,3 +117,45 @@ def maas(env: dict[str, str], *args: str, check: bool = True) -> subprocess.Comp
             f"maas {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
         )
     return proc
+
+
+@pytest.fixture(scope="session")
+def iris_frame() -> Any:
+    from sklearn.datasets import load_iris
+
+    return load_iris(as_frame=True)
+
+
+@pytest.fixture(scope="session")
+def iris(client: MaaS, iris_frame: Any) -> dict[str, Any]:
+    """A scikit-learn pipeline with named columns, deployed autoscaling 1-2 on half a GPU."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = iris_frame.data, iris_frame.target
+    pipe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(X, y)
+    v = client.register(
+        "iris",
+        pipe,
+        input_example=X.head(3),
+        description="iris pipeline for the integration tests",
+        tags={"team": "tests"},
+    )
+    status = client.deploy(
+        "iris", v.version, min_replicas=1, max_replicas=2, num_cpus=0.5, num_gpus=0.5
+    )
+    return {"version": v, "status": status, "pipeline": pipe, "X": X}
+
+
+def post(settings: Settings, path: str, body: Any, content_type: str = "application/json") -> Any:
+    """POST over real HTTP to Serve; ``body`` is sent as JSON unless it is bytes."""
+    import httpx
+
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return httpx.post(
+        f"{settings.serve_url}{path}",
+        content=content,
+        headers={"content-type": content_type},
+        timeout=60,
+    )

@@ -83,3 +83,36 @@ def test_malformed_json_is_400_not_422() -> None:
 )
 def test_predictions_always_encode_as_valid_json(value: object, expected: object) -> None:
     assert orjson.loads(encode_predictions(value)) == {"predictions": expected}
+
+
+TEXT = Schema([TensorSpec(np.dtype(str), (-1,))])
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"inputs": [1, 2]},
+        {"inputs": ["a", 2]},
+        {"instances": [1.5]},
+        {"dataframe_records": [1, 2]},
+    ],
+)
+def test_numbers_for_a_text_model_are_refused(payload: dict[str, object]) -> None:
+    with pytest.raises(InvalidInput) as info:
+        parse_payload(body(payload), JSON, TEXT)
+    assert "must be strings" in info.value.message
+
+
+def test_text_for_a_text_model_passes() -> None:
+    arr = parse_payload(body({"inputs": ["好", "bad"]}), JSON, TEXT)
+    assert list(arr) == ["好", "bad"]
+
+
+def test_csv_for_a_tensor_signature_takes_its_dtype() -> None:
+    arr = parse_payload(b"0,1,2\n1,2,3.5\n", "text/csv", TENSOR)
+    assert arr.dtype == np.float32
+    assert arr.tolist() == [[1, 2, 3.5]]
+    text = parse_payload("text\n好\nbad\n".encode(), "text/csv", TEXT)
+    assert text.tolist() == ["好", "bad"]
+    with pytest.raises(InvalidInput):
+        parse_payload(b"0,1,2\n1,x,3\n", "text/csv", TENSOR)

@@ -1,0 +1,149 @@
+"""Deploying: autoscaling, fractional GPUs, status, failed deploys that keep the old version."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from typing import Any
+
+import httpx
+import mlflow
+import pytest
+from ray.util.state import list_actors
+
+from maas_ray import MaaS, Settings
+from maas_ray.errors import MaasError
+
+from .conftest import maas, post
+
+
+class Broken(mlflow.pyfunc.PythonModel):
+    """Loads fine into the registry, fails when a replica loads it."""
+
+    def load_context(self, context: Any) -> None:
+        raise RuntimeError("weights are corrupt: boom-4711")
+
+    def predict(self, context: Any, model_input: Any, params: Any = None) -> Any:
+        return model_input
+
+
+def _replica_actors(settings: Settings, app: str) -> list[Any]:
+    return [
+        a
+        for a in list_actors(address=settings.dashboard_url, detail=True, limit=1000)
+        if a.class_name.startswith(f"ServeReplica:{app}:") and a.state == "ALIVE"
+    ]
+
+
+def test_autoscaling_and_fractional_gpu_reach_serve(iris: dict[str, Any], live: Settings) -> None:
+    status = iris["status"]
+    assert status.health == "RUNNING"
+    assert status.replicas_spec == "1-2"
+    assert status.num_gpus == 0.5
+    assert status.num_cpus == 0.5
+    app = httpx.get(f"{live.dashboard_url}/api/serve/applications/", timeout=10).json()
+    dep = app["applications"]["iris"]["deployed_app_config"]["deployments"][0]
+    assert dep["ray_actor_options"] == {"num_cpus": 0.5, "num_gpus": 0.5}
+    assert dep["autoscaling_config"]["min_replicas"] == 1
+    assert dep["autoscaling_config"]["max_replicas"] == 2
+    actors = _replica_actors(live, "iris")
+    assert actors
+    for actor in actors:
+        assert actor.required_resources.get("GPU") == 0.5, actor.required_resources
+        assert actor.required_resources.get("CPU") == 0.5, actor.required_resources
+
+
+def test_spec_is_stored_in_the_registry(client: MaaS, iris: dict[str, Any]) -> None:
+    spec = client.registry.get_spec("iris")
+    assert spec is not None
+    assert spec["version"] == iris["version"].version
+    assert (spec["min_replicas"], spec["max_replicas"], spec["num_gpus"]) == (1, 2, 0.5)
+
+
+def test_status_table(iris: dict[str, Any], env: dict[str, str]) -> None:
+    out = maas(env, "status").stdout
+    row = next(line for line in out.splitlines() if " iris " in line)
+    for cell in (iris["version"].version, "1/1 (1-2)", "0.5", "RUNNING", "/v1/models/iris/predict"):
+        assert cell in row, (cell, row)
+
+
+def test_failed_deploy_shows_the_real_error_and_keeps_the_old_version(
+    client: MaaS, iris: dict[str, Any], live: Settings
+) -> None:
+    import cloudpickle
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    bad = client.register("iris", Broken(), input_example=iris["X"].head(2))
+    good = iris["version"].version
+    row = iris["X"].head(1).to_dict(orient="records")
+    answers: list[tuple[int, str | None]] = []
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.is_set():
+            r = post(live, "/v1/models/iris/predict", {"dataframe_records": row})
+            answers.append((r.status_code, r.headers.get("x-maas-model-version")))
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    try:
+        with pytest.raises(MaasError) as info:
+            client.deploy("iris", bad.version, min_replicas=1, max_replicas=2, num_gpus=0.5)
+    finally:
+        stop.set()
+        poller.join()
+    assert "boom-4711" in info.value.message
+    assert client.registry.get_spec("iris")["version"] == good  # type: ignore[index]
+    final = client.control.status_of("iris")
+    assert final.version == good
+    assert answers
+    assert set(answers) == {(200, good)}, sorted(set(answers))
+    resp = post(live, "/v1/models/iris/predict", {"dataframe_records": row})
+    assert resp.status_code == 200
+    assert resp.headers["x-maas-model-version"] == good
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "words"),
+    [
+        (("deploy", "nope"), 1, "not found"),
+        (("deploy", "iris", "--version", "99"), 1, "99"),
+        (("deploy", "iris", "--min-replicas", "3", "--max-replicas", "1"), 2, "min_replicas"),
+        (("deploy", "iris", "--version", "1", "--alias", "x"), 2, "alias"),
+        (("deploy", "iris", "--num-gpus", "-1"), 2, "--num-gpus: got -1.0"),
+        (("undeploy", "nope"), 1, "nope"),
+    ],
+)
+def test_bad_deploy_commands_change_nothing(
+    args: tuple[str, ...],
+    code: int,
+    words: str,
+    client: MaaS,
+    iris: dict[str, Any],
+    env: dict[str, str],
+) -> None:
+    before = client.registry.get_spec("iris")
+    proc = maas(env, *args, check=False)
+    assert proc.returncode == code, (proc.stdout, proc.stderr)
+    assert words in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert client.registry.get_spec("iris") == before
+
+
+def test_deploy_by_alias(
+    client: MaaS, iris: dict[str, Any], env: dict[str, str], live: Settings
+) -> None:
+    good = iris["version"].version
+    client.registry.client.set_registered_model_alias("iris", "champion", good)
+    out = maas(env, "deploy", "iris", "--alias", "champion", "--num-replicas", "1").stdout
+    assert f"iris version {good} is RUNNING" in out
+    assert client.registry.get_spec("iris")["alias"] == "champion"  # type: ignore[index]
+    status = maas(env, "status").stdout
+    assert "(@champion)" in status
+    resp = post(
+        live,
+        "/v1/models/iris/predict",
+        {"dataframe_records": iris["X"].head(1).to_dict(orient="records")},
+    )
+    assert resp.status_code == 200
+    assert resp.headers["x-maas-model-version"] == good

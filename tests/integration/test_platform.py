@@ -1,0 +1,100 @@
+"""`maas up` / `maas down`: real processes on loopback, idempotent, reachable by other drivers."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import psutil
+
+from maas_ray import Settings
+from maas_ray.control import platform
+
+from .conftest import ROOT, maas
+
+
+def _listeners(port: int) -> set[str]:
+    return {
+        c.laddr.ip
+        for c in psutil.net_connections(kind="inet")
+        if c.status == psutil.CONN_LISTEN and c.laddr.port == port
+    }
+
+
+def test_http_services_listen_on_loopback_only(live: Settings) -> None:
+    for port in (live.mlflow_port, live.serve_port, live.dashboard_port):
+        assert _listeners(port) == {"127.0.0.1"}, f"port {port}: {_listeners(port)}"
+    # Ray 2.60's own gRPC servers (GCS, raylet, workers) listen on every interface
+    # whatever --node-ip-address says; the head advertises and is reached on loopback.
+    assert _listeners(live.ray_port)
+    with socket.create_connection(("127.0.0.1", live.ray_port), timeout=5):
+        pass
+
+
+def test_every_part_answers(live: Settings) -> None:
+    assert httpx.get(f"{live.mlflow_uri}/health", timeout=10).status_code == 200
+    assert httpx.get(f"{live.dashboard_url}/api/version", timeout=10).status_code == 200
+    for path in ("/healthz", "/v2/health/live", "/v2/health/ready"):
+        assert httpx.get(f"{live.serve_url}{path}", timeout=10).status_code == 200
+    home = Path(live.home)
+    assert (home / "mlflow" / "mlflow.db").is_file() or any(home.rglob("*.db"))
+
+
+def test_second_up_reports_running_and_changes_nothing(live: Settings, env: dict[str, str]) -> None:
+    before = platform._load_state(live)
+    pids = {
+        p.pid for v in before.values() if "sid" in v for p in platform._session_processes(v["sid"])
+    }
+    proc = maas(env, "up")
+    assert proc.stdout.count("already running") == 3, proc.stdout
+    assert "started" not in proc.stdout.replace("already running", "")
+    assert platform._load_state(live) == before
+    still = {
+        p.pid for v in before.values() if "sid" in v for p in platform._session_processes(v["sid"])
+    }
+    assert pids <= still | {p for p in pids if not psutil.pid_exists(p)}
+
+
+def test_unknown_route_is_json_404(live: Settings) -> None:
+    resp = httpx.get(f"{live.serve_url}/no/such/route", timeout=10)
+    assert resp.status_code == 404
+    assert resp.json()["code"] == "not_found"
+
+
+def test_ray_job_submit_attaches_and_sees_serve(seeded: dict[str, object], live: Settings) -> None:
+    """Another process attaches to the head: a Ray job calls a model through a Serve handle."""
+    script = (
+        "import json, ray\n"
+        "from ray import serve\n"
+        "ray.init(address='auto')\n"
+        "h = serve.get_app_handle('sentiment')\n"
+        "out = h.predict.remote({'inputs': ['this book is terrible']}).result()\n"
+        "print('RESULT', json.dumps({'cpus': ray.cluster_resources().get('CPU'), **out}))\n"
+    )
+    proc = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "ray"),
+            "job",
+            "submit",
+            "--address",
+            live.dashboard_url,
+            "--",
+            sys.executable,
+            "-c",
+            script,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))
+    result = json.loads(line[len("RESULT ") :])
+    assert result["cpus"] == live.ray_num_cpus
+    assert result["predictions"] == ["negative"]
+    assert result["version"] == seeded["sentiment"]["version"]
