@@ -22,6 +22,7 @@ from examples._common import register
 from maas_ray import MaaS
 from maas_ray.errors import MaasError
 
+PRODUCTION = "production"
 EXAMPLES = ("sentiment", "tabular", "digits")
 
 
@@ -45,11 +46,14 @@ def seed(client: MaaS, retrain: bool = False) -> list[dict[str, Any]]:
                 bar.update(task, description=f"{name}: registering")
                 version = register(client, name, ex).version
             bar.advance(task)
+            # Serve what @production points to, so `maas promote` / `rollback` apply.
+            if client.registry.get_alias(name, PRODUCTION) is None or retrain:
+                client.promote(name, version)
             status = {s.model: s for s in client.status()}.get(name)
-            if status is None or status.version != version or status.health != "RUNNING":
+            if status is None or status.alias != PRODUCTION or status.health != "RUNNING":
                 client.deploy(
                     name,
-                    version,
+                    alias=PRODUCTION,
                     progress=lambda t, n=name: bar.update(
                         task, description=f"{n}: deploying ({t})"
                     ),
@@ -65,6 +69,7 @@ def seed(client: MaaS, retrain: bool = False) -> list[dict[str, Any]]:
                     "model": name,
                     "version": answer["version"],
                     "route": f"{client.settings.serve_url}/v1/models/{name}/predict",
+                    "inputs": module.SAMPLE_INPUTS,
                     "predictions": answer["predictions"],
                 }
             )

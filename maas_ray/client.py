@@ -13,9 +13,12 @@ import httpx
 import orjson
 
 from maas_ray.control import ControlPlane, DeploymentSpec, ModelStatus
+from maas_ray.control.deployer import PRODUCTION
+from maas_ray.control.spec import DeploymentFile
 from maas_ray.errors import InvalidJSON, PlatformUnavailable, RemoteError
-from maas_ray.registry import ModelInfo, Registry, VersionInfo
+from maas_ray.registry import HistoryEvent, ModelInfo, Registry, VersionInfo
 from maas_ray.serving.protocol import FORMATS
+from maas_ray.serving.traffic import Canary, Shadow
 from maas_ray.settings import Settings
 
 
@@ -134,6 +137,61 @@ class MaaS:
         """One row per deployed model."""
         return self.control.status()
 
+    def promote(
+        self,
+        name: str,
+        version: str | int,
+        alias: str = PRODUCTION,
+        progress: Callable[[str], None] | None = None,
+    ) -> ModelStatus | None:
+        """Point ``alias`` at ``version``; the deployment following it switches, no request lost."""
+        return self.control.promote(name, str(version), alias, progress)
+
+    def rollback(
+        self, name: str, alias: str = PRODUCTION, progress: Callable[[str], None] | None = None
+    ) -> ModelStatus | None:
+        """End a canary/shadow, or move ``alias`` back to the version it had before."""
+        return self.control.rollback(name, alias, progress)
+
+    def canary(
+        self,
+        name: str,
+        version: str | int,
+        percent: float,
+        *,
+        sticky_header: str | None = None,
+        progress: Callable[[str], None] | None = None,
+    ) -> ModelStatus:
+        """Send ``percent`` of ``name``'s traffic to ``version``."""
+        side = Canary(version=str(version), percent=percent, sticky_header=sticky_header)
+        return self.control.start_challenger(name, side, progress)
+
+    def shadow(
+        self,
+        name: str,
+        version: str | int,
+        percent: float = 100,
+        progress: Callable[[str], None] | None = None,
+    ) -> ModelStatus:
+        """Mirror ``percent`` of ``name``'s traffic to ``version`` (callers see the primary)."""
+        side = Shadow(version=str(version), percent=percent)
+        return self.control.start_challenger(name, side, progress)
+
+    def apply(
+        self, document: dict[str, Any], progress: Callable[[str], None] | None = None
+    ) -> dict[str, str]:
+        """Apply a ``maas apply`` document (``kind: MaasDeployments``); see DeploymentFile."""
+        parsed = DeploymentFile.model_validate(document)
+        return self.control.apply_specs(parsed.models, progress)
+
+    def history(self, name: str) -> list[HistoryEvent]:
+        """Every alias move and deploy action of ``name``, oldest first."""
+        return self.registry.history(name)
+
+    def traffic(self, name: str) -> dict[str, Any]:
+        """Live traffic of a deployed model: answers per version, shadow agreement."""
+        return self._send("GET", f"/v1/models/{name}/traffic")[0]
+
     def predict(
         self,
         name: str,
@@ -155,12 +213,16 @@ class MaaS:
         path = f"/v1/models/{name}"
         if version is not None:
             path += f"/versions/{version}"
+        data, resp = self._send(
+            "POST", f"{path}/predict", content=body, headers={"content-type": content_type}
+        )
+        data["version"] = resp.headers.get("x-maas-model-version")
+        return data
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> tuple[dict[str, Any], httpx.Response]:
+        """One HTTP call to Serve; errors become PlatformUnavailable or RemoteError."""
         try:
-            resp = self._http.post(
-                f"{self.settings.serve_url}{path}/predict",
-                content=body,
-                headers={"content-type": content_type},
-            )
+            resp = self._http.request(method, f"{self.settings.serve_url}{path}", **kwargs)
         except httpx.HTTPError as exc:
             raise PlatformUnavailable(
                 f"Serve at {self.settings.serve_url} does not answer ({exc.__class__.__name__})"
@@ -172,8 +234,7 @@ class MaaS:
                 status_code=resp.status_code,
                 remote_code=str(data.get("code", "unknown")),
             )
-        data["version"] = resp.headers.get("x-maas-model-version")
-        return data
+        return data, resp
 
     def close(self) -> None:
         """Close the HTTP connection pool."""

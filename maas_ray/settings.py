@@ -6,6 +6,7 @@ the defaults below. Read them when needed (``Settings()``), never at import.
 
 from __future__ import annotations
 
+import getpass
 from pathlib import Path
 
 from pydantic import Field, field_validator
@@ -60,6 +61,18 @@ class Settings(BaseSettings):
     request_timeout_s: float = Field(
         default=60.0, gt=0, description="HTTP timeout of the CLI and SDK."
     )
+    shared_models_per_replica: int = Field(
+        default=8, ge=1, le=10_000, description="LRU bound of the shared pool, per replica."
+    )
+    shared_replicas: int = Field(default=1, ge=1, le=64, description="Shared pool replicas.")
+    shared_num_cpus: float = Field(
+        default=0.5, ge=0, le=256, description="CPUs per shared pool replica."
+    )
+    actor: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Who the history records as asking; default: the OS user.",
+    )
 
     @field_validator("home")
     @classmethod
@@ -90,3 +103,21 @@ class Settings(BaseSettings):
     def run_dir(self) -> Path:
         """Where process ids and logs of the local platform live."""
         return self.home / "run"
+
+    @property
+    def who(self) -> str:
+        """The actor recorded in a model's history for actions taken with these settings."""
+        if self.actor:
+            return self.actor
+        try:
+            return getpass.getuser()
+        except (KeyError, OSError):
+            return "unknown"
+
+    def as_env(self) -> dict[str, str]:
+        """These settings as ``MAAS_*`` variables, for processes that must share them."""
+        return {
+            f"MAAS_{key.upper()}": str(value)
+            for key, value in self.model_dump().items()
+            if value is not None and key != "actor"
+        }

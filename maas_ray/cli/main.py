@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -18,7 +18,7 @@ from rich.table import Table
 
 from maas_ray.client import MaaS, wrap_inputs
 from maas_ray.control import platform
-from maas_ray.errors import MaasError
+from maas_ray.errors import MaasError, VersionNotDeployed
 from maas_ray.settings import Settings
 
 app = typer.Typer(help="maas_ray: serve MLflow models on Ray.", no_args_is_help=True)
@@ -74,9 +74,19 @@ def _progress(title: str) -> Iterator[Callable[[str], None]]:
         yield lambda text: bar.update(task, description=f"{title}: {text}")
 
 
-def _fail(exc: MaasError) -> None:
+def _fail(exc: MaasError) -> NoReturn:
     err.print(f"[red]error:[/red] {exc.message}", highlight=False, markup=True, soft_wrap=True)
     raise typer.Exit(1)
+
+
+def _invalid(exc: Any) -> NoReturn:
+    """A pydantic ValidationError as a one-line message naming the flag; exit 2."""
+    first = exc.errors()[0]
+    text = str(first["msg"]).removeprefix("Value error, ")
+    if first["loc"]:
+        text = f"--{str(first['loc'][0]).replace('_', '-')}: got {first['input']!r}, {text}"
+    err.print(f"[red]error:[/red] {text}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
 
 
 def _tags(pairs: list[str] | None) -> dict[str, str]:
@@ -118,24 +128,37 @@ def down() -> None:
 
 
 @app.command()
-def status() -> None:
-    """One row per deployed model."""
+def status(
+    name: Annotated[str | None, typer.Argument(help="One model, with per-version detail.")] = None,
+) -> None:
+    """One row per deployed model; with NAME, its versions and live traffic."""
+    sdk = _sdk()
     try:
-        rows = _sdk().status()
+        rows = sdk.status()
+        if name is not None:
+            rows = [r for r in rows if r.model == name]
+            if not rows:
+                sdk.model(name)  # ModelNotFound when it is not registered at all
+                raise VersionNotDeployed(name)
     except MaasError as exc:
         _fail(exc)
     table = Table(title="deployments")
-    for col in ("model", "version", "replicas", "CPUs", "GPUs", "health", "route"):
+    cols = ("model", "alias -> version", "traffic", "replicas", "CPUs", "GPUs", "health", "route")
+    for col in cols:
         table.add_column(col)
     for r in rows:
-        version = (r.version or "-") + (f" (@{r.alias})" if r.alias else "")
+        version = (f"@{r.alias} -> " if r.alias else "") + (f"v{r.version}" if r.version else "-")
         replicas = f"{r.replicas_running}/{r.replicas_target}"
         if r.replicas_spec != str(r.replicas_target):
             replicas += f" ({r.replicas_spec})"
+        if r.challenger is not None:
+            c = r.challenger
+            replicas += f" + {c.replicas_running}/{c.replicas_target} {c.role}"
         color = "green" if r.health == "RUNNING" else "yellow"
         table.add_row(
             r.model,
             version,
+            r.traffic,
             replicas,
             f"{r.num_cpus:g}",
             f"{r.num_gpus:g}",
@@ -146,6 +169,46 @@ def status() -> None:
     for r in rows:
         if r.message:
             err.print(f"{r.model}: {r.message}", highlight=False)
+    if name is not None:
+        _status_detail(sdk, rows[0])
+
+
+def _status_detail(sdk: MaaS, row: Any) -> None:
+    """Per-version rows of one model: role, replicas, answers, shadow agreement."""
+    try:
+        traffic = sdk.traffic(row.model)
+    except MaasError as exc:
+        err.print(f"live traffic unavailable: {exc.message}", highlight=False)
+        traffic = {}
+    answered = traffic.get("answered", {})
+    table = Table(title=f"{row.model}: versions serving")
+    for col in ("version", "role", "replicas", "answered (this replica)", "agreement"):
+        table.add_column(col)
+    table.add_row(
+        row.version or "-",
+        "primary",
+        f"{row.replicas_running}/{row.replicas_target}",
+        str(answered.get(row.version or "", 0)),
+        "-",
+    )
+    c = row.challenger
+    if c is not None:
+        agree = "-"
+        stats = traffic.get("agreement")
+        if c.role == "shadow" and stats:
+            rate = stats["agree"] / stats["rows"] if stats["rows"] else 0.0
+            agree = (
+                f"{rate:.1%} of {stats['rows']} rows "
+                f"({stats['requests']} requests, {stats['errors']} errors)"
+            )
+        table.add_row(
+            c.version,
+            c.role,
+            f"{c.replicas_running}/{c.replicas_target}",
+            str(answered.get(c.version, 0)),
+            agree,
+        )
+    out.print(table)
 
 
 @models_app.command("list")
@@ -242,6 +305,9 @@ def deploy(
     num_cpus: Annotated[float, typer.Option(help="CPUs per replica.")] = 0.5,
     num_gpus: Annotated[float, typer.Option(help="GPUs per replica; fractions share a GPU.")] = 0.0,
     max_ongoing_requests: Annotated[int, typer.Option(help="In-flight requests per replica.")] = 64,
+    shared: Annotated[
+        bool, typer.Option("--shared", help="Serve from the shared multiplexed pool.")
+    ] = False,
 ) -> None:
     """Serve a version of NAME as a Ray Serve application and wait until it runs."""
     from pydantic import ValidationError
@@ -258,22 +324,150 @@ def deploy(
                 num_cpus=num_cpus,
                 num_gpus=num_gpus,
                 max_ongoing_requests=max_ongoing_requests,
+                mode="shared" if shared else "dedicated",
                 progress=progress,
             )
     except MaasError as exc:
         _fail(exc)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        text = str(first["msg"]).removeprefix("Value error, ")
-        if first["loc"]:
-            text = f"--{str(first['loc'][0]).replace('_', '-')}: got {first['input']!r}, {text}"
-        err.print(f"[red]error:[/red] {text}", highlight=False)
-        raise typer.Exit(2) from None
+        _invalid(exc)
     out.print(
         f"{row.model} version {row.version} is {row.health} "
         f"({row.replicas_running}/{row.replicas_target} replicas) "
         f"at {_settings().serve_url}{row.route}"
     )
+
+
+@app.command()
+def promote(
+    name: str,
+    version: str,
+    alias: Annotated[str, typer.Option(help="The alias to move.")] = "production",
+) -> None:
+    """Point ALIAS at VERSION; the deployment that follows it switches with no dropped request."""
+    try:
+        with _progress(f"promoting {name} v{version} to @{alias}") as progress:
+            row = _sdk().promote(name, version, alias, progress)
+    except MaasError as exc:
+        _fail(exc)
+    _switched(name, alias, row)
+
+
+@app.command()
+def rollback(
+    name: str,
+    alias: Annotated[str, typer.Option(help="The alias to move back.")] = "production",
+) -> None:
+    """End a canary or shadow; else move ALIAS back to its previous version."""
+    try:
+        with _progress(f"rolling back {name}") as progress:
+            row = _sdk().rollback(name, alias, progress)
+    except MaasError as exc:
+        _fail(exc)
+    _switched(name, alias, row)
+
+
+def _switched(name: str, alias: str, row: Any) -> None:
+    if row is None:
+        version = _sdk().registry.get_alias(name, alias)
+        out.print(f"@{alias} of {name} -> v{version} (not deployed; alias moved only)")
+    else:
+        out.print(f"{name}: {row.traffic}, {row.health}")
+
+
+@app.command()
+def canary(
+    name: str,
+    version: Annotated[str, typer.Option(help="The challenger version.")],
+    percent: Annotated[float, typer.Option(help="Share of requests it answers, 0-100.")],
+    sticky_header: Annotated[
+        str | None, typer.Option(help="Header whose value pins a caller to one version.")
+    ] = None,
+) -> None:
+    """Send PERCENT of NAME's traffic to VERSION; `promote` or `rollback` ends it."""
+    _challenger(name, "canary", version=version, percent=percent, sticky_header=sticky_header)
+
+
+@app.command()
+def shadow(
+    name: str,
+    version: Annotated[str, typer.Option(help="The challenger version.")],
+    percent: Annotated[float, typer.Option(help="Share of requests mirrored, 0-100.")] = 100,
+) -> None:
+    """Mirror NAME's traffic to VERSION; callers get only the primary's answer."""
+    _challenger(name, "shadow", version=version, percent=percent)
+
+
+def _challenger(name: str, kind: str, **fields: Any) -> None:
+    from pydantic import ValidationError
+
+    sdk = _sdk()
+    try:
+        with _progress(f"{kind} of {name} v{fields['version']}") as progress:
+            start = sdk.canary if kind == "canary" else sdk.shadow
+            row = start(name, progress=progress, **fields)
+    except MaasError as exc:
+        _fail(exc)
+    except ValidationError as exc:
+        _invalid(exc)
+    out.print(f"{name}: {row.traffic}, {row.health}")
+
+
+@app.command(name="apply")
+def apply_file(
+    file: Annotated[Path, typer.Argument(help="A YAML file of kind MaasDeployments.")],
+) -> None:
+    """Apply the deployment specs in FILE; the same file twice changes nothing."""
+    import yaml
+    from pydantic import ValidationError
+
+    try:
+        document = yaml.safe_load(file.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        err.print(f"[red]error:[/red] cannot read {file}: {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    try:
+        with _progress(f"applying {file.name}") as progress:
+            result = _sdk().apply(document if isinstance(document, dict) else {}, progress)
+    except MaasError as exc:
+        _fail(exc)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first["loc"]) or "file"
+        text = str(first["msg"]).removeprefix("Value error, ")
+        err.print(f"[red]error:[/red] {file}: {where}: {text}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    table = Table(title=f"applied {file}")
+    table.add_column("model")
+    table.add_column("result")
+    for model, what in result.items():
+        table.add_row(model, what)
+    out.print(table)
+
+
+@app.command()
+def history(name: str) -> None:
+    """Every alias move and deploy action of NAME: time, actor, from/to version."""
+    try:
+        events = _sdk().history(name)
+    except MaasError as exc:
+        _fail(exc)
+    table = Table(title=f"{name}: history")
+    for col in ("#", "time (UTC)", "actor", "action", "alias", "from", "to", "detail"):
+        table.add_column(col)
+    for e in events:
+        when = datetime.fromtimestamp(e.time_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        table.add_row(
+            str(e.seq),
+            when,
+            e.actor,
+            e.action,
+            f"@{e.alias}" if e.alias else "-",
+            e.from_version or "-",
+            e.to_version or "-",
+            e.detail,
+        )
+    out.print(table if events else f"no history for {name} yet")
 
 
 @app.command()

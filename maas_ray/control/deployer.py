@@ -10,15 +10,35 @@ from typing import Any
 from pydantic import BaseModel
 
 from maas_ray.control.serve_api import ServeAPI
-from maas_ray.control.spec import DeploymentSpec, model_route, serve_config
-from maas_ray.errors import DeploymentFailed, MaasError, VersionNotDeployed
-from maas_ray.registry import Registry
+from maas_ray.control.spec import (
+    CHALLENGER_DEPLOYMENT,
+    MODEL_DEPLOYMENT,
+    SHARED_APP,
+    SHARED_DEPLOYMENT,
+    DeploymentSpec,
+    model_route,
+    serve_config,
+    shared_application,
+)
+from maas_ray.errors import BadRequest, Conflict, DeploymentFailed, MaasError, VersionNotDeployed
+from maas_ray.registry import HistoryEvent, Registry
+from maas_ray.serving.traffic import Canary, Shadow
 from maas_ray.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
 _FAILED = {"DEPLOY_FAILED", "UNHEALTHY"}
+PRODUCTION = "production"
+
+
+class VersionRole(BaseModel):
+    """The canary or shadow version next to the primary."""
+
+    version: str
+    role: str  # canary or shadow
+    replicas_running: int
+    replicas_target: int
 
 
 class ModelStatus(BaseModel):
@@ -35,6 +55,8 @@ class ModelStatus(BaseModel):
     health: str
     route: str
     message: str = ""
+    traffic: str = "-"
+    challenger: VersionRole | None = None
 
 
 class ControlPlane:
@@ -48,7 +70,9 @@ class ControlPlane:
     # -- desired state --------------------------------------------------------
     def desired_config(self) -> dict[str, Any]:
         """The full Serve config derived from every stored spec."""
+        s = self.settings
         apps = []
+        shared = False
         for name, raw in sorted(self.registry.list_specs().items()):
             try:
                 spec = DeploymentSpec.model_validate(raw)
@@ -56,15 +80,31 @@ class ControlPlane:
             except (MaasError, ValueError) as exc:
                 logger.warning("skipping deployment of %s: %s", name, exc)
                 continue
-            apps.append(spec.to_application(version, self.settings.mlflow_uri))
-        s = self.settings
+            if spec.mode == "shared":
+                shared = True  # served by the pool; the gateway finds it in the registry
+            else:
+                apps.append(spec.to_application(version, s.mlflow_uri))
+        if shared:
+            apps.append(shared_application(s.mlflow_uri, s.shared_replicas, s.shared_num_cpus))
         return serve_config(apps, s.host, s.serve_port, s.mlflow_uri)
 
     def apply(self) -> dict[str, str]:
-        """PUT the desired config; return the version each model should reach."""
+        """PUT the desired config; return the version each model should reach.
+
+        Shared models map to the version the pool will load for them.
+        """
         config = self.desired_config()
         self.serve.put_config(config)
-        return {app["name"]: app["args"]["version"] for app in config["applications"][1:]}
+        targets = {
+            app["name"]: app["args"]["version"]
+            for app in config["applications"]
+            if "version" in (app.get("args") or {})
+        }
+        for name, raw in self.registry.list_specs().items():
+            spec = DeploymentSpec.model_validate(raw)
+            if spec.mode == "shared":
+                targets[name] = self.registry.resolve(name, spec.version, spec.alias).version
+        return targets
 
     # -- actions -------------------------------------------------------------------
     def deploy(self, spec: DeploymentSpec, progress: Progress | None = None) -> ModelStatus:
@@ -73,25 +113,179 @@ class ControlPlane:
         if spec.alias is None:
             spec = spec.model_copy(update={"version": target.version})
         previous = self.registry.get_spec(spec.model)
-        self.registry.set_spec(spec.model, spec.model_dump(exclude_none=True))
+        running = self._serving_version(spec.model)
+        self._switch(spec, previous, progress)
+        self.registry.record(
+            spec.model,
+            self.settings.who,
+            "deploy",
+            alias=spec.alias,
+            from_version=running,
+            to_version=target.version,
+            detail=f"replicas {spec.replicas_text()}, {spec.num_cpus:g} CPU, "
+            f"{spec.num_gpus:g} GPU per replica",
+        )
+        return self.status_of(spec.model)
+
+    def promote(
+        self,
+        name: str,
+        version: str,
+        alias: str = PRODUCTION,
+        progress: Progress | None = None,
+    ) -> ModelStatus | None:
+        """Point ``alias`` at ``version``; a deployment that follows the alias switches.
+
+        A deployment pinned to a version follows ``production`` from now on. A
+        canary or shadow of ``version`` ends: it is the primary now. Returns the
+        new status, or None when the model is not deployed.
+        """
+        version = self.registry.get_version(name, str(version)).version
+        raw = self.registry.get_spec(name)
+        before = self.registry.set_alias(name, alias, version)
         try:
-            self.apply()
-            self.wait_running({spec.model: target.version}, progress)
-        except DeploymentFailed:
-            # Put back what served before so a bad version never takes the traffic.
-            if previous is None:
-                self.registry.delete_spec(spec.model)
+            spec = self._following(raw, alias)
+            if spec is not None:
+                update: dict[str, Any] = {"alias": alias, "version": None}
+                if spec.challenger is not None and spec.challenger.version == version:
+                    update.update(canary=None, shadow=None)
+                self._switch(spec.model_copy(update=update), raw, progress)
+        except MaasError:
+            self._restore_alias(name, alias, before)
+            raise
+        self.registry.record(
+            name, self.settings.who, "promote", alias=alias, from_version=before, to_version=version
+        )
+        return self.status_of(name) if raw is not None else None
+
+    def rollback(
+        self, name: str, alias: str = PRODUCTION, progress: Progress | None = None
+    ) -> ModelStatus | None:
+        """End a canary or shadow, or else move ``alias`` back one step in its history."""
+        raw = self.registry.get_spec(name)
+        spec = DeploymentSpec.model_validate(raw) if raw is not None else None
+        if spec is not None and spec.challenger is not None:
+            kind = "canary" if spec.canary is not None else "shadow"
+            primary = self._serving_version(name)
+            self._switch(spec.model_copy(update={"canary": None, "shadow": None}), raw, progress)
+            self.registry.record(
+                name,
+                self.settings.who,
+                f"{kind}-end",
+                from_version=spec.challenger.version,
+                to_version=primary,
+                detail=f"{kind} of version {spec.challenger.version} ended by rollback",
+            )
+            return self.status_of(name)
+        target = rollback_target(self.registry.history(name), alias)
+        if target is None:
+            raise Conflict(
+                f"'{name}' has no earlier version of @{alias} to roll back to (see `maas history`)"
+            )
+        before = self.registry.set_alias(name, alias, target)
+        try:
+            following = self._following(raw, alias)
+            if following is not None:
+                self._switch(
+                    following.model_copy(update={"alias": alias, "version": None}), raw, progress
+                )
+        except MaasError:
+            self._restore_alias(name, alias, before)
+            raise
+        self.registry.record(
+            name, self.settings.who, "rollback", alias=alias, from_version=before, to_version=target
+        )
+        return self.status_of(name) if raw is not None else None
+
+    def start_challenger(
+        self, name: str, side: Canary | Shadow, progress: Progress | None = None
+    ) -> ModelStatus:
+        """Start (or change) a canary or a shadow next to the serving version."""
+        raw = self.registry.get_spec(name)
+        if raw is None:
+            raise VersionNotDeployed(name)
+        version = self.registry.get_version(name, side.version).version
+        side = side.model_copy(update={"version": version})
+        spec = DeploymentSpec.model_validate(raw)
+        if spec.mode == "shared":
+            raise BadRequest(f"'{name}' is served by the shared pool: deploy it dedicated first")
+        primary = self.registry.resolve(name, spec.version, spec.alias).version
+        if version == primary:
+            raise BadRequest(f"version {version} of '{name}' already is the serving version")
+        kind = "canary" if isinstance(side, Canary) else "shadow"
+        update = (
+            {"canary": side, "shadow": None}
+            if kind == "canary"
+            else {"canary": None, "shadow": side}
+        )
+        self._switch(spec.model_copy(update=update), raw, progress)
+        sticky = getattr(side, "sticky_header", None)
+        self.registry.record(
+            name,
+            self.settings.who,
+            kind,
+            from_version=primary,
+            to_version=version,
+            detail=f"{side.percent:g}% to version {version}"
+            + (f", sticky by header {sticky}" if sticky else ""),
+        )
+        return self.status_of(name)
+
+    def apply_specs(
+        self, specs: list[DeploymentSpec], progress: Progress | None = None
+    ) -> dict[str, str]:
+        """Make the given specs the stored ones (others stay as they are); all or nothing.
+
+        Every version and alias is checked before anything changes; a spec equal to
+        the stored one is left alone, so applying the same file twice changes
+        nothing. Returns ``{model: "unchanged" | "created" | "updated"}``.
+        """
+        stored = self.registry.list_specs()
+        result: dict[str, str] = {}
+        changed: list[tuple[DeploymentSpec, dict[str, Any] | None]] = []
+        for spec in specs:
+            self.registry.resolve(spec.model, spec.version, spec.alias)
+            if spec.challenger is not None:
+                self.registry.get_version(spec.model, spec.challenger.version)
+            before = stored.get(spec.model)
+            if before == spec.model_dump(exclude_none=True):
+                result[spec.model] = "unchanged"
             else:
-                self.registry.set_spec(spec.model, previous)
+                result[spec.model] = "created" if before is None else "updated"
+                changed.append((spec, before))
+        if not changed:
+            return result
+        for spec, _ in changed:
+            self.registry.set_spec(spec.model, spec.model_dump(exclude_none=True))
+        try:
+            targets = self.apply()
+            self.wait_running({s.model: targets[s.model] for s, _ in changed}, progress)
+        except MaasError:
+            for spec, before in changed:
+                if before is None:
+                    self.registry.delete_spec(spec.model)
+                else:
+                    self.registry.set_spec(spec.model, before)
             self.apply()
             raise
-        return self.status_of(spec.model)
+        for spec, _ in changed:
+            self.registry.record(
+                spec.model,
+                self.settings.who,
+                "apply",
+                alias=spec.alias,
+                to_version=targets[spec.model],
+                detail=result[spec.model],
+            )
+        return result
 
     def undeploy(self, name: str, progress: Progress | None = None) -> None:
         """Stop serving ``name``; its versions stay registered."""
         if self.registry.get_spec(name) is None:
             raise VersionNotDeployed(name)
+        running = self._serving_version(name)
         self.registry.delete_spec(name)
+        self.registry.record(name, self.settings.who, "undeploy", from_version=running)
         self.apply()
         deadline = time.monotonic() + self.settings.deploy_timeout_s
         while name in self.serve.applications():
@@ -110,6 +304,9 @@ class ControlPlane:
             for name, version in list(pending.items()):
                 app = apps.get(name) or {}
                 state, running_version = app.get("status"), _app_version(app)
+                if name not in apps and SHARED_APP in apps and self._is_shared(name):
+                    app = apps[SHARED_APP]
+                    state, running_version = app.get("status"), version
                 if state == "RUNNING" and running_version == version:
                     del pending[name]
                 elif state in _FAILED and running_version == version:
@@ -124,14 +321,62 @@ class ControlPlane:
             if pending:
                 time.sleep(0.5)
 
+    # -- helpers ----------------------------------------------------------------------
+    def _switch(
+        self, spec: DeploymentSpec, previous: dict[str, Any] | None, progress: Progress | None
+    ) -> None:
+        """Store ``spec``, apply, and wait; put ``previous`` back if the new state fails.
+
+        Serve replaces replicas as a rolling update (new ones start and load before
+        old ones stop), so callers see no failed request during a switch.
+        """
+        self.registry.set_spec(spec.model, spec.model_dump(exclude_none=True))
+        try:
+            targets = self.apply()
+            self.wait_running({spec.model: targets[spec.model]}, progress)
+        except MaasError:
+            # Put back what served before so a bad version never takes the traffic.
+            if previous is None:
+                self.registry.delete_spec(spec.model)
+            else:
+                self.registry.set_spec(spec.model, previous)
+            self.apply()
+            raise
+
+    def _following(self, raw: dict[str, Any] | None, alias: str) -> DeploymentSpec | None:
+        """The spec if its deployment follows ``alias`` (pinned specs follow production)."""
+        if raw is None:
+            return None
+        spec = DeploymentSpec.model_validate(raw)
+        if spec.alias == alias or (spec.alias is None and alias == PRODUCTION):
+            return spec
+        return None
+
+    def _restore_alias(self, name: str, alias: str, version: str | None) -> None:
+        if version is None:
+            self.registry.client.delete_registered_model_alias(name, alias)
+        else:
+            self.registry.set_alias(name, alias, version)
+
+    def _serving_version(self, name: str) -> str | None:
+        apps = self.serve.applications()
+        if name not in apps and self._is_shared(name):
+            raw = self.registry.get_spec(name) or {}
+            spec = DeploymentSpec.model_validate(raw)
+            return self.registry.resolve(name, spec.version, spec.alias).version
+        return _app_version(apps.get(name) or {})
+
+    def _is_shared(self, name: str) -> bool:
+        raw = self.registry.get_spec(name)
+        return raw is not None and raw.get("mode") == "shared"
+
     # -- status ------------------------------------------------------------------------
     def status(self) -> list[ModelStatus]:
         """One row per model that has a deployment spec."""
         specs = self.registry.list_specs()
         apps = self.serve.applications()
         return [
-            _row(DeploymentSpec.model_validate(raw), apps.get(n))
-            for n, raw in sorted(specs.items())
+            self._row(DeploymentSpec.model_validate(raw), apps) for _, raw in sorted(specs.items())
         ]
 
     def status_of(self, name: str) -> ModelStatus:
@@ -139,7 +384,45 @@ class ControlPlane:
         raw = self.registry.get_spec(name)
         if raw is None:
             raise VersionNotDeployed(name)
-        return _row(DeploymentSpec.model_validate(raw), self.serve.applications().get(name))
+        return self._row(DeploymentSpec.model_validate(raw), self.serve.applications())
+
+    def _row(self, spec: DeploymentSpec, apps: dict[str, Any]) -> ModelStatus:
+        if spec.mode != "shared":
+            return _row(spec, apps.get(spec.model))
+        pool = apps.get(SHARED_APP) or {}
+        try:
+            version: str | None = self.registry.resolve(
+                spec.model, spec.version, spec.alias
+            ).version
+        except MaasError:
+            version = None
+        running, target = _replicas((pool.get("deployments") or {}).get(SHARED_DEPLOYMENT))
+        return ModelStatus(
+            model=spec.model,
+            version=version if pool else None,
+            alias=spec.alias,
+            replicas_running=running,
+            replicas_target=int(target or 0),
+            replicas_spec="shared pool",
+            num_cpus=self.settings.shared_num_cpus,
+            num_gpus=0,
+            health=pool.get("status") or "NOT_RUNNING",
+            route=f"{model_route(spec.model)}/predict",
+            traffic=f"v{version} 100% (shared pool)",
+        )
+
+
+def rollback_target(events: list[HistoryEvent], alias: str) -> str | None:
+    """The version ``alias`` goes back to: replay promotes (push) and rollbacks (pop)."""
+    stack: list[str] = []
+    for e in events:
+        if e.alias != alias:
+            continue
+        if e.action == "promote" and e.from_version and e.from_version != e.to_version:
+            stack.append(e.from_version)
+        elif e.action == "rollback" and stack:
+            stack.pop()
+    return stack[-1] if stack else None
 
 
 def _app_version(app: dict[str, Any]) -> str | None:
@@ -156,19 +439,42 @@ def _app_error(app: dict[str, Any]) -> str:
     return "\n".join(m for m in messages if m).strip() or "no message from Serve"
 
 
+def _replicas(dep: dict[str, Any] | None) -> tuple[int, int | None]:
+    replicas = (dep or {}).get("replicas") or []
+    running = sum(1 for r in replicas if r.get("state") == "RUNNING")
+    return running, (dep or {}).get("target_num_replicas")
+
+
 def _row(spec: DeploymentSpec, app: dict[str, Any] | None) -> ModelStatus:
     app = app or {}
     deployments = app.get("deployments") or {}
-    dep: dict[str, Any] = next(iter(deployments.values()), {})
-    replicas = dep.get("replicas") or []
-    running = sum(1 for r in replicas if r.get("state") == "RUNNING")
-    target = dep.get("target_num_replicas")
+    running, target = _replicas(deployments.get(MODEL_DEPLOYMENT))
     if target is None:
         target = spec.min_replicas if spec.autoscaling else (spec.num_replicas or 1)
     state = app.get("status") or "NOT_RUNNING"
+    version = _app_version(app)
+    side = spec.challenger
+    challenger = None
+    traffic = f"v{version} 100%" if version else "-"
+    if side is not None:
+        c_running, c_target = _replicas(deployments.get(CHALLENGER_DEPLOYMENT))
+        role = "canary" if spec.canary is not None else "shadow"
+        challenger = VersionRole(
+            version=side.version,
+            role=role,
+            replicas_running=c_running,
+            replicas_target=int(c_target or 0),
+        )
+        if spec.canary is not None:
+            pct = spec.canary.percent
+            traffic = f"v{version} {100 - pct:g}% / v{side.version} {pct:g}% (canary)"
+            if spec.canary.sticky_header:
+                traffic += f", sticky by {spec.canary.sticky_header}"
+        else:
+            traffic = f"v{version} 100%, shadow v{side.version} gets {side.percent:g}% mirrored"
     return ModelStatus(
         model=spec.model,
-        version=_app_version(app),
+        version=version,
         alias=spec.alias,
         replicas_running=running,
         replicas_target=int(target or 0),
@@ -178,4 +484,6 @@ def _row(spec: DeploymentSpec, app: dict[str, Any] | None) -> ModelStatus:
         health=state,
         route=f"{model_route(spec.model)}/predict",
         message=_app_error(app) if state in _FAILED else "",
+        traffic=traffic,
+        challenger=challenger,
     )

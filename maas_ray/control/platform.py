@@ -195,8 +195,8 @@ def _up_ray(settings: Settings, state: dict[str, Any], progress: Progress | None
         cmd += ["--num-cpus", str(settings.ray_num_cpus)]
     if settings.ray_num_gpus is not None:
         cmd += ["--num-gpus", str(settings.ray_num_gpus)]
-    # Replicas read MAAS_* settings too (a Serve config may omit tracking_uri).
-    env = {**os.environ, "MAAS_TRACKING_URI": settings.mlflow_uri}
+    # Replicas (and the management API inside Serve) read the same settings.
+    env = {**os.environ, **settings.as_env(), "MAAS_TRACKING_URI": settings.mlflow_uri}
     proc = _spawn(cmd, log, env)
     state["ray"] = {"sid": proc.pid, "log": str(log)}
     _wait(f"{url}/api/version", "Ray head", settings, proc, log, progress)

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from maas_ray.serving.traffic import Canary, Shadow
 
 MODEL_APP_IMPORT = "maas_ray.serving.app:build_app"
 GATEWAY_APP_IMPORT = "maas_ray.serving.gateway:build_gateway"
 GATEWAY_APP = "maas-gateway"
+SHARED_APP = "maas-shared"
+SHARED_DEPLOYMENT = "SharedPool"
+SHARED_APP_IMPORT = "maas_ray.serving.shared:build_pool"
 MODEL_DEPLOYMENT = "ModelServer"
+CHALLENGER_DEPLOYMENT = "Challenger"
 
 
 def model_route(name: str) -> str:
@@ -36,6 +42,13 @@ class DeploymentSpec(BaseModel):
     target_ongoing_requests: float = Field(
         default=4.0, gt=0, description="Autoscaling target of in-flight requests per replica."
     )
+    mode: Literal["dedicated", "shared"] = Field(
+        default="dedicated",
+        description="dedicated: its own Serve application; shared: the multiplexed pool "
+        "that serves many small models from one set of replicas (LRU per replica).",
+    )
+    canary: Canary | None = Field(default=None, description="A canary split, if any.")
+    shadow: Shadow | None = Field(default=None, description="A shadow challenger, if any.")
 
     @model_validator(mode="after")
     def _consistent(self) -> DeploymentSpec:
@@ -52,7 +65,23 @@ class DeploymentSpec(BaseModel):
                 raise ValueError(
                     f"got min_replicas={self.min_replicas} > max_replicas={self.max_replicas}"
                 )
+        if self.canary is not None and self.shadow is not None:
+            raise ValueError("give either a canary or a shadow, not both")
+        if self.mode == "shared":
+            sized = ("num_replicas", "min_replicas", "max_replicas", "canary", "shadow")
+            given = [f for f in sized if getattr(self, f) is not None]
+            if given or self.num_gpus:
+                drop = ", ".join(given) or "num_gpus"
+                raise ValueError(
+                    f"mode shared runs on the shared pool's replicas: drop {drop} "
+                    "(size the pool with the MAAS_SHARED_* settings)"
+                )
         return self
+
+    @property
+    def challenger(self) -> Canary | Shadow | None:
+        """The canary or shadow of this spec, if any."""
+        return self.canary or self.shadow
 
     @property
     def autoscaling(self) -> bool:
@@ -66,7 +95,12 @@ class DeploymentSpec(BaseModel):
         return str(self.num_replicas or 1)
 
     def to_application(self, version: str, tracking_uri: str) -> dict[str, Any]:
-        """The Serve application config (ServeApplicationSchema) for this spec."""
+        """The Serve application config (ServeApplicationSchema) for this spec.
+
+        ``version`` is the primary version (the alias resolved). A canary or shadow
+        adds a second deployment, ``Challenger``, with the same replica settings; the
+        primary stays the ingress, so the plain path keeps one hop.
+        """
         deployment: dict[str, Any] = {
             "name": MODEL_DEPLOYMENT,
             "max_ongoing_requests": self.max_ongoing_requests,
@@ -81,12 +115,21 @@ class DeploymentSpec(BaseModel):
             }
         else:
             deployment["num_replicas"] = self.num_replicas or 1
+        args: dict[str, Any] = {"model": self.model, "version": version}
+        args["tracking_uri"] = tracking_uri
+        deployments = [deployment]
+        if self.canary is not None:
+            args["canary"] = self.canary.model_dump(exclude_none=True)
+        if self.shadow is not None:
+            args["shadow"] = self.shadow.model_dump()
+        if self.challenger is not None:
+            deployments.append({**deployment, "name": CHALLENGER_DEPLOYMENT})
         return {
             "name": self.model,
             "route_prefix": model_route(self.model),
             "import_path": MODEL_APP_IMPORT,
-            "args": {"model": self.model, "version": version, "tracking_uri": tracking_uri},
-            "deployments": [deployment],
+            "args": args,
+            "deployments": deployments,
         }
 
 
@@ -97,6 +140,27 @@ def gateway_application(tracking_uri: str) -> dict[str, Any]:
         "route_prefix": "/",
         "import_path": GATEWAY_APP_IMPORT,
         "args": {"tracking_uri": tracking_uri},
+    }
+
+
+def shared_application(
+    tracking_uri: str, replicas: int, num_cpus: float, max_ongoing_requests: int = 64
+) -> dict[str, Any]:
+    """The multiplexed pool that serves every ``mode: shared`` model (no HTTP route:
+    the gateway forwards ``/v1/models/{name}/...`` of shared models to it)."""
+    return {
+        "name": SHARED_APP,
+        "route_prefix": None,
+        "import_path": SHARED_APP_IMPORT,
+        "args": {"tracking_uri": tracking_uri},
+        "deployments": [
+            {
+                "name": SHARED_DEPLOYMENT,
+                "num_replicas": replicas,
+                "max_ongoing_requests": max_ongoing_requests,
+                "ray_actor_options": {"num_cpus": num_cpus},
+            }
+        ],
     }
 
 
@@ -111,3 +175,33 @@ def serve_config(
         "logging_config": {"enable_access_log": False},
         "applications": [gateway_application(tracking_uri), *applications],
     }
+
+
+class DeploymentFile(BaseModel):
+    """A file for ``maas apply``: the deployment specs of several models.
+
+    .. code-block:: yaml
+
+        kind: MaasDeployments
+        models:
+          - {model: sentiment, alias: production, min_replicas: 1, max_replicas: 2}
+          - {model: tabular, alias: production, canary: {version: "2", percent: 10}}
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["MaasDeployments"] = Field(description="Marks a maas_ray apply file.")
+    models: list[DeploymentSpec] = Field(min_length=1, description="One spec per model.")
+
+    @model_validator(mode="after")
+    def _declarative(self) -> DeploymentFile:
+        names = [m.model for m in self.models]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"models listed twice: {', '.join(twice)}")
+        loose = [m.model for m in self.models if m.version is None and m.alias is None]
+        if loose:
+            raise ValueError(
+                f"give a version or an alias for {', '.join(loose)}: a file pins what it serves"
+            )
+        return self

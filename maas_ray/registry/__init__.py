@@ -2,6 +2,13 @@
 
 from maas_ray.registry._registry import DigestMismatch, Registry
 from maas_ray.registry.digest import artifact_digest
-from maas_ray.registry.models import ModelInfo, VersionInfo
+from maas_ray.registry.models import HistoryEvent, ModelInfo, VersionInfo
 
-__all__ = ["DigestMismatch", "ModelInfo", "Registry", "VersionInfo", "artifact_digest"]
+__all__ = [
+    "DigestMismatch",
+    "HistoryEvent",
+    "ModelInfo",
+    "Registry",
+    "VersionInfo",
+    "artifact_digest",
+]

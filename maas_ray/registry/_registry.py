@@ -7,11 +7,14 @@ ever holds state derived from this.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +28,14 @@ from mlflow.tracking import MlflowClient
 from maas_ray.errors import BadRequest, MaasError, ModelNotFound, PlatformUnavailable
 from maas_ray.registry._logging import log_model
 from maas_ray.registry.digest import artifact_digest
-from maas_ray.registry.models import ModelInfo, VersionInfo
+from maas_ray.registry.models import HistoryEvent, ModelInfo, VersionInfo
 
 logger = logging.getLogger(__name__)
 
 TAG_SHA256 = "maas.sha256"
 TAG_SIGNATURE = "maas.signature"
 TAG_SPEC = "maas.deployment"
+TAG_HISTORY = "maas.history."  # + zero-padded sequence number
 EXPERIMENT = "maas-registrations"
 _NOT_FOUND = "RESOURCE_DOES_NOT_EXIST"
 
@@ -50,6 +54,7 @@ class Registry:
         self.uri = tracking_uri
         # Download bars of MLflow would interleave with our own progress display.
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
     # -- health ------------------------------------------------------------
@@ -81,7 +86,7 @@ class Registry:
         _validate_name(name)
         started = time.perf_counter()
         self._use()
-        with mlflow.start_run(run_name=f"register-{name}"):
+        with _quiet(), mlflow.start_run(run_name=f"register-{name}"):
             info = log_model(
                 model,
                 registered_model_name=name,
@@ -111,11 +116,12 @@ class Registry:
         if "://" not in model_uri and ":/" not in model_uri:
             if not (local / "MLmodel").is_file():
                 raise BadRequest(f"got '{model_uri}' for --model-uri: no MLmodel file there")
-            with mlflow.start_run(run_name=f"register-{name}") as run:
+            with _quiet(), mlflow.start_run(run_name=f"register-{name}") as run:
                 mlflow.log_artifacts(str(local), artifact_path="model")
             model_uri = f"runs:/{run.info.run_id}/model"
         try:
-            mv = mlflow.register_model(model_uri, name)
+            with _quiet():
+                mv = mlflow.register_model(model_uri, name)
         except MlflowException as exc:
             raise BadRequest(f"cannot register '{model_uri}': {exc.message}") from exc
         return self._finish(name, str(mv.version), description, tags)
@@ -230,6 +236,76 @@ class Registry:
                 specs[rm.name] = json.loads(rm.tags[TAG_SPEC])
         return specs
 
+    # -- aliases and history ------------------------------------------------------
+    def set_alias(self, name: str, alias: str, version: str) -> str | None:
+        """Point ``alias`` at ``version``; return the version it pointed to before."""
+        _validate_alias(alias)
+        self.get_version(name, version)  # ModelNotFound for a version that does not exist
+        before = self._registered(name).aliases or {}
+        self.client.set_registered_model_alias(name, alias, str(version))
+        previous = before.get(alias)
+        return None if previous is None else str(previous)
+
+    def get_alias(self, name: str, alias: str) -> str | None:
+        """The version ``alias`` points to, or None."""
+        version = (self._registered(name).aliases or {}).get(alias)
+        return None if version is None else str(version)
+
+    def record(
+        self,
+        name: str,
+        actor: str,
+        action: str,
+        *,
+        alias: str | None = None,
+        from_version: str | None = None,
+        to_version: str | None = None,
+        detail: str = "",
+    ) -> HistoryEvent:
+        """Append one event to the model's durable history."""
+        seq = max((e.seq for e in self.history(name)), default=0) + 1
+        event = HistoryEvent(
+            seq=seq,
+            time_ms=int(time.time() * 1000),
+            actor=actor,
+            action=action,
+            alias=alias,
+            from_version=from_version,
+            to_version=to_version,
+            detail=detail,
+        )
+        self.client.set_registered_model_tag(
+            name, f"{TAG_HISTORY}{seq:06d}", event.model_dump_json(exclude={"seq"})
+        )
+        return event
+
+    def history(self, name: str) -> list[HistoryEvent]:
+        """Every recorded event of ``name``, oldest first."""
+        events = []
+        for key, value in (self._registered(name).tags or {}).items():
+            if key.startswith(TAG_HISTORY):
+                seq = int(key[len(TAG_HISTORY) :])
+                events.append(HistoryEvent.model_validate({**json.loads(value), "seq": seq}))
+        return sorted(events, key=lambda e: e.seq)
+
+    def serving_map(self, mode: str) -> dict[str, str]:
+        """``{model: version}`` of every spec with this ``mode``, in one registry call.
+
+        Versions come from the spec (pinned) or from the alias it follows.
+        """
+        out = {}
+        for rm in self.client.search_registered_models(max_results=1000):
+            raw = rm.tags.get(TAG_SPEC)
+            if not raw:
+                continue
+            spec = json.loads(raw)
+            if spec.get("mode", "dedicated") != mode:
+                continue
+            version = spec.get("version") or (rm.aliases or {}).get(spec.get("alias") or "")
+            if version is not None:
+                out[rm.name] = str(version)
+        return out
+
     # -- helpers --------------------------------------------------------------
     def _registered(self, name: str) -> RegisteredModel:
         try:
@@ -246,12 +322,38 @@ class Registry:
         mlflow.set_experiment(EXPERIMENT)
 
 
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Keep MLflow's chatter ("Successfully registered model ...", INFO logs) out of
+    the user's terminal; it goes to our debug log instead."""
+    mlflow_logger = logging.getLogger("mlflow")
+    level = mlflow_logger.level
+    mlflow_logger.setLevel(max(level, logging.WARNING))
+    buffer = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(buffer):
+            yield
+    finally:
+        mlflow_logger.setLevel(level)
+        if buffer.getvalue().strip():
+            logger.debug("mlflow: %s", buffer.getvalue().strip())
+
+
 def _validate_name(name: str) -> None:
     ok = name and all(c.isalnum() or c in "-_." for c in name) and name[0].isalnum()
     if not ok or len(name) > 100:
         raise BadRequest(
             f"got '{name}' for model name: use letters, digits, '-', '_' or '.', "
             "starting with a letter or digit"
+        )
+
+
+def _validate_alias(alias: str) -> None:
+    ok = alias and all(c.isalnum() or c in "-_" for c in alias) and alias[0].isalpha()
+    if not ok or len(alias) > 64 or alias.lower().startswith("v") and alias[1:].isdigit():
+        raise BadRequest(
+            f"got '{alias}' for alias: use letters, digits, '-' or '_', starting with a "
+            "letter (and not v<number>, which MLflow reserves)"
         )
 
 
@@ -284,7 +386,11 @@ def _model_info(rm: RegisteredModel, versions: list[VersionInfo]) -> ModelInfo:
     return ModelInfo(
         name=rm.name,
         description=rm.description or "",
-        tags={k: v for k, v in (rm.tags or {}).items() if k != TAG_SPEC},
+        tags={
+            k: v
+            for k, v in (rm.tags or {}).items()
+            if k != TAG_SPEC and not k.startswith(TAG_HISTORY)
+        },
         aliases=dict(rm.aliases or {}),
         latest_version=None if latest is None else str(latest),
         versions=versions,

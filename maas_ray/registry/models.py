@@ -32,3 +32,16 @@ class ModelInfo(BaseModel):
     aliases: dict[str, str] = Field(default_factory=dict)
     latest_version: str | None = None
     versions: list[VersionInfo] = Field(default_factory=list)
+
+
+class HistoryEvent(BaseModel):
+    """One alias move or deploy action, kept as a registered-model tag."""
+
+    seq: int
+    time_ms: int
+    actor: str
+    action: str  # deploy, undeploy, promote, rollback, canary, canary-end, shadow, ...
+    alias: str | None = None
+    from_version: str | None = None
+    to_version: str | None = None
+    detail: str = ""

@@ -8,7 +8,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from ray.serve import Application
 
 from maas_ray.serving.deployment import ModelServer
+from maas_ray.serving.traffic import Canary, Shadow
 from maas_ray.settings import Settings
+
+CHALLENGER = "Challenger"  # the name control.spec gives the second deployment
 
 
 class ModelAppArgs(BaseModel):
@@ -17,14 +20,32 @@ class ModelAppArgs(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: str = Field(description="Registered model name.")
-    version: str = Field(description="Registered version to serve.")
+    version: str = Field(description="Registered version to serve (the primary).")
     tracking_uri: str | None = Field(default=None, description="MLflow URI; default: settings.")
+    canary: Canary | None = Field(default=None, description="Canary split, if any.")
+    shadow: Shadow | None = Field(default=None, description="Shadow challenger, if any.")
 
 
 def build_app(args: dict[str, Any]) -> Application:
-    """Build the Serve application that serves ``args['model']`` at ``args['version']``."""
+    """Build the Serve application that serves ``args['model']`` at ``args['version']``.
+
+    With a canary or shadow, a ``Challenger`` deployment of the other version is
+    bound and handed to the primary, which stays the ingress.
+    """
     parsed = ModelAppArgs.model_validate(args)
-    # serve.deployment turns the class into a Deployment; mypy still sees the class.
+    uri = parsed.tracking_uri or Settings().mlflow_uri
+    side = parsed.canary or parsed.shadow
+    if side is None:
+        # serve.deployment turns the class into a Deployment; mypy still sees the class.
+        return ModelServer.bind(parsed.model, parsed.version, uri)  # type: ignore[attr-defined]
+    challenger = ModelServer.options(name=CHALLENGER).bind(  # type: ignore[attr-defined]
+        parsed.model, side.version, uri
+    )
     return ModelServer.bind(  # type: ignore[attr-defined]
-        parsed.model, str(parsed.version), parsed.tracking_uri or Settings().mlflow_uri
+        parsed.model,
+        parsed.version,
+        uri,
+        challenger,
+        parsed.canary.model_dump() if parsed.canary else None,
+        parsed.shadow.model_dump() if parsed.shadow else None,
     )

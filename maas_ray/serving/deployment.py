@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from typing import Any
 
 import orjson
 from ray import serve
+from ray.serve.handle import DeploymentHandle
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -20,6 +22,7 @@ from maas_ray.errors import BadRequest, MaasError, NotFound, VersionNotDeployed
 from maas_ray.registry import Registry
 from maas_ray.serving.protocol import encode_error
 from maas_ray.serving.runtime import ModelRuntime
+from maas_ray.serving.traffic import Canary, Shadow, agreement, to_challenger
 
 logger = logging.getLogger(__name__)
 
@@ -36,12 +39,33 @@ def error_response(error: MaasError, headers: dict[str, str] | None = None) -> R
 
 @serve.deployment(name="ModelServer", max_ongoing_requests=64, health_check_period_s=10)
 class ModelServer:
-    """Wraps one registered model version: load verified, validate, predict."""
+    """Wraps one registered model version: load verified, validate, predict.
 
-    def __init__(self, model: str, version: str, tracking_uri: str) -> None:
+    As the primary (the application's ingress) it may hold a handle to a
+    ``Challenger`` deployment of the same class: with a canary it forwards a share
+    of the requests there; with a shadow it mirrors a share there after answering,
+    and the challenger records how often the two agree.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        version: str,
+        tracking_uri: str,
+        challenger: DeploymentHandle | None = None,
+        canary: dict[str, Any] | None = None,
+        shadow: dict[str, Any] | None = None,
+    ) -> None:
         self.runtime = ModelRuntime.load(Registry(tracking_uri), model, version)
         self._headers = {VERSION_HEADER: version}
+        self.challenger = challenger
+        self.canary = Canary.model_validate(canary) if canary else None
+        self.shadow = Shadow.model_validate(shadow) if shadow else None
+        self.answered: Counter[str] = Counter()  # version -> requests answered here
+        self.agreement = {"requests": 0, "rows": 0, "agree": 0, "errors": 0}
+        self._mirrors: set[asyncio.Task[None]] = set()
 
+    # -- handle API ------------------------------------------------------------
     async def predict(self, payload: dict[str, Any]) -> dict[str, Any]:
         """For Serve handles: a scoring-format dict in, ``{"predictions", "version"}`` out.
 
@@ -49,11 +73,34 @@ class ModelServer:
         raised as the same MaasError an HTTP caller would get as JSON.
         """
         body = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
-        out = await asyncio.get_running_loop().run_in_executor(
-            None, self.runtime.predict_bytes, body, JSON
-        )
+        out = await self._predict(body, JSON)
         return {**orjson.loads(out), "version": self.runtime.version}
 
+    async def answer(self, body: bytes, content_type: str | None) -> tuple[int, bytes]:
+        """A predict over a handle that never raises: (HTTP status, JSON body)."""
+        try:
+            return 200, await self._predict(body, content_type)
+        except MaasError as exc:
+            return exc.status_code, encode_error(exc)
+
+    async def compare(self, body: bytes, content_type: str | None, primary: bytes) -> None:
+        """Shadow side: predict on a mirrored request and count agreement with the primary."""
+        self.agreement["requests"] += 1
+        status, out = await self.answer(body, content_type)
+        if status != 200:
+            self.agreement["errors"] += 1
+            return
+        same, rows = agreement(
+            orjson.loads(primary)["predictions"], orjson.loads(out)["predictions"]
+        )
+        self.agreement["agree"] += same
+        self.agreement["rows"] += rows
+
+    async def stats(self) -> dict[str, Any]:
+        """What this replica saw: answers by version, and shadow agreement."""
+        return {"answered": dict(self.answered), "shadow": dict(self.agreement)}
+
+    # -- HTTP ------------------------------------------------------------------------
     async def __call__(self, request: Request) -> Response:
         try:
             return await self._route(request)
@@ -66,25 +113,97 @@ class ModelServer:
         sub = path[len(root) :] if path.startswith(root) else path
         parts = [p for p in sub.split("/") if p]
         version = self.runtime.version
-        if len(parts) == 3 and parts[0] == "versions":
-            if parts[1] != version:
-                raise VersionNotDeployed(self.runtime.name, parts[1])
+        target: str | None = None  # None: the router decides
+        if len(parts) >= 2 and parts[0] == "versions":
+            target = parts[1]
+            if target not in (version, self._challenger_version()):
+                raise VersionNotDeployed(self.runtime.name, target)
             parts = parts[2:]
-        elif len(parts) == 2 and parts[0] == "versions" and request.method == "GET":
-            if parts[1] != version:
-                raise VersionNotDeployed(self.runtime.name, parts[1])
-            parts = []
         if parts == ["predict"]:
             if request.method != "POST":
                 raise BadRequest("use POST for predict", status_code=405)
-            body = await request.body()
-            # Model code may be slow; keep the replica's event loop free.
-            out = await asyncio.get_running_loop().run_in_executor(
-                None, self.runtime.predict_bytes, body, request.headers.get("content-type")
-            )
-            return Response(out, media_type=JSON, headers=self._headers)
+            return await self._serve_predict(request, target)
         if not parts and request.method == "GET":
-            return Response(
-                orjson.dumps(self.runtime.describe()), media_type=JSON, headers=self._headers
-            )
+            if target is not None and target != version and self.challenger is not None:
+                return Response(
+                    orjson.dumps(await self.challenger.describe.remote()), media_type=JSON
+                )
+            return Response(orjson.dumps(self.describe()), media_type=JSON, headers=self._headers)
+        if parts == ["traffic"] and request.method == "GET" and target is None:
+            return Response(orjson.dumps(await self._traffic()), media_type=JSON)
         raise NotFound(f"no route {request.method} {path}")
+
+    def describe(self) -> dict[str, Any]:
+        """Name, version and input schema of the loaded version."""
+        return self.runtime.describe()
+
+    async def _serve_predict(self, request: Request, target: str | None) -> Response:
+        body = await request.body()
+        ctype = request.headers.get("content-type")
+        challenger = self._challenger_version()
+        if target is None and self.canary is not None and self.challenger is not None:
+            sticky = request.headers.get(self.canary.sticky_header or "") or None
+            if to_challenger(self.canary.percent, sticky):
+                target = challenger
+        if challenger is not None and target == challenger and self.challenger is not None:
+            status, out = await self._forward(body, ctype)
+            if status is not None:
+                self.answered[challenger] += 1
+                return Response(
+                    out, status_code=status, media_type=JSON, headers={VERSION_HEADER: challenger}
+                )
+        out = await self._predict(body, ctype)
+        self.answered[self.runtime.version] += 1
+        if self.shadow is not None and self.challenger is not None:
+            if to_challenger(self.shadow.percent):
+                self._mirror(body, ctype, out)
+        return Response(out, media_type=JSON, headers=self._headers)
+
+    async def _forward(self, body: bytes, ctype: str | None) -> tuple[int | None, bytes]:
+        assert self.challenger is not None
+        try:
+            status, out = await self.challenger.answer.remote(body, ctype)
+            return status, out
+        except Exception:
+            # The challenger is going away (promote or rollback under way): the
+            # primary answers instead of failing the request.
+            logger.warning("challenger of %s did not answer", self.runtime.name, exc_info=True)
+            return None, b""
+
+    def _mirror(self, body: bytes, ctype: str | None, primary: bytes) -> None:
+        assert self.challenger is not None
+        response = self.challenger.compare.remote(body, ctype, primary)
+
+        async def wait() -> None:
+            try:
+                await response
+            except Exception:
+                logger.warning("shadow of %s failed", self.runtime.name, exc_info=True)
+
+        task = asyncio.get_running_loop().create_task(wait())
+        self._mirrors.add(task)
+        task.add_done_callback(self._mirrors.discard)
+
+    async def _predict(self, body: bytes, ctype: str | None) -> bytes:
+        # Model code may be slow; keep the replica's event loop free.
+        out: bytes = await asyncio.get_running_loop().run_in_executor(
+            None, self.runtime.predict_bytes, body, ctype
+        )
+        return out
+
+    def _challenger_version(self) -> str | None:
+        spec = self.canary or self.shadow
+        return spec.version if spec else None
+
+    async def _traffic(self) -> dict[str, Any]:
+        mine = await self.stats()
+        out: dict[str, Any] = {
+            "model": self.runtime.name,
+            "primary": self.runtime.version,
+            "canary": self.canary.model_dump() if self.canary else None,
+            "shadow": self.shadow.model_dump() if self.shadow else None,
+            "answered": mine["answered"],
+        }
+        if self.shadow is not None and self.challenger is not None:
+            out["agreement"] = (await self.challenger.stats.remote())["shadow"]
+        return out

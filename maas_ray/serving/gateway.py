@@ -1,4 +1,4 @@
-"""The catch-all Serve application at ``/``: health routes and JSON 404s.
+"""The catch-all Serve application at ``/``: health routes, the management API, JSON 404s.
 
 Serve routes by longest prefix, so anything no model application claims lands
 here; a client then gets a JSON error that tells an unknown model from a
@@ -8,20 +8,27 @@ registered one that is not deployed, instead of Serve's plain-text 404.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import orjson
 from ray import serve
 from ray.serve import Application
+from ray.serve.handle import DeploymentHandle
 from starlette.requests import Request
 from starlette.responses import Response
 
-from maas_ray.errors import MaasError, ModelNotFound, NotFound, VersionNotDeployed
+from maas_ray.control.spec import SHARED_APP, SHARED_DEPLOYMENT
+from maas_ray.errors import BadRequest, MaasError, ModelNotFound, NotFound, VersionNotDeployed
 from maas_ray.registry import Registry
-from maas_ray.serving.deployment import JSON, error_response
+from maas_ray.serving import admin
+from maas_ray.serving.deployment import JSON, VERSION_HEADER, error_response
+from maas_ray.serving.shared import model_id
 from maas_ray.settings import Settings
 
 HEALTH_PATHS = ("/healthz", "/v2/health/live", "/v2/health/ready")
+SHARED_REFRESH_S = 2.0
+SHARED_MISS_REFRESH_S = 0.5
 
 
 @serve.deployment(name="Gateway", max_ongoing_requests=64, ray_actor_options={"num_cpus": 0})
@@ -30,13 +37,68 @@ class Gateway:
 
     def __init__(self, tracking_uri: str) -> None:
         self.registry = Registry(tracking_uri)
+        self._shared: dict[str, str] = {}  # shared model -> version, from the registry
+        self._shared_at = 0.0
+        self._pool: DeploymentHandle | None = None
 
     async def __call__(self, request: Request) -> Response:
         path = request.scope["path"]
         if path in HEALTH_PATHS:
             return Response(orjson.dumps({"status": "ok"}), media_type=JSON)
-        miss = await asyncio.get_running_loop().run_in_executor(None, self._miss, path)
+        parts = [p for p in path.split("/") if p]
+        loop = asyncio.get_running_loop()
+        if len(parts) >= 4 and parts[:2] == ["v1", "models"]:
+            version = await self._shared_version(parts[2])
+            if version is not None:
+                try:
+                    return await self._shared_predict(request, parts[2], version, parts[3:])
+                except MaasError as exc:
+                    return error_response(exc, {VERSION_HEADER: version})
+        if tuple(parts[: len(admin.PREFIX)]) == admin.PREFIX:
+            body = await request.body()
+            actor = request.headers.get(admin.ACTOR_HEADER)
+            try:
+                # Switches wait for new replicas: keep the event loop free meanwhile.
+                status, answer = await loop.run_in_executor(
+                    None, admin.handle, self.registry, request.method, parts, body, actor
+                )
+            except MaasError as exc:
+                return error_response(exc)
+            return Response(orjson.dumps(answer), status_code=status, media_type=JSON)
+        miss = await loop.run_in_executor(None, self._miss, path)
         return error_response(miss)
+
+    async def _shared_version(self, name: str) -> str | None:
+        """The version the shared pool serves for ``name`` (None: not a shared model).
+
+        Read from the registry at most every SHARED_REFRESH_S, and once more on a
+        miss, so a promote or a new shared model is seen within about a second.
+        """
+        age = time.monotonic() - self._shared_at
+        if age > SHARED_REFRESH_S or (name not in self._shared and age > SHARED_MISS_REFRESH_S):
+            loop = asyncio.get_running_loop()
+            self._shared = await loop.run_in_executor(None, self.registry.serving_map, "shared")
+            self._shared_at = time.monotonic()
+        return self._shared.get(name)
+
+    async def _shared_predict(
+        self, request: Request, name: str, version: str, rest: list[str]
+    ) -> Response:
+        if len(rest) == 3 and rest[0] == "versions":
+            if rest[1] != version:
+                raise VersionNotDeployed(name, rest[1])
+            rest = rest[2:]
+        if rest != ["predict"]:
+            raise NotFound(f"no route {request.method} {request.scope['path']}")
+        if request.method != "POST":
+            raise BadRequest("use POST for predict", status_code=405)
+        if self._pool is None:
+            self._pool = serve.get_deployment_handle(SHARED_DEPLOYMENT, app_name=SHARED_APP)
+        pool = self._pool.options(multiplexed_model_id=model_id(name, version))
+        status, out = await pool.answer.remote(
+            await request.body(), request.headers.get("content-type")
+        )
+        return Response(out, status_code=status, media_type=JSON, headers={VERSION_HEADER: version})
 
     def _miss(self, path: str) -> MaasError:
         parts = [p for p in path.split("/") if p]

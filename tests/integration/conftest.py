@@ -35,6 +35,16 @@ PORTS = {
 WORKER_PORTS = "30000-31999"
 
 
+FIGURES: list[str] = []  # measured figures, printed at the end of the run
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if FIGURES:
+        terminalreporter.section("figures measured by the integration tests")
+        for line in FIGURES:
+            terminalreporter.write_line(line)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/integration" in str(item.fspath):
@@ -51,6 +61,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         ray_num_gpus=1,
         deploy_timeout_s=180,
         ray_worker_ports=WORKER_PORTS,
+        shared_models_per_replica=3,  # small, so the tests see the LRU evict
         **PORTS,
     )
 
@@ -58,10 +69,9 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 @pytest.fixture(scope="session")
 def env(settings: Settings) -> dict[str, str]:
     """Environment for `maas` subprocesses that talk to the session platform."""
-    extra = {f"MAAS_{k.upper()}": str(v) for k, v in PORTS.items()}
-    extra["MAAS_RAY_WORKER_PORTS"] = WORKER_PORTS
-    # A wide terminal so that rich tables keep one row per line.
-    return {**os.environ, **extra, "MAAS_HOME": str(settings.home), "COLUMNS": "240"}
+    # Every setting (ports, home, logical CPUs/GPUs), so a `maas up` started from
+    # the tests rebuilds the same cluster; a wide terminal keeps table rows whole.
+    return {**os.environ, **settings.as_env(), "COLUMNS": "240"}
 
 
 @pytest.fixture(scope="session")

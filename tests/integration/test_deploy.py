@@ -139,7 +139,7 @@ def test_deploy_by_alias(
     assert f"iris version {good} is RUNNING" in out
     assert client.registry.get_spec("iris")["alias"] == "champion"  # type: ignore[index]
     status = maas(env, "status").stdout
-    assert "(@champion)" in status
+    assert f"@champion -> v{good}" in status
     resp = post(
         live,
         "/v1/models/iris/predict",

@@ -157,6 +157,10 @@ def test_deployment_file_validates(path: Path) -> None:
         if "applications" in doc:
             schema = _validate_serve_config(doc)
             assert schema.applications, f"{path.name}: no applications"
+        elif doc.get("kind") == "MaasDeployments":
+            from maas_ray.control.spec import DeploymentFile
+
+            assert DeploymentFile.model_validate(doc).models, f"{path.name}: no models"
         elif doc.get("kind") == "RayService":
             assert doc.get("apiVersion") == "ray.io/v1"
             schema = _validate_serve_config(_embedded_serve_config(doc))

@@ -1,0 +1,75 @@
+"""The shared pool: many small models served from one set of replicas.
+
+Models deployed with ``mode: shared`` get no Serve application of their own. The
+gateway (the catch-all application at ``/``) finds them in the registry and calls
+this pool over a Serve handle with ``multiplexed_model_id="name/version"``; Serve's
+model multiplexing sends the request to a replica that already holds that model
+when one does, and each replica keeps at most ``MAAS_SHARED_MODELS_PER_REPLICA``
+models, evicting the least recently used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import Any
+
+from ray import serve
+from ray.serve import Application
+
+from maas_ray.errors import MaasError
+from maas_ray.registry import Registry
+from maas_ray.serving.protocol import encode_error
+from maas_ray.serving.runtime import ModelRuntime
+from maas_ray.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+# Read when a replica imports this module: Ray hands the platform's MAAS_* settings
+# to every worker, and serve.multiplexed takes its bound at decoration time.
+MODELS_PER_REPLICA = int(os.environ.get("MAAS_SHARED_MODELS_PER_REPLICA", "8"))
+
+
+def model_id(name: str, version: str) -> str:
+    """The multiplexed model id of one version."""
+    return f"{name}/{version}"
+
+
+@serve.deployment(name="SharedPool", max_ongoing_requests=64)
+class SharedPool:
+    """Loads registered versions on demand (digest-checked) and keeps an LRU of them."""
+
+    def __init__(self, tracking_uri: str) -> None:
+        self.registry = Registry(tracking_uri)
+
+    @serve.multiplexed(max_num_models_per_replica=MODELS_PER_REPLICA)
+    async def _load(self, mid: str) -> ModelRuntime:
+        name, _, version = mid.rpartition("/")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, ModelRuntime.load, self.registry, name, version)
+
+    async def answer(self, body: bytes, content_type: str | None) -> tuple[int, bytes]:
+        """Predict with the request's multiplexed model: (HTTP status, JSON body)."""
+        mid = serve.get_multiplexed_model_id()
+        try:
+            runtime = await self._load(mid)
+            out: bytes = await asyncio.get_running_loop().run_in_executor(
+                None, runtime.predict_bytes, body, content_type
+            )
+        except MaasError as exc:
+            return exc.status_code, encode_error(exc)
+        return 200, out
+
+    async def describe(self) -> dict[str, Any]:
+        """Name, version and input schema of the request's model."""
+        runtime = await self._load(serve.get_multiplexed_model_id())
+        return runtime.describe()
+
+
+def build_pool(args: dict[str, Any]) -> Application:
+    """Serve application builder for the shared pool (``args``: ``tracking_uri``)."""
+    # serve.deployment turns the class into a Deployment; mypy still sees the class.
+    return SharedPool.bind(  # type: ignore[attr-defined]
+        args.get("tracking_uri") or Settings().mlflow_uri
+    )

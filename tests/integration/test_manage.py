@@ -1,0 +1,161 @@
+"""`maas apply` and the management HTTP API under /v1/admin."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from maas_ray import MaaS, Settings
+
+from .conftest import ROOT, maas
+
+
+@pytest.fixture(scope="module")
+def adm(client: MaaS) -> dict[str, str]:
+    """Two versions of a tiny model; @production -> v1, not deployed yet."""
+    from sklearn.dummy import DummyClassifier
+
+    versions = {}
+    for label in ("one", "two"):
+        model = DummyClassifier(strategy="constant", constant=label).fit([[0.0]], [label])
+        versions[label] = client.register("adm", model, input_example=[[0.0]]).version
+    client.promote("adm", versions["one"])
+    return versions
+
+
+def _admin(settings: Settings, method: str, path: str, body: Any = None) -> httpx.Response:
+    return httpx.request(
+        method,
+        f"{settings.serve_url}/v1/admin{path}",
+        json=body,
+        headers={"x-maas-actor": "ci-bot"},
+        timeout=300,
+    )
+
+
+def test_apply_twice_changes_nothing_the_second_time(
+    adm: dict[str, str], client: MaaS, env: dict[str, str], tmp_path: Path
+) -> None:
+    doc = {
+        "kind": "MaasDeployments",
+        "models": [{"model": "adm", "alias": "production", "num_replicas": 1, "num_cpus": 0.25}],
+    }
+    path = tmp_path / "adm.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    first = maas(env, "apply", str(path)).stdout
+    assert "created" in first
+    history_len = len(client.history("adm"))
+    spec = client.registry.get_spec("adm")
+    second = maas(env, "apply", str(path)).stdout
+    assert "unchanged" in second
+    assert client.registry.get_spec("adm") == spec
+    assert len(client.history("adm")) == history_len
+
+
+def test_repo_deployment_file_applies_to_the_examples(seeded: Any, env: dict[str, str]) -> None:
+    out = maas(env, "apply", str(ROOT / "deployments" / "models.yaml")).stdout
+    assert "sentiment" in out
+    again = maas(env, "apply", str(ROOT / "deployments" / "models.yaml")).stdout
+    assert again.count("unchanged") == 3
+
+
+@pytest.mark.parametrize(
+    ("doc", "words"),
+    [
+        ({"kind": "MaasDeployments", "models": [{"model": "adm"}]}, "version or an alias"),
+        ({"kind": "Other", "models": []}, "kind"),
+        ({"kind": "MaasDeployments", "models": [{"model": "adm", "alias": "production",
+          "num_replicas": 0}]}, "models.0.num_replicas"),
+    ],
+)  # fmt: skip
+def test_bad_apply_files_are_refused_before_anything_changes(
+    doc: dict[str, Any], words: str, adm: dict[str, str], env: dict[str, str], tmp_path: Path
+) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    proc = maas(env, "apply", str(path), check=False)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert words in proc.stderr
+
+
+def test_apply_with_a_missing_version_changes_nothing(
+    adm: dict[str, str], client: MaaS, env: dict[str, str], tmp_path: Path
+) -> None:
+    before = client.registry.list_specs()
+    doc = {
+        "kind": "MaasDeployments",
+        "models": [
+            {"model": "adm", "alias": "production", "num_replicas": 2},
+            {"model": "adm2", "version": "7"},
+        ],
+    }
+    path = tmp_path / "partial.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    proc = maas(env, "apply", str(path), check=False)
+    assert proc.returncode == 1
+    assert "adm2" in proc.stderr
+    assert client.registry.list_specs() == before
+
+
+def test_management_api_promote_history_and_rollback(
+    adm: dict[str, str], live: Settings, client: MaaS
+) -> None:
+    resp = _admin(live, "POST", "/models/adm/promote", {"version": adm["two"]})
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["status"]["version"] == adm["two"]
+    answer = httpx.post(f"{live.serve_url}/v1/models/adm/predict", json={"inputs": [[0.0]]})
+    assert answer.json()["predictions"] == ["two"]
+    events = _admin(live, "GET", "/models/adm/history").json()
+    assert events[-1]["action"] == "promote"
+    assert events[-1]["actor"] == "api:ci-bot"
+    assert (events[-1]["from_version"], events[-1]["to_version"]) == (adm["one"], adm["two"])
+    resp = _admin(live, "POST", "/models/adm/rollback")
+    assert resp.status_code == 200, resp.text
+    assert client.registry.get_alias("adm", "production") == adm["one"]
+    rows = _admin(live, "GET", "/status").json()
+    assert any(r["model"] == "adm" and r["version"] == adm["one"] for r in rows)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "code"),
+    [
+        ("POST", "/models/adm/promote", {"version": "99"}, 404, "model_not_found"),
+        ("POST", "/models/nope/promote", {"version": "1"}, 404, "model_not_found"),
+        ("POST", "/models/adm/promote", {}, 422, "invalid_input"),
+        ("POST", "/models/adm/canary", {"version": "1", "percent": 120}, 422, "invalid_input"),
+        ("POST", "/models/adm/shadow", {"version": "1", "percent": -1}, 422, "invalid_input"),
+        ("POST", "/models/nope/rollback", None, 404, "model_not_found"),
+        ("GET", "/models/adm/frobnicate", None, 404, "not_found"),
+        ("POST", "/apply", {"kind": "MaasDeployments", "models": []}, 422, "invalid_input"),
+    ],
+)
+def test_management_api_errors_are_4xx_json(
+    method: str,
+    path: str,
+    body: Any,
+    status: int,
+    code: str,
+    adm: dict[str, str],
+    live: Settings,
+) -> None:
+    resp = _admin(live, method, path, body)
+    assert resp.status_code == status, resp.text
+    assert resp.json()["code"] == code
+
+
+def test_management_api_malformed_json_and_no_history(adm: dict[str, str], live: Settings) -> None:
+    resp = httpx.post(
+        f"{live.serve_url}/v1/admin/models/adm/promote",
+        content=b"{bad",
+        headers={"content-type": "application/json"},
+    )
+    assert resp.status_code == 400
+    assert resp.json()["code"] == "invalid_json"
+    # adm is back at its first version: nothing earlier to roll back to.
+    resp = _admin(live, "POST", "/models/adm/rollback")
+    assert resp.status_code == 409
+    assert "no earlier version" in resp.json()["error"]

@@ -1,0 +1,65 @@
+"""Restore: Ray killed, `maas up` again, every deployment back from the registry alone."""
+
+from __future__ import annotations
+
+import signal
+from collections import Counter
+from typing import Any
+
+import httpx
+import psutil
+
+from maas_ray import MaaS, Settings
+from maas_ray.control import platform
+
+from .conftest import FIGURES, maas
+
+
+def _rows(client: MaaS) -> dict[str, tuple[str | None, str | None, str]]:
+    return {r.model: (r.version, r.alias, r.traffic) for r in client.status()}
+
+
+def test_deployments_come_back_after_ray_is_killed(
+    client: MaaS, live: Settings, env: dict[str, str], seeded: Any
+) -> None:
+    from sklearn.dummy import DummyClassifier
+
+    for label in ("a", "b"):
+        model = DummyClassifier(strategy="constant", constant=label)
+        version = client.register("rs", model.fit([[0.0]], [label]), input_example=[[0.0]])
+    client.promote("rs", "1")
+    client.deploy("rs", alias="production")
+    client.canary("rs", version.version, 40)
+    before = _rows(client)
+    assert before["rs"][2].endswith("40% (canary)")
+
+    # Kill the whole Ray head session (GCS, raylet, Serve controller, proxy, replicas).
+    sid = platform._load_state(live)["ray"]["sid"]
+    procs = platform._session_processes(sid)
+    for proc in procs:
+        proc.send_signal(signal.SIGKILL)
+    psutil.wait_procs(procs, timeout=30)
+    assert not platform._session_processes(sid)
+
+    out = maas(env, "up").stdout
+    assert "already running" in out  # MLflow, untouched
+    assert out.count("started") == 2  # Ray and Serve
+    after = _rows(client)
+    assert after == before
+    assert all(r.health == "RUNNING" for r in client.status())
+    seen: Counter[str] = Counter()
+    with httpx.Client(timeout=30) as http:
+        for _ in range(300):
+            r = http.post(f"{live.serve_url}/v1/models/rs/predict", json={"inputs": [[0.0]]})
+            assert r.status_code == 200
+            seen[r.json()["predictions"][0]] += 1
+        for name in ("sentiment", "tabular", "digits"):
+            r = http.post(
+                f"{live.serve_url}/v1/models/{name}/predict",
+                json={"inputs": seeded[name]["inputs"]},
+            )
+            assert r.status_code == 200, r.text
+            assert r.json()["predictions"] == seeded[name]["predictions"]
+    share = seen["b"] / 3
+    FIGURES.append(f"restore: canary 40% after Ray was killed and `maas up`: {share:.1f}% of 300")
+    assert 30 <= share <= 50, seen
