@@ -319,7 +319,8 @@ class Registry:
         # The fluent log_model API reads process-wide URIs; point them at this registry.
         mlflow.set_tracking_uri(self.uri)
         mlflow.set_registry_uri(self.uri)
-        mlflow.set_experiment(EXPERIMENT)
+        with _quiet():
+            mlflow.set_experiment(EXPERIMENT)
 
 
 @contextlib.contextmanager

@@ -39,7 +39,7 @@ def build_app(args: dict[str, Any]) -> Application:
         # serve.deployment turns the class into a Deployment; mypy still sees the class.
         return ModelServer.bind(parsed.model, parsed.version, uri)  # type: ignore[attr-defined]
     challenger = ModelServer.options(name=CHALLENGER).bind(  # type: ignore[attr-defined]
-        parsed.model, side.version, uri
+        parsed.model, side.version, uri, background=parsed.shadow is not None
     )
     return ModelServer.bind(  # type: ignore[attr-defined]
         parsed.model,

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections import Counter
 from typing import Any
 
 import orjson
 from ray import serve
+from ray.serve import metrics
 from ray.serve.handle import DeploymentHandle
 from starlette.requests import Request
 from starlette.responses import Response
@@ -27,6 +29,8 @@ from maas_ray.serving.traffic import Canary, Shadow, agreement, to_challenger
 logger = logging.getLogger(__name__)
 
 VERSION_HEADER = "x-maas-model-version"
+MIRROR_EVERY_S = 0.05
+MIRROR_QUEUE_MAX = 1000
 JSON = "application/json"
 
 
@@ -55,15 +59,28 @@ class ModelServer:
         challenger: DeploymentHandle | None = None,
         canary: dict[str, Any] | None = None,
         shadow: dict[str, Any] | None = None,
+        background: bool = False,
     ) -> None:
+        if background:
+            # A shadow's work is best effort: at a lower CPU priority it takes only
+            # what the primary and the proxy leave, so callers do not wait for it.
+            os.nice(10)
         self.runtime = ModelRuntime.load(Registry(tracking_uri), model, version)
         self._headers = {VERSION_HEADER: version}
         self.challenger = challenger
         self.canary = Canary.model_validate(canary) if canary else None
         self.shadow = Shadow.model_validate(shadow) if shadow else None
         self.answered: Counter[str] = Counter()  # version -> requests answered here
-        self.agreement = {"requests": 0, "rows": 0, "agree": 0, "errors": 0}
-        self._mirrors: set[asyncio.Task[None]] = set()
+        # Exported with Serve's metrics (Prometheus): which version answered, how.
+        self._requests = metrics.Counter(
+            "maas_requests",
+            description="Requests answered by a model version, by HTTP status.",
+            # Ray annotates tag_keys as Tuple[str] (one element); any length works.
+            tag_keys=("model", "version", "status"),  # type: ignore[arg-type]
+        )
+        self.agreement = {"requests": 0, "rows": 0, "agree": 0, "errors": 0, "dropped": 0}
+        self._queue: list[tuple[bytes, str | None, bytes]] = []  # waiting for the shadow
+        self._flusher: asyncio.Task[None] | None = None
 
     # -- handle API ------------------------------------------------------------
     async def predict(self, payload: dict[str, Any]) -> dict[str, Any]:
@@ -83,18 +100,22 @@ class ModelServer:
         except MaasError as exc:
             return exc.status_code, encode_error(exc)
 
-    async def compare(self, body: bytes, content_type: str | None, primary: bytes) -> None:
-        """Shadow side: predict on a mirrored request and count agreement with the primary."""
-        self.agreement["requests"] += 1
-        status, out = await self.answer(body, content_type)
-        if status != 200:
-            self.agreement["errors"] += 1
-            return
-        same, rows = agreement(
-            orjson.loads(primary)["predictions"], orjson.loads(out)["predictions"]
-        )
-        self.agreement["agree"] += same
-        self.agreement["rows"] += rows
+    async def compare(self, mirrored: list[tuple[bytes, str | None, bytes]]) -> None:
+        """Shadow side: predict on mirrored requests, count agreement with the primary.
+
+        ``mirrored`` holds (body, content type, primary's answer) per request.
+        """
+        for body, content_type, primary in mirrored:
+            self.agreement["requests"] += 1
+            status, out = await self.answer(body, content_type)
+            if status != 200:
+                self.agreement["errors"] += 1
+                continue
+            same, rows = agreement(
+                orjson.loads(primary)["predictions"], orjson.loads(out)["predictions"]
+            )
+            self.agreement["agree"] += same
+            self.agreement["rows"] += rows
 
     async def stats(self) -> dict[str, Any]:
         """What this replica saw: answers by version, and shadow agreement."""
@@ -103,9 +124,17 @@ class ModelServer:
     # -- HTTP ------------------------------------------------------------------------
     async def __call__(self, request: Request) -> Response:
         try:
-            return await self._route(request)
+            response = await self._route(request)
         except MaasError as exc:
-            return error_response(exc, self._headers)
+            response = error_response(exc, self._headers)
+        self._requests.inc(
+            tags={
+                "model": self.runtime.name,
+                "version": response.headers.get(VERSION_HEADER, self.runtime.version),
+                "status": str(response.status_code),
+            }
+        )
+        return response
 
     async def _route(self, request: Request) -> Response:
         root = request.scope.get("root_path", "")
@@ -171,18 +200,28 @@ class ModelServer:
             return None, b""
 
     def _mirror(self, body: bytes, ctype: str | None, primary: bytes) -> None:
-        assert self.challenger is not None
-        response = self.challenger.compare.remote(body, ctype, primary)
+        """Queue one request for the shadow; a flusher sends the queue every MIRROR_EVERY_S.
 
-        async def wait() -> None:
+        One handle call per batch instead of per request keeps the mirror's cost
+        off the caller's path; past MIRROR_QUEUE_MAX queued requests, new ones are
+        dropped (and counted) rather than slowing the primary down.
+        """
+        if len(self._queue) >= MIRROR_QUEUE_MAX:
+            self.agreement["dropped"] += 1
+            return
+        self._queue.append((body, ctype, primary))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush())
+
+    async def _flush(self) -> None:
+        assert self.challenger is not None
+        while self._queue:
+            await asyncio.sleep(MIRROR_EVERY_S)
+            batch, self._queue = self._queue, []
             try:
-                await response
+                await self.challenger.compare.remote(batch)
             except Exception:
                 logger.warning("shadow of %s failed", self.runtime.name, exc_info=True)
-
-        task = asyncio.get_running_loop().create_task(wait())
-        self._mirrors.add(task)
-        task.add_done_callback(self._mirrors.discard)
 
     async def _predict(self, body: bytes, ctype: str | None) -> bytes:
         # Model code may be slow; keep the replica's event loop free.
@@ -206,4 +245,5 @@ class ModelServer:
         }
         if self.shadow is not None and self.challenger is not None:
             out["agreement"] = (await self.challenger.stats.remote())["shadow"]
+            out["agreement"]["dropped"] = self.agreement["dropped"]  # queue full here
         return out
