@@ -226,7 +226,7 @@ class ControlPlane:
             kind,
             from_version=primary,
             to_version=version,
-            detail=f"{side.percent:g}% to version {version}"
+            detail=f"{side.percent:g}% {'to' if kind == 'canary' else 'mirrored to'} version {version}"
             + (f", sticky by header {sticky}" if sticky else ""),
         )
         return self.status_of(name)

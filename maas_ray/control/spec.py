@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from maas_ray.serving.traffic import Canary, Shadow
+from maas_ray.serving.traffic import Batching, Canary, Shadow
 
 MODEL_APP_IMPORT = "maas_ray.serving.app:build_app"
 GATEWAY_APP_IMPORT = "maas_ray.serving.gateway:build_gateway"
@@ -47,6 +47,9 @@ class DeploymentSpec(BaseModel):
         description="dedicated: its own Serve application; shared: the multiplexed pool "
         "that serves many small models from one set of replicas (LRU per replica).",
     )
+    batching: Batching | None = Field(
+        default=None, description="Join concurrent requests into one model call."
+    )
     canary: Canary | None = Field(default=None, description="A canary split, if any.")
     shadow: Shadow | None = Field(default=None, description="A shadow challenger, if any.")
 
@@ -68,7 +71,7 @@ class DeploymentSpec(BaseModel):
         if self.canary is not None and self.shadow is not None:
             raise ValueError("give either a canary or a shadow, not both")
         if self.mode == "shared":
-            sized = ("num_replicas", "min_replicas", "max_replicas", "canary", "shadow")
+            sized = ("num_replicas", "min_replicas", "max_replicas", "canary", "shadow", "batching")
             given = [f for f in sized if getattr(self, f) is not None]
             if given or self.num_gpus:
                 drop = ", ".join(given) or "num_gpus"
@@ -118,6 +121,8 @@ class DeploymentSpec(BaseModel):
         args: dict[str, Any] = {"model": self.model, "version": version}
         args["tracking_uri"] = tracking_uri
         deployments = [deployment]
+        if self.batching is not None:
+            args["batching"] = self.batching.model_dump()
         if self.canary is not None:
             args["canary"] = self.canary.model_dump(exclude_none=True)
         if self.shadow is not None:

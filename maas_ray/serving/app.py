@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ray.serve import Application
 
 from maas_ray.serving.deployment import ModelServer
-from maas_ray.serving.traffic import Canary, Shadow
+from maas_ray.serving.traffic import Batching, Canary, Shadow
 from maas_ray.settings import Settings
 
 CHALLENGER = "Challenger"  # the name control.spec gives the second deployment
@@ -22,6 +22,7 @@ class ModelAppArgs(BaseModel):
     model: str = Field(description="Registered model name.")
     version: str = Field(description="Registered version to serve (the primary).")
     tracking_uri: str | None = Field(default=None, description="MLflow URI; default: settings.")
+    batching: Batching | None = Field(default=None, description="Dynamic batching, if any.")
     canary: Canary | None = Field(default=None, description="Canary split, if any.")
     shadow: Shadow | None = Field(default=None, description="Shadow challenger, if any.")
 
@@ -35,11 +36,18 @@ def build_app(args: dict[str, Any]) -> Application:
     parsed = ModelAppArgs.model_validate(args)
     uri = parsed.tracking_uri or Settings().mlflow_uri
     side = parsed.canary or parsed.shadow
+    batching = parsed.batching.model_dump() if parsed.batching else None
     if side is None:
         # serve.deployment turns the class into a Deployment; mypy still sees the class.
-        return ModelServer.bind(parsed.model, parsed.version, uri)  # type: ignore[attr-defined]
+        return ModelServer.bind(  # type: ignore[attr-defined]
+            parsed.model, parsed.version, uri, batching=batching
+        )
     challenger = ModelServer.options(name=CHALLENGER).bind(  # type: ignore[attr-defined]
-        parsed.model, side.version, uri, background=parsed.shadow is not None
+        parsed.model,
+        side.version,
+        uri,
+        background=parsed.shadow is not None,
+        batching=batching,
     )
     return ModelServer.bind(  # type: ignore[attr-defined]
         parsed.model,
@@ -48,4 +56,5 @@ def build_app(args: dict[str, Any]) -> Application:
         challenger,
         parsed.canary.model_dump() if parsed.canary else None,
         parsed.shadow.model_dump() if parsed.shadow else None,
+        batching=batching,
     )

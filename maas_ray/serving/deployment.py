@@ -24,7 +24,7 @@ from maas_ray.errors import BadRequest, MaasError, NotFound, VersionNotDeployed
 from maas_ray.registry import Registry
 from maas_ray.serving.protocol import encode_error
 from maas_ray.serving.runtime import ModelRuntime
-from maas_ray.serving.traffic import Canary, Shadow, agreement, to_challenger
+from maas_ray.serving.traffic import Batching, Canary, Shadow, agreement, to_challenger
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +60,7 @@ class ModelServer:
         canary: dict[str, Any] | None = None,
         shadow: dict[str, Any] | None = None,
         background: bool = False,
+        batching: dict[str, Any] | None = None,
     ) -> None:
         if background:
             # A shadow's work is best effort: at a lower CPU priority it takes only
@@ -67,6 +68,12 @@ class ModelServer:
             os.nice(10)
         self.runtime = ModelRuntime.load(Registry(tracking_uri), model, version)
         self._headers = {VERSION_HEADER: version}
+        self.batching = Batching.model_validate(batching) if batching else None
+        if self.batching is not None:
+            # serve.batch wraps the method in an object with these setters.
+            batched: Any = self._batched
+            batched.set_max_batch_size(self.batching.max_batch_size)
+            batched.set_batch_wait_timeout_s(self.batching.batch_wait_timeout_s)
         self.challenger = challenger
         self.canary = Canary.model_validate(canary) if canary else None
         self.shadow = Shadow.model_validate(shadow) if shadow else None
@@ -225,10 +232,24 @@ class ModelServer:
 
     async def _predict(self, body: bytes, ctype: str | None) -> bytes:
         # Model code may be slow; keep the replica's event loop free.
-        out: bytes = await asyncio.get_running_loop().run_in_executor(
-            None, self.runtime.predict_bytes, body, ctype
+        loop = asyncio.get_running_loop()
+        if self.batching is None:
+            out: bytes = await loop.run_in_executor(None, self.runtime.predict_bytes, body, ctype)
+            return out
+        data = await loop.run_in_executor(None, self.runtime.parse, body, ctype)
+        answer = await self._batched(data)
+        if isinstance(answer, MaasError):
+            raise answer
+        return answer
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005)
+    async def _batched(self, inputs: list[Any]) -> list[bytes | MaasError]:
+        """Parsed inputs of concurrent requests, predicted together (sizes from the spec)."""
+        loop = asyncio.get_running_loop()
+        answers: list[bytes | MaasError] = await loop.run_in_executor(
+            None, self.runtime.predict_many, inputs
         )
-        return out
+        return answers
 
     def _challenger_version(self) -> str | None:
         spec = self.canary or self.shadow

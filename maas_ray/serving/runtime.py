@@ -14,8 +14,9 @@ from mlflow.exceptions import MlflowException
 from mlflow.pyfunc import PyFuncModel
 from mlflow.types import Schema
 
-from maas_ray.errors import InvalidInput, PredictionFailed
+from maas_ray.errors import InvalidInput, MaasError, PredictionFailed
 from maas_ray.registry import Registry
+from maas_ray.serving.batching import combine, split
 from maas_ray.serving.protocol import _message, encode_predictions, parse_payload
 
 logger = logging.getLogger(__name__)
@@ -63,11 +64,36 @@ class ModelRuntime:
                 f"{type(exc).__name__}: {_message(exc)}"
             ) from exc
 
+    def parse(self, body: bytes, content_type: str | None) -> Any:
+        """A request body as this version's model input (checked against its signature)."""
+        return parse_payload(body, content_type, self.input_schema)
+
     def predict_bytes(self, body: bytes, content_type: str | None) -> bytes:
         """Parse a request body, predict, and encode the answer."""
-        return encode_predictions(
-            self.predict(parse_payload(body, content_type, self.input_schema))
-        )
+        return encode_predictions(self.predict(self.parse(body, content_type)))
+
+    def predict_many(self, inputs: list[Any]) -> list[bytes | MaasError]:
+        """Predict parsed inputs of several requests, in one model call where they join.
+
+        A failure of the joined call falls back to one call per input, so one bad
+        request never fails the others; each failure is returned in its place.
+        """
+        joined = combine(inputs)
+        if joined is not None:
+            data, lengths = joined
+            try:
+                parts = split(self.predict(data), lengths)
+            except MaasError:
+                parts = None
+            if parts is not None:
+                return [encode_predictions(part) for part in parts]
+        answers: list[bytes | MaasError] = []
+        for item in inputs:
+            try:
+                answers.append(encode_predictions(self.predict(item)))
+            except MaasError as exc:
+                answers.append(exc)
+        return answers
 
     def describe(self) -> dict[str, Any]:
         """Metadata a client may ask for (name, version, input schema)."""

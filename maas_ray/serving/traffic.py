@@ -1,4 +1,4 @@
-"""Traffic between a primary version and a challenger: canary split and shadow agreement.
+"""Traffic settings and logic: canary split, shadow agreement, batching settings.
 
 Pure logic, shared by the Serve deployment and the control plane.
 """
@@ -34,6 +34,17 @@ class Shadow(BaseModel):
 
     version: str = Field(description="Challenger version.")
     percent: float = Field(default=100, ge=0, le=100, description="Share mirrored, 0-100.")
+
+
+class Batching(BaseModel):
+    """Dynamic batching of concurrent requests into one model call."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_batch_size: int = Field(ge=2, le=1024, description="Most requests per model call.")
+    batch_wait_timeout_s: float = Field(
+        default=0.005, ge=0, le=1, description="Longest wait for a batch to fill."
+    )
 
 
 def to_challenger(percent: float, sticky_value: str | None = None) -> bool:

@@ -188,3 +188,30 @@ def test_readme_curl_examples_work_as_written(seeded: dict[str, Any], live: Sett
         assert body == shown, (command, body, shown)
         status = re.search(r"\((\d{3})\)", expected)
         assert code == (status.group(1) if status else "200"), (command, code)
+
+
+def test_batched_concurrent_requests_match_one_by_one(
+    seeded: dict[str, Any], live: Settings, client: Any
+) -> None:
+    """deployments/models.yaml batches tabular: concurrent answers equal sequential ones."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import yaml
+
+    client.apply(yaml.safe_load((ROOT / "deployments" / "models.yaml").read_text()))
+    assert client.registry.get_spec("tabular")["batching"]["max_batch_size"] == 16
+    data = load_breast_cancer().data
+    bodies = [{"inputs": data[i : i + 1 + i % 3].tolist()} for i in range(0, 48, 2)]
+    one_by_one = [post(live, "/v1/models/tabular/predict", b).json() for b in bodies]
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        together = list(pool.map(lambda b: post(live, "/v1/models/tabular/predict", b), bodies))
+    assert [r.status_code for r in together] == [200] * len(bodies)
+    assert [r.json() for r in together] == one_by_one
+    # A bad request in the same burst fails alone.
+    bad = {"inputs": [[1.0] * 29]}
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        mixed = list(
+            pool.map(lambda b: post(live, "/v1/models/tabular/predict", b), [bad, *bodies[:3]])
+        )
+    assert mixed[0].status_code == 422
+    assert [r.json() for r in mixed[1:]] == one_by_one[:3]

@@ -1,0 +1,56 @@
+"""Dynamic batching: join parsed requests into one model call, split the answer back.
+
+Pure functions; the Serve deployment calls them from a ``@serve.batch`` method.
+Requests join only when their inputs are the same kind (arrays of one dtype and
+row shape, or frames with the same columns); anything else is predicted alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+def combine(items: list[Any]) -> tuple[Any, list[int]] | None:
+    """One input holding every item's rows, and the row count of each; None if unjoinable."""
+    if len(items) < 2:
+        return None
+    first = items[0]
+    if isinstance(first, np.ndarray) and first.ndim >= 1:
+        if all(
+            isinstance(x, np.ndarray)
+            and x.ndim == first.ndim
+            and x.dtype == first.dtype
+            and x.shape[1:] == first.shape[1:]
+            for x in items
+        ):
+            return np.concatenate(items), [len(x) for x in items]
+        return None
+    if isinstance(first, pd.DataFrame):
+        cols = list(first.columns)
+        if all(isinstance(x, pd.DataFrame) and list(x.columns) == cols for x in items):
+            frame = pd.concat(items, ignore_index=True)
+            if any(frame[c].dtype != first[c].dtype for c in cols):
+                return None  # joining changed a column's type: predict them apart
+            return frame, [len(x) for x in items]
+    return None
+
+
+def split(output: Any, lengths: list[int]) -> list[Any] | None:
+    """Cut a joined model output into per-request parts; None if it has no row per input."""
+    total = sum(lengths)
+    if isinstance(output, pd.DataFrame | pd.Series | np.ndarray | list) and len(output) == total:
+        parts = []
+        start = 0
+        for n in lengths:
+            part = (
+                output.iloc[start : start + n]
+                if hasattr(output, "iloc")
+                else output[start : start + n]
+            )
+            parts.append(part)
+            start += n
+        return parts
+    return None
