@@ -226,8 +226,8 @@ class ControlPlane:
             kind,
             from_version=primary,
             to_version=version,
-            detail=f"{side.percent:g}% {'to' if kind == 'canary' else 'mirrored to'} version {version}"
-            + (f", sticky by header {sticky}" if sticky else ""),
+            detail=f"{side.percent:g}% {'to' if kind == 'canary' else 'mirrored to'} "
+            f"version {version}" + (f", sticky by header {sticky}" if sticky else ""),
         )
         return self.status_of(name)
 
