@@ -101,9 +101,12 @@ class ControlPlane:
             if "version" in (app.get("args") or {})
         }
         for name, raw in self.registry.list_specs().items():
-            spec = DeploymentSpec.model_validate(raw)
-            if spec.mode == "shared":
-                targets[name] = self.registry.resolve(name, spec.version, spec.alias).version
+            try:
+                spec = DeploymentSpec.model_validate(raw)
+                if spec.mode == "shared":
+                    targets[name] = self.registry.resolve(name, spec.version, spec.alias).version
+            except (MaasError, ValueError):
+                continue  # skipped by desired_config too, with a warning
         return targets
 
     # -- actions -------------------------------------------------------------------
