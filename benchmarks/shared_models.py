@@ -18,29 +18,16 @@ platform by process id at the end.
 from __future__ import annotations
 
 import argparse
-import statistics
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from maas_ray import MaaS, Settings
-from maas_ray.control import platform
-
-PORTS = {
-    "mlflow_port": 25700,
-    "serve_port": 28700,
-    "dashboard_port": 28965,
-    "ray_port": 26979,
-    "ray_client_port": 21701,
-    "ray_agent_port": 25465,
-}
+from benchmarks._common import bench_settings, percentiles_ms, running
+from maas_ray import MaaS
 
 
 def _pipelines(n: int) -> list[Any]:
@@ -60,11 +47,6 @@ def _pipelines(n: int) -> list[Any]:
     return out
 
 
-def _percentiles(samples: list[float]) -> tuple[float, float]:
-    ms = sorted(s * 1000 for s in samples)
-    return statistics.median(ms), ms[min(len(ms) - 1, int(len(ms) * 0.95))]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", type=int, default=100)
@@ -72,71 +54,56 @@ def main() -> None:
     parser.add_argument("--hot", type=int, default=4, help="models in the cache-hit scenario")
     args = parser.parse_args()
     console = Console()
-    home = Path(tempfile.mkdtemp(prefix="maas-bench-shared-"))
-    settings = Settings(
-        home=home, ray_num_cpus=4, ray_worker_ports="30000-31999", deploy_timeout_s=600, **PORTS
-    )
+    settings = bench_settings("shared", 0, deploy_timeout_s=600)
     rows = np.array([[5.1, 3.5, 1.4, 0.2], [6.2, 2.9, 4.3, 1.3], [7.7, 3.0, 6.1, 2.3]])
     body = {"inputs": rows.tolist()}
-    try:
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TextColumn("{task.completed}/{task.total}"),
-            TimeElapsedColumn(),
-            console=console,
-        ) as bar:
-            task = bar.add_task("starting the platform", total=None)
-            platform.up(settings, lambda t: bar.update(task, description=f"platform: {t}"))
-            bar.update(task, total=1, completed=1, description="platform up")
-            client = MaaS(settings)
-            pipes = _pipelines(args.models)
-            names = [f"bench-{i:03d}" for i in range(args.models)]
-            task = bar.add_task("registering", total=args.models)
-            for name, pipe in zip(names, pipes, strict=True):
-                client.register(name, pipe, input_example=rows)
-                client.promote(name, "1")
-                bar.advance(task)
-            task = bar.add_task("deploying (shared pool + 1 dedicated)", total=2)
-            doc = [{"model": n, "alias": "production", "mode": "shared"} for n in names]
-            client.apply({"kind": "MaasDeployments", "models": doc})
+    with running(settings, console) as bar:
+        client = MaaS(settings)
+        pipes = _pipelines(args.models)
+        names = [f"bench-{i:03d}" for i in range(args.models)]
+        task = bar.add_task("registering", total=args.models)
+        for name, pipe in zip(names, pipes, strict=True):
+            client.register(name, pipe, input_example=rows)
+            client.promote(name, "1")
             bar.advance(task)
-            client.register("bench-dedicated", pipes[0], input_example=rows)
-            client.deploy("bench-dedicated", "1")
+        task = bar.add_task("deploying (shared pool + 1 dedicated)", total=2)
+        doc = [{"model": n, "alias": "production", "mode": "shared"} for n in names]
+        client.apply({"kind": "MaasDeployments", "models": doc})
+        bar.advance(task)
+        client.register("bench-dedicated", pipes[0], input_example=rows)
+        client.deploy("bench-dedicated", "1")
+        bar.advance(task)
+
+        http = httpx.Client(timeout=120)
+        url = f"{settings.serve_url}/v1/models/{{}}/predict"
+        correct = 0
+        cold: list[float] = []
+        task = bar.add_task("cold pass: every model once", total=args.models)
+        for name, pipe in zip(names, pipes, strict=True):
+            started = time.perf_counter()
+            resp = http.post(url.format(name), json=body)
+            cold.append(time.perf_counter() - started)
+            expected = pipe.predict(rows).tolist()
+            correct += resp.status_code == 200 and resp.json()["predictions"] == expected
             bar.advance(task)
 
-            http = httpx.Client(timeout=120)
-            url = f"{settings.serve_url}/v1/models/{{}}/predict"
-            correct = 0
-            cold: list[float] = []
-            task = bar.add_task("cold pass: every model once", total=args.models)
-            for name, pipe in zip(names, pipes, strict=True):
+        def timed(targets: list[str], label: str) -> list[float]:
+            for t in targets:  # warm
+                http.post(url.format(t), json=body).raise_for_status()
+            samples = []
+            task = bar.add_task(label, total=args.requests)
+            for i in range(args.requests):
                 started = time.perf_counter()
-                resp = http.post(url.format(name), json=body)
-                cold.append(time.perf_counter() - started)
-                expected = pipe.predict(rows).tolist()
-                correct += resp.status_code == 200 and resp.json()["predictions"] == expected
+                http.post(url.format(targets[i % len(targets)]), json=body).raise_for_status()
+                samples.append(time.perf_counter() - started)
                 bar.advance(task)
+            return samples
 
-            def timed(targets: list[str], label: str) -> list[float]:
-                for t in targets:  # warm
-                    http.post(url.format(t), json=body).raise_for_status()
-                samples = []
-                task = bar.add_task(label, total=args.requests)
-                for i in range(args.requests):
-                    started = time.perf_counter()
-                    http.post(url.format(targets[i % len(targets)]), json=body).raise_for_status()
-                    samples.append(time.perf_counter() - started)
-                    bar.advance(task)
-                return samples
-
-            hit = timed(names[: args.hot], f"cache hits ({args.hot} models)")
-            dedicated = timed(["bench-dedicated"], "dedicated deployment")
-            http.close()
-            client.close()
-    finally:
-        platform.down(settings)
-    base = _percentiles(dedicated)[0]
+        hit = timed(names[: args.hot], f"cache hits ({args.hot} models)")
+        dedicated = timed(["bench-dedicated"], "dedicated deployment")
+        http.close()
+        client.close()
+    base = percentiles_ms(dedicated)[0]
     title = (
         f"shared mode, {args.models} models, 1 pool replica, LRU bound "
         f"{settings.shared_models_per_replica}; sequential requests over loopback"
@@ -149,7 +116,7 @@ def main() -> None:
         (f"shared, cache hit ({args.hot} hot models)", hit),
         ("shared, cold load (first request per model)", cold),
     ):
-        p50, p95 = _percentiles(samples)
+        p50, p95 = percentiles_ms(samples)
         table.add_row(label, str(len(samples)), f"{p50:.1f}", f"{p95:.1f}", f"{p50 / base:.2f}x")
     console.print(table)
     console.print(f"models answering correctly: {correct}/{args.models}")

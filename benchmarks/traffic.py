@@ -17,28 +17,15 @@ Stops the platform by process id at the end.
 from __future__ import annotations
 
 import argparse
-import statistics
-import tempfile
 import time
 from collections import defaultdict
-from pathlib import Path
 
 import httpx
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from maas_ray import MaaS, Settings
-from maas_ray.control import platform
-
-PORTS = {
-    "mlflow_port": 25800,
-    "serve_port": 28800,
-    "dashboard_port": 28865,
-    "ray_port": 26989,
-    "ray_client_port": 21801,
-    "ray_agent_port": 25565,
-}
+from benchmarks._common import bench_settings, percentiles_ms, running
+from maas_ray import MaaS
 
 
 def main() -> None:
@@ -52,72 +39,56 @@ def main() -> None:
     from sklearn.preprocessing import StandardScaler
 
     console = Console()
-    settings = Settings(
-        home=Path(tempfile.mkdtemp(prefix="maas-bench-traffic-")),
-        ray_num_cpus=4,
-        ray_worker_ports="30000-31999",
-        **PORTS,
-    )
+    settings = bench_settings("traffic", 100)
     X, y = load_iris(return_X_y=True, as_frame=True)
     body = {"dataframe_split": X.head(1).to_dict(orient="split")}
     samples: dict[str, list[float]] = defaultdict(list)
     agreement: dict[str, int] = {}
-    try:
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TextColumn("{task.completed}/{task.total}"),
-            TimeElapsedColumn(),
-            console=console,
-        ) as bar:
-            task = bar.add_task("starting the platform", total=None)
-            platform.up(settings, lambda t: bar.update(task, description=f"platform: {t}"))
-            bar.update(task, total=1, completed=1, description="platform up")
-            client = MaaS(settings)
-            for c in (1.0, 0.01):
-                pipe = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=300))
-                client.register("traffic", pipe.fit(X, y), input_example=X.head(2))
-            client.promote("traffic", "1")
-            client.deploy("traffic", alias="production")
-            url = f"{settings.serve_url}/v1/models/traffic/predict"
-            phases = ("plain", "shadow", "canary 50%")
-            task = bar.add_task("timing", total=args.rounds * len(phases) * args.requests)
-            with httpx.Client(timeout=60) as http:
-                for _ in range(args.rounds):
-                    for phase in phases:
-                        if phase == "shadow":
-                            client.shadow("traffic", "2", 100)
-                        elif phase.startswith("canary"):
-                            client.canary("traffic", "2", 50)
-                        for _ in range(20):  # warm up after the switch
-                            http.post(url, json=body)
-                        for _ in range(args.requests):
-                            started = time.perf_counter()
-                            r = http.post(url, json=body)
-                            took = time.perf_counter() - started
-                            r.raise_for_status()
-                            version = r.headers["x-maas-model-version"]
-                            key = phase if phase != "canary 50%" else f"canary: v{version}"
-                            samples[key].append(took)
-                            bar.advance(task)
-                        if phase == "shadow":
-                            time.sleep(0.5)  # the last mirrored batch
-                            agreement = client.traffic("traffic")["agreement"]
-                        if phase != "plain":
-                            client.rollback("traffic")
-            client.close()
-    finally:
-        platform.down(settings)
-    base_ms = statistics.median(samples["plain"]) * 1000
+    with running(settings, console) as bar:
+        client = MaaS(settings)
+        for c in (1.0, 0.01):
+            pipe = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=300))
+            client.register("traffic", pipe.fit(X, y), input_example=X.head(2))
+        client.promote("traffic", "1")
+        client.deploy("traffic", alias="production")
+        url = f"{settings.serve_url}/v1/models/traffic/predict"
+        phases = ("plain", "shadow", "canary 50%")
+        task = bar.add_task("timing", total=args.rounds * len(phases) * args.requests)
+        with httpx.Client(timeout=60) as http:
+            for _ in range(args.rounds):
+                for phase in phases:
+                    if phase == "shadow":
+                        client.shadow("traffic", "2", 100)
+                    elif phase.startswith("canary"):
+                        client.canary("traffic", "2", 50)
+                    for _ in range(20):  # warm up after the switch
+                        http.post(url, json=body)
+                    for _ in range(args.requests):
+                        started = time.perf_counter()
+                        r = http.post(url, json=body)
+                        took = time.perf_counter() - started
+                        r.raise_for_status()
+                        version = r.headers["x-maas-model-version"]
+                        key = phase if phase != "canary 50%" else f"canary: v{version}"
+                        samples[key].append(took)
+                        bar.advance(task)
+                    if phase == "shadow":
+                        time.sleep(0.5)  # the last mirrored batch
+                        agreement = client.traffic("traffic")["agreement"]
+                    if phase != "plain":
+                        client.rollback("traffic")
+        client.close()
+    base_ms = percentiles_ms(samples["plain"])[0]
     table = Table(title="caller latency, sequential requests over loopback (1 row, sklearn)")
     for col in ("phase", "requests", "p50 ms", "p95 ms", "p50 / plain p50"):
         table.add_column(col)
     for key in ("plain", "shadow", "canary: v1", "canary: v2"):
-        ms = sorted(s * 1000 for s in samples[key])
-        if not ms:
+        if not samples[key]:
             continue
-        p50, p95 = statistics.median(ms), ms[int(len(ms) * 0.95)]
-        table.add_row(key, str(len(ms)), f"{p50:.2f}", f"{p95:.2f}", f"{p50 / base_ms:.2f}x")
+        p50, p95 = percentiles_ms(samples[key])
+        table.add_row(
+            key, str(len(samples[key])), f"{p50:.2f}", f"{p95:.2f}", f"{p50 / base_ms:.2f}x"
+        )
     console.print(table)
     console.print(
         f"shadow (last round): {agreement['requests']} requests mirrored, "

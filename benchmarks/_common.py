@@ -1,0 +1,62 @@
+"""What every benchmark shares: its own short-lived platform, a progress display, percentiles."""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from maas_ray import Settings
+from maas_ray.control import platform
+
+
+def bench_settings(name: str, offset: int, **extra: object) -> Settings:
+    """Settings of a temporary platform on ports apart from the defaults and the tests.
+
+    ``offset`` keeps two benchmarks apart; Ray's workers get 30000-31999.
+    """
+    ports = {
+        "mlflow_port": 25700 + offset,
+        "serve_port": 28700 + offset,
+        "dashboard_port": 28900 + offset,
+        "ray_port": 26900 + offset,
+        "ray_client_port": 21700 + offset,
+        "ray_agent_port": 25400 + offset,
+    }
+    return Settings(
+        home=Path(tempfile.mkdtemp(prefix=f"maas-bench-{name}-")),
+        ray_num_cpus=4,
+        ray_worker_ports="30000-31999",
+        **ports,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+@contextmanager
+def running(settings: Settings, console: Console) -> Iterator[Progress]:
+    """Start the platform, yield a progress display, stop the platform by process id."""
+    try:
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+            console=console,
+        ) as bar:
+            task = bar.add_task("starting the platform", total=None)
+            platform.up(settings, lambda t: bar.update(task, description=f"platform: {t}"))
+            bar.update(task, total=1, completed=1, description="platform up")
+            yield bar
+    finally:
+        platform.down(settings)
+
+
+def percentiles_ms(samples: list[float]) -> tuple[float, float]:
+    """(p50, p95) in milliseconds of durations in seconds."""
+    ms = sorted(s * 1000 for s in samples)
+    return statistics.median(ms), ms[min(len(ms) - 1, int(len(ms) * 0.95))]
