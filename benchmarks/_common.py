@@ -26,7 +26,7 @@ def bench_settings(name: str, offset: int, **extra: object) -> Settings:
         "dashboard_port": 28900 + offset,
         "ray_port": 26900 + offset,
         "ray_client_port": 21700 + offset,
-        "ray_agent_port": 25400 + offset,
+        "ray_agent_port": 24400 + offset,
     }
     return Settings(
         home=Path(tempfile.mkdtemp(prefix=f"maas-bench-{name}-")),
