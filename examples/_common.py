@@ -66,3 +66,51 @@ def main(name: str, train: Callable[[], TrainedExample]) -> None:
     logging.basicConfig(level=logging.INFO)
     v = register(MaaS(), name, train())
     print(f"registered {v.name} version {v.version} (sha256 {v.sha256})")
+
+
+def stratified_split(target: np.ndarray, test_size: float, seed: int) -> tuple[Any, Any]:
+    """Train and held-out row indices, stratified by ``target``."""
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(len(target))
+    train_idx, test_idx = train_test_split(
+        idx, test_size=test_size, random_state=seed, stratify=target
+    )
+    return train_idx, test_idx
+
+
+def held_out_rows(
+    x: np.ndarray, y: np.ndarray, test_idx: np.ndarray, labels: tuple[int, ...]
+) -> list[list[float]]:
+    """The first held-out row of each label, in that order, as plain Python floats."""
+    rows = [next(int(i) for i in test_idx if y[i] == label) for label in labels]
+    return [[float(v) for v in x[i]] for i in rows]
+
+
+def fit_minibatch(
+    forward: Callable[[Any], Any],
+    loss_fn: Any,
+    optimiser: Any,
+    x: Any,
+    y: Any,
+    *,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+) -> None:
+    """Plain shuffled mini-batch training of a torch model (``forward`` gives what
+    ``loss_fn`` compares with ``y``); the shuffle is seeded, so runs repeat."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    for epoch in range(epochs):
+        order = torch.randperm(len(x), generator=generator)
+        total = 0.0
+        for start in range(0, len(order), batch_size):
+            batch = order[start : start + batch_size]
+            optimiser.zero_grad()
+            loss = loss_fn(forward(x[batch]), y[batch])
+            loss.backward()
+            optimiser.step()
+            total += loss.item() * len(batch)
+        logger.debug("epoch %d loss %.4f", epoch, total / len(order))

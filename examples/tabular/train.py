@@ -16,10 +16,16 @@ from pathlib import Path
 import numpy as np
 import torch
 from sklearn.datasets import load_breast_cancer
-from sklearn.model_selection import train_test_split
 from torch import nn
 
-from examples._common import TrainedExample, artifact_dir, main
+from examples._common import (
+    TrainedExample,
+    artifact_dir,
+    fit_minibatch,
+    held_out_rows,
+    main,
+    stratified_split,
+)
 from examples.tabular.model import BreastCancerMLP
 
 logger = logging.getLogger(__name__)
@@ -35,18 +41,14 @@ LR = 1e-3
 
 def _split() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
     data = load_breast_cancer()
-    idx = np.arange(len(data.target))
-    train_idx, test_idx = train_test_split(
-        idx, test_size=TEST_SIZE, random_state=SEED, stratify=data.target
-    )
+    train_idx, test_idx = stratified_split(data.target, TEST_SIZE, SEED)
     return data.data, data.target, train_idx, test_idx, [str(c) for c in data.target_names]
 
 
 def _sample_rows() -> list[list[float]]:
     """One held-out row of each class (malignant first), as plain Python floats."""
     x, y, _, test_idx, _ = _split()
-    rows = [next(int(i) for i in test_idx if y[i] == label) for label in (0, 1)]
-    return [[float(v) for v in x[i]] for i in rows]
+    return held_out_rows(x, y, test_idx, (0, 1))
 
 
 SAMPLE_INPUTS: list = _sample_rows()
@@ -69,19 +71,11 @@ def train() -> TrainedExample:
     model = BreastCancerMLP()
     optimiser = torch.optim.Adam(model.parameters(), lr=LR, weight_decay=1e-4)
     loss_fn = nn.BCEWithLogitsLoss()
-    generator = torch.Generator().manual_seed(SEED)
-    for epoch in range(EPOCHS):
-        model.train()
-        order = torch.randperm(len(x_train), generator=generator)
-        total = 0.0
-        for start in range(0, len(order), BATCH_SIZE):
-            batch = order[start : start + BATCH_SIZE]
-            optimiser.zero_grad()
-            loss = loss_fn(model.logits(x_train[batch]), y_train[batch])
-            loss.backward()
-            optimiser.step()
-            total += loss.item() * len(batch)
-        logger.debug("epoch %d loss %.4f", epoch, total / len(order))
+    model.train()
+    fit_minibatch(
+        model.logits, loss_fn, optimiser, x_train, y_train,
+        epochs=EPOCHS, batch_size=BATCH_SIZE, seed=SEED,
+    )  # fmt: skip
 
     model.eval()
     with torch.inference_mode():
