@@ -68,10 +68,20 @@ class ControlPlane:
         self.serve = ServeAPI(settings.dashboard_url, timeout_s=settings.request_timeout_s)
 
     # -- desired state --------------------------------------------------------
-    def desired_config(self) -> dict[str, Any]:
-        """The full Serve config derived from every stored spec."""
+    def apply(self) -> dict[str, str]:
+        """PUT the desired config; return the version each model should reach.
+
+        Shared models map to the version the pool will load for them.
+        """
+        config, targets = self.desired()
+        self.serve.put_config(config)
+        return targets
+
+    def desired(self) -> tuple[dict[str, Any], dict[str, str]]:
+        """The full Serve config and ``{model: version}``, from one pass over the stored specs."""
         s = self.settings
         apps = []
+        targets: dict[str, str] = {}
         shared = False
         for name, raw in sorted(self.registry.list_specs().items()):
             try:
@@ -80,34 +90,14 @@ class ControlPlane:
             except (MaasError, ValueError) as exc:
                 logger.warning("skipping deployment of %s: %s", name, exc)
                 continue
+            targets[name] = version
             if spec.mode == "shared":
                 shared = True  # served by the pool; the gateway finds it in the registry
             else:
                 apps.append(spec.to_application(version, s.mlflow_uri))
         if shared:
             apps.append(shared_application(s.mlflow_uri, s.shared_replicas, s.shared_num_cpus))
-        return serve_config(apps, s.host, s.serve_port, s.mlflow_uri)
-
-    def apply(self) -> dict[str, str]:
-        """PUT the desired config; return the version each model should reach.
-
-        Shared models map to the version the pool will load for them.
-        """
-        config = self.desired_config()
-        self.serve.put_config(config)
-        targets = {
-            app["name"]: app["args"]["version"]
-            for app in config["applications"]
-            if "version" in (app.get("args") or {})
-        }
-        for name, raw in self.registry.list_specs().items():
-            try:
-                spec = DeploymentSpec.model_validate(raw)
-                if spec.mode == "shared":
-                    targets[name] = self.registry.resolve(name, spec.version, spec.alias).version
-            except (MaasError, ValueError):
-                continue  # skipped by desired_config too, with a warning
-        return targets
+        return serve_config(apps, s.host, s.serve_port, s.mlflow_uri), targets
 
     # -- actions -------------------------------------------------------------------
     def deploy(self, spec: DeploymentSpec, progress: Progress | None = None) -> ModelStatus:
