@@ -1,4 +1,4 @@
-"""Register, deploy and query the three seed models (run by `make up`).
+"""Register, deploy and query the seed models (run by `make up`).
 
 Idempotent: a model that already has a version in the registry is not trained
 again unless ``--retrain`` is given, and a deployment already serving the right
@@ -23,7 +23,9 @@ from maas_ray import MaaS
 from maas_ray.errors import MaasError
 
 PRODUCTION = "production"
-EXAMPLES = ("sentiment", "tabular", "digits")
+EXAMPLES = ("sentiment", "tabular", "digits", "minilm")
+# A row of more numbers than this is summarised (shape, first values), not dumped.
+PREVIEW_VALUES = 8
 
 
 def seed(client: MaaS, retrain: bool = False) -> list[dict[str, Any]]:
@@ -76,6 +78,17 @@ def seed(client: MaaS, retrain: bool = False) -> list[dict[str, Any]]:
     return rows
 
 
+def preview(predictions: Any) -> str:
+    """Predictions as table text; vectors (e.g. embeddings) as their shape and first values."""
+    rows = predictions if isinstance(predictions, list) else []
+    if rows and all(isinstance(r, list) and len(r) > PREVIEW_VALUES for r in rows):
+        widths = {len(r) for r in rows}
+        width = widths.pop() if len(widths) == 1 else "?"
+        head = ", ".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in rows[0][:3])
+        return f"{len(rows)} x {width} values; row 0: [{head}, ...]"
+    return json.dumps(predictions, ensure_ascii=False)
+
+
 def _latest(client: MaaS, name: str) -> str | None:
     try:
         return client.model(name).latest_version
@@ -95,9 +108,7 @@ def main() -> None:
     for col in ("model", "version", "route", "sample predictions"):
         table.add_column(col, overflow="fold")
     for r in rows:
-        table.add_row(
-            r["model"], r["version"], r["route"], json.dumps(r["predictions"], ensure_ascii=False)
-        )
+        table.add_row(r["model"], r["version"], r["route"], preview(r["predictions"]))
     console.print(table)
     console.print(f"Serve URL:      {s.serve_url}")
     console.print(f"MLflow UI:      {s.mlflow_uri}")

@@ -106,7 +106,7 @@ def client(live: Settings) -> Iterator[MaaS]:
 
 @pytest.fixture(scope="session")
 def seeded(client: MaaS) -> dict[str, dict[str, object]]:
-    """The three example models registered, deployed and answering (what `make up` does)."""
+    """The example models registered, deployed and answering (what `make up` does)."""
     from examples.seed import seed
 
     return {row["model"]: row for row in seed(client)}

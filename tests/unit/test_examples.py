@@ -118,7 +118,7 @@ def test_digits(tmp_path: Path) -> None:
     assert all(type(label) is int for label in out)
 
 
-@pytest.mark.parametrize("name", ["sentiment", "tabular", "digits"])
+@pytest.mark.parametrize("name", ["sentiment", "tabular", "digits", "minilm"])
 def test_train_module_interface(name: str) -> None:
     import importlib
 
@@ -128,3 +128,12 @@ def test_train_module_interface(name: str) -> None:
     assert len(module.SAMPLE_INPUTS) == 2
     assert callable(module.train)
     assert callable(module.main)
+
+
+def test_seed_summary_shows_vectors_as_shape_and_first_values() -> None:
+    from examples.seed import preview
+
+    embeddings = [[0.5, -0.25, 0.125] + [0.0] * 381, [1.0] * 384]
+    assert preview(embeddings) == "2 x 384 values; row 0: [0.5000, -0.2500, 0.1250, ...]"
+    assert preview(["positive", "negative"]) == '["positive", "negative"]'
+    assert preview([[1, 2]]) == "[[1, 2]]"
