@@ -32,6 +32,10 @@ def bench_settings(name: str, offset: int, **extra: object) -> Settings:
         home=Path(tempfile.mkdtemp(prefix=f"maas-bench-{name}-")),
         ray_num_cpus=4,
         ray_worker_ports="30000-31999",
+        ingress_http_ports="32000-32499",
+        ingress_grpc_ports="32500-32999",
+        ingress_fallback_port=22600 + offset,
+        ingress_metrics_port=20600 + offset,
         **ports,
         **extra,  # type: ignore[arg-type]
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import getpass
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -41,6 +42,32 @@ class Settings(BaseSettings):
         default="10002-19999",
         pattern=r"^\d{1,5}-\d{1,5}$",
         description="Port range LOW-HIGH of Ray workers; keep the other ports out of it.",
+    )
+    ingress: Literal["haproxy", "proxy"] = Field(
+        default="haproxy",
+        description="Serve's HTTP ingress: haproxy (Ray 2.60's HAProxy in front of replicas "
+        "that answer HTTP themselves; about 5x the throughput here) or proxy (Serve's "
+        "Python proxy actor). haproxy falls back to proxy where no HAProxy binary exists.",
+    )
+    ingress_http_ports: str = Field(
+        default="30000-30999",
+        pattern=r"^\d{1,5}-\d{1,5}$",
+        description="Ports LOW-HIGH the replicas' own HTTP servers take in haproxy mode.",
+    )
+    ingress_grpc_ports: str = Field(
+        default="40000-40999",
+        pattern=r"^\d{1,5}-\d{1,5}$",
+        description="Ports LOW-HIGH the replicas' own gRPC servers take in haproxy mode.",
+    )
+    ingress_fallback_port: int = Field(
+        default=8500,
+        ge=1,
+        le=65535,
+        description="haproxy mode: HTTP port of Serve's Python proxy that HAProxy falls "
+        "back to while a route has no replica (gRPC: this + 1000).",
+    )
+    ingress_metrics_port: int = Field(
+        default=9101, ge=1, le=65535, description="haproxy mode: HAProxy's Prometheus port."
     )
     ray_num_cpus: int | None = Field(
         default=None, ge=1, description="Logical CPUs of the Ray head; None counts the machine's."

@@ -305,6 +305,22 @@ def deploy(
     num_cpus: Annotated[float, typer.Option(help="CPUs per replica.")] = 0.5,
     num_gpus: Annotated[float, typer.Option(help="GPUs per replica; fractions share a GPU.")] = 0.0,
     max_ongoing_requests: Annotated[int, typer.Option(help="In-flight requests per replica.")] = 64,
+    target_ongoing_requests: Annotated[
+        float, typer.Option(help="Autoscaling: in-flight requests per replica to aim for.")
+    ] = 4.0,
+    upscale_delay_s: Annotated[
+        float, typer.Option(help="Autoscaling: seconds above target before adding replicas.")
+    ] = 10.0,
+    downscale_delay_s: Annotated[
+        float, typer.Option(help="Autoscaling: seconds below target before removing replicas.")
+    ] = 60.0,
+    max_batch_size: Annotated[
+        int | None,
+        typer.Option(help="Dynamic batching: most concurrent requests per model call (1: off)."),
+    ] = None,
+    batch_wait_ms: Annotated[
+        float, typer.Option(help="Dynamic batching: longest wait for a batch to fill, in ms.")
+    ] = 5.0,
     shared: Annotated[
         bool, typer.Option("--shared", help="Serve from the shared multiplexed pool.")
     ] = False,
@@ -324,6 +340,15 @@ def deploy(
                 num_cpus=num_cpus,
                 num_gpus=num_gpus,
                 max_ongoing_requests=max_ongoing_requests,
+                target_ongoing_requests=target_ongoing_requests,
+                upscale_delay_s=upscale_delay_s,
+                downscale_delay_s=downscale_delay_s,
+                batching=None
+                if max_batch_size is None
+                else {
+                    "max_batch_size": max_batch_size,
+                    "batch_wait_timeout_s": batch_wait_ms / 1000,
+                },
                 mode="shared" if shared else "dedicated",
                 progress=progress,
             )

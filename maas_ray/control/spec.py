@@ -42,6 +42,15 @@ class DeploymentSpec(BaseModel):
     target_ongoing_requests: float = Field(
         default=4.0, gt=0, description="Autoscaling target of in-flight requests per replica."
     )
+    upscale_delay_s: float = Field(
+        default=10.0, ge=0, le=3600, description="Load above target this long adds replicas."
+    )
+    downscale_delay_s: float = Field(
+        default=60.0,
+        ge=0,
+        le=3600,
+        description="Load below target this long removes replicas (Serve's default: 600).",
+    )
     mode: Literal["dedicated", "shared"] = Field(
         default="dedicated",
         description="dedicated: its own Serve application; shared: the multiplexed pool "
@@ -115,12 +124,16 @@ class DeploymentSpec(BaseModel):
                 "initial_replicas": max(self.min_replicas or 0, 1),
                 "max_replicas": self.max_replicas,
                 "target_ongoing_requests": self.target_ongoing_requests,
+                "upscale_delay_s": self.upscale_delay_s,
+                "downscale_delay_s": self.downscale_delay_s,
             }
         else:
             deployment["num_replicas"] = self.num_replicas or 1
         args: dict[str, Any] = {"model": self.model, "version": version}
         args["tracking_uri"] = tracking_uri
         deployments = [deployment]
+        if self.autoscaling:
+            args["inline"] = False  # see ModelServer: keeps queueing visible to Serve
         if self.batching is not None:
             args["batching"] = self.batching.model_dump()
         if self.canary is not None:

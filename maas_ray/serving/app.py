@@ -25,6 +25,9 @@ class ModelAppArgs(BaseModel):
     batching: Batching | None = Field(default=None, description="Dynamic batching, if any.")
     canary: Canary | None = Field(default=None, description="Canary split, if any.")
     shadow: Shadow | None = Field(default=None, description="Shadow challenger, if any.")
+    inline: bool = Field(
+        default=True, description="Run fast predicts on the event loop (off when autoscaling)."
+    )
 
 
 def build_app(args: dict[str, Any]) -> Application:
@@ -40,7 +43,7 @@ def build_app(args: dict[str, Any]) -> Application:
     if side is None:
         # serve.deployment turns the class into a Deployment; mypy still sees the class.
         return ModelServer.bind(  # type: ignore[attr-defined]
-            parsed.model, parsed.version, uri, batching=batching
+            parsed.model, parsed.version, uri, batching=batching, inline=parsed.inline
         )
     challenger = ModelServer.options(name=CHALLENGER).bind(  # type: ignore[attr-defined]
         parsed.model,
@@ -48,6 +51,7 @@ def build_app(args: dict[str, Any]) -> Application:
         uri,
         background=parsed.shadow is not None,
         batching=batching,
+        inline=parsed.inline,
     )
     return ModelServer.bind(  # type: ignore[attr-defined]
         parsed.model,
@@ -57,4 +61,5 @@ def build_app(args: dict[str, Any]) -> Application:
         parsed.canary.model_dump() if parsed.canary else None,
         parsed.shadow.model_dump() if parsed.shadow else None,
         batching=batching,
+        inline=parsed.inline,
     )

@@ -22,7 +22,7 @@ def combine(items: list[Any]) -> tuple[Any, list[int]] | None:
         if all(
             isinstance(x, np.ndarray)
             and x.ndim == first.ndim
-            and x.dtype == first.dtype
+            and _same_kind(x.dtype, first.dtype)
             and x.shape[1:] == first.shape[1:]
             for x in items
         ):
@@ -36,6 +36,11 @@ def combine(items: list[Any]) -> tuple[Any, list[int]] | None:
                 return None  # joining changed a column's type: predict them apart
             return frame, [len(x) for x in items]
     return None
+
+
+def _same_kind(a: np.dtype[Any], b: np.dtype[Any]) -> bool:
+    """Equal dtypes, or both text: ``<U6`` and ``<U10`` join (concatenate widens)."""
+    return a == b or (a.kind == b.kind and a.kind in "US")
 
 
 def split(output: Any, lengths: list[int]) -> list[Any] | None:

@@ -41,7 +41,9 @@ class Batching(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    max_batch_size: int = Field(ge=2, le=1024, description="Most requests per model call.")
+    max_batch_size: int = Field(
+        ge=1, le=1024, description="Most requests per model call; 1 turns batching off."
+    )
     batch_wait_timeout_s: float = Field(
         default=0.005, ge=0, le=1, description="Longest wait for a batch to fill."
     )

@@ -31,8 +31,11 @@ PORTS = {
     "ray_port": 26879,
     "ray_client_port": 21501,
     "ray_agent_port": 25365,
+    "ingress_fallback_port": 22365,
+    "ingress_metrics_port": 20365,
 }
 WORKER_PORTS = "30000-31999"
+INGRESS_PORTS = {"ingress_http_ports": "33000-33499", "ingress_grpc_ports": "33500-33999"}
 
 
 FIGURES: list[str] = []  # measured figures, printed at the end of the run
@@ -63,6 +66,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         ray_worker_ports=WORKER_PORTS,
         shared_models_per_replica=3,  # small, so the tests see the LRU evict
         **PORTS,
+        **INGRESS_PORTS,
     )
 
 

@@ -193,12 +193,15 @@ def test_readme_curl_examples_work_as_written(seeded: dict[str, Any], live: Sett
 def test_batched_concurrent_requests_match_one_by_one(
     seeded: dict[str, Any], live: Settings, client: Any
 ) -> None:
-    """deployments/models.yaml batches tabular: concurrent answers equal sequential ones."""
+    """tabular with batching: concurrent answers equal sequential ones."""
     from concurrent.futures import ThreadPoolExecutor
 
     import yaml
 
     client.apply(yaml.safe_load((ROOT / "deployments" / "models.yaml").read_text()))
+    assert client.registry.get_spec("minilm")["batching"]["max_batch_size"] == 32
+    batching = {"max_batch_size": 16, "batch_wait_timeout_s": 0.005}
+    client.deploy("tabular", alias="production", batching=batching)
     assert client.registry.get_spec("tabular")["batching"]["max_batch_size"] == 16
     data = load_breast_cancer().data
     bodies = [{"inputs": data[i : i + 1 + i % 3].tolist()} for i in range(0, 48, 2)]

@@ -46,3 +46,13 @@ def test_an_answer_without_a_row_per_input_is_not_split() -> None:
     assert split(np.array([1, 2]), [2, 1]) is None
     assert split({"a": 1}, [1]) is None
     assert split([1, 2, 3], [1, 2]) == [[1], [2, 3]]
+
+
+def test_text_of_different_lengths_joins() -> None:
+    # MLflow parses strings as <U{longest}>; requests differ in that width.
+    joined = combine([np.array(["a sentence", "another"]), np.array(["x"])])
+    assert joined is not None
+    data, lengths = joined
+    assert data.tolist() == ["a sentence", "another", "x"]
+    assert lengths == [2, 1]
+    assert combine([np.array(["x"]), np.array([b"x"])]) is None

@@ -1,0 +1,98 @@
+"""One load generator for every server under test: wrk, driven with a Lua script.
+
+Every comparison uses the same tool, thread count, connection count and
+duration; the script makes wrk report p50/p95/p99 and error counts as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from pydantic import BaseModel
+
+# wrk counts a status >= 400 as an error (errors.status); socket errors apart.
+_SCRIPT = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = io.open(os.getenv("WRK_BODY"), "rb"):read("*a")
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '\\nRESULT {"requests": %d, "duration_us": %d, "non2xx": %d, "socket_errors": %d, '
+    .. '"p50_us": %d, "p95_us": %d, "p99_us": %d}\\n',
+    summary.requests, summary.duration, e.status, e.connect + e.read + e.write + e.timeout,
+    latency:percentile(50), latency:percentile(95), latency:percentile(99)))
+end
+"""
+
+
+class LoadResult(BaseModel):
+    """What one load run measured."""
+
+    rps: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    requests: int
+    errors: int  # non-2xx answers plus socket errors
+
+    def row(self) -> list[str]:
+        return [
+            f"{self.rps:,.0f}",
+            f"{self.p50_ms:.1f}",
+            f"{self.p95_ms:.1f}",
+            f"{self.p99_ms:.1f}",
+            str(self.errors),
+        ]
+
+
+def wrk_path() -> str:
+    """The wrk binary; `make bench` installs it (Debian package `wrk`)."""
+    found = shutil.which("wrk")
+    if found is None:
+        raise SystemExit("wrk is not installed: run `make bench` (or apt-get install wrk)")
+    return found
+
+
+def run_load(
+    url: str, body: bytes, connections: int = 8, duration_s: float = 10.0, threads: int = 2
+) -> LoadResult:
+    """POST ``body`` to ``url`` from ``connections`` keep-alive connections for a while."""
+    with tempfile.TemporaryDirectory(prefix="maas-wrk-") as tmp:
+        script, data = Path(tmp) / "post.lua", Path(tmp) / "body.json"
+        script.write_text(_SCRIPT)
+        data.write_bytes(body)
+        proc = subprocess.run(
+            [
+                wrk_path(),
+                f"-t{min(threads, connections)}",
+                f"-c{connections}",
+                f"-d{duration_s:g}s",
+                "--timeout",
+                "30s",
+                "-s",
+                str(script),
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            env={"WRK_BODY": str(data), "PATH": "/usr/bin:/bin"},
+            check=False,
+        )
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"wrk failed ({proc.returncode}): {proc.stderr or proc.stdout}")
+    raw = json.loads(lines[-1].removeprefix("RESULT "))
+    seconds = raw["duration_us"] / 1e6
+    return LoadResult(
+        rps=raw["requests"] / seconds,
+        p50_ms=raw["p50_us"] / 1000,
+        p95_ms=raw["p95_us"] / 1000,
+        p99_ms=raw["p99_us"] / 1000,
+        requests=raw["requests"],
+        errors=raw["non2xx"] + raw["socket_errors"],
+    )

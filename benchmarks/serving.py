@@ -1,0 +1,321 @@
+"""Serving speed, side by side in one run: bare Starlette, `mlflow models serve`, maas_ray.
+
+Starts its own platform (temporary MAAS_HOME, ports apart from the defaults and
+the tests), registers the four example models, and for each one loads the same
+registered version into three servers, one at a time, on 127.0.0.1:
+
+- bare Starlette: ``model.predict`` and nothing else (the ceiling);
+- ``mlflow models serve`` with one worker (the peer to beat);
+- maas_ray, deployed as ``deployments/models.yaml`` deploys it (1 replica).
+
+Each gets the same single-row request from the same wrk load (threads,
+connections, duration). Then, on maas_ray only:
+
+- batching: ``minilm`` under 32 concurrent clients, with its batching and with
+  ``max_batch_size 1``;
+- autoscaling: ``min 1 / max 2`` replicas through a load step, replicas sampled
+  every half second until it is back at one;
+- cold start: ``maas deploy`` of a registered scikit-learn version (the CLI, as
+  a user types it) until its first successful answer.
+
+Prints the tables, writes ``benchmarks/results/serving.json`` and
+``serving.png``, stops everything it started by process id.
+
+    .venv/bin/python -m benchmarks.serving [--duration 10] [--models tabular,digits]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from benchmarks._common import bench_settings, running
+from benchmarks.load import LoadResult, run_load, wrk_path
+from benchmarks.servers import bare_starlette, mlflow_serve
+from examples._common import register
+from maas_ray import MaaS, Settings
+from maas_ray.control.serve_api import ServeAPI
+from maas_ray.control.spec import MODEL_DEPLOYMENT, DeploymentFile
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+EXAMPLES = ("sentiment", "tabular", "digits", "minilm")
+SERVERS = ("bare Starlette", "mlflow models serve", "maas_ray")
+BASELINE = "mlflow models serve"
+BATCH_CLIENTS = 32
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per load run")
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--models", default=",".join(EXAMPLES), help="comma-separated examples")
+    parser.add_argument("--skip", default="", help="comma-separated: batching,autoscaling,cold")
+    args = parser.parse_args()
+    wrk_path()  # fail early, before minutes of set-up
+    skip = set(filter(None, args.skip.split(",")))
+    models = [m for m in args.models.split(",") if m]
+    console = Console()
+    settings = bench_settings("serving", 400)
+    started = time.monotonic()
+    results: dict[str, Any] = {
+        "machine": _machine(),
+        "load": {"tool": "wrk", "threads": 2, "connections": args.connections},
+        "duration_s": args.duration,
+        "ingress": settings.ingress,
+        "serving": {},
+    }
+    with running(settings, console) as bar:
+        client = MaaS(settings)
+        specs = {s.model: s for s in _file_specs().models}
+        task = bar.add_task("serving", total=len(models) * len(SERVERS))
+        for name in models:
+            bar.update(task, description=f"{name}: registering")
+            results["serving"][name] = _compare(
+                client, settings, name, specs[name], args, bar, task
+            )
+        if "batching" not in skip and "minilm" in models:
+            bar.update(task, description="minilm: batching on/off")
+            results["batching"] = _batching(client, specs["minilm"], args.duration)
+        if "autoscaling" not in skip:
+            bar.update(task, description="autoscaling: load step")
+            results["autoscaling"] = _autoscaling(client, settings)
+        if "cold" not in skip:
+            bar.update(task, description="cold start")
+            results["cold_start"] = _cold_start(client, settings)
+    results["took_s"] = round(time.monotonic() - started, 1)
+    _report(results, console)
+
+
+def _compare(
+    client: MaaS, settings: Settings, name: str, spec: Any, args: Any, bar: Any, task: Any
+) -> dict[str, Any]:
+    """One example in the three servers, one after the other."""
+    module = importlib.import_module(f"examples.{name}.train")
+    version = register(client, name, module.train()).version
+    client.promote(name, version)
+    options = spec.model_dump(exclude={"model", "version", "alias"}, exclude_none=True)
+    client.deploy(name, alias="production", **options)
+    body = json.dumps({"inputs": module.SAMPLE_INPUTS[:1]}).encode()
+    uri = f"models:/{name}/{version}"
+    log = settings.run_dir / f"bench-{name}.log"
+    runs: dict[str, Any] = {}
+    answers: dict[str, Any] = {}
+    for server in SERVERS:
+        bar.update(task, description=f"{name}: {server}")
+        if server == "maas_ray":
+            url = f"{settings.serve_url}/v1/models/{name}/predict"
+            answers[server], runs[server] = _measure(url, body, args)
+        elif server == BASELINE:
+            with mlflow_serve(uri, settings.mlflow_uri, settings.serve_port + 50, log) as url:
+                answers[server], runs[server] = _measure(url, body, args)
+        else:
+            with bare_starlette(uri, settings.mlflow_uri, settings.serve_port + 51, log) as url:
+                answers[server], runs[server] = _measure(url, body, args)
+        bar.advance(task)
+    return {
+        "version": version,
+        "spec": options,
+        "same_answer": answers["maas_ray"] == answers[BASELINE],
+        "runs": {k: v.model_dump() for k, v in runs.items()},
+    }
+
+
+def _measure(url: str, body: bytes, args: Any) -> tuple[Any, LoadResult]:
+    """The server's answer to ``body``, then a warm-up and the measured load run."""
+    answer = httpx.post(url, content=body, headers={"content-type": "application/json"}, timeout=60)
+    answer.raise_for_status()
+    run_load(url, body, args.connections, 2)
+    return answer.json()["predictions"], run_load(url, body, args.connections, args.duration)
+
+
+def _batching(client: MaaS, spec: Any, duration_s: float) -> dict[str, Any]:
+    """minilm under BATCH_CLIENTS concurrent single-sentence clients, batching on and off."""
+    module = importlib.import_module("examples.minilm.train")
+    body = json.dumps({"inputs": module.SAMPLE_INPUTS[:1]}).encode()
+    url = f"{client.settings.serve_url}/v1/models/minilm/predict"
+    options = spec.model_dump(exclude={"model", "version", "alias"}, exclude_none=True)
+    out: dict[str, Any] = {"clients": BATCH_CLIENTS}
+    for label, batching in (
+        ("max_batch_size 1", {**options["batching"], "max_batch_size": 1}),
+        (f"max_batch_size {options['batching']['max_batch_size']}", options["batching"]),
+    ):
+        client.deploy("minilm", alias="production", **{**options, "batching": batching})
+        run_load(url, body, BATCH_CLIENTS, 2)
+        out[label] = run_load(url, body, BATCH_CLIENTS, duration_s).model_dump()
+    return out
+
+
+def _replicas(serve: ServeAPI, app: str) -> int:
+    deployments = serve.applications().get(app, {}).get("deployments", {})
+    replicas = deployments.get(MODEL_DEPLOYMENT, {}).get("replicas", [])
+    return sum(1 for r in replicas if r.get("state") == "RUNNING")
+
+
+def _autoscaling(client: MaaS, settings: Settings) -> dict[str, Any]:
+    """A load step against min 1 / max 2 replicas; replicas over time until back at 1."""
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = load_iris(return_X_y=True)
+    X = X.astype("float32")
+    client.register("autoscale", LogisticRegression(max_iter=300).fit(X, y), input_example=X[:2])
+    policy = {
+        "min_replicas": 1,
+        "max_replicas": 2,
+        "target_ongoing_requests": 2.0,
+        "upscale_delay_s": 3.0,
+        "downscale_delay_s": 10.0,
+    }
+    client.deploy("autoscale", version="1", **policy)
+    url = f"{settings.serve_url}/v1/models/autoscale/predict"
+    body = json.dumps({"inputs": X[:1].tolist()}).encode()
+    serve = ServeAPI(settings.dashboard_url)
+    samples: list[tuple[float, int]] = []
+    t0 = time.monotonic()
+    load_s, connections = 25.0, 16
+    loader = threading.Thread(target=lambda: run_load(url, body, connections, load_s))
+    loader.start()
+    while True:
+        now = time.monotonic() - t0
+        samples.append((round(now, 1), _replicas(serve, "autoscale")))
+        peaked = max(n for _, n in samples) > 1
+        if now > load_s and (samples[-1][1] == 1 and peaked or now > load_s + 90):
+            break
+        time.sleep(0.5)
+    loader.join()
+    up = next((t for t, n in samples if n > 1), None)
+    down = next((t for t, n in samples if t > load_s and n == 1), None)
+    client.undeploy("autoscale")
+    return {
+        "policy": policy,
+        "load": {"start_s": 0, "end_s": load_s, "connections": connections},
+        "samples": samples,
+        "peak_replicas": max(n for _, n in samples),
+        "scaled_up_at_s": up,
+        "back_to_one_at_s": down,
+    }
+
+
+def _cold_start(client: MaaS, settings: Settings) -> dict[str, Any]:
+    """`maas deploy` of a registered scikit-learn version until its first 200."""
+    from sklearn.datasets import load_wine
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = load_wine(return_X_y=True)
+    X = X.astype("float32")
+    model = LogisticRegression(max_iter=2000).fit(X, y)
+    client.register("coldstart", model, input_example=X[:2])
+    url = f"{settings.serve_url}/v1/models/coldstart/predict"
+    body = json.dumps({"inputs": X[:1].tolist()}).encode()
+    env = {**os.environ, **settings.as_env()}
+    t0 = time.monotonic()
+    cli = subprocess.Popen(
+        [str(Path(sys.executable).parent / "maas"), "deploy", "coldstart", "--version", "1"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    first: float | None = None
+    with httpx.Client(timeout=5) as http:
+        while first is None and time.monotonic() - t0 < 120:
+            try:
+                resp = http.post(url, content=body, headers={"content-type": "application/json"})
+                if resp.status_code == 200:
+                    first = time.monotonic() - t0
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+    cli.wait(timeout=300)
+    cli_s = time.monotonic() - t0
+    client.undeploy("coldstart")
+    return {"first_answer_s": first, "cli_returned_s": round(cli_s, 2), "cli_rc": cli.returncode}
+
+
+def _file_specs() -> DeploymentFile:
+    return DeploymentFile.model_validate(
+        yaml.safe_load((ROOT / "deployments" / "models.yaml").read_text())
+    )
+
+
+def _machine() -> dict[str, Any]:
+    return {
+        "cpus": psutil.cpu_count(),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30),
+        "python": platform.python_version(),
+        "system": platform.platform(),
+    }
+
+
+def _report(results: dict[str, Any], console: Console) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "serving.json").write_text(json.dumps(results, indent=2))
+    table = Table(title="Single-row predict, same registered version, same wrk load")
+    for col in ("model", "server", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors", "vs mlflow"):
+        table.add_column(col, justify="left" if col in ("model", "server") else "right")
+    for name, entry in results["serving"].items():
+        base = entry["runs"][BASELINE]["rps"]
+        for server in SERVERS:
+            run = LoadResult.model_validate(entry["runs"][server])
+            table.add_row(name, server, *run.row(), f"{run.rps / base:.2f}x")
+        if not entry["same_answer"]:
+            table.add_row(name, "[red]maas_ray and mlflow answers differ[/red]", *[""] * 6)
+    console.print(table)
+    if "batching" in results:
+        b = results["batching"]
+        table = Table(title=f"minilm, {b['clients']} concurrent single-sentence clients")
+        for col in ("deployment", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors", "vs batch 1"):
+            table.add_column(col, justify="left" if col == "deployment" else "right")
+        runs = {k: LoadResult.model_validate(v) for k, v in b.items() if k != "clients"}
+        base = runs["max_batch_size 1"].rps
+        for label, run in runs.items():
+            table.add_row(label, *run.row(), f"{run.rps / base:.2f}x")
+        console.print(table)
+    if "autoscaling" in results:
+        a = results["autoscaling"]
+        console.print(
+            f"autoscaling 1-2 replicas, {a['load']['connections']} connections for "
+            f"{a['load']['end_s']:.0f}s: peak {a['peak_replicas']} replicas, up at "
+            f"{a['scaled_up_at_s']}s, back to 1 at {a['back_to_one_at_s']}s"
+        )
+        console.print(
+            "  replicas over time: " + " ".join(f"{t:g}s:{n}" for t, n in _changes(a["samples"]))
+        )
+    if "cold_start" in results:
+        c = results["cold_start"]
+        console.print(
+            f"cold start: `maas deploy` to first answer {c['first_answer_s']:.1f}s "
+            f"(the CLI returned after {c['cli_returned_s']:.1f}s)"
+        )
+    from benchmarks.chart import draw
+
+    draw(results, RESULTS / "serving.png")
+    console.print(f"took {results['took_s']:.0f}s; results in {RESULTS}/serving.json and .png")
+
+
+def _changes(samples: list[list[float]]) -> list[tuple[float, int]]:
+    """The samples where the replica count changed (and the first and last)."""
+    out = []
+    for i, (t, n) in enumerate(samples):
+        if i == 0 or i == len(samples) - 1 or n != samples[i - 1][1]:
+            out.append((t, int(n)))
+    return out
+
+
+if __name__ == "__main__":
+    main()
