@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # CPU build here (it lies on local disk); GPU users: make up TORCH_SPEC="torch==2.13.0 --index-url <cuda index>"
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: install up down test unit integration lint clean
+.PHONY: install up down test unit integration lint bench clean
 
 $(BIN)/maas: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ test: install
 
 unit: install
 	$(BIN)/python -m pytest tests/unit
+
+# Serving benchmark (under 10 min): wrk is its load generator (Debian package).
+bench: install
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/python -m benchmarks.serving
 
 lint: install
 	$(BIN)/ruff check .

@@ -69,6 +69,14 @@ class Settings(BaseSettings):
     ingress_metrics_port: int = Field(
         default=9101, ge=1, le=65535, description="haproxy mode: HAProxy's Prometheus port."
     )
+    ingress_drain_s: float = Field(
+        default=5.0,
+        ge=0,
+        le=600,
+        description="haproxy mode: how long a stopping replica stays reachable so load "
+        "balancers drop it (Ray's default 30 s is for external ones; HAProxy reloads in "
+        "well under a second and retries a refused connection on another replica).",
+    )
     ray_num_cpus: int | None = Field(
         default=None, ge=1, description="Logical CPUs of the Ray head; None counts the machine's."
     )

@@ -55,3 +55,32 @@ def test_messages_name_the_model_and_version() -> None:
     assert "version 3 of model 'm'" in errors.ModelNotFound("m", "3").message
     assert errors.BadRequest("x", status_code=405).status_code == 405
     assert errors.BadRequest("x").status_code == 400  # the override did not leak
+
+
+def test_haproxy_ingress_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from maas_ray.control import platform
+
+    settings = Settings(home=tmp_path, ingress_http_ports="33000-33499", ingress_metrics_port=20365)
+    monkeypatch.setattr(platform, "haproxy_binary", lambda: "/usr/sbin/haproxy")
+    env = platform.ingress_env(settings)
+    assert env["RAY_SERVE_ENABLE_HA_PROXY"] == "1"
+    assert env["RAY_SERVE_ENABLE_DIRECT_INGRESS"] == "1"
+    assert (
+        env["RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT"],
+        env["RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT"],
+    ) == ("33000", "33499")
+    assert env["RAY_SERVE_HAPROXY_METRICS_PORT"] == "20365"
+    assert env["RAY_SERVE_FALLBACK_PROXY_HTTP_PORT"] == "8500"
+    # No HAProxy binary, or asked for Serve's proxy: Ray's defaults, no flags.
+    monkeypatch.setattr(platform, "haproxy_binary", lambda: None)
+    assert platform.ingress_env(settings) == {}
+    monkeypatch.setattr(platform, "haproxy_binary", lambda: "/usr/sbin/haproxy")
+    assert platform.ingress_env(Settings(home=tmp_path, ingress="proxy")) == {}
+
+
+def test_the_bundled_haproxy_is_found() -> None:
+    from maas_ray.control.platform import haproxy_binary
+
+    found = haproxy_binary()
+    assert found is not None
+    assert Path(found).exists()

@@ -27,6 +27,26 @@ def test_autoscaling_spec() -> None:
     assert spec.replicas_text() == "1-3"
 
 
+def test_autoscaling_delays_and_the_thread_hop() -> None:
+    spec = DeploymentSpec(
+        model="m", min_replicas=1, max_replicas=2, upscale_delay_s=3, downscale_delay_s=10
+    )
+    app = spec.to_application("1", "u")
+    (dep,) = app["deployments"]
+    assert dep["autoscaling_config"]["upscale_delay_s"] == 3
+    assert dep["autoscaling_config"]["downscale_delay_s"] == 10
+    # Serve must see queued requests as in flight to scale on them.
+    assert app["args"]["inline"] is False
+    assert "inline" not in DeploymentSpec(model="m").to_application("1", "u")["args"]
+
+
+def test_a_batch_of_one_is_accepted() -> None:
+    spec = DeploymentSpec(model="m", batching={"max_batch_size": 1})
+    assert spec.to_application("1", "u")["args"]["batching"]["max_batch_size"] == 1
+    with pytest.raises(ValidationError, match="max_batch_size"):
+        DeploymentSpec(model="m", batching={"max_batch_size": 0})
+
+
 def test_whole_config_passes_rays_own_schema() -> None:
     apps = [
         DeploymentSpec(model="a").to_application("1", "u"),
