@@ -83,8 +83,14 @@ def _invalid(exc: Any) -> NoReturn:
     """A pydantic ValidationError as a one-line message naming the flag; exit 2."""
     first = exc.errors()[0]
     text = str(first["msg"]).removeprefix("Value error, ")
-    if first["loc"]:
-        text = f"--{str(first['loc'][0]).replace('_', '-')}: got {first['input']!r}, {text}"
+    loc, given = tuple(first["loc"]), first["input"]
+    if loc == ("batching", "batch_wait_timeout_s"):  # the flag is in milliseconds
+        loc, given = ("batch_wait_ms",), given * 1000
+        text = text.replace("less than or equal to 1", "at most 1000 (ms)")
+    elif loc[:1] == ("batching",) and len(loc) > 1:
+        loc = loc[1:]
+    if loc:
+        text = f"--{str(loc[0]).replace('_', '-')}: got {given!r}, {text}"
     err.print(f"[red]error:[/red] {text}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 

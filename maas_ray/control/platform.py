@@ -247,6 +247,9 @@ def ingress_env(settings: Settings) -> dict[str, str]:
         "RAY_SERVE_ENABLE_HA_PROXY": "1",
         "RAY_SERVE_ENABLE_DIRECT_INGRESS": "1",
         "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
+        # ...except its router-on-the-caller's-loop: a Serve handle must keep working
+        # from plain (non-async) code, e.g. a `ray job submit` driver.
+        "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "1",
         "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT": http_lo,
         "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT": http_hi,
         "RAY_SERVE_DIRECT_INGRESS_MIN_GRPC_PORT": grpc_lo,

@@ -56,11 +56,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    # Four logical CPUs and one logical GPU on a 2-core machine: enough to place
+    # Six logical CPUs and one logical GPU on a 2-core machine: enough to place
     # several replicas and to check fractional GPU placement without a GPU.
     return Settings(
         home=tmp_path_factory.mktemp("maas-home"),
-        ray_num_cpus=4,
+        ray_num_cpus=6,
         ray_num_gpus=1,
         deploy_timeout_s=180,
         ray_worker_ports=WORKER_PORTS,

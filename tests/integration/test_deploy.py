@@ -111,6 +111,8 @@ def test_failed_deploy_shows_the_real_error_and_keeps_the_old_version(
         (("deploy", "iris", "--min-replicas", "3", "--max-replicas", "1"), 2, "min_replicas"),
         (("deploy", "iris", "--version", "1", "--alias", "x"), 2, "alias"),
         (("deploy", "iris", "--num-gpus", "-1"), 2, "--num-gpus: got -1.0"),
+        (("deploy", "iris", "--max-batch-size", "0"), 2, "--max-batch-size: got 0"),
+        (("deploy", "iris", "--max-batch-size", "4", "--batch-wait-ms", "5000"), 2, "at most 1000"),
         (("undeploy", "nope"), 1, "nope"),
     ],
 )
@@ -135,9 +137,24 @@ def test_deploy_by_alias(
 ) -> None:
     good = iris["version"].version
     client.registry.client.set_registered_model_alias("iris", "champion", good)
-    out = maas(env, "deploy", "iris", "--alias", "champion", "--num-replicas", "1").stdout
+    out = maas(
+        env,
+        "deploy",
+        "iris",
+        "--alias",
+        "champion",
+        "--num-replicas",
+        "1",
+        "--max-batch-size",
+        "8",
+        "--batch-wait-ms",
+        "2",
+    ).stdout
     assert f"iris version {good} is RUNNING" in out
-    assert client.registry.get_spec("iris")["alias"] == "champion"  # type: ignore[index]
+    spec = client.registry.get_spec("iris")
+    assert spec is not None
+    assert spec["alias"] == "champion"
+    assert spec["batching"] == {"max_batch_size": 8, "batch_wait_timeout_s": 0.002}
     status = maas(env, "status").stdout
     assert f"@champion -> v{good}" in status
     resp = post(

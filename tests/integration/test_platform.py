@@ -35,6 +35,23 @@ def test_http_services_listen_on_loopback_only(live: Settings) -> None:
         pass
 
 
+def test_haproxy_is_the_http_ingress(live: Settings) -> None:
+    """The Serve port is HAProxy's (MAAS_INGRESS=haproxy), started by Ray in our session."""
+    owners = {
+        psutil.Process(c.pid).name()
+        for c in psutil.net_connections(kind="inet")
+        if c.status == psutil.CONN_LISTEN and c.laddr.port == live.serve_port and c.pid
+    }
+    assert owners == {"haproxy"}, owners
+    # The replicas answer on their own ports, from the configured range.
+    low, high = (int(p) for p in live.ingress_http_ports.split("-"))
+    assert any(
+        low <= c.laddr.port <= high
+        for c in psutil.net_connections(kind="inet")
+        if c.status == psutil.CONN_LISTEN
+    )
+
+
 def test_every_part_answers(live: Settings) -> None:
     assert httpx.get(f"{live.mlflow_uri}/health", timeout=10).status_code == 200
     assert httpx.get(f"{live.dashboard_url}/api/version", timeout=10).status_code == 200
