@@ -328,10 +328,65 @@ def _report(results: dict[str, Any], console: Console) -> None:
         console.print(
             f"cold start to first answer: `maas deploy` {c['cli_s']}s, MaaS.deploy() {c['sdk_s']}s"
         )
+    (RESULTS / "serving.md").write_text(markdown(results))
     from benchmarks.chart import draw
 
     draw(results, RESULTS / "serving.png")
     console.print(f"took {results['took_s']:.0f}s; results in {RESULTS}/serving.json and .png")
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The run's tables as Markdown, for benchmarks/README.md."""
+    m = results["machine"]
+    lines = [
+        f"Machine: {m['cpus']} CPUs, {m['memory_gib']} GiB, Python {m['python']}, "
+        f"{m['system']}; wrk {results['load']['threads']} threads, "
+        f"{results['load']['connections']} connections, {results['duration_s']:g} s per "
+        f"run; ingress {results['ingress']}; whole run {results['took_s']:.0f} s.",
+        "",
+        "| model | server | req/s | p50 ms | p95 ms | p99 ms | errors | vs mlflow |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, entry in results["serving"].items():
+        base = entry["runs"][BASELINE]["rps"]
+        for server in SERVERS:
+            run = LoadResult.model_validate(entry["runs"][server])
+            lines.append(
+                f"| {name} | {server} | " + " | ".join(run.row()) + f" | {run.rps / base:.2f}x |"
+            )
+        if not entry["same_answer"]:
+            lines.append(f"| {name} | maas_ray and mlflow answers differ | | | | | | |")
+    if "batching" in results:
+        b = results["batching"]
+        runs = {k: LoadResult.model_validate(v) for k, v in b.items() if k != "clients"}
+        base = runs["max_batch_size 1"].rps
+        lines += [
+            "",
+            f"minilm, {b['clients']} concurrent single-sentence clients:",
+            "",
+            "| deployment | req/s | p50 ms | p95 ms | p99 ms | errors | vs batch 1 |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for label, run in runs.items():
+            lines.append(f"| {label} | " + " | ".join(run.row()) + f" | {run.rps / base:.2f}x |")
+    if "autoscaling" in results:
+        a = results["autoscaling"]
+        changes = ", ".join(f"{t:g} s: {n}" for t, n in _changes(a["samples"]))
+        lines += [
+            "",
+            f"Autoscaling 1-2 replicas, {a['load']['connections']} connections for "
+            f"{a['load']['end_s']:.0f} s: peak {a['peak_replicas']} replicas, scaled up at "
+            f"{a['scaled_up_at_s']} s, back to 1 at {a['back_to_one_at_s']} s "
+            f"(running replicas: {changes}).",
+        ]
+    if "cold_start" in results:
+        c = results["cold_start"]
+        lines += [
+            "",
+            f"Cold start to the first answer: `maas deploy` {c['cli_s']} s, "
+            f"`MaaS.deploy()` {c['sdk_s']} s.",
+        ]
+    return "\n".join(lines) + "\n"
 
 
 def _changes(samples: list[list[float]]) -> list[tuple[float, int]]:

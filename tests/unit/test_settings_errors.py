@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,8 @@ from maas_ray.settings import Settings
 
 
 def test_env_prefix_and_derived_urls(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for key in [k for k in os.environ if k.startswith("MAAS_")]:
+        monkeypatch.delenv(key)  # the defaults below, whatever the caller's shell has
     monkeypatch.setenv("MAAS_HOME", str(tmp_path / "h"))
     monkeypatch.setenv("MAAS_SERVE_PORT", "8123")
     s = Settings()
