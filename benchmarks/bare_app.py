@@ -20,12 +20,16 @@ from starlette.routing import Route
 
 MODEL = mlflow.pyfunc.load_model(os.environ["BARE_MODEL_URI"])
 _schema = MODEL.metadata.get_input_schema()
-DTYPE = _schema.numpy_types()[0] if _schema is not None and _schema.is_tensor_spec() else None
+_types = _schema.numpy_types() if _schema is not None and _schema.is_tensor_spec() else [None]
+# Text tensors: numpy picks the width (<U...), as MLflow's own parser does.
+DTYPE = None if _types[0] is None or _types[0].kind in "USO" else _types[0]
 
 
 async def predict(request: Request) -> Response:
     rows = orjson.loads(await request.body())["inputs"]
     out = MODEL.predict(np.asarray(rows, dtype=DTYPE))
+    if isinstance(out, np.ndarray) and out.dtype.kind not in "biuf":
+        out = out.tolist()  # orjson writes numeric arrays only
     return Response(
         orjson.dumps({"predictions": out}, option=orjson.OPT_SERIALIZE_NUMPY),
         media_type="application/json",
