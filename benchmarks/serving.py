@@ -201,7 +201,7 @@ def _autoscaling(client: MaaS, settings: Settings) -> dict[str, Any]:
     serve = ServeAPI(settings.dashboard_url)
     samples: list[tuple[float, int]] = []
     t0 = time.monotonic()
-    load_s, connections = 25.0, 16
+    load_s, connections = 30.0, 16
     loader = threading.Thread(target=lambda: run_load(url, body, connections, load_s))
     loader.start()
     while True:
@@ -213,7 +213,7 @@ def _autoscaling(client: MaaS, settings: Settings) -> dict[str, Any]:
         time.sleep(0.5)
     loader.join()
     up = next((t for t, n in samples if n > 1), None)
-    down = next((t for t, n in samples if t > load_s and n == 1), None)
+    down = next((t for t, n in samples if up is not None and t > max(up, load_s) and n == 1), None)
     client.undeploy("autoscale")
     return {
         "policy": policy,

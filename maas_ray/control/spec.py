@@ -126,6 +126,10 @@ class DeploymentSpec(BaseModel):
                 "target_ongoing_requests": self.target_ongoing_requests,
                 "upscale_delay_s": self.upscale_delay_s,
                 "downscale_delay_s": self.downscale_delay_s,
+                # Replicas report load every 2 s over the last 10 s (Serve: 10 s and
+                # 30 s), so a load step is seen within seconds, not half a minute.
+                "metrics_interval_s": 2.0,
+                "look_back_period_s": 10.0,
             }
         else:
             deployment["num_replicas"] = self.num_replicas or 1
