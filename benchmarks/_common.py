@@ -36,6 +36,7 @@ def bench_settings(name: str, offset: int, **extra: object) -> Settings:
         ingress_grpc_ports="32500-32999",
         ingress_fallback_port=22600 + offset,
         ingress_metrics_port=20600 + offset,
+        ingress_stats_port=21100 + offset,
         **ports,
         **extra,  # type: ignore[arg-type]
     )

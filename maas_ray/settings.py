@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     ingress_metrics_port: int = Field(
         default=9101, ge=1, le=65535, description="haproxy mode: HAProxy's Prometheus port."
     )
+    ingress_stats_port: int = Field(
+        default=8404, ge=1, le=65535, description="haproxy mode: HAProxy's stats page port."
+    )
     ingress_drain_s: float = Field(
         default=5.0,
         ge=0,

@@ -258,6 +258,7 @@ def ingress_env(settings: Settings) -> dict[str, str]:
         "RAY_SERVE_FALLBACK_PROXY_HTTP_PORT": str(settings.ingress_fallback_port),
         "RAY_SERVE_FALLBACK_PROXY_GRPC_PORT": str(settings.ingress_fallback_port + 1000),
         "RAY_SERVE_HAPROXY_METRICS_PORT": str(settings.ingress_metrics_port),
+        "RAY_SERVE_HAPROXY_STATS_PORT": str(settings.ingress_stats_port),
         "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": str(settings.ingress_drain_s),
     }
 

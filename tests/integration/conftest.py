@@ -33,6 +33,7 @@ PORTS = {
     "ray_agent_port": 25365,
     "ingress_fallback_port": 22365,
     "ingress_metrics_port": 20365,
+    "ingress_stats_port": 23365,
 }
 WORKER_PORTS = "30000-31999"
 INGRESS_PORTS = {"ingress_http_ports": "33000-33499", "ingress_grpc_ports": "33500-33999"}

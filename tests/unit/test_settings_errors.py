@@ -74,6 +74,7 @@ def test_haproxy_ingress_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     ) == ("33000", "33499")
     assert env["RAY_SERVE_HAPROXY_METRICS_PORT"] == "20365"
     assert env["RAY_SERVE_FALLBACK_PROXY_HTTP_PORT"] == "8500"
+    assert env["RAY_SERVE_HAPROXY_STATS_PORT"] == "8404"
     # No HAProxy binary, or asked for Serve's proxy: Ray's defaults, no flags.
     monkeypatch.setattr(platform, "haproxy_binary", lambda: None)
     assert platform.ingress_env(settings) == {}
