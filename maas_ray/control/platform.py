@@ -228,7 +228,7 @@ def haproxy_binary() -> str | None:
 
 
 def ingress_env(settings: Settings) -> dict[str, str]:
-    """Environment of the Ray head that selects Serve's HTTP ingress (see DESIGN.md).
+    """Environment of the Ray head that selects Serve's HTTP ingress (benchmarks/README.md).
 
     haproxy: HAProxy forwards each request straight to a replica's own HTTP
     server (direct ingress), skipping the Python proxy actor that cost ~5 ms of
