@@ -58,6 +58,14 @@ def _process(
 
 
 @contextmanager
+def _invocations(cmd: list[str], env: dict[str, str], port: int, log: Path) -> Iterator[str]:
+    """A scoring server answering ``/ping`` on ``port``; yields its ``/invocations`` URL."""
+    base = f"http://127.0.0.1:{port}"
+    with _process(cmd, env, f"{base}/ping", log):
+        yield f"{base}/invocations"
+
+
+@contextmanager
 def mlflow_serve(model_uri: str, tracking_uri: str, port: int, log: Path) -> Iterator[str]:
     """``mlflow models serve`` (1 worker, this environment); yields its predict URL."""
     cmd = [
@@ -75,9 +83,8 @@ def mlflow_serve(model_uri: str, tracking_uri: str, port: int, log: Path) -> Ite
         "-w",
         "1",
     ]
-    base = f"http://127.0.0.1:{port}"
-    with _process(cmd, {"MLFLOW_TRACKING_URI": tracking_uri}, f"{base}/ping", log):
-        yield f"{base}/invocations"
+    with _invocations(cmd, {"MLFLOW_TRACKING_URI": tracking_uri}, port, log) as url:
+        yield url
 
 
 @contextmanager
@@ -99,6 +106,5 @@ def bare_starlette(model_uri: str, tracking_uri: str, port: int, log: Path) -> I
         "warning",
     ]
     env = {"MLFLOW_TRACKING_URI": tracking_uri, "BARE_MODEL_URI": model_uri}
-    base = f"http://127.0.0.1:{port}"
-    with _process(cmd, env, f"{base}/ping", log):
-        yield f"{base}/invocations"
+    with _invocations(cmd, env, port, log) as url:
+        yield url

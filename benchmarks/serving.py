@@ -43,7 +43,7 @@ import httpx
 import psutil
 import yaml
 from rich.console import Console
-from rich.table import Table
+from rich.markdown import Markdown
 
 from benchmarks._common import bench_settings, running
 from benchmarks.load import LoadResult, run_load, wrk_path
@@ -292,43 +292,9 @@ def _machine() -> dict[str, Any]:
 def _report(results: dict[str, Any], console: Console) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "serving.json").write_text(json.dumps(results, indent=2))
-    table = Table(title="Single-row predict, same registered version, same wrk load")
-    for col in ("model", "server", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors", "vs mlflow"):
-        table.add_column(col, justify="left" if col in ("model", "server") else "right")
-    for name, entry in results["serving"].items():
-        base = entry["runs"][BASELINE]["rps"]
-        for server in SERVERS:
-            run = LoadResult.model_validate(entry["runs"][server])
-            table.add_row(name, server, *run.row(), f"{run.rps / base:.2f}x")
-        if not entry["same_answer"]:
-            table.add_row(name, "[red]maas_ray and mlflow answers differ[/red]", *[""] * 6)
-    console.print(table)
-    if "batching" in results:
-        b = results["batching"]
-        table = Table(title=f"minilm, {b['clients']} concurrent single-sentence clients")
-        for col in ("deployment", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors", "vs batch 1"):
-            table.add_column(col, justify="left" if col == "deployment" else "right")
-        runs = {k: LoadResult.model_validate(v) for k, v in b.items() if k != "clients"}
-        base = runs["max_batch_size 1"].rps
-        for label, run in runs.items():
-            table.add_row(label, *run.row(), f"{run.rps / base:.2f}x")
-        console.print(table)
-    if "autoscaling" in results:
-        a = results["autoscaling"]
-        console.print(
-            f"autoscaling 1-2 replicas, {a['load']['connections']} connections for "
-            f"{a['load']['end_s']:.0f}s: peak {a['peak_replicas']} replicas, up at "
-            f"{a['scaled_up_at_s']}s, back to 1 at {a['back_to_one_at_s']}s"
-        )
-        console.print(
-            "  replicas over time: " + " ".join(f"{t:g}s:{n}" for t, n in _changes(a["samples"]))
-        )
-    if "cold_start" in results:
-        c = results["cold_start"]
-        console.print(
-            f"cold start to first answer: `maas deploy` {c['cli_s']}s, MaaS.deploy() {c['sdk_s']}s"
-        )
-    (RESULTS / "serving.md").write_text(markdown(results))
+    text = markdown(results)
+    (RESULTS / "serving.md").write_text(text)
+    console.print(Markdown(text))  # the same tables on the terminal as in the file
     from benchmarks.chart import draw
 
     draw(results, RESULTS / "serving.png")

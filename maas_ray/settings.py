@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     ingress: Literal["haproxy", "proxy"] = Field(
         default="haproxy",
         description="Serve's HTTP ingress: haproxy (Ray 2.60's HAProxy in front of replicas "
-        "that answer HTTP themselves; about 5x the throughput here) or proxy (Serve's "
+        "that answer HTTP themselves; 3.2x the throughput here) or proxy (Serve's "
         "Python proxy actor). haproxy falls back to proxy where no HAProxy binary exists.",
     )
     ingress_http_ports: str = Field(
