@@ -2,7 +2,10 @@
 
     MaasError (500, internal_error)
     ├── BadRequest (400, bad_request)
-    │   └── InvalidJSON (400, invalid_json)
+    │   ├── InvalidJSON (400, invalid_json)
+    │   └── JSONTooDeep (400, json_too_deep)
+    ├── Unauthorized (401, unauthorized)         no credential, or not a valid one
+    ├── Forbidden (403, forbidden)               a valid credential without the scope
     ├── NotFound (404, not_found)
     │   ├── ModelNotFound (404, model_not_found)
     │   └── VersionNotDeployed (404, not_deployed)
@@ -48,6 +51,26 @@ class BadRequest(MaasError):
 
 class InvalidJSON(BadRequest):
     code = "invalid_json"
+
+
+class JSONTooDeep(BadRequest):
+    code = "json_too_deep"
+
+
+class Unauthorized(MaasError):
+    """No credential, or one that is unknown, revoked, expired or badly signed."""
+
+    status_code = 401
+    code = "unauthorized"
+    # RFC 6750: a 401 names the scheme the client should use.
+    challenge = 'Bearer realm="maas"'
+
+
+class Forbidden(MaasError):
+    """A valid credential whose scopes do not cover the route."""
+
+    status_code = 403
+    code = "forbidden"
 
 
 class NotFound(MaasError):
