@@ -42,6 +42,11 @@ def bench_settings(name: str, offset: int, **extra: object) -> Settings:
     )
 
 
+def authorization(settings: Settings) -> str:
+    """The Authorization header value with the platform's admin key."""
+    return f"Bearer {settings.admin_key_file.read_text().strip()}"
+
+
 @contextmanager
 def running(settings: Settings, console: Console) -> Iterator[Progress]:
     """Start the platform, yield a progress display, stop the platform by process id."""

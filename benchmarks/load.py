@@ -18,6 +18,8 @@ from pydantic import BaseModel
 _SCRIPT = """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
+local auth = os.getenv("WRK_AUTHORIZATION")
+if auth and auth ~= "" then wrk.headers["Authorization"] = auth end
 wrk.body = io.open(os.getenv("WRK_BODY"), "rb"):read("*a")
 done = function(summary, latency, requests)
   local e = summary.errors
@@ -59,9 +61,18 @@ def wrk_path() -> str:
 
 
 def run_load(
-    url: str, body: bytes, connections: int = 8, duration_s: float = 10.0, threads: int = 2
+    url: str,
+    body: bytes,
+    connections: int = 8,
+    duration_s: float = 10.0,
+    threads: int = 2,
+    authorization: str | None = None,
 ) -> LoadResult:
-    """POST ``body`` to ``url`` from ``connections`` keep-alive connections for a while."""
+    """POST ``body`` to ``url`` from ``connections`` keep-alive connections for a while.
+
+    ``authorization``: the Authorization header of every request (maas_ray's key;
+    the baselines ignore it, so every server gets the same request).
+    """
     with tempfile.TemporaryDirectory(prefix="maas-wrk-") as tmp:
         script, data = Path(tmp) / "post.lua", Path(tmp) / "body.json"
         script.write_text(_SCRIPT)
@@ -80,7 +91,11 @@ def run_load(
             ],
             capture_output=True,
             text=True,
-            env={"WRK_BODY": str(data), "PATH": "/usr/bin:/bin"},
+            env={
+                "WRK_BODY": str(data),
+                "WRK_AUTHORIZATION": authorization or "",
+                "PATH": "/usr/bin:/bin",
+            },
             check=False,
         )
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]

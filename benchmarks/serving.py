@@ -45,7 +45,7 @@ import yaml
 from rich.console import Console
 from rich.markdown import Markdown
 
-from benchmarks._common import bench_settings, running
+from benchmarks._common import authorization, bench_settings, running
 from benchmarks.load import LoadResult, run_load, wrk_path
 from benchmarks.servers import bare_starlette, mlflow_serve
 from examples._common import register
@@ -123,13 +123,13 @@ def _compare(
         bar.update(task, description=f"{name}: {server}")
         if server == "maas_ray":
             url = f"{settings.serve_url}/v1/models/{name}/predict"
-            answers[server], runs[server] = _measure(url, body, args)
+            answers[server], runs[server] = _measure(url, body, args, settings)
         elif server == BASELINE:
             with mlflow_serve(uri, settings.mlflow_uri, settings.serve_port + 50, log) as url:
-                answers[server], runs[server] = _measure(url, body, args)
+                answers[server], runs[server] = _measure(url, body, args, settings)
         else:
             with bare_starlette(uri, settings.mlflow_uri, settings.serve_port + 51, log) as url:
-                answers[server], runs[server] = _measure(url, body, args)
+                answers[server], runs[server] = _measure(url, body, args, settings)
         bar.advance(task)
     return {
         "version": version,
@@ -139,12 +139,19 @@ def _compare(
     }
 
 
-def _measure(url: str, body: bytes, args: Any) -> tuple[Any, LoadResult]:
-    """The server's answer to ``body``, then a warm-up and the measured load run."""
-    answer = httpx.post(url, content=body, headers={"content-type": "application/json"}, timeout=60)
+def _measure(url: str, body: bytes, args: Any, settings: Settings) -> tuple[Any, LoadResult]:
+    """The server's answer to ``body``, then a warm-up and the measured load run.
+
+    Every server gets the same request, the maas_ray key included (the baselines
+    ignore it), so maas_ray's figure includes checking the key.
+    """
+    key = authorization(settings)
+    headers = {"content-type": "application/json", "authorization": key}
+    answer = httpx.post(url, content=body, headers=headers, timeout=60)
     answer.raise_for_status()
-    run_load(url, body, args.connections, 2)
-    return answer.json()["predictions"], run_load(url, body, args.connections, args.duration)
+    run_load(url, body, args.connections, 2, authorization=key)
+    measured = run_load(url, body, args.connections, args.duration, authorization=key)
+    return answer.json()["predictions"], measured
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -169,8 +176,9 @@ def _batching(client: MaaS, spec: Any, duration_s: float) -> dict[str, Any]:
         (f"max_batch_size {options['batching']['max_batch_size']}", options["batching"]),
     ):
         client.deploy("minilm", alias="production", **{**options, "batching": batching})
-        run_load(url, body, BATCH_CLIENTS, 2)
-        out[label] = run_load(url, body, BATCH_CLIENTS, duration_s).model_dump()
+        key = authorization(client.settings)
+        run_load(url, body, BATCH_CLIENTS, 2, authorization=key)
+        out[label] = run_load(url, body, BATCH_CLIENTS, duration_s, authorization=key).model_dump()
     return out
 
 
@@ -202,7 +210,10 @@ def _autoscaling(client: MaaS, settings: Settings) -> dict[str, Any]:
     samples: list[tuple[float, int]] = []
     t0 = time.monotonic()
     load_s, connections = 30.0, 16
-    loader = threading.Thread(target=lambda: run_load(url, body, connections, load_s))
+    key = authorization(settings)
+    loader = threading.Thread(
+        target=lambda: run_load(url, body, connections, load_s, authorization=key)
+    )
     loader.start()
     while True:
         now = time.monotonic() - t0
@@ -254,18 +265,19 @@ def _cold_start(client: MaaS, settings: Settings) -> dict[str, Any]:
             thread = threading.Thread(target=lambda: client.deploy("coldstart", version="1"))
             thread.start()
             done = thread.join
-        out[f"{how}_s"] = _first_answer(url, body, t0)
+        out[f"{how}_s"] = _first_answer(url, body, t0, authorization(settings))
         done()
         client.undeploy("coldstart")
     return out
 
 
-def _first_answer(url: str, body: bytes, t0: float) -> float | None:
+def _first_answer(url: str, body: bytes, t0: float, key: str) -> float | None:
     """Seconds from ``t0`` to the first 200 from ``url`` (None: none within 120 s)."""
-    with httpx.Client(timeout=5) as http:
+    headers = {"content-type": "application/json", "authorization": key}
+    with httpx.Client(timeout=5, headers=headers) as http:
         while time.monotonic() - t0 < 120:
             try:
-                resp = http.post(url, content=body, headers={"content-type": "application/json"})
+                resp = http.post(url, content=body)
                 if resp.status_code == 200:
                     return round(time.monotonic() - t0, 2)
             except httpx.HTTPError:

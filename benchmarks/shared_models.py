@@ -26,7 +26,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks._common import bench_settings, percentiles_ms, running
+from benchmarks._common import authorization, bench_settings, percentiles_ms, running
 from maas_ray import MaaS
 
 
@@ -74,7 +74,7 @@ def main() -> None:
         client.deploy("bench-dedicated", "1")
         bar.advance(task)
 
-        http = httpx.Client(timeout=120)
+        http = httpx.Client(timeout=120, headers={"authorization": authorization(settings)})
         url = f"{settings.serve_url}/v1/models/{{}}/predict"
         correct = 0
         cold: list[float] = []

@@ -24,7 +24,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks._common import bench_settings, percentiles_ms, running
+from benchmarks._common import authorization, bench_settings, percentiles_ms, running
 from maas_ray import MaaS
 
 
@@ -54,7 +54,7 @@ def main() -> None:
         url = f"{settings.serve_url}/v1/models/traffic/predict"
         phases = ("plain", "shadow", "canary 50%")
         task = bar.add_task("timing", total=args.rounds * len(phases) * args.requests)
-        with httpx.Client(timeout=60) as http:
+        with httpx.Client(timeout=60, headers={"authorization": authorization(settings)}) as http:
             for _ in range(args.rounds):
                 for phase in phases:
                     if phase == "shadow":

@@ -113,6 +113,11 @@ def main() -> None:
     console.print(f"Serve URL:      {s.serve_url}")
     console.print(f"MLflow UI:      {s.mlflow_uri}")
     console.print(f"Ray dashboard:  {s.dashboard_url}")
+    if s.auth == "on":
+        console.print(
+            f"API key:        {s.admin_key_file} (admin; send 'Authorization: Bearer <key>', "
+            "or make narrower ones with `maas keys create --scope predict:NAME`)"
+        )
     console.print("Status: .venv/bin/maas status    Stop: make down")
 
 

@@ -1,9 +1,12 @@
 """maas_ray: Model-as-a-Service on an MLflow registry and Ray Serve."""
 
+from __future__ import annotations
+
 from maas_ray.client import MaaS
-from maas_ray.control import DeploymentSpec, ModelStatus
+from maas_ray.control.spec import DeploymentSpec
+from maas_ray.control.status import ModelStatus
 from maas_ray.errors import MaasError
-from maas_ray.registry import ModelInfo, VersionInfo
+from maas_ray.registry.models import ModelInfo, VersionInfo
 from maas_ray.settings import Settings
 
 __all__ = [

@@ -1,25 +1,36 @@
 """The Python SDK: ``from maas_ray import MaaS``.
 
-A thin layer: registration and deployment go through the registry and the
-control plane, predictions through the real HTTP ingress.
+A thin, authenticated HTTP client of the platform's management API and model
+routes; the platform checks the key's scopes and writes the audit log. Only
+``register`` of a Python object works locally first: it logs the model to
+MLflow, then asks the platform to register that URI.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import orjson
 
-from maas_ray.control import ControlPlane, DeploymentSpec, ModelStatus
-from maas_ray.control.deployer import PRODUCTION
-from maas_ray.control.spec import DeploymentFile
+from maas_ray.control.spec import DeploymentFile, DeploymentSpec
+from maas_ray.control.status import ModelStatus
 from maas_ray.errors import InvalidJSON, PlatformUnavailable, RemoteError
-from maas_ray.registry import HistoryEvent, ModelInfo, Registry, VersionInfo
-from maas_ray.serving.protocol import FORMATS
+from maas_ray.registry.models import HistoryEvent, ModelInfo, VersionInfo
+from maas_ray.security.keys import client_key
 from maas_ray.serving.traffic import Canary, Shadow
 from maas_ray.settings import Settings
+
+if TYPE_CHECKING:
+    from maas_ray.control.deployer import ControlPlane
+    from maas_ray.registry import Registry
+
+PRODUCTION = "production"
+FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+ACTOR_HEADER = "x-maas-actor"
+# A management call may wait for replicas to start: the deploy timeout plus slack.
+_SLACK_S = 60.0
 
 
 class MaaS:
@@ -33,12 +44,23 @@ class MaaS:
     def __init__(self, settings: Settings | None = None, **overrides: Any) -> None:
         self.settings = settings or Settings(**overrides)
         self._registry: Registry | None = None
-        self._http = httpx.Client(timeout=self.settings.request_timeout_s)
+        secret = self.settings.api_key.get_secret_value() if self.settings.api_key else None
+        headers = {ACTOR_HEADER: self.settings.who}
+        key = client_key(secret, self.settings.admin_key_file)
+        if key is not None:
+            headers["authorization"] = f"Bearer {key}"
+        self._http = httpx.Client(timeout=self.settings.request_timeout_s, headers=headers)
 
     @property
     def registry(self) -> Registry:
-        """The MLflow registry of this platform (checked to answer on first use)."""
+        """Direct access to the MLflow registry (checked to answer on first use).
+
+        For code next to the platform (jobs, tests); the SDK's own verbs go
+        through the authenticated HTTP API instead.
+        """
         if self._registry is None:
+            from maas_ray.registry import Registry
+
             registry = Registry(self.settings.mlflow_uri)
             registry.check()
             self._registry = registry
@@ -46,7 +68,9 @@ class MaaS:
 
     @property
     def control(self) -> ControlPlane:
-        """The control plane that turns specs into Serve applications."""
+        """Direct access to the control plane (see ``registry``)."""
+        from maas_ray.control.deployer import ControlPlane
+
         return ControlPlane(self.settings, self.registry)
 
     # -- registry -----------------------------------------------------------
@@ -76,15 +100,10 @@ class MaaS:
         Returns:
             The new version, with its signature and SHA-256 digest.
         """
-        return self.registry.register(
-            name,
-            model,
-            input_example=input_example,
-            signature=signature,
-            artifacts=artifacts,
-            description=description,
-            tags=tags,
+        uri = self.registry.log(
+            name, model, input_example=input_example, signature=signature, artifacts=artifacts
         )
+        return self._register(name, uri, description, tags)
 
     def register_uri(
         self,
@@ -95,19 +114,28 @@ class MaaS:
         tags: dict[str, str] | None = None,
     ) -> VersionInfo:
         """Register an existing MLflow model (``runs:/``, ``models:/`` or a local folder)."""
-        return self.registry.register_uri(name, model_uri, description=description, tags=tags)
+        if "://" not in model_uri and ":/" not in model_uri:
+            model_uri = self.registry.upload(name, model_uri)
+        return self._register(name, model_uri, description, tags)
+
+    def _register(
+        self, name: str, uri: str, description: str | None, tags: dict[str, str] | None
+    ) -> VersionInfo:
+        body = {"model_uri": uri, "description": description, "tags": tags}
+        answer = self._admin("POST", f"/models/{name}/versions", body)
+        return VersionInfo.model_validate(answer)
 
     def models(self) -> list[ModelInfo]:
         """Every registered model."""
-        return self.registry.list_models()
+        return [ModelInfo.model_validate(m) for m in self._admin("GET", "/models")]
 
     def model(self, name: str) -> ModelInfo:
         """One registered model with its versions."""
-        return self.registry.get_model(name)
+        return ModelInfo.model_validate(self._admin("GET", f"/models/{name}"))
 
     def versions(self, name: str) -> list[VersionInfo]:
         """The versions of ``name``, newest first."""
-        return self.registry.get_model(name).versions
+        return self.model(name).versions
 
     # -- serving ---------------------------------------------------------------
     def deploy(
@@ -127,15 +155,17 @@ class MaaS:
         spec = DeploymentSpec(
             model=name, version=None if version is None else str(version), alias=alias, **options
         )
-        return self.control.deploy(spec, progress)
+        body = spec.model_dump(exclude_none=True, exclude={"model"})
+        answer = self._admin("POST", f"/models/{name}/deploy", body, progress)
+        return ModelStatus.model_validate(answer)
 
     def undeploy(self, name: str, progress: Callable[[str], None] | None = None) -> None:
         """Stop serving ``name`` (its versions stay registered)."""
-        self.control.undeploy(name, progress)
+        self._admin("POST", f"/models/{name}/undeploy", None, progress)
 
     def status(self) -> list[ModelStatus]:
         """One row per deployed model."""
-        return self.control.status()
+        return [ModelStatus.model_validate(r) for r in self._admin("GET", "/status")]
 
     def promote(
         self,
@@ -145,13 +175,16 @@ class MaaS:
         progress: Callable[[str], None] | None = None,
     ) -> ModelStatus | None:
         """Point ``alias`` at ``version``; the deployment following it switches, no request lost."""
-        return self.control.promote(name, str(version), alias, progress)
+        body = {"version": str(version), "alias": alias}
+        answer = self._admin("POST", f"/models/{name}/promote", body, progress)
+        return _row(answer)
 
     def rollback(
         self, name: str, alias: str = PRODUCTION, progress: Callable[[str], None] | None = None
     ) -> ModelStatus | None:
         """End a canary/shadow, or move ``alias`` back to the version it had before."""
-        return self.control.rollback(name, alias, progress)
+        answer = self._admin("POST", f"/models/{name}/rollback", {"alias": alias}, progress)
+        return _row(answer)
 
     def canary(
         self,
@@ -164,7 +197,10 @@ class MaaS:
     ) -> ModelStatus:
         """Send ``percent`` of ``name``'s traffic to ``version``."""
         side = Canary(version=str(version), percent=percent, sticky_header=sticky_header)
-        return self.control.start_challenger(name, side, progress)
+        body = side.model_dump(exclude_none=True)
+        return ModelStatus.model_validate(
+            self._admin("POST", f"/models/{name}/canary", body, progress)
+        )
 
     def shadow(
         self,
@@ -174,23 +210,65 @@ class MaaS:
         progress: Callable[[str], None] | None = None,
     ) -> ModelStatus:
         """Mirror ``percent`` of ``name``'s traffic to ``version`` (callers see the primary)."""
-        side = Shadow(version=str(version), percent=percent)
-        return self.control.start_challenger(name, side, progress)
+        body = Shadow(version=str(version), percent=percent).model_dump()
+        return ModelStatus.model_validate(
+            self._admin("POST", f"/models/{name}/shadow", body, progress)
+        )
 
     def apply(
         self, document: dict[str, Any], progress: Callable[[str], None] | None = None
     ) -> dict[str, str]:
         """Apply a ``maas apply`` document (``kind: MaasDeployments``); see DeploymentFile."""
         parsed = DeploymentFile.model_validate(document)
-        return self.control.apply_specs(parsed.models, progress)
+        body = parsed.model_dump(exclude_none=True)
+        answer: dict[str, str] = self._admin("POST", "/apply", body, progress)
+        return answer
 
     def history(self, name: str) -> list[HistoryEvent]:
         """Every alias move and deploy action of ``name``, oldest first."""
-        return self.registry.history(name)
+        return [
+            HistoryEvent.model_validate(e) for e in self._admin("GET", f"/models/{name}/history")
+        ]
 
     def traffic(self, name: str) -> dict[str, Any]:
         """Live traffic of a deployed model: answers per version, shadow agreement."""
         return self._send("GET", f"/v1/models/{name}/traffic")[0]
+
+    # -- keys and audit (scope admin) --------------------------------------------
+    def create_key(
+        self,
+        scopes: list[str],
+        name: str | None = None,
+        expires_in_days: float | None = None,
+    ) -> dict[str, Any]:
+        """A new API key: its record plus ``key``, the secret, returned only this once."""
+        body = {"scopes": scopes, "name": name, "expires_in_days": expires_in_days}
+        answer: dict[str, Any] = self._admin(
+            "POST", "/keys", {k: v for k, v in body.items() if v is not None}
+        )
+        return answer
+
+    def keys(self) -> list[dict[str, Any]]:
+        """Every API key (no secrets), revoked ones too."""
+        answer: list[dict[str, Any]] = self._admin("GET", "/keys")
+        return answer
+
+    def revoke_key(self, key_id: str) -> dict[str, Any]:
+        """Revoke a key; every replica refuses it within ``auth_refresh_s`` (1 s)."""
+        answer: dict[str, Any] = self._admin("DELETE", f"/keys/{key_id}")
+        return answer
+
+    def audit(
+        self, model: str | None = None, action: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """The newest audit records (oldest first), by model and action."""
+        params: dict[str, Any] = {"limit": limit}
+        if model:
+            params["model"] = model
+        if action:
+            params["action"] = action
+        answer: list[dict[str, Any]] = self._admin("GET", "/audit", params=params)
+        return answer
 
     def predict(
         self,
@@ -219,22 +297,55 @@ class MaaS:
         data["version"] = resp.headers.get("x-maas-model-version")
         return data
 
+    def _admin(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        progress: Callable[[str], None] | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> Any:
+        """One management call; long ones (deploys) get the deploy timeout."""
+        if progress is not None:
+            progress("the platform is at it")
+        kwargs: dict[str, Any] = {"params": params}
+        if body is not None:
+            kwargs["content"] = orjson.dumps(body)
+            kwargs["headers"] = {"content-type": "application/json"}
+        if method != "GET":
+            kwargs["timeout"] = self.settings.deploy_timeout_s + _SLACK_S
+        resp = self._request(method, f"/v1/admin{path}", **kwargs)
+        return _decoded(resp)
+
     def _send(self, method: str, path: str, **kwargs: Any) -> tuple[dict[str, Any], httpx.Response]:
-        """One HTTP call to Serve; errors become PlatformUnavailable or RemoteError."""
+        """One HTTP call to Serve that answers a JSON object."""
+        resp = self._request(method, path, **kwargs)
+        data = _decoded(resp)
+        return (data if isinstance(data, dict) else {"predictions": data}), resp
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One HTTP call; errors become PlatformUnavailable or RemoteError."""
         try:
             resp = self._http.request(method, f"{self.settings.serve_url}{path}", **kwargs)
         except httpx.HTTPError as exc:
             raise PlatformUnavailable(
-                f"Serve at {self.settings.serve_url} does not answer ({exc.__class__.__name__})"
+                f"the platform at {self.settings.serve_url} does not answer "
+                f"({exc.__class__.__name__}); is it up? run `maas up`"
             ) from exc
-        data = _json(resp)
         if resp.status_code >= 400:
+            data = _decoded(resp, check=False)
+            data = data if isinstance(data, dict) else {}
+            message = str(data.get("error", resp.text))
+            if resp.status_code == 401:
+                message += (
+                    f"; the CLI and SDK send MAAS_API_KEY, else {self.settings.admin_key_file}"
+                )
             raise RemoteError(
-                str(data.get("error", resp.text)),
+                message,
                 status_code=resp.status_code,
                 remote_code=str(data.get("code", "unknown")),
             )
-        return data, resp
+        return resp
 
     def close(self) -> None:
         """Close the HTTP connection pool."""
@@ -248,11 +359,18 @@ def wrap_inputs(inputs: Any) -> dict[str, Any]:
     return {"inputs": inputs}
 
 
-def _json(resp: httpx.Response) -> dict[str, Any]:
+def _decoded(resp: httpx.Response, check: bool = True) -> Any:
     try:
-        data = resp.json()
-    except ValueError as exc:
+        return orjson.loads(resp.content)
+    except orjson.JSONDecodeError as exc:
+        if not check:
+            return {}
         raise InvalidJSON(
             f"platform answered non-JSON ({resp.status_code}): {resp.text[:300]}"
         ) from exc
-    return data if isinstance(data, dict) else {"predictions": data}
+
+
+def _row(answer: dict[str, Any]) -> ModelStatus | None:
+    """The status row in a promote/rollback answer (None: the alias moved only)."""
+    row = answer.get("status")
+    return ModelStatus.model_validate(row) if row else None

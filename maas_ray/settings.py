@@ -10,7 +10,7 @@ import getpass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Port = int
@@ -111,6 +111,44 @@ class Settings(BaseSettings):
         max_length=200,
         description="Who the history records as asking; default: the OS user.",
     )
+    auth: Literal["on", "off"] = Field(
+        default="on",
+        description="on: every route but the health checks needs an API key or a JWT. "
+        "off: open to anyone who can reach the port; local experiments only.",
+    )
+    api_key: SecretStr | None = Field(
+        default=None,
+        description="The key the CLI and SDK send; default: MAAS_HOME/admin.key of `maas up`.",
+    )
+    jwt_secret: SecretStr | None = Field(
+        default=None, description="Shared secret of HS256 bearer tokens; None: no HS256."
+    )
+    jwt_jwks: str | None = Field(
+        default=None,
+        description="JWKS URL (https://.../jwks.json) or file whose keys verify RS256/ES256 "
+        "bearer tokens of an OIDC provider; None: no RS256/ES256.",
+    )
+    jwt_audience: str | None = Field(
+        default=None, description="Required `aud` claim of bearer tokens, if set."
+    )
+    jwt_issuer: str | None = Field(
+        default=None, description="Required `iss` claim of bearer tokens, if set."
+    )
+    auth_refresh_s: float = Field(
+        default=1.0,
+        gt=0,
+        le=5,
+        description="How often every replica re-reads the key store (revocation delay).",
+    )
+    max_body_mb: float = Field(
+        default=16.0,
+        gt=0,
+        le=1024,
+        description="Largest request body; larger ones get 413 before they are parsed.",
+    )
+    json_max_depth: int = Field(
+        default=32, ge=2, le=512, description="Deepest JSON nesting accepted (400 beyond)."
+    )
 
     @field_validator("home")
     @classmethod
@@ -138,6 +176,21 @@ class Settings(BaseSettings):
         return f"{self.host}:{self.ray_port}"
 
     @property
+    def security_dir(self) -> Path:
+        """Key store, audit log and the admin key of ``maas up`` (owner-only)."""
+        return self.home / "security"
+
+    @property
+    def admin_key_file(self) -> Path:
+        """Where ``maas up`` leaves the admin API key (mode 0600)."""
+        return self.home / "admin.key"
+
+    @property
+    def max_body_bytes(self) -> int:
+        """``max_body_mb`` in bytes."""
+        return int(self.max_body_mb * 1024 * 1024)
+
+    @property
     def run_dir(self) -> Path:
         """Where process ids and logs of the local platform live."""
         return self.home / "run"
@@ -154,8 +207,10 @@ class Settings(BaseSettings):
 
     def as_env(self) -> dict[str, str]:
         """These settings as ``MAAS_*`` variables, for processes that must share them."""
-        return {
-            f"MAAS_{key.upper()}": str(value)
-            for key, value in self.model_dump().items()
-            if value is not None and key != "actor"
-        }
+        env = {}
+        for key, value in self.model_dump().items():
+            if value is None or key in ("actor", "api_key"):  # the caller's, not the platform's
+                continue
+            secret = value.get_secret_value() if isinstance(value, SecretStr) else value
+            env[f"MAAS_{key.upper()}"] = str(secret)
+        return env

@@ -17,13 +17,16 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from maas_ray.client import MaaS, wrap_inputs
-from maas_ray.control import platform
 from maas_ray.errors import MaasError, VersionNotDeployed
 from maas_ray.settings import Settings
 
+# MLflow and Ray load only in the commands that need them (`up`, `down`, `register`):
+# the others are HTTP calls, and importing MLflow alone takes ~2 s.
 app = typer.Typer(help="maas_ray: serve MLflow models on Ray.", no_args_is_help=True)
 models_app = typer.Typer(help="Registered models.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+keys_app = typer.Typer(help="API keys (scope admin).", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 
 out = Console()
 err = Console(stderr=True)
@@ -108,7 +111,12 @@ def _tags(pairs: list[str] | None) -> dict[str, str]:
 @app.command()
 def up() -> None:
     """Start MLflow, a Ray head and Serve (idempotent) and redeploy stored specs."""
+    from maas_ray.control import platform
+    from maas_ray.security.auth import AUTH_OFF_WARNING
+
     settings = _settings()
+    if settings.auth == "off":
+        err.print(f"[yellow]warning:[/yellow] {AUTH_OFF_WARNING}", highlight=False)
     try:
         with _progress("starting the platform") as progress:
             report = platform.up(settings, progress)
@@ -124,11 +132,18 @@ def up() -> None:
     out.print(
         f"Ray address for jobs and handles: {settings.ray_address}  (MAAS_HOME={settings.home})"
     )
+    if settings.auth == "on":
+        out.print(
+            f"admin API key: {settings.admin_key_file} (owner-only; the CLI and SDK use it "
+            "unless MAAS_API_KEY is set). Send it as 'Authorization: Bearer <key>'."
+        )
 
 
 @app.command()
 def down() -> None:
     """Stop every process `maas up` started."""
+    from maas_ray.control import platform
+
     stopped = platform.down(_settings())
     out.print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
 
@@ -400,7 +415,7 @@ def rollback(
 
 def _switched(name: str, alias: str, row: Any) -> None:
     if row is None:
-        version = _sdk().registry.get_alias(name, alias)
+        version = _sdk().model(name).aliases.get(alias)
         out.print(f"@{alias} of {name} -> v{version} (not deployed; alias moved only)")
     else:
         out.print(f"{name}: {row.traffic}, {row.health}")
@@ -540,6 +555,111 @@ def predict(
     except MaasError as exc:
         _fail(exc)
     out.print_json(data={"version": answer.pop("version"), **answer})
+
+
+@keys_app.command("create")
+def keys_create(
+    scope: Annotated[
+        list[str],
+        typer.Option(
+            help="predict:NAME, predict:*, feedback:NAME, register, deploy, train, metrics "
+            "or admin (repeatable)."
+        ),
+    ],
+    name: Annotated[str | None, typer.Option(help="A name for lists and the audit log.")] = None,
+    expires_in: Annotated[
+        float | None, typer.Option(help="Days until the key stops working.")
+    ] = None,
+) -> None:
+    """Create an API key; it is printed once, as the last line (only its hash is kept)."""
+    try:
+        made = _sdk().create_key(scope, name, expires_in)
+    except MaasError as exc:
+        _fail(exc)
+    expires = _when(made["expires_at"]) if made.get("expires_at") else "never"
+    err.print(
+        f"created key {made['id']} '{made['name']}', scopes {' '.join(made['scopes'])}, "
+        f"expires {expires}. Store it now: it is not shown again.",
+        highlight=False,
+    )
+    print(made["key"])  # plain stdout, last line: `KEY=$(maas keys create ...)`
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """Every API key: id, name, scopes, created, expires, revoked (never the secret)."""
+    try:
+        keys = _sdk().keys()
+    except MaasError as exc:
+        _fail(exc)
+    table = Table(title="API keys")
+    for col in ("id", "name", "scopes", "created (UTC)", "expires", "state"):
+        table.add_column(col)
+    now = datetime.now(UTC).timestamp()
+    for k in keys:
+        expires = k.get("expires_at")
+        state = (
+            "revoked"
+            if k.get("revoked_at")
+            else "expired"
+            if expires and expires < now
+            else "active"
+        )
+        color = "green" if state == "active" else "red"
+        table.add_row(
+            k["id"],
+            k["name"],
+            " ".join(k["scopes"]),
+            _when(k["created_at"]),
+            _when(expires) if expires else "never",
+            f"[{color}]{state}[/{color}]",
+        )
+    out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key's id (see `maas keys list`).")],
+) -> None:
+    """Revoke a key: every replica refuses it within about a second."""
+    try:
+        record = _sdk().revoke_key(key_id)
+    except MaasError as exc:
+        _fail(exc)
+    out.print(f"revoked key {record['id']} '{record['name']}'")
+
+
+@app.command()
+def audit(
+    model: Annotated[str | None, typer.Option(help="Only this model (or key id).")] = None,
+    action: Annotated[
+        str | None, typer.Option(help="Only this action, e.g. deploy or key.create.")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="The newest N records.")] = 50,
+) -> None:
+    """Management actions: when, who (key name), what, on what, and how it ended."""
+    try:
+        records = _sdk().audit(model, action, limit)
+    except MaasError as exc:
+        _fail(exc)
+    table = Table(title="audit log")
+    for col in ("time (UTC)", "actor", "action", "target", "outcome", "detail"):
+        table.add_column(col, overflow="fold")
+    for r in records:
+        color = "green" if r["outcome"] == "ok" else "red"
+        table.add_row(
+            _when(r["time"]),
+            r["actor"],
+            r["action"],
+            r["target"],
+            f"[{color}]{r['outcome']} {r['status']}[/{color}]",
+            r["detail"],
+        )
+    out.print(table if records else "no audit records yet")
+
+
+def _when(epoch_s: float) -> str:
+    return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def main() -> None:

@@ -7,8 +7,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import BaseModel
-
 from maas_ray.control.serve_api import ServeAPI
 from maas_ray.control.spec import (
     CHALLENGER_DEPLOYMENT,
@@ -20,6 +18,7 @@ from maas_ray.control.spec import (
     serve_config,
     shared_application,
 )
+from maas_ray.control.status import ModelStatus, VersionRole
 from maas_ray.errors import BadRequest, Conflict, DeploymentFailed, MaasError, VersionNotDeployed
 from maas_ray.registry import HistoryEvent, Registry
 from maas_ray.serving.traffic import Canary, Shadow
@@ -30,33 +29,7 @@ logger = logging.getLogger(__name__)
 Progress = Callable[[str], None]
 _FAILED = {"DEPLOY_FAILED", "UNHEALTHY"}
 PRODUCTION = "production"
-
-
-class VersionRole(BaseModel):
-    """The canary or shadow version next to the primary."""
-
-    version: str
-    role: str  # canary or shadow
-    replicas_running: int
-    replicas_target: int
-
-
-class ModelStatus(BaseModel):
-    """One row of ``maas status``."""
-
-    model: str
-    version: str | None
-    alias: str | None
-    replicas_running: int
-    replicas_target: int
-    replicas_spec: str
-    num_cpus: float
-    num_gpus: float
-    health: str
-    route: str
-    message: str = ""
-    traffic: str = "-"
-    challenger: VersionRole | None = None
+FAILED_ACTION = "deploy-failed"  # history action of a refused deploy, promote or apply
 
 
 class ControlPlane:
@@ -253,13 +226,15 @@ class ControlPlane:
         try:
             targets = self.apply()
             self.wait_running({s.model: targets[s.model] for s, _ in changed}, progress)
-        except MaasError:
+        except MaasError as exc:
             for spec, before in changed:
                 if before is None:
                     self.registry.delete_spec(spec.model)
                 else:
                     self.registry.set_spec(spec.model, before)
             self.apply()
+            for spec, _ in changed:
+                self._failed(spec, exc)
             raise
         for spec, _ in changed:
             self.registry.record(
@@ -327,14 +302,31 @@ class ControlPlane:
         try:
             targets = self.apply()
             self.wait_running({spec.model: targets[spec.model]}, progress)
-        except MaasError:
+        except MaasError as exc:
             # Put back what served before so a bad version never takes the traffic.
             if previous is None:
                 self.registry.delete_spec(spec.model)
             else:
                 self.registry.set_spec(spec.model, previous)
             self.apply()
+            self._failed(spec, exc)
             raise
+
+    def _failed(self, spec: DeploymentSpec, exc: MaasError) -> None:
+        """Record a refused deploy; `maas status` shows it until the next action."""
+        version: str | None
+        try:
+            version = self.registry.resolve(spec.model, spec.version, spec.alias).version
+        except MaasError:
+            version = spec.version
+        self.registry.record(
+            spec.model,
+            self.settings.who,
+            FAILED_ACTION,
+            alias=spec.alias,
+            to_version=version,
+            detail=exc.message[:2000],
+        )
 
     def _following(self, raw: dict[str, Any] | None, alias: str) -> DeploymentSpec | None:
         """The spec if its deployment follows ``alias`` (pinned specs follow production)."""
@@ -368,9 +360,20 @@ class ControlPlane:
         """One row per model that has a deployment spec."""
         specs = self.registry.list_specs()
         apps = self.serve.applications()
-        return [
-            self._row(DeploymentSpec.model_validate(raw), apps) for _, raw in sorted(specs.items())
-        ]
+        last = self.registry.last_events()
+        rows = []
+        for name, raw in sorted(specs.items()):
+            row = self._row(DeploymentSpec.model_validate(raw), apps)
+            event = last.get(name)
+            if event is not None and event.action == FAILED_ACTION:
+                when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(event.time_ms / 1000))
+                refused = (
+                    f"deploy of v{event.to_version} refused at {when} UTC, still serving "
+                    f"v{row.version}: {event.detail}"
+                )
+                row.message = f"{refused}\n{row.message}".strip()
+            rows.append(row)
+        return rows
 
     def status_of(self, name: str) -> ModelStatus:
         """The status row of one deployed model."""

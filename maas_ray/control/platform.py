@@ -25,6 +25,8 @@ from pydantic import BaseModel
 
 from maas_ray.control.deployer import ControlPlane
 from maas_ray.errors import PlatformUnavailable
+from maas_ray.security.auth import AUTH_OFF_WARNING
+from maas_ray.security.keys import KeyStore, ensure_admin_key
 from maas_ray.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -122,8 +124,17 @@ def _session_processes(sid: int) -> list[psutil.Process]:
 
 
 def up(settings: Settings, progress: Progress | None = None) -> list[ComponentState]:
-    """Start whatever part of the platform is not running; idempotent."""
+    """Start whatever part of the platform is not running; idempotent.
+
+    With auth on, the first run also creates the admin API key (see ensure_admin_key).
+    """
     settings.home.mkdir(parents=True, exist_ok=True)
+    if settings.auth == "on":
+        store = KeyStore(settings.security_dir)
+        if ensure_admin_key(store, settings.admin_key_file):
+            logger.info("created the admin API key in %s", settings.admin_key_file)
+    else:
+        logger.warning(AUTH_OFF_WARNING)
     state = _load_state(settings)
     report = [_up_mlflow(settings, state, progress), _up_ray(settings, state, progress)]
     _save_state(settings, state)

@@ -61,6 +61,12 @@ class DeploymentSpec(BaseModel):
     )
     canary: Canary | None = Field(default=None, description="A canary split, if any.")
     shadow: Shadow | None = Field(default=None, description="A shadow challenger, if any.")
+    mask_fields: list[str] | None = Field(
+        default=None,
+        max_length=100,
+        description="Input fields (columns, JSON keys) whose values error messages and logs "
+        "mask, besides the emails, phone, card and ID numbers masked everywhere.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> DeploymentSpec:
@@ -144,6 +150,8 @@ class DeploymentSpec(BaseModel):
             args["canary"] = self.canary.model_dump(exclude_none=True)
         if self.shadow is not None:
             args["shadow"] = self.shadow.model_dump()
+        if self.mask_fields:
+            args["mask_fields"] = self.mask_fields
         if self.challenger is not None:
             deployments.append({**deployment, "name": CHALLENGER_DEPLOYMENT})
         return {

@@ -29,7 +29,7 @@ def _pin(*dists: str) -> list[str]:
 def log_model(
     model: Any,
     *,
-    registered_model_name: str,
+    registered_model_name: str | None,
     input_example: Any = None,
     signature: Any = None,
     artifacts: dict[str, str] | None = None,

@@ -83,23 +83,52 @@ class Registry:
         tags: dict[str, str] | None = None,
     ) -> VersionInfo:
         """Log ``model`` with MLflow and register it as a new version of ``name``."""
-        _validate_name(name)
         started = time.perf_counter()
+        uri = self.log(
+            name, model, input_example=input_example, signature=signature, artifacts=artifacts
+        )
+        result = self.register_uri(name, uri, description=description, tags=tags)
+        logger.info(
+            "registered %s version %s in %.2fs", name, result.version, time.perf_counter() - started
+        )
+        return result
+
+    def log(
+        self,
+        name: str,
+        model: Any,
+        *,
+        input_example: Any = None,
+        signature: Any = None,
+        artifacts: dict[str, str] | None = None,
+    ) -> str:
+        """Log ``model`` with MLflow (not registered yet); returns its model URI.
+
+        The client half of registration over the management API: the platform then
+        registers the URI, records its digest and audits who asked.
+        """
+        _validate_name(name)
         self._use()
         with _quiet(), mlflow.start_run(run_name=f"register-{name}"):
             info = log_model(
                 model,
-                registered_model_name=name,
+                registered_model_name=None,
                 input_example=input_example,
                 signature=signature,
                 artifacts=artifacts,
             )
-        version = str(info.registered_model_version)
-        result = self._finish(name, version, description, tags)
-        logger.info(
-            "registered %s version %s in %.2fs", name, version, time.perf_counter() - started
-        )
-        return result
+        return str(info.model_uri)
+
+    def upload(self, name: str, folder: str | Path) -> str:
+        """Upload a local MLflow model folder as a run's artifacts; returns its runs:/ URI."""
+        _validate_name(name)
+        self._use()
+        local = Path(folder).expanduser()
+        if not (local / "MLmodel").is_file():
+            raise BadRequest(f"got '{folder}' for --model-uri: no MLmodel file there")
+        with _quiet(), mlflow.start_run(run_name=f"register-{name}") as run:
+            mlflow.log_artifacts(str(local), artifact_path="model")
+        return f"runs:/{run.info.run_id}/model"
 
     def register_uri(
         self,
@@ -112,13 +141,8 @@ class Registry:
         """Register an existing MLflow model (``runs:/``, ``models:/`` or a local folder)."""
         _validate_name(name)
         self._use()
-        local = Path(model_uri).expanduser()
         if "://" not in model_uri and ":/" not in model_uri:
-            if not (local / "MLmodel").is_file():
-                raise BadRequest(f"got '{model_uri}' for --model-uri: no MLmodel file there")
-            with _quiet(), mlflow.start_run(run_name=f"register-{name}") as run:
-                mlflow.log_artifacts(str(local), artifact_path="model")
-            model_uri = f"runs:/{run.info.run_id}/model"
+            model_uri = self.upload(name, model_uri)
         try:
             with _quiet():
                 mv = mlflow.register_model(model_uri, name)
@@ -287,6 +311,18 @@ class Registry:
                 seq = int(key[len(TAG_HISTORY) :])
                 events.append(HistoryEvent.model_validate({**json.loads(value), "seq": seq}))
         return sorted(events, key=lambda e: e.seq)
+
+    def last_events(self) -> dict[str, HistoryEvent]:
+        """The newest history event of every model, in one registry call."""
+        out = {}
+        for rm in self.client.search_registered_models(max_results=1000):
+            keys = [k for k in (rm.tags or {}) if k.startswith(TAG_HISTORY)]
+            if keys:
+                key = max(keys)  # zero-padded sequence numbers sort as numbers
+                seq = int(key[len(TAG_HISTORY) :])
+                raw = json.loads(rm.tags[key])
+                out[rm.name] = HistoryEvent.model_validate({**raw, "seq": seq})
+        return out
 
     def serving_map(self, mode: str) -> dict[str, str]:
         """``{model: version}`` of every spec with this ``mode``, in one registry call.

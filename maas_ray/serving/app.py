@@ -28,6 +28,9 @@ class ModelAppArgs(BaseModel):
     inline: bool = Field(
         default=True, description="Run fast predicts on the event loop (off when autoscaling)."
     )
+    mask_fields: list[str] = Field(
+        default_factory=list, description="Input fields whose values errors and logs mask."
+    )
 
 
 def build_app(args: dict[str, Any]) -> Application:
@@ -43,7 +46,12 @@ def build_app(args: dict[str, Any]) -> Application:
     if side is None:
         # serve.deployment turns the class into a Deployment; mypy still sees the class.
         return ModelServer.bind(  # type: ignore[attr-defined]
-            parsed.model, parsed.version, uri, batching=batching, inline=parsed.inline
+            parsed.model,
+            parsed.version,
+            uri,
+            batching=batching,
+            inline=parsed.inline,
+            mask_fields=parsed.mask_fields,
         )
     challenger = ModelServer.options(name=CHALLENGER).bind(  # type: ignore[attr-defined]
         parsed.model,
@@ -52,6 +60,7 @@ def build_app(args: dict[str, Any]) -> Application:
         background=parsed.shadow is not None,
         batching=batching,
         inline=parsed.inline,
+        mask_fields=parsed.mask_fields,
     )
     return ModelServer.bind(  # type: ignore[attr-defined]
         parsed.model,
@@ -62,4 +71,5 @@ def build_app(args: dict[str, Any]) -> Application:
         parsed.shadow.model_dump() if parsed.shadow else None,
         batching=batching,
         inline=parsed.inline,
+        mask_fields=parsed.mask_fields,
     )

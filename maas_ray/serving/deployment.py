@@ -22,11 +22,22 @@ from ray.serve.handle import DeploymentHandle
 from starlette.requests import Request
 from starlette.responses import Response
 
-from maas_ray.errors import BadRequest, MaasError, NotFound, VersionNotDeployed
+from maas_ray.errors import (
+    BadRequest,
+    Forbidden,
+    MaasError,
+    NotFound,
+    Unauthorized,
+    VersionNotDeployed,
+)
 from maas_ray.registry import Registry
+from maas_ray.security.auth import Guard
+from maas_ray.security.masking import install_log_masking, mask_fields_in_text
+from maas_ray.serving.http import read_body
 from maas_ray.serving.protocol import encode_error
 from maas_ray.serving.runtime import ModelRuntime
 from maas_ray.serving.traffic import Batching, Canary, Shadow, agreement, to_challenger
+from maas_ray.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -42,10 +53,24 @@ INLINE_BODY_MAX = 64 * 1024  # larger bodies are parsed in a thread
 JSON = "application/json"
 
 
-def error_response(error: MaasError, headers: dict[str, str] | None = None) -> Response:
-    """The one place an error becomes an HTTP response."""
+def error_response(
+    error: MaasError, headers: dict[str, str] | None = None, body: bytes | None = None
+) -> Response:
+    """The one place an error becomes an HTTP response.
+
+    401 and 403 carry the ``WWW-Authenticate`` challenge of RFC 6750. ``body``,
+    when given, is the error's JSON already encoded (and masked).
+    """
+    if isinstance(error, Unauthorized | Forbidden):
+        challenge = Unauthorized.challenge
+        if isinstance(error, Forbidden):
+            challenge += ', error="insufficient_scope"'
+        headers = {**(headers or {}), "www-authenticate": challenge}
     return Response(
-        encode_error(error), status_code=error.status_code, media_type=JSON, headers=headers
+        body if body is not None else encode_error(error),
+        status_code=error.status_code,
+        media_type=JSON,
+        headers=headers,
     )
 
 
@@ -70,12 +95,20 @@ class ModelServer:
         background: bool = False,
         batching: dict[str, Any] | None = None,
         inline: bool = True,
+        mask_fields: list[str] | None = None,
     ) -> None:
+        settings = Settings()
+        install_log_masking()
+        self.guard = Guard(settings)
+        self.max_body = settings.max_body_bytes
+        self.mask_fields = list(mask_fields or [])
         if background:
             # A shadow's work is best effort: at a lower CPU priority it takes only
             # what the primary and the proxy leave, so callers do not wait for it.
             os.nice(10)
-        self.runtime = ModelRuntime.load(Registry(tracking_uri), model, version)
+        self.runtime = ModelRuntime.load(
+            Registry(tracking_uri), model, version, settings.json_max_depth
+        )
         self._headers = {VERSION_HEADER: version}
         self.batching = Batching.model_validate(batching) if batching else None
         if self.batching is not None and self.batching.max_batch_size < 2:
@@ -150,11 +183,27 @@ class ModelServer:
     # -- HTTP ------------------------------------------------------------------------
     async def __call__(self, request: Request) -> Response:
         try:
+            self.guard.check(
+                request.method, request.scope["path"], request.headers.get("authorization")
+            )
             response = await self._route(request)
         except MaasError as exc:
-            response = error_response(exc, self._headers)
+            response = error_response(exc, self._headers, self._masked(exc, request))
         self._count(response)
         return response
+
+    def _masked(self, exc: MaasError, request: Request) -> bytes | None:
+        """The error body with the spec's ``mask_fields`` values masked (None: no fields)."""
+        if not self.mask_fields:
+            return None
+        body = request.state.body if hasattr(request.state, "body") else b""
+        try:
+            record = orjson.loads(body) if body else None
+        except orjson.JSONDecodeError:
+            record = None
+        data = exc.to_dict()
+        data["error"] = mask_fields_in_text(data["error"], record, self.mask_fields)
+        return orjson.dumps(data)
 
     def _count(self, response: Response) -> None:
         """Count an answer for the metrics; flushed every METRICS_EVERY_S.
@@ -207,7 +256,9 @@ class ModelServer:
         return self.runtime.describe()
 
     async def _serve_predict(self, request: Request, target: str | None) -> Response:
-        body = await request.body()
+        body = await read_body(request, self.max_body)
+        if self.mask_fields:
+            request.state.body = body  # for masking its values out of an error message
         ctype = request.headers.get("content-type")
         challenger = self._challenger_version()
         if target is None and self.canary is not None and self.challenger is not None:

@@ -19,10 +19,21 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from maas_ray.control.spec import SHARED_APP, SHARED_DEPLOYMENT
-from maas_ray.errors import BadRequest, MaasError, ModelNotFound, NotFound, VersionNotDeployed
+from maas_ray.errors import (
+    BadRequest,
+    MaasError,
+    ModelNotFound,
+    NotFound,
+    UnsupportedMediaType,
+    VersionNotDeployed,
+)
 from maas_ray.registry import Registry
+from maas_ray.security.auth import Guard
+from maas_ray.security.masking import install_log_masking
+from maas_ray.security.scopes import Principal
 from maas_ray.serving import admin
 from maas_ray.serving.deployment import JSON, VERSION_HEADER, error_response
+from maas_ray.serving.http import read_body
 from maas_ray.serving.shared import model_id
 from maas_ray.settings import Settings
 
@@ -33,9 +44,13 @@ SHARED_MISS_REFRESH_S = 0.5
 
 @serve.deployment(name="Gateway", max_ongoing_requests=64, ray_actor_options={"num_cpus": 0})
 class Gateway:
-    """Answers health checks and unknown routes with JSON."""
+    """Health checks, the management API, shared-pool models, and JSON 404s."""
 
     def __init__(self, tracking_uri: str) -> None:
+        settings = Settings()
+        install_log_masking()
+        self.guard = Guard(settings)
+        self.max_body = settings.max_body_bytes
         self.registry = Registry(tracking_uri)
         self._shared: dict[str, str] = {}  # shared model -> version, from the registry
         self._shared_at = 0.0
@@ -45,6 +60,10 @@ class Gateway:
         path = request.scope["path"]
         if path in HEALTH_PATHS:
             return Response(orjson.dumps({"status": "ok"}), media_type=JSON)
+        try:
+            principal = self.guard.check(request.method, path, request.headers.get("authorization"))
+        except MaasError as exc:
+            return error_response(exc)
         parts = [p for p in path.split("/") if p]
         loop = asyncio.get_running_loop()
         if len(parts) >= 4 and parts[:2] == ["v1", "models"]:
@@ -54,19 +73,38 @@ class Gateway:
                     return await self._shared_predict(request, parts[2], version, parts[3:])
                 except MaasError as exc:
                     return error_response(exc, {VERSION_HEADER: version})
-        if tuple(parts[: len(admin.PREFIX)]) == admin.PREFIX:
-            body = await request.body()
-            actor = request.headers.get(admin.ACTOR_HEADER)
-            try:
-                # Switches wait for new replicas: keep the event loop free meanwhile.
-                status, answer = await loop.run_in_executor(
-                    None, admin.handle, self.registry, request.method, parts, body, actor
-                )
-            except MaasError as exc:
-                return error_response(exc)
-            return Response(orjson.dumps(answer), status_code=status, media_type=JSON)
+        try:
+            if tuple(parts[: len(admin.PREFIX)]) == admin.PREFIX:
+                return await self._admin(request, parts, principal)
+            if parts == ["openapi.json"] and request.method == "GET":
+                return Response(orjson.dumps(await self._openapi()), media_type=JSON)
+        except MaasError as exc:
+            return error_response(exc)
         miss = await loop.run_in_executor(None, self._miss, path)
         return error_response(miss)
+
+    async def _admin(self, request: Request, parts: list[str], principal: Principal) -> Response:
+        body = await read_body(request, self.max_body)
+        mime = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if body and mime not in ("application/json", ""):
+            raise UnsupportedMediaType(f"got content type '{mime}': send application/json")
+        call = admin.Call(
+            method=request.method,
+            parts=parts,
+            body=body,
+            query=dict(request.query_params),
+            principal=principal,
+            user=request.headers.get(admin.ACTOR_HEADER),
+        )
+        # Switches wait for new replicas: keep the event loop free meanwhile.
+        loop = asyncio.get_running_loop()
+        status, answer = await loop.run_in_executor(None, admin.handle, self.registry, call)
+        return Response(orjson.dumps(answer), status_code=status, media_type=JSON)
+
+    async def _openapi(self) -> dict[str, Any]:
+        from maas_ray.serving.openapi import openapi_document
+
+        return openapi_document()
 
     async def _shared_version(self, name: str) -> str | None:
         """The version the shared pool serves for ``name`` (None: not a shared model).
@@ -96,7 +134,7 @@ class Gateway:
             self._pool = serve.get_deployment_handle(SHARED_DEPLOYMENT, app_name=SHARED_APP)
         pool = self._pool.options(multiplexed_model_id=model_id(name, version))
         status, out = await pool.answer.remote(
-            await request.body(), request.headers.get("content-type")
+            await read_body(request, self.max_body), request.headers.get("content-type")
         )
         return Response(out, status_code=status, media_type=JSON, headers={VERSION_HEADER: version})
 

@@ -17,7 +17,12 @@ from mlflow.types import Schema
 from maas_ray.errors import InvalidInput, MaasError, PredictionFailed
 from maas_ray.registry import Registry
 from maas_ray.serving.batching import combine, split
-from maas_ray.serving.protocol import _message, encode_predictions, parse_payload
+from maas_ray.serving.protocol import (
+    MAX_JSON_DEPTH,
+    _message,
+    encode_predictions,
+    parse_payload,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -31,9 +36,12 @@ class ModelRuntime:
         self.model = model
         signature = model.metadata.get_input_schema()
         self.input_schema: Schema | None = signature
+        self.max_depth = MAX_JSON_DEPTH  # deepest JSON accepted (settings.json_max_depth)
 
     @classmethod
-    def load(cls, registry: Registry, name: str, version: str) -> ModelRuntime:
+    def load(
+        cls, registry: Registry, name: str, version: str, max_depth: int = MAX_JSON_DEPTH
+    ) -> ModelRuntime:
         """Download ``name``/``version`` from the registry, verify its digest, load it."""
         started = time.perf_counter()
         tmp = tempfile.mkdtemp(prefix=f"maas-{name}-{version}-")
@@ -45,7 +53,9 @@ class ModelRuntime:
         logger.info(
             "loaded model %s version %s in %.2fs", name, version, time.perf_counter() - started
         )
-        return cls(name, version, model)
+        runtime = cls(name, version, model)
+        runtime.max_depth = max_depth
+        return runtime
 
     def predict(self, data: Any) -> Any:
         """Predict on parsed input; signature mismatches become InvalidInput (422)."""
@@ -66,7 +76,7 @@ class ModelRuntime:
 
     def parse(self, body: bytes, content_type: str | None) -> Any:
         """A request body as this version's model input (checked against its signature)."""
-        return parse_payload(body, content_type, self.input_schema)
+        return parse_payload(body, content_type, self.input_schema, max_depth=self.max_depth)
 
     def predict_bytes(self, body: bytes, content_type: str | None) -> bytes:
         """Parse a request body, predict, and encode the answer."""

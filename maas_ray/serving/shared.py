@@ -42,12 +42,15 @@ class SharedPool:
 
     def __init__(self, tracking_uri: str) -> None:
         self.registry = Registry(tracking_uri)
+        self.max_depth = Settings().json_max_depth
 
     @serve.multiplexed(max_num_models_per_replica=MODELS_PER_REPLICA)
     async def _load(self, mid: str) -> ModelRuntime:
         name, _, version = mid.rpartition("/")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, ModelRuntime.load, self.registry, name, version)
+        return await loop.run_in_executor(
+            None, ModelRuntime.load, self.registry, name, version, self.max_depth
+        )
 
     async def answer(self, body: bytes, content_type: str | None) -> tuple[int, bytes]:
         """Predict with the request's multiplexed model: (HTTP status, JSON body)."""

@@ -13,8 +13,7 @@ from ray.util.state import list_actors
 
 from maas_ray import MaaS, Settings
 from maas_ray.errors import MaasError
-
-from .conftest import maas, post
+from tests.conftest import maas, post
 
 
 class Broken(mlflow.pyfunc.PythonModel):

@@ -7,8 +7,7 @@ from typing import Any
 import pytest
 
 from maas_ray import Settings
-
-from .conftest import post
+from tests.conftest import post
 
 EXAMPLES = ("sentiment", "tabular", "digits")
 

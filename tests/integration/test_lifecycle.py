@@ -11,8 +11,7 @@ import httpx
 import pytest
 
 from maas_ray import MaaS, Settings
-
-from .conftest import FIGURES, maas
+from tests.conftest import FIGURES, auth, maas
 
 BODY = {"inputs": [[0.0]]}
 
@@ -22,6 +21,7 @@ class Load:
 
     def __init__(self, settings: Settings, name: str, threads: int = 3) -> None:
         self.url = f"{settings.serve_url}/v1/models/{name}/predict"
+        self.headers = auth(settings)
         self.seen: Counter[tuple[int, str | None]] = Counter()
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -29,7 +29,7 @@ class Load:
 
     def _run(self) -> None:
         deadline = time.monotonic() + 600
-        with httpx.Client(timeout=30) as http:
+        with httpx.Client(timeout=30, headers=self.headers) as http:
             while not self._stop.is_set() and time.monotonic() < deadline:
                 try:
                     r = http.post(self.url, json=BODY)
@@ -74,7 +74,10 @@ def lc(client: MaaS) -> Iterator[dict[str, str]]:
 
 def _answer(settings: Settings, headers: dict[str, str] | None = None) -> tuple[str, str]:
     r = httpx.post(
-        f"{settings.serve_url}/v1/models/lc/predict", json=BODY, headers=headers, timeout=30
+        f"{settings.serve_url}/v1/models/lc/predict",
+        json=BODY,
+        headers={**auth(settings), **(headers or {})},
+        timeout=30,
     )
     assert r.status_code == 200, r.text
     return r.headers["x-maas-model-version"], r.json()["predictions"][0]
@@ -117,7 +120,8 @@ def test_rollback_walks_back_step_by_step_and_history_keeps_it(
     assert "rollback" in table
     # The actor is whoever asked: set one and see it recorded.
     maas({**env, "MAAS_ACTOR": "alice"}, "promote", "lc", lc["v1"], "--alias", "staging")
-    assert client.history("lc")[-1].actor == "alice"
+    # Recorded: the verified key first, then the user who typed the command.
+    assert client.history("lc")[-1].actor == "key:admin (alice)"
 
 
 def test_canary_split_sticky_routing_and_promote_ends_it(
@@ -125,7 +129,7 @@ def test_canary_split_sticky_routing_and_promote_ends_it(
 ) -> None:
     maas(env, "canary", "lc", "--version", lc["v2"], "--percent", "30", "--sticky-header", "x-user")
     seen: Counter[str] = Counter()
-    with httpx.Client(timeout=30) as http:
+    with httpx.Client(timeout=30, headers=auth(live)) as http:
         for _ in range(1000):
             r = http.post(f"{live.serve_url}/v1/models/lc/predict", json=BODY)
             assert r.status_code == 200, r.text

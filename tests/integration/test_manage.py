@@ -10,8 +10,7 @@ import pytest
 import yaml
 
 from maas_ray import MaaS, Settings
-
-from .conftest import ROOT, maas
+from tests.conftest import ROOT, auth, maas
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +31,7 @@ def _admin(settings: Settings, method: str, path: str, body: Any = None) -> http
         method,
         f"{settings.serve_url}/v1/admin{path}",
         json=body,
-        headers={"x-maas-actor": "ci-bot"},
+        headers={"x-maas-actor": "ci-bot", **auth(settings)},
         timeout=300,
     )
 
@@ -108,11 +107,13 @@ def test_management_api_promote_history_and_rollback(
     resp = _admin(live, "POST", "/models/adm/promote", {"version": adm["two"]})
     assert resp.status_code == 200, resp.text
     assert resp.json()["status"]["version"] == adm["two"]
-    answer = httpx.post(f"{live.serve_url}/v1/models/adm/predict", json={"inputs": [[0.0]]})
+    answer = httpx.post(
+        f"{live.serve_url}/v1/models/adm/predict", json={"inputs": [[0.0]]}, headers=auth(live)
+    )
     assert answer.json()["predictions"] == ["two"]
     events = _admin(live, "GET", "/models/adm/history").json()
     assert events[-1]["action"] == "promote"
-    assert events[-1]["actor"] == "api:ci-bot"
+    assert events[-1]["actor"] == "key:admin (ci-bot)"  # the verified key, then who typed it
     assert (events[-1]["from_version"], events[-1]["to_version"]) == (adm["one"], adm["two"])
     resp = _admin(live, "POST", "/models/adm/rollback")
     assert resp.status_code == 200, resp.text
@@ -152,7 +153,7 @@ def test_management_api_malformed_json_and_no_history(adm: dict[str, str], live:
     resp = httpx.post(
         f"{live.serve_url}/v1/admin/models/adm/promote",
         content=b"{bad",
-        headers={"content-type": "application/json"},
+        headers={"content-type": "application/json", **auth(live)},
     )
     assert resp.status_code == 400
     assert resp.json()["code"] == "invalid_json"

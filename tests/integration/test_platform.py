@@ -13,8 +13,7 @@ import psutil
 
 from maas_ray import Settings
 from maas_ray.control import platform
-
-from .conftest import ROOT, maas
+from tests.conftest import ROOT, auth, maas
 
 
 def _listeners(port: int) -> set[str]:
@@ -77,7 +76,7 @@ def test_second_up_reports_running_and_changes_nothing(live: Settings, env: dict
 
 
 def test_unknown_route_is_json_404(live: Settings) -> None:
-    resp = httpx.get(f"{live.serve_url}/no/such/route", timeout=10)
+    resp = httpx.get(f"{live.serve_url}/no/such/route", headers=auth(live), timeout=10)
     assert resp.status_code == 404
     assert resp.json()["code"] == "not_found"
 

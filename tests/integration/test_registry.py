@@ -14,8 +14,7 @@ import numpy as np
 import pytest
 
 from maas_ray import MaaS, Settings
-
-from .conftest import maas, post
+from tests.conftest import maas, post
 
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 

@@ -11,8 +11,7 @@ import psutil
 
 from maas_ray import MaaS, Settings
 from maas_ray.control import platform
-
-from .conftest import FIGURES, maas
+from tests.conftest import FIGURES, auth, maas
 
 
 def _rows(client: MaaS) -> dict[str, tuple[str | None, str | None, str]]:
@@ -48,7 +47,7 @@ def test_deployments_come_back_after_ray_is_killed(
     assert after == before
     assert all(r.health == "RUNNING" for r in client.status())
     seen: Counter[str] = Counter()
-    with httpx.Client(timeout=30) as http:
+    with httpx.Client(timeout=30, headers=auth(live)) as http:
         for _ in range(300):
             r = http.post(f"{live.serve_url}/v1/models/rs/predict", json={"inputs": [[0.0]]})
             assert r.status_code == 200

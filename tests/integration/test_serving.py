@@ -20,8 +20,7 @@ import pytest
 from sklearn.datasets import load_breast_cancer, load_digits
 
 from maas_ray import Settings
-
-from .conftest import ROOT, maas, post
+from tests.conftest import ROOT, auth, maas, post
 
 MLFLOW_SERVE_PORT = 25610
 TEXTS = ["这本书很好看", "this book is terrible", "服务太差了", "what a wonderful day"]
@@ -131,7 +130,8 @@ def test_version_route_and_metadata(seeded: dict[str, Any], live: Settings) -> N
     resp = post(live, f"/v1/models/sentiment/versions/{v}/predict", {"inputs": TEXTS[:1]})
     assert resp.status_code == 200
     assert resp.headers["x-maas-model-version"] == v
-    meta = httpx.get(f"{live.serve_url}/v1/models/sentiment", timeout=10).json()
+    meta = httpx.get(f"{live.serve_url}/v1/models/sentiment", headers=auth(live), timeout=10)
+    meta = meta.json()
     assert meta["name"] == "sentiment"
     assert meta["version"] == v
     assert meta["inputs"]

@@ -8,8 +8,7 @@ import httpx
 import pytest
 
 from maas_ray import MaaS, Settings
-
-from .conftest import maas
+from tests.conftest import auth, maas
 
 N_MODELS = 6  # twice the session's LRU bound (shared_models_per_replica=3)
 
@@ -35,7 +34,10 @@ def pool(client: MaaS) -> list[str]:
 
 def _ask(settings: Settings, name: str) -> httpx.Response:
     return httpx.post(
-        f"{settings.serve_url}/v1/models/{name}/predict", json={"inputs": [[0.0]]}, timeout=60
+        f"{settings.serve_url}/v1/models/{name}/predict",
+        json={"inputs": [[0.0]]},
+        headers=auth(settings),
+        timeout=60,
     )
 
 
@@ -59,11 +61,13 @@ def test_shared_models_in_status_and_errors(
     bad = httpx.post(
         f"{live.serve_url}/v1/models/{pool[0]}/predict",
         content=b"{nope",
-        headers={"content-type": "application/json"},
+        headers={"content-type": "application/json", **auth(live)},
     )
     assert bad.status_code == 400
     assert bad.json()["code"] == "invalid_json"
-    wrong = httpx.post(f"{live.serve_url}/v1/models/{pool[0]}/versions/9/predict", json={})
+    wrong = httpx.post(
+        f"{live.serve_url}/v1/models/{pool[0]}/versions/9/predict", json={}, headers=auth(live)
+    )
     assert wrong.status_code == 404
     refused = maas(env, "canary", pool[0], "--version", "1", "--percent", "5", check=False)
     assert refused.returncode == 1

@@ -1,4 +1,5 @@
-"""Integration tier: one real MLflow server and one real Ray cluster per session.
+"""Fixtures of the integration and reliability tiers: one real MLflow server and
+one real Ray cluster per session (unit tests never ask for them).
 
 The platform is started with the same code as `maas up`, on ports of its own and
 a temporary MAAS_HOME, and stopped by process session at the end; the teardown
@@ -21,7 +22,7 @@ import pytest
 from maas_ray import MaaS, Settings
 from maas_ray.control import platform
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 # Apart from the defaults (so `make test` runs beside `make up`) and outside the
 # worker port range below, which Ray hands to worker processes at random.
 PORTS = {
@@ -51,16 +52,39 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if "tests/integration" in str(item.fspath):
+        if "tests/integration" in str(item.fspath) or "tests/reliability" in str(item.fspath):
             item.add_marker(pytest.mark.integration)
 
 
+JWT_SECRET = "test-hs256-secret-of-the-session-platform-0123456789"
+
+
 @pytest.fixture(scope="session")
-def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+def jwt_keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """An RSA and an EC key pair, their public halves in a JWKS file (an OIDC provider's)."""
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    ec_key = ec.generate_private_key(ec.SECP256R1())
+    jwks = {"keys": []}
+    for kid, key, alg in (("rsa-1", rsa_key, "RS256"), ("ec-1", ec_key, "ES256")):
+        public = json.loads(jwt.algorithms.get_default_algorithms()[alg].to_jwk(key.public_key()))
+        jwks["keys"].append({**public, "kid": kid, "alg": alg, "use": "sig"})
+    path = tmp_path_factory.mktemp("oidc") / "jwks.json"
+    path.write_text(json.dumps(jwks))
+    return {"RS256": rsa_key, "ES256": ec_key, "jwks": path, "secret": JWT_SECRET}
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory: pytest.TempPathFactory, jwt_keys: dict[str, Any]) -> Settings:
     # Six logical CPUs and one logical GPU on a 2-core machine: enough to place
     # several replicas and to check fractional GPU placement without a GPU.
     return Settings(
         home=tmp_path_factory.mktemp("maas-home"),
+        jwt_secret=JWT_SECRET,
+        jwt_jwks=str(jwt_keys["jwks"]),
+        max_body_mb=1,  # small, so the 413 test sends a small body
         ray_num_cpus=6,
         ray_num_gpus=1,
         deploy_timeout_s=180,
@@ -100,6 +124,17 @@ def live(settings: Settings) -> Iterator[Settings]:
         ]
         assert not left, f"processes left in the platform's sessions after down: {left}"
         assert not strays, f"processes naming MAAS_HOME left after down: {strays}"
+
+
+def auth(settings: Settings) -> dict[str, str]:
+    """The header that carries the platform's admin key (written by `maas up`)."""
+    return {"authorization": f"Bearer {settings.admin_key_file.read_text().strip()}"}
+
+
+@pytest.fixture(scope="session")
+def admin_key(live: Settings) -> str:
+    """The admin API key `maas up` created for the session platform."""
+    return live.admin_key_file.read_text().strip()
 
 
 @pytest.fixture(scope="session")
@@ -163,14 +198,21 @@ def iris(client: MaaS, iris_frame: Any) -> dict[str, Any]:
     return {"version": v, "status": status, "pipeline": pipe, "X": X}
 
 
-def post(settings: Settings, path: str, body: Any, content_type: str = "application/json") -> Any:
-    """POST over real HTTP to Serve; ``body`` is sent as JSON unless it is bytes."""
+def post(
+    settings: Settings,
+    path: str,
+    body: Any,
+    content_type: str = "application/json",
+    headers: dict[str, str] | None = None,
+) -> Any:
+    """POST over real HTTP to Serve with the admin key (unless ``headers`` replace it);
+    ``body`` is sent as JSON unless it is bytes."""
     import httpx
 
     content = body if isinstance(body, bytes) else json.dumps(body).encode()
     return httpx.post(
         f"{settings.serve_url}{path}",
         content=content,
-        headers={"content-type": content_type},
+        headers={"content-type": content_type, **(auth(settings) if headers is None else headers)},
         timeout=60,
     )

@@ -1,0 +1,692 @@
+"""The OpenAPI 3.1 document of maas_ray's HTTP surface (served at ``GET /openapi.json``).
+
+Request and answer schemas come from the pydantic models that validate them
+(``model_json_schema()``: JSON Schema 2020-12, which OpenAPI 3.1 takes as is);
+their ``$defs`` are hoisted into ``components/schemas`` and every ``$ref`` points
+there. What has no pydantic model on the wire (MLflow's scoring formats, API key
+and audit records, small answers) is written out here.
+
+Every operation needs ``Authorization: Bearer <credential>`` (an API key
+``maas_...`` or a JWT) except the health routes; its security requirement names
+the scopes that open it (OpenAPI 3.1 role names; several requirements: any one).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from maas_ray.control.deployer import ModelStatus
+from maas_ray.control.spec import DeploymentFile, DeploymentSpec
+from maas_ray.registry.models import HistoryEvent, ModelInfo, VersionInfo
+from maas_ray.security.audit import AuditRecord
+from maas_ray.security.keys import KeyRecord
+from maas_ray.serving.admin import ACTOR_HEADER, KeyBody, PromoteBody, RegisterBody, RollbackBody
+from maas_ray.serving.deployment import VERSION_HEADER
+from maas_ray.serving.traffic import Canary, Shadow
+
+OPENAPI_VERSION = "3.1.0"
+BEARER = "bearer"
+JSON = "application/json"
+CSV = "text/csv"
+_REF = "#/components/schemas/{model}"
+_MODELS: tuple[type[BaseModel], ...] = (
+    ModelStatus,
+    ModelInfo,
+    VersionInfo,
+    HistoryEvent,
+    Canary,
+    Shadow,
+    DeploymentFile,
+    PromoteBody,
+    RollbackBody,
+    RegisterBody,
+    KeyBody,
+    AuditRecord,
+)
+# Scopes that read the platform's state: any one of them opens a GET under /v1/admin.
+_READERS = ("metrics", "deploy", "register")
+_ADMIN = "admin"
+
+# status -> (component name, description); each answers the Error schema.
+_ERRORS: dict[str, tuple[str, str]] = {
+    "400": (
+        "BadRequest",
+        "Malformed request. Codes: `bad_request` (not the shape asked for), `invalid_json` "
+        "(the body is not JSON), `json_too_deep` (JSON nested past the platform's limit).",
+    ),
+    "401": (
+        "Unauthorized",
+        "No credential, or not a valid one (unknown, revoked or expired key; bad JWT). "
+        "Code: `unauthorized`.",
+    ),
+    "403": (
+        "Forbidden",
+        "A valid credential whose scopes do not cover the route. Code: `forbidden`.",
+    ),
+    "404": (
+        "NotFound",
+        "Codes: `not_found` (no such route or record), `model_not_found` (not in the "
+        "registry), `not_deployed` (registered, but that version is not served), "
+        "`key_not_found`.",
+    ),
+    "405": ("MethodNotAllowed", "The route exists for another HTTP method."),
+    "409": ("Conflict", "The request conflicts with the current state. Code: `conflict`."),
+    "413": (
+        "PayloadTooLarge",
+        "The body is over the platform's limit (MAAS_MAX_BODY_MB). Code: `payload_too_large`.",
+    ),
+    "415": (
+        "UnsupportedMediaType",
+        "A body that is not JSON (predict also takes CSV). Code: `unsupported_media_type`.",
+    ),
+    "422": (
+        "UnprocessableEntity",
+        "Well-formed, but not valid here. Codes: `invalid_input` (fails the schema or the "
+        "model's signature), `prediction_failed` (the model rejected the input).",
+    ),
+    "500": (
+        "DeploymentFailed",
+        "The new replicas did not start; the change was undone. Code: `deployment_failed`.",
+    ),
+}
+_BODY_ERRORS = ("400", "413", "415", "422")
+_SWITCHES = "500"  # routes that start replicas may answer deployment_failed
+
+
+def openapi_document(model_names: Sequence[str] | None = None) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the platform's HTTP API.
+
+    Args:
+        model_names: When given, the ``{name}`` of the model routes
+            (``/v1/models/{name}/...``) is an enum of these names (a fuzzer then
+            hits deployed models); the admin routes keep ``{name}`` a free string.
+
+    Returns:
+        A new JSON-able dict on every call.
+    """
+    schemas = _schemas()
+    model_name: dict[str, Any] = {"type": "string", "minLength": 1}
+    if model_names is not None:
+        model_name = {"type": "string", "enum": list(dict.fromkeys(model_names))}
+    return {
+        "openapi": OPENAPI_VERSION,
+        "info": {
+            "title": "maas_ray",
+            "version": "1",
+            "description": "Model-as-a-Service on an MLflow registry and Ray Serve. Errors are "
+            'JSON `{"error": message, "code": code}`.',
+        },
+        "servers": [{"url": "/"}],
+        "security": [{BEARER: []}],
+        "tags": [
+            {"name": "health", "description": "Liveness and readiness; no credential."},
+            {"name": "models", "description": "Predict and read model metadata."},
+            {"name": "admin", "description": "Management: status, lifecycle, registry."},
+            {"name": "security", "description": "API keys and the audit log."},
+        ],
+        "paths": {
+            **_health_paths(),
+            **_model_paths(model_name),
+            **_admin_paths(),
+            **_security_paths(),
+            "/openapi.json": {
+                "get": _operation(
+                    "openapi",
+                    "This document (any valid credential).",
+                    "admin",
+                    (),
+                    ok=_ok("The OpenAPI document.", {"type": "object"}),
+                )
+            },
+        },
+        "components": {
+            "schemas": schemas,
+            "responses": _error_responses(),
+            "parameters": _parameters(),
+            "securitySchemes": {
+                BEARER: {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "An API key (`maas_<id>_<secret>`, from `maas keys create`) "
+                    "or a JWT signed with the platform's configured secret or JWKS.",
+                }
+            },
+        },
+    }
+
+
+# -- schemas -------------------------------------------------------------------------
+def _schemas() -> dict[str, Any]:
+    schemas: dict[str, Any] = {
+        "Error": _object(
+            {"error": {"type": "string"}, "code": {"type": "string"}},
+            description="Every 4xx/5xx answer.",
+        ),
+        "Health": _object({"status": {"const": "ok"}}),
+    }
+    for model in _MODELS:
+        _hoist(schemas, model)
+    # As answered: the key's hash is excluded from dumps, so from this schema too.
+    _hoist(schemas, KeyRecord, mode="serialization")
+    schemas["DeployBody"] = _deploy_body(schemas["DeploymentSpec"])
+    schemas.update(_scoring_schemas())
+    schemas.update(_admin_schemas())
+    schemas.update(_security_schemas())
+    return schemas
+
+
+def _hoist(
+    schemas: dict[str, Any],
+    model: type[BaseModel],
+    mode: Literal["validation", "serialization"] = "validation",
+) -> None:
+    """Add ``model``'s JSON schema and its ``$defs`` to ``schemas`` (refs point there)."""
+    schema = model.model_json_schema(ref_template=_REF, mode=mode)
+    for name, sub in schema.pop("$defs", {}).items():
+        schemas.setdefault(name, sub)
+    schemas[model.__name__] = schema
+
+
+def _deploy_body(spec: dict[str, Any]) -> dict[str, Any]:
+    """DeploymentSpec without ``model``: the model is the path's ``{name}``."""
+    body = copy.deepcopy(spec)
+    body["properties"].pop("model")
+    body["required"] = [f for f in body.get("required", []) if f != "model"]
+    if not body["required"]:
+        del body["required"]
+    body["title"] = "DeployBody"
+    body["description"] = f"{DeploymentSpec.__name__} fields but `model` (the path's name)."
+    return body
+
+
+def _scoring_schemas() -> dict[str, Any]:
+    def one(key: str, value: dict[str, Any]) -> dict[str, Any]:
+        return _object({key: value, "params": {"type": "object"}}, required=(key,))
+
+    return {
+        "DataframeSplit": _object(
+            {
+                "columns": {"type": "array", "items": {"type": "string"}},
+                "data": {"type": "array", "minItems": 1, "items": {"type": "array"}},
+                "index": {"type": "array"},
+            },
+            required=("columns", "data"),
+        ),
+        "ScoringRequest": {
+            "description": "MLflow's scoring formats (as `mlflow models serve`): a JSON object "
+            "with exactly one of `dataframe_split`, `dataframe_records`, `instances`, `inputs`.",
+            "type": "object",
+            "oneOf": [
+                one("dataframe_split", {"$ref": _REF.format(model="DataframeSplit")}),
+                one(
+                    "dataframe_records",
+                    {"type": "array", "minItems": 1, "items": {"type": "object"}},
+                ),
+                one("instances", {"type": "array", "minItems": 1}),
+                one(
+                    "inputs",
+                    {
+                        "anyOf": [
+                            {"type": "array", "minItems": 1},
+                            {"type": "object", "minProperties": 1},
+                        ]
+                    },
+                ),
+            ],
+        },
+        "Predictions": _object(
+            {
+                "predictions": {
+                    "description": "One prediction per input row (a mapping when the model "
+                    "answers one).",
+                    "anyOf": [{"type": "array"}, {"type": "object"}],
+                }
+            }
+        ),
+        "ModelMetadata": _object(
+            {
+                "name": {"type": "string"},
+                "version": {"type": "string"},
+                "inputs": {
+                    "description": "The version's input signature (MLflow's schema), if any.",
+                    "anyOf": [{"type": "array"}, {"type": "object"}, {"type": "null"}],
+                },
+            }
+        ),
+    }
+
+
+def _admin_schemas() -> dict[str, Any]:
+    status = {"$ref": _REF.format(model="ModelStatus")}
+    return {
+        "Traffic": _object(
+            {
+                "model": {"type": "string"},
+                "primary": {"type": "string"},
+                "canary": {"anyOf": [{"$ref": _REF.format(model="Canary")}, {"type": "null"}]},
+                "shadow": {"anyOf": [{"$ref": _REF.format(model="Shadow")}, {"type": "null"}]},
+                "answered": {
+                    "type": "object",
+                    "additionalProperties": {"type": "integer"},
+                    "description": "Requests answered by this replica, per version.",
+                },
+                "agreement": {
+                    "type": "object",
+                    "additionalProperties": {"type": "integer"},
+                    "description": "Shadow only: requests, rows, agree, errors, dropped.",
+                },
+            },
+            required=("model", "primary", "canary", "shadow", "answered"),
+        ),
+        "PromoteAnswer": _object(
+            {
+                "model": {"type": "string"},
+                "alias": {"type": "string"},
+                "version": {"type": "string"},
+                "status": status,
+            },
+            required=("model", "alias", "version"),
+        ),
+        "RollbackAnswer": _object(
+            {
+                "model": {"type": "string"},
+                "alias": {"type": "string"},
+                "version": {
+                    "anyOf": [{"type": "string"}, {"type": "null"}],
+                    "description": "Where the alias points now.",
+                },
+                "status": status,
+            },
+            required=("model", "alias"),
+        ),
+        "UndeployAnswer": _object({"model": {"type": "string"}, "undeployed": {"const": True}}),
+        "ApplyAnswer": {
+            "type": "object",
+            "description": "What became of each model of the file.",
+            "additionalProperties": {"enum": ["unchanged", "created", "updated"]},
+        },
+    }
+
+
+def _security_schemas() -> dict[str, Any]:
+    return {
+        "NewKey": {
+            "description": "A new key's record with the key itself, shown only this once.",
+            "allOf": [_ref("KeyRecord")],
+            "type": "object",
+            "properties": {"key": {"type": "string", "description": "maas_<id>_<secret>"}},
+            "required": ["key"],
+        }
+    }
+
+
+def _object(
+    properties: dict[str, Any],
+    *,
+    required: Sequence[str] | None = None,
+    description: str | None = None,
+) -> dict[str, Any]:
+    """An object schema; every property required unless ``required`` says otherwise."""
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties if required is None else required),
+        "additionalProperties": False,
+    }
+    if description:
+        schema["description"] = description
+    return schema
+
+
+# -- paths ---------------------------------------------------------------------------
+def _health_paths() -> dict[str, Any]:
+    ok = _ok("Alive.", _ref("Health"))
+    return {
+        path: {"get": _operation(op_id, "Health check (no credential).", "health", None, ok=ok)}
+        for path, op_id in (
+            ("/healthz", "healthz"),
+            ("/v2/health/live", "v2_live"),
+            ("/v2/health/ready", "v2_ready"),
+        )
+    }
+
+
+def _model_paths(model_name: dict[str, Any]) -> dict[str, Any]:
+    name = _path_param("name", model_name, "A deployed model.")
+    version = {"$ref": "#/components/parameters/version"}
+    predictions = _ok(
+        "The predictions.",
+        _ref("Predictions"),
+        headers={
+            VERSION_HEADER: {
+                "description": "The model version that answered.",
+                "schema": {"type": "string"},
+            }
+        },
+    )
+    metadata = _ok("Name, version and input signature.", _ref("ModelMetadata"))
+    body = {
+        "required": True,
+        "content": {
+            JSON: {"schema": _ref("ScoringRequest")},
+            CSV: {"schema": {"type": "string"}},
+        },
+    }
+    predict_errors = (*_BODY_ERRORS, "404", "405")
+    scope = ("predict:{name}",)
+
+    def predict(op_id: str, params: list[Any]) -> dict[str, Any]:
+        return _operation(
+            op_id,
+            "Predict; any method but POST answers 405.",
+            "models",
+            scope,
+            ok=predictions,
+            errors=predict_errors,
+            params=params,
+            body=body,
+        )
+
+    def describe(op_id: str, params: list[Any]) -> dict[str, Any]:
+        return _operation(
+            op_id, "Model metadata.", "models", scope, ok=metadata, errors=("404",), params=params
+        )
+
+    return {
+        "/v1/models/{name}": {"get": describe("model_metadata", [name])},
+        "/v1/models/{name}/predict": {"post": predict("predict", [name])},
+        "/v1/models/{name}/versions/{version}": {
+            "get": describe("version_metadata", [name, version])
+        },
+        "/v1/models/{name}/versions/{version}/predict": {
+            "post": predict("predict_version", [name, version])
+        },
+        "/v1/models/{name}/traffic": {
+            "get": _operation(
+                "traffic",
+                "Traffic split and answers per version (this replica's view).",
+                "models",
+                ("metrics",),
+                ok=_ok("The split.", _ref("Traffic")),
+                errors=("404",),
+                params=[name],
+            )
+        },
+    }
+
+
+def _admin_paths() -> dict[str, Any]:
+    name = {"$ref": "#/components/parameters/admin_name"}
+    actor = {"$ref": "#/components/parameters/actor"}
+    status = _ref("ModelStatus")
+
+    def read(op_id: str, summary: str, schema: dict[str, Any], named: bool) -> dict[str, Any]:
+        return _operation(
+            op_id,
+            summary,
+            "admin",
+            _READERS,
+            ok=_ok(summary, schema),
+            errors=("404",) if named else (),
+            params=[name] if named else [],
+        )
+
+    def act(
+        op_id: str,
+        summary: str,
+        answer: dict[str, Any],
+        body: str | None,
+        *,
+        scope: str = "deploy",
+        optional: bool = False,
+        errors: Sequence[str] = ("404", _SWITCHES),
+        named: bool = True,
+        created: bool = False,
+    ) -> dict[str, Any]:
+        return _operation(
+            op_id,
+            summary,
+            "admin",
+            (scope,),
+            ok=_ok(summary, answer),
+            created=created,
+            errors=(*(_BODY_ERRORS if body else ()), *errors),
+            params=[name, actor] if named else [actor],
+            body=None if body is None else _json_body(body, required=not optional),
+        )
+
+    models = "/v1/admin/models/{name}"
+    return {
+        "/v1/admin/status": {
+            "get": read("status", "One row per deployed model.", _list("ModelStatus"), False)
+        },
+        "/v1/admin/models": {
+            "get": read("list_models", "Registered models.", _list("ModelInfo"), False)
+        },
+        models: {"get": read("show_model", "One registered model.", _ref("ModelInfo"), True)},
+        f"{models}/history": {
+            "get": read("history", "Alias moves and deploy actions.", _list("HistoryEvent"), True)
+        },
+        f"{models}/versions": {
+            "post": act(
+                "register",
+                "Register a new version.",
+                _ref("VersionInfo"),
+                "RegisterBody",
+                scope="register",
+                errors=("404",),
+                created=True,
+            )
+        },
+        f"{models}/deploy": {
+            "post": act(
+                "deploy",
+                "Deploy (or redeploy) the model; no body: the defaults, latest version.",
+                status,
+                "DeployBody",
+                optional=True,
+            )
+        },
+        f"{models}/undeploy": {
+            "post": act("undeploy", "Stop serving the model.", _ref("UndeployAnswer"), None)
+        },
+        f"{models}/promote": {
+            "post": act(
+                "promote", "Point an alias at a version.", _ref("PromoteAnswer"), "PromoteBody"
+            )
+        },
+        f"{models}/rollback": {
+            "post": act(
+                "rollback",
+                "End a canary or shadow, else move the alias back one step.",
+                _ref("RollbackAnswer"),
+                "RollbackBody",
+                optional=True,
+                errors=("404", "409", _SWITCHES),
+            )
+        },
+        f"{models}/canary": {"post": act("canary", "Start or change a canary.", status, "Canary")},
+        f"{models}/shadow": {"post": act("shadow", "Start or change a shadow.", status, "Shadow")},
+        "/v1/admin/apply": {
+            "post": act(
+                "apply",
+                "Make a MaasDeployments file's specs the stored ones (all or nothing).",
+                _ref("ApplyAnswer"),
+                "DeploymentFile",
+                named=False,
+            )
+        },
+    }
+
+
+def _security_paths() -> dict[str, Any]:
+    scope = (_ADMIN,)
+    limit = {
+        "name": "limit",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+    }
+    audit_params = [
+        {"name": "model", "in": "query", "required": False, "schema": {"type": "string"}},
+        {"name": "action", "in": "query", "required": False, "schema": {"type": "string"}},
+        limit,
+    ]
+    key_id = _path_param("key_id", {"type": "string", "minLength": 1}, "The key's id.")
+    actor = {"$ref": "#/components/parameters/actor"}
+    return {
+        "/v1/admin/keys": {
+            "get": _operation(
+                "list_keys",
+                "Every API key, revoked ones too (never the secrets).",
+                "security",
+                scope,
+                ok=_ok("The keys.", _list("KeyRecord")),
+            ),
+            "post": _operation(
+                "create_key",
+                "Create an API key; the answer holds the key, shown only this once.",
+                "security",
+                scope,
+                ok=_ok("The new key.", _ref("NewKey")),
+                created=True,
+                errors=_BODY_ERRORS,
+                params=[actor],
+                body=_json_body("KeyBody"),
+            ),
+        },
+        "/v1/admin/keys/{key_id}": {
+            "delete": _operation(
+                "revoke_key",
+                "Revoke an API key (kept, marked revoked; revoking twice is harmless).",
+                "security",
+                scope,
+                ok=_ok("The revoked key.", _ref("KeyRecord")),
+                errors=("404",),
+                params=[key_id, actor],
+            )
+        },
+        "/v1/admin/audit": {
+            "get": _operation(
+                "audit",
+                "The newest management actions, oldest first.",
+                "security",
+                scope,
+                ok=_ok("Audit records.", _list("AuditRecord")),
+                errors=("422",),
+                params=audit_params,
+            )
+        },
+    }
+
+
+# -- building blocks -----------------------------------------------------------------
+def _operation(
+    op_id: str,
+    summary: str,
+    tag: str,
+    scopes: Sequence[str] | None,
+    *,
+    ok: dict[str, Any],
+    created: bool = False,
+    errors: Sequence[str] = (),
+    params: list[Any] | None = None,
+    body: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One operation. ``scopes``: None for a public route, () for any valid credential,
+    else the scopes of which any one opens it (``admin`` always does). ``created``:
+    the success answer is a 201."""
+    responses: dict[str, Any] = {"201" if created else "200": ok}
+    if scopes is not None:
+        codes = {"401", *errors} | ({"403"} if scopes else set())
+        for code in sorted(codes):
+            responses[code] = {"$ref": f"#/components/responses/{_ERRORS[code][0]}"}
+    op: dict[str, Any] = {
+        "operationId": op_id,
+        "summary": summary,
+        "tags": [tag],
+        "responses": responses,
+    }
+    if scopes is None:
+        op["security"] = []
+    elif scopes:
+        opening = list(dict.fromkeys((*scopes, _ADMIN)))
+        op["security"] = [{BEARER: [s]} for s in opening]
+        op["description"] = "Scope: " + " or ".join(f"`{s}`" for s in opening) + "."
+    if params:
+        op["parameters"] = params
+    if body is not None:
+        op["requestBody"] = body
+    return op
+
+
+def _ok(
+    description: str, schema: dict[str, Any], headers: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    answer: dict[str, Any] = {"description": description, "content": {JSON: {"schema": schema}}}
+    if headers:
+        answer["headers"] = headers
+    return answer
+
+
+def _error_responses() -> dict[str, Any]:
+    responses: dict[str, Any] = {}
+    for code, (name, description) in _ERRORS.items():
+        answer = _ok(description, _ref("Error"))
+        if code in ("401", "403"):
+            answer["headers"] = {
+                "WWW-Authenticate": {
+                    "description": 'The challenge of RFC 6750: `Bearer realm="maas"` (403: '
+                    'with `error="insufficient_scope"`).',
+                    "required": True,
+                    "schema": {"type": "string"},
+                }
+            }
+        responses[name] = answer
+    return responses
+
+
+def _parameters() -> dict[str, Any]:
+    return {
+        "admin_name": _path_param(
+            "name", {"type": "string", "minLength": 1}, "A registered model's name."
+        ),
+        "version": _path_param(
+            "version",
+            {"type": "string", "pattern": "^[1-9][0-9]{0,8}$"},
+            "A version number (MLflow numbers a model's versions 1, 2, ...).",
+        ),
+        "actor": {
+            "name": ACTOR_HEADER,
+            "in": "header",
+            "required": False,
+            "description": "Who asks, recorded in the history as `api:<actor>`.",
+            "schema": {"type": "string"},
+        },
+    }
+
+
+def _path_param(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": description,
+        "schema": schema,
+    }
+
+
+def _json_body(schema: str, *, required: bool = True) -> dict[str, Any]:
+    return {"required": required, "content": {JSON: {"schema": _ref(schema)}}}
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": _REF.format(model=name)}
+
+
+def _list(name: str) -> dict[str, Any]:
+    return {"type": "array", "items": _ref(name)}

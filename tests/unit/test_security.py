@@ -1,0 +1,195 @@
+"""Credentials, scopes and the audit log as pure logic (no servers)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+
+from maas_ray.errors import Forbidden, InvalidInput, Unauthorized
+from maas_ray.security.audit import AuditLog
+from maas_ray.security.auth import Guard
+from maas_ray.security.keys import KeyCache, KeyNotFound, KeyStore, ensure_admin_key
+from maas_ray.security.scopes import Principal, check_scope, required_scopes
+from maas_ray.security.tokens import TokenVerifier
+from maas_ray.settings import Settings
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "needed"),
+    [
+        ("GET", "/healthz", None),
+        ("GET", "/v2/health/ready", None),
+        ("POST", "/v1/models/iris/predict", ("predict:iris",)),
+        ("POST", "/v1/models/iris/versions/3/predict", ("predict:iris",)),
+        ("GET", "/v1/models/iris", ("predict:iris",)),
+        ("POST", "/v1/models/iris/feedback", ("feedback:iris",)),
+        ("GET", "/v1/models/iris/traffic", ("metrics",)),
+        ("GET", "/v1/admin/status", ("metrics", "deploy", "register")),
+        ("POST", "/v1/admin/models/iris/versions", ("register",)),
+        ("POST", "/v1/admin/models/iris/promote", ("deploy",)),
+        ("POST", "/v1/admin/apply", ("deploy",)),
+        ("GET", "/v1/admin/keys", ("admin",)),
+        ("DELETE", "/v1/admin/keys/abc", ("admin",)),
+        ("GET", "/v1/admin/audit", ("admin",)),
+        ("GET", "/metrics", ("metrics",)),
+        ("GET", "/openapi.json", ()),
+        ("GET", "/anything/else", ()),
+    ],
+)
+def test_required_scopes(method: str, path: str, needed: tuple[str, ...] | None) -> None:
+    assert required_scopes(method, path) == needed
+
+
+def test_principal_allows() -> None:
+    one = Principal("k", frozenset({"predict:iris"}))
+    assert one.allows(("predict:iris",))
+    assert not one.allows(("predict:wine",))
+    assert Principal("k", frozenset({"predict:*"})).allows(("predict:wine",))
+    assert not Principal("k", frozenset({"predict:*"})).allows(("feedback:wine",))
+    assert Principal("k", frozenset({"admin"})).allows(("deploy",))
+    assert Principal("k", frozenset({"metrics"})).allows(("metrics", "deploy"))
+    assert Principal("k").allows(())  # any credential
+
+
+@pytest.mark.parametrize("scope", ["predict:iris", "predict:*", "feedback:a.b-c_1", "admin"])
+def test_known_scopes(scope: str) -> None:
+    assert check_scope(scope) == scope
+
+
+@pytest.mark.parametrize("scope", ["predict", "predict:", "root", "deploy:x", "predict:a b"])
+def test_unknown_scopes_are_refused(scope: str) -> None:
+    with pytest.raises(InvalidInput, match="scope"):
+        check_scope(scope)
+
+
+def test_key_store_hashes_lists_revokes_and_survives(tmp_path: Path) -> None:
+    store = KeyStore(tmp_path)
+    record, key = store.create(["predict:iris"], name="bot", expires_in_days=1)
+    assert key.startswith(f"maas_{record.id}_")
+    text = (tmp_path / "keys.json").read_text()
+    assert key not in text  # only the hash is stored
+    assert (tmp_path / "keys.json").stat().st_mode & 0o777 == 0o600
+    again = KeyStore(tmp_path).records()  # a new reader: survives a restart
+    assert [r.name for r in again] == ["bot"]
+    assert "hash" not in again[0].model_dump()
+    cache = KeyCache(tmp_path / "keys.json", refresh_s=0.05)
+    assert cache.lookup(key) is not None
+    assert cache.lookup(key + "x") is None
+    store.revoke(record.id)
+    time.sleep(0.06)
+    assert cache.lookup(key) is None
+    with pytest.raises(KeyNotFound):
+        store.revoke("nope")
+
+
+def test_expired_key_is_refused(tmp_path: Path) -> None:
+    store = KeyStore(tmp_path)
+    _, key = store.create(["admin"], expires_in_days=1e-9)
+    time.sleep(0.01)
+    assert KeyCache(tmp_path / "keys.json", 1).lookup(key) is None
+
+
+def test_admin_key_is_created_once_and_again_after_revocation(tmp_path: Path) -> None:
+    store = KeyStore(tmp_path / "security")
+    target = tmp_path / "admin.key"
+    assert ensure_admin_key(store, target)
+    assert target.stat().st_mode & 0o777 == 0o600
+    assert not ensure_admin_key(store, target)  # still usable: left alone
+    store.revoke(store.records()[0].id)
+    assert ensure_admin_key(store, target)
+    assert len(store.records()) == 2
+
+
+def _guard(tmp_path: Path, **extra: Any) -> Guard:
+    return Guard(Settings(home=tmp_path, auth_refresh_s=0.05, **extra))
+
+
+def test_guard_401_and_403(tmp_path: Path) -> None:
+    guard = _guard(tmp_path)
+    _, key = KeyStore(tmp_path / "security").create(["predict:iris"], name="bot")
+    assert guard.check("GET", "/healthz", None).name == "anonymous"
+    who = guard.check("POST", "/v1/models/iris/predict", f"Bearer {key}")
+    assert who.name == "key:bot"
+    with pytest.raises(Forbidden, match="predict:wine"):
+        guard.check("POST", "/v1/models/wine/predict", f"Bearer {key}")
+    for header in (None, "", "Bearer", f"Basic {key}", "Bearer maas_x_y", "Bearer a.b.c"):
+        with pytest.raises(Unauthorized):
+            guard.check("POST", "/v1/models/iris/predict", header)
+
+
+def test_auth_off_opens_everything_and_warns(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    guard = _guard(tmp_path, auth="off")
+    assert "MAAS_AUTH=off" in caplog.text
+    assert guard.check("POST", "/v1/admin/keys", None).allows(("admin",))
+
+
+def test_hs256_tokens(tmp_path: Path) -> None:
+    verifier = TokenVerifier(secret="s" * 40)
+    good = jwt.encode({"sub": "ci", "scope": "deploy metrics", "exp": time.time() + 60}, "s" * 40)
+    assert verifier.verify(good) == Principal("jwt:ci", frozenset({"deploy", "metrics"}))
+    listed = jwt.encode({"sub": "ci", "scp": ["admin"], "exp": time.time() + 60}, "s" * 40)
+    assert verifier.verify(listed).scopes == frozenset({"admin"})
+    for bad in (
+        jwt.encode({"sub": "ci", "exp": time.time() - 5}, "s" * 40),
+        jwt.encode({"sub": "ci", "exp": time.time() + 60}, "t" * 40),
+        jwt.encode({"sub": "ci"}, "s" * 40),
+        jwt.encode({"sub": "ci", "exp": time.time() + 60}, None, "none"),
+    ):
+        with pytest.raises(Unauthorized):
+            verifier.verify(bad)
+
+
+def test_audience_and_issuer_are_checked() -> None:
+    verifier = TokenVerifier(secret="s" * 40, audience="maas", issuer="https://idp")
+    claims = {"sub": "a", "exp": time.time() + 60, "aud": "maas", "iss": "https://idp"}
+    assert verifier.verify(jwt.encode(claims, "s" * 40)).name == "jwt:a"
+    with pytest.raises(Unauthorized):
+        verifier.verify(jwt.encode({**claims, "aud": "other"}, "s" * 40))
+
+
+def test_rs256_and_es256_against_a_jwks_file(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    ec_key = ec.generate_private_key(ec.SECP256R1())
+    algs = jwt.algorithms.get_default_algorithms()
+    jwks = {
+        "keys": [
+            {**json.loads(algs["RS256"].to_jwk(rsa_key.public_key())), "kid": "r"},
+            {**json.loads(algs["ES256"].to_jwk(ec_key.public_key())), "kid": "e"},
+        ]
+    }
+    (tmp_path / "jwks.json").write_text(json.dumps(jwks))
+    verifier = TokenVerifier(jwks=str(tmp_path / "jwks.json"))
+    claims = {"sub": "svc", "scope": "predict:*", "exp": time.time() + 60}
+    for alg, key, kid in (("RS256", rsa_key, "r"), ("ES256", ec_key, "e")):
+        token = jwt.encode(claims, key, algorithm=alg, headers={"kid": kid})
+        assert verifier.verify(token).scopes == frozenset({"predict:*"})
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    with pytest.raises(Unauthorized):
+        verifier.verify(jwt.encode(claims, other, algorithm="RS256", headers={"kid": "r"}))
+    with pytest.raises(Unauthorized):  # an HS256 token when no secret is configured
+        verifier.verify(jwt.encode(claims, "x" * 40))
+
+
+def test_audit_log_is_durable_masked_and_filtered(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path)
+    log.record("key:ci", "deploy", "iris", 200, "version 2")
+    log.record("key:ci", "promote", "iris", 404, "not found; mail ops@example.com")
+    log.record("key:ci", "deploy", "wine", 200)
+    again = AuditLog(tmp_path)  # reopened, as after a restart
+    rows = again.query(target="iris")
+    assert [(r.action, r.outcome, r.status) for r in rows] == [
+        ("deploy", "ok", 200),
+        ("promote", "error", 404),
+    ]
+    assert "ops@example.com" not in rows[1].detail
+    assert [r.target for r in again.query(action="deploy")] == ["iris", "wine"]
+    assert len(again.query(limit=1)) == 1
