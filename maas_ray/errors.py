@@ -26,6 +26,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from maas_ray.security.masking import mask_text
+
 
 class MaasError(Exception):
     """Base of every maas_ray error."""
@@ -40,8 +42,8 @@ class MaasError(Exception):
             self.status_code = status_code  # type: ignore[misc]
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON body of this error."""
-        return {"error": self.message, "code": self.code}
+        """The JSON body of this error, personal data masked (security/masking.py)."""
+        return {"error": mask_text(self.message), "code": self.code}
 
 
 class BadRequest(MaasError):
@@ -141,4 +143,4 @@ class RemoteError(MaasError):
         self.remote_code = remote_code
 
     def to_dict(self) -> dict[str, Any]:
-        return {"error": self.message, "code": self.remote_code}
+        return {"error": mask_text(self.message), "code": self.remote_code}

@@ -140,6 +140,13 @@ class Settings(BaseSettings):
         le=5,
         description="How often every replica re-reads the key store (revocation delay).",
     )
+    allow_pickle: bool = Field(
+        default=True,
+        description="MLflow's MLFLOW_ALLOW_PICKLE_DESERIALIZATION on the replicas, set "
+        "explicitly. MLflow 3.17 gates skops (scikit-learn) and cloudpickle (PythonModel) "
+        "loading behind it alike, so false serves only models-from-code versions; the "
+        "digest check pins the bytes either way. See README, Security.",
+    )
     max_body_mb: float = Field(
         default=16.0,
         gt=0,

@@ -216,6 +216,8 @@ def _up_ray(settings: Settings, state: dict[str, Any], progress: Progress | None
         # Every worker starts importing what loading a model needs (in a thread):
         # a replica placed on it starts seconds sooner. See serving/warm.py.
         "RAY_preload_python_modules": "maas_ray.serving.warm",
+        # Set on purpose, not left to MLflow's default: see Settings.allow_pickle.
+        "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true" if settings.allow_pickle else "false",
     }
     proc = _spawn(cmd, log, env)
     state["ray"] = {"sid": proc.pid, "log": str(log)}

@@ -78,7 +78,7 @@ class TokenVerifier:
             raise Unauthorized("the bearer token has expired") from exc
         except (jwt.InvalidTokenError, jwt.PyJWKClientError) as exc:
             raise Unauthorized(f"invalid bearer token: {exc}") from exc
-        return Principal(name=f"jwt:{claims.get('sub', '?')}", scopes=_scopes(claims))
+        return Principal(name=f"jwt:{str(claims.get('sub', '?'))[:100]}", scopes=_scopes(claims))
 
     def _signing_key(self, token: str, header: dict[str, Any]) -> Any:
         kid = header.get("kid")

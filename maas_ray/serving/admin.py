@@ -88,7 +88,9 @@ class Call(BaseModel):
     @property
     def actor(self) -> str:
         """The verified credential, with the self-reported user beside it."""
-        return f"{self.principal.name} ({self.user})" if self.user else self.principal.name
+        if not self.user:
+            return self.principal.name
+        return f"{self.principal.name} ({self.user[:64]})"  # a header: bounded, not trusted
 
 
 def handle(registry: Registry, call: Call) -> tuple[int, Any]:

@@ -24,6 +24,7 @@ from maas_ray.control.spec import DeploymentFile, DeploymentSpec
 from maas_ray.registry.models import HistoryEvent, ModelInfo, VersionInfo
 from maas_ray.security.audit import AuditRecord
 from maas_ray.security.keys import KeyRecord
+from maas_ray.security.scopes import PER_MODEL, PLAIN
 from maas_ray.serving.admin import ACTOR_HEADER, KeyBody, PromoteBody, RegisterBody, RollbackBody
 from maas_ray.serving.deployment import VERSION_HEADER
 from maas_ray.serving.traffic import Canary, Shadow
@@ -173,6 +174,7 @@ def _schemas() -> dict[str, Any]:
     # As answered: the key's hash is excluded from dumps, so from this schema too.
     _hoist(schemas, KeyRecord, mode="serialization")
     schemas["DeployBody"] = _deploy_body(schemas["DeploymentSpec"])
+    _handler_checks(schemas)
     schemas.update(_scoring_schemas())
     schemas.update(_admin_schemas())
     schemas.update(_security_schemas())
@@ -189,6 +191,23 @@ def _hoist(
     for name, sub in schema.pop("$defs", {}).items():
         schemas.setdefault(name, sub)
     schemas[model.__name__] = schema
+
+
+def _handler_checks(schemas: dict[str, Any]) -> None:
+    """Write into the models' schemas what the handlers check beyond pydantic."""
+    # admin.py: never a path or file:// URI (that would read the gateway's own disk).
+    schemas["RegisterBody"]["properties"]["model_uri"]["pattern"] = "^(runs|models):/"
+    # security/scopes.py check_scope: the scopes a key may hold.
+    per_model = "|".join(PER_MODEL)
+    schemas["KeyBody"]["properties"]["scopes"]["items"] = {
+        "anyOf": [
+            {"enum": sorted(PLAIN)},
+            {
+                "type": "string",
+                "pattern": f"^({per_model}):([*]|[A-Za-z0-9][A-Za-z0-9._-]{{0,127}})$",
+            },
+        ]
+    }
 
 
 def _deploy_body(spec: dict[str, Any]) -> dict[str, Any]:

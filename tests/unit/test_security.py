@@ -193,3 +193,10 @@ def test_audit_log_is_durable_masked_and_filtered(tmp_path: Path) -> None:
     assert "ops@example.com" not in rows[1].detail
     assert [r.target for r in again.query(action="deploy")] == ["iris", "wine"]
     assert len(again.query(limit=1)) == 1
+
+
+def test_error_bodies_mask_personal_data() -> None:
+    from maas_ray.errors import InvalidInput
+
+    body = InvalidInput("row 3: 'ops@example.com', '+86 138 0013 8000' do not fit").to_dict()
+    assert body == {"error": "row 3: '<email>', '<phone>' do not fit", "code": "invalid_input"}
