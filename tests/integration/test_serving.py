@@ -169,19 +169,27 @@ def test_cli_predict_json_and_file(
     assert "Traceback" not in bad.stderr
 
 
-def test_readme_curl_examples_work_as_written(seeded: dict[str, Any], live: Settings) -> None:
-    """Every `curl` block in README.md, pointed at this session's port, answers as shown."""
+def test_readme_curl_examples_work_as_written(
+    seeded: dict[str, Any], live: Settings, admin_key: str
+) -> None:
+    """Every `curl` block in README.md, pointed at this session's port, answers as shown.
+
+    Run by a shell as a user would, with $KEY holding the session's admin key (what
+    the README's `KEY=$(cat ~/.maas/admin.key)` gives for the default home).
+    """
     readme = (ROOT / "README.md").read_text()
     blocks = re.findall(r"(curl .*?/predict)\n# (.*)", readme.replace("\\\n", " "))
-    assert len(blocks) >= 2
+    assert len(blocks) >= 3
+    assert any("$KEY" not in command for command, _ in blocks)  # the 401 one
     for command, expected in blocks:
         command = command.replace(":8000/", f":{live.serve_port}/")
         got = subprocess.run(
-            [*shlex.split(command), "-w", "\n%{http_code}"],
+            ["bash", "-c", f"{command} -w '\\n%{{http_code}}'"],
             capture_output=True,
             text=True,
             timeout=60,
             check=True,
+            env={**os.environ, "KEY": admin_key},
         ).stdout
         body, code = got.rsplit("\n", 1)
         shown = expected.split("  ")[0].split("   ")[0].strip()
