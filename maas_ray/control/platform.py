@@ -218,6 +218,9 @@ def _up_ray(settings: Settings, state: dict[str, Any], progress: Progress | None
         "RAY_preload_python_modules": "maas_ray.serving.warm",
         # Set on purpose, not left to MLflow's default: see Settings.allow_pickle.
         "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true" if settings.allow_pickle else "false",
+        # MLflow's client retries a failing call 7 times with backoff (minutes); a
+        # management request should fail in seconds instead.
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3"),
     }
     proc = _spawn(cmd, log, env)
     state["ray"] = {"sid": proc.pid, "log": str(log)}

@@ -25,7 +25,13 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import Model
 from mlflow.tracking import MlflowClient
 
-from maas_ray.errors import BadRequest, MaasError, ModelNotFound, PlatformUnavailable
+from maas_ray.errors import (
+    BadRequest,
+    InvalidInput,
+    MaasError,
+    ModelNotFound,
+    PlatformUnavailable,
+)
 from maas_ray.registry._logging import log_model
 from maas_ray.registry.digest import artifact_digest
 from maas_ray.registry.models import HistoryEvent, ModelInfo, VersionInfo
@@ -38,6 +44,9 @@ TAG_SPEC = "maas.deployment"
 TAG_HISTORY = "maas.history."  # + zero-padded sequence number
 EXPERIMENT = "maas-registrations"
 _NOT_FOUND = "RESOURCE_DOES_NOT_EXIST"
+# MLflow refuses names with '/' or ':' and non-numeric versions with this code: such a
+# model or version cannot exist, so a lookup answers "not found", not an error.
+_MISSING = (_NOT_FOUND, "INVALID_PARAMETER_VALUE")
 
 
 class DigestMismatch(MaasError):
@@ -143,10 +152,14 @@ class Registry:
         self._use()
         if "://" not in model_uri and ":/" not in model_uri:
             model_uri = self.upload(name, model_uri)
+        self._check_source(model_uri)
+        existed = self._exists(name)
         try:
             with _quiet():
                 mv = mlflow.register_model(model_uri, name)
         except MlflowException as exc:
+            if not existed and self._exists(name):
+                self.client.delete_registered_model(name)  # leave no empty model behind
             raise BadRequest(f"cannot register '{model_uri}': {exc.message}") from exc
         return self._finish(name, str(mv.version), description, tags)
 
@@ -186,7 +199,7 @@ class Registry:
         try:
             mv = self.client.get_model_version(name, str(version))
         except MlflowException as exc:
-            if exc.error_code == _NOT_FOUND:
+            if exc.error_code in _MISSING:
                 self._registered(name)
                 raise ModelNotFound(name, str(version)) from exc
             raise
@@ -199,10 +212,11 @@ class Registry:
         if version is not None:
             return self.get_version(name, version)
         if alias is not None:
+            _validate_alias(alias)
             try:
                 return _version_info(self.client.get_model_version_by_alias(name, alias))
             except MlflowException as exc:
-                if exc.error_code == _NOT_FOUND:
+                if exc.error_code in _MISSING:
                     self._registered(name)
                     raise ModelNotFound(name, f"@{alias}") from exc
                 raise
@@ -347,9 +361,38 @@ class Registry:
         try:
             return self.client.get_registered_model(name)
         except MlflowException as exc:
-            if exc.error_code == _NOT_FOUND:
+            if exc.error_code in _MISSING:
                 raise ModelNotFound(name) from exc
             raise
+
+    def _exists(self, name: str) -> bool:
+        try:
+            self._registered(name)
+        except ModelNotFound:
+            return False
+        return True
+
+    def _check_source(self, uri: str) -> None:
+        """InvalidInput unless a runs:/ or models:/ URI names something that exists.
+
+        Asked first because MLflow's register call retries a missing source for minutes.
+        """
+        ref = uri.split(":/", 1)[1].lstrip("/") if ":/" in uri else ""
+        try:
+            if uri.startswith("runs:/"):
+                self.client.get_run(ref.split("/", 1)[0])
+            elif uri.startswith("models:/") and ref.startswith("m-"):
+                self.client.get_logged_model(ref.split("/", 1)[0])
+            elif uri.startswith("models:/") and "@" in ref:
+                model, alias = ref.split("@", 1)
+                self.client.get_model_version_by_alias(model, alias)
+            elif uri.startswith("models:/"):
+                model, _, version = ref.partition("/")
+                self.client.get_model_version(model, version)
+        except MlflowException as exc:
+            raise InvalidInput(
+                f"model_uri: '{uri[:200]}' names nothing in MLflow: {exc.message[:200]}"
+            ) from exc
 
     def _use(self) -> None:
         # The fluent log_model API reads process-wide URIs; point them at this registry.

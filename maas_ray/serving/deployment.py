@@ -51,6 +51,7 @@ METRICS_EVERY_S = 1.0
 INLINE_BELOW_S = 0.01
 INLINE_BODY_MAX = 64 * 1024  # larger bodies are parsed in a thread
 JSON = "application/json"
+UNEXPECTED = MaasError("internal error: the replica's log has the details")
 
 
 def error_response(
@@ -189,6 +190,10 @@ class ModelServer:
             response = await self._route(request)
         except MaasError as exc:
             response = error_response(exc, self._headers, self._masked(exc, request))
+        except Exception:
+            # A bug of ours: still a JSON answer, and the trace in the replica's log.
+            logger.exception("unexpected error on %s %s", request.method, request.url.path)
+            response = error_response(UNEXPECTED, self._headers)
         self._count(response)
         return response
 

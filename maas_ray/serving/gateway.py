@@ -8,6 +8,7 @@ registered one that is not deployed, instead of Serve's plain-text 404.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
@@ -32,11 +33,12 @@ from maas_ray.security.auth import Guard
 from maas_ray.security.masking import install_log_masking
 from maas_ray.security.scopes import Principal
 from maas_ray.serving import admin
-from maas_ray.serving.deployment import JSON, VERSION_HEADER, error_response
+from maas_ray.serving.deployment import JSON, UNEXPECTED, VERSION_HEADER, error_response
 from maas_ray.serving.http import read_body
 from maas_ray.serving.shared import model_id
 from maas_ray.settings import Settings
 
+logger = logging.getLogger(__name__)
 HEALTH_PATHS = ("/healthz", "/v2/health/live", "/v2/health/ready")
 SHARED_REFRESH_S = 2.0
 SHARED_MISS_REFRESH_S = 0.5
@@ -57,6 +59,14 @@ class Gateway:
         self._pool: DeploymentHandle | None = None
 
     async def __call__(self, request: Request) -> Response:
+        try:
+            return await self._answer(request)
+        except Exception:
+            # A bug of ours: still a JSON answer, and the trace in the replica's log.
+            logger.exception("unexpected error on %s %s", request.method, request.url.path)
+            return error_response(UNEXPECTED)
+
+    async def _answer(self, request: Request) -> Response:
         path = request.scope["path"]
         if path in HEALTH_PATHS:
             return Response(orjson.dumps({"status": "ok"}), media_type=JSON)

@@ -3,8 +3,9 @@
 Request and answer schemas come from the pydantic models that validate them
 (``model_json_schema()``: JSON Schema 2020-12, which OpenAPI 3.1 takes as is);
 their ``$defs`` are hoisted into ``components/schemas`` and every ``$ref`` points
-there. What has no pydantic model on the wire (MLflow's scoring formats, API key
-and audit records, small answers) is written out here.
+there, and what the handlers check beyond the models (URI schemes, known scopes)
+is added to them. What has no pydantic model (MLflow's scoring formats, small
+answers) is written out here.
 
 Every operation needs ``Authorization: Bearer <credential>`` (an API key
 ``maas_...`` or a JWT) except the health routes; its security requirement names

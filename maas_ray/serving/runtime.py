@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import shutil
+import sys
 import tempfile
+import threading
 import time
 from typing import Any
 
@@ -25,6 +27,24 @@ from maas_ray.serving.protocol import (
 )
 
 logger = logging.getLogger(__name__)
+_thread = threading.local()
+
+
+def _lean_sklearn() -> None:
+    """Turn off scikit-learn's per-call parameter validation, once per thread.
+
+    It re-checks an estimator's hyper-parameters and helper arguments on every
+    ``predict``: about a third of a TF-IDF pipeline's time for one row here
+    (measured 835 -> 556 us). The input itself was checked against the signature
+    already; sklearn's own input checks (finite values, shapes) stay on. sklearn's
+    config is per thread, hence per thread, and only if sklearn is loaded at all.
+    """
+    if getattr(_thread, "lean", False):
+        return
+    _thread.lean = True
+    sklearn = sys.modules.get("sklearn")
+    if sklearn is not None:
+        sklearn.set_config(skip_parameter_validation=True)
 
 
 class ModelRuntime:
@@ -59,6 +79,7 @@ class ModelRuntime:
 
     def predict(self, data: Any) -> Any:
         """Predict on parsed input; signature mismatches become InvalidInput (422)."""
+        _lean_sklearn()
         try:
             return self.model.predict(data)
         except MlflowException as exc:
