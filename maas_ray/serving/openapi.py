@@ -20,8 +20,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from maas_ray.control.deployer import ModelStatus
 from maas_ray.control.spec import DeploymentFile, DeploymentSpec
+from maas_ray.control.status import ModelStatus
 from maas_ray.registry.models import HistoryEvent, ModelInfo, VersionInfo
 from maas_ray.security.audit import AuditRecord
 from maas_ray.security.keys import KeyRecord

@@ -271,7 +271,8 @@ def test_model_output_with_nan_is_valid_json(client: MaaS, live: Settings) -> No
     import numpy as np
 
     class NotFinite(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
-        def predict(self, context: Any, model_input: Any, params: Any = None) -> Any:
+        def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
+            # (no type hints: MLflow would read them as a signature)
             return np.array([np.nan, np.inf, -np.inf, 1.5])[: len(model_input)]
 
     client.register("nanout", NotFinite(), input_example=np.zeros((4, 1)))
