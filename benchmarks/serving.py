@@ -32,6 +32,7 @@ import importlib
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import threading
@@ -239,8 +240,10 @@ def _autoscaling(client: MaaS, settings: Settings) -> dict[str, Any]:
 def _cold_start(client: MaaS, settings: Settings) -> dict[str, Any]:
     """Deploy of a registered scikit-learn version until its first 200, two ways.
 
-    ``cli``: ``maas deploy`` typed in a shell (includes starting the CLI, ~2.5 s
-    of Python imports); ``sdk``: ``MaaS.deploy`` from a running Python process.
+    ``cli``: ``maas deploy`` typed in a shell (includes starting the CLI, ~0.6 s);
+    ``sdk``: ``MaaS.deploy`` from a running Python process. Two rounds each, in the
+    order cli, sdk, sdk, cli (the first deploy of a session is the slowest), and the
+    median of the two is the figure.
     """
     from sklearn.datasets import load_wine
     from sklearn.linear_model import LogisticRegression
@@ -253,8 +256,8 @@ def _cold_start(client: MaaS, settings: Settings) -> dict[str, Any]:
     body = json.dumps({"inputs": X[:1].tolist()}).encode()
     cmd = [str(Path(sys.executable).parent / "maas"), "deploy", "coldstart", "--version", "1"]
     env = {**os.environ, **settings.as_env()}
-    out: dict[str, Any] = {}
-    for how in ("cli", "sdk"):
+    runs: dict[str, list[float | None]] = {"cli": [], "sdk": []}
+    for how in ("cli", "sdk", "sdk", "cli"):
         t0 = time.monotonic()
         if how == "cli":
             proc = subprocess.Popen(
@@ -265,9 +268,13 @@ def _cold_start(client: MaaS, settings: Settings) -> dict[str, Any]:
             thread = threading.Thread(target=lambda: client.deploy("coldstart", version="1"))
             thread.start()
             done = thread.join
-        out[f"{how}_s"] = _first_answer(url, body, t0, authorization(settings))
+        runs[how].append(_first_answer(url, body, t0, authorization(settings)))
         done()
         client.undeploy("coldstart")
+    out: dict[str, Any] = {f"{how}_runs_s": taken for how, taken in runs.items()}
+    for how, taken in runs.items():
+        answered = [t for t in taken if t is not None]
+        out[f"{how}_s"] = round(statistics.median(answered), 2) if answered else None
     return out
 
 
@@ -361,8 +368,9 @@ def markdown(results: dict[str, Any]) -> str:
         c = results["cold_start"]
         lines += [
             "",
-            f"Cold start to the first answer: `maas deploy` {c['cli_s']} s, "
-            f"`MaaS.deploy()` {c['sdk_s']} s.",
+            f"Cold start to the first answer (median of 2): `maas deploy` {c['cli_s']} s "
+            f"(runs {c['cli_runs_s']}), `MaaS.deploy()` {c['sdk_s']} s "
+            f"(runs {c['sdk_runs_s']}).",
         ]
     return "\n".join(lines) + "\n"
 
