@@ -86,7 +86,9 @@ def test_ray_job_submit_attaches_and_sees_serve(seeded: dict[str, object], live:
     script = (
         "import json, ray\n"
         "from ray import serve\n"
-        "ray.init(address='auto')\n"
+        # The GCS address, not 'auto': 'auto' picks the Ray cluster started last on the
+        # machine, which is `make up`'s when the tests run beside it.
+        f"ray.init(address='{live.ray_address}')\n"
         "h = serve.get_app_handle('sentiment')\n"
         "out = h.predict.remote({'inputs': ['this book is terrible']}).result()\n"
         "print('RESULT', json.dumps({'cpus': ray.cluster_resources().get('CPU'), **out}))\n"
