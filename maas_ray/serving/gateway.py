@@ -57,6 +57,7 @@ class Gateway:
         self._shared: dict[str, str] = {}  # shared model -> version, from the registry
         self._shared_at = 0.0
         self._pool: DeploymentHandle | None = None
+        self._document: dict[str, Any] | None = None  # the OpenAPI document
 
     async def __call__(self, request: Request) -> Response:
         try:
@@ -112,9 +113,11 @@ class Gateway:
         return Response(orjson.dumps(answer), status_code=status, media_type=JSON)
 
     async def _openapi(self) -> dict[str, Any]:
-        from maas_ray.serving.openapi import openapi_document
+        if self._document is None:  # built once: pydantic's schema generation is not free
+            from maas_ray.serving.openapi import openapi_document
 
-        return openapi_document()
+            self._document = openapi_document()
+        return self._document
 
     async def _shared_version(self, name: str) -> str | None:
         """The version the shared pool serves for ``name`` (None: not a shared model).

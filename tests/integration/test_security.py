@@ -365,3 +365,21 @@ def test_platform_surfaces_listen_on_loopback_only(live: Settings, seeded: Any) 
     assert set(seen) == set(ports), seen
     for port, ips in seen.items():
         assert ips <= {"127.0.0.1", "::ffff:127.0.0.1"}, (ports[port], ips)
+
+
+def test_mask_fields_hide_input_values_in_error_messages(client: MaaS, live: Settings) -> None:
+    import pandas as pd
+    from sklearn.dummy import DummyClassifier
+
+    frame = pd.DataFrame({"name": ["a", "b"], "income": [1.5, 2.5]})
+    model = DummyClassifier(strategy="most_frequent").fit(frame, ["x", "y"])
+    client.register("masked", model, input_example=frame)
+    client.deploy("masked", "1", num_cpus=0.25, mask_fields=["income"])
+    record = {"name": "Wei, wei@example.com", "income": "salary-of-wei-9921"}
+    resp = post(live, "/v1/models/masked/predict", {"dataframe_records": [record]})
+    assert resp.status_code == 422, resp.text
+    error = resp.json()["error"]
+    assert "salary-of-wei-9921" not in error
+    assert "***" in error  # MLflow's message quoted the value; the spec's field is masked
+    assert "wei@example.com" not in resp.text
+    client.undeploy("masked")
