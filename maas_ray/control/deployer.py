@@ -68,8 +68,11 @@ class ControlPlane:
                 shared = True  # served by the pool; the gateway finds it in the registry
             else:
                 apps.append(spec.to_application(version, s.mlflow_uri))
-        if shared:
-            apps.append(shared_application(s.mlflow_uri, s.shared_replicas, s.shared_num_cpus))
+        # The pool always runs, warm: it answers a dedicated model's first requests
+        # while that model's own replicas start (see serving/gateway.py). With no
+        # shared model it reserves no CPU, so it never keeps a model replica out.
+        num_cpus = s.shared_num_cpus if shared else 0.0
+        apps.append(shared_application(s.mlflow_uri, s.shared_replicas, num_cpus))
         return serve_config(apps, s.host, s.serve_port, s.mlflow_uri), targets
 
     # -- actions -------------------------------------------------------------------

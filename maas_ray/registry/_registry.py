@@ -338,10 +338,13 @@ class Registry:
                 out[rm.name] = HistoryEvent.model_validate({**raw, "seq": seq})
         return out
 
-    def serving_map(self, mode: str) -> dict[str, str]:
-        """``{model: version}`` of every spec with this ``mode``, in one registry call.
+    def pool_map(self) -> dict[str, tuple[str, str]]:
+        """``{model: (version, mode)}`` of every spec the shared pool may answer for.
 
-        Versions come from the spec (pinned) or from the alias it follows.
+        Shared specs always; dedicated ones too, for the gateway to answer from the
+        warm pool while their own replicas start (not those with ``mask_fields``,
+        which only their own replicas apply). One registry call; versions come from
+        the spec (pinned) or from the alias it follows.
         """
         out = {}
         for rm in self.client.search_registered_models(max_results=1000):
@@ -349,11 +352,12 @@ class Registry:
             if not raw:
                 continue
             spec = json.loads(raw)
-            if spec.get("mode", "dedicated") != mode:
+            mode = spec.get("mode") or "dedicated"
+            if mode != "shared" and spec.get("mask_fields"):
                 continue
             version = spec.get("version") or (rm.aliases or {}).get(spec.get("alias") or "")
             if version is not None:
-                out[rm.name] = str(version)
+                out[rm.name] = (str(version), mode)
         return out
 
     # -- helpers --------------------------------------------------------------

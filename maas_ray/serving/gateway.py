@@ -3,6 +3,12 @@
 Serve routes by longest prefix, so anything no model application claims lands
 here; a client then gets a JSON error that tells an unknown model from a
 registered one that is not deployed, instead of Serve's plain-text 404.
+
+Predicts for shared models land here too, and go to the shared pool. So do
+predicts for a dedicated model whose spec is stored but whose application is not
+routed yet (a first deploy, replicas starting): the warm pool answers them with
+the same version, digest check and validation, marked ``x-maas-served-by:
+shared-pool``, until the model's own application takes its route over.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from maas_ray.errors import (
     MaasError,
     ModelNotFound,
     NotFound,
+    PlatformUnavailable,
     UnsupportedMediaType,
     VersionNotDeployed,
 )
@@ -42,6 +49,7 @@ logger = logging.getLogger(__name__)
 HEALTH_PATHS = ("/healthz", "/v2/health/live", "/v2/health/ready")
 SHARED_REFRESH_S = 2.0
 SHARED_MISS_REFRESH_S = 0.5
+SERVED_BY_HEADER = "x-maas-served-by"
 
 
 @serve.deployment(name="Gateway", max_ongoing_requests=64, ray_actor_options={"num_cpus": 0})
@@ -54,8 +62,9 @@ class Gateway:
         self.guard = Guard(settings)
         self.max_body = settings.max_body_bytes
         self.registry = Registry(tracking_uri)
-        self._shared: dict[str, str] = {}  # shared model -> version, from the registry
-        self._shared_at = 0.0
+        # model -> (version, mode) the pool may answer for, from the registry
+        self._pooled: dict[str, tuple[str, str]] = {}
+        self._pooled_at = 0.0
         self._pool: DeploymentHandle | None = None
         self._document: dict[str, Any] | None = None  # the OpenAPI document
 
@@ -78,7 +87,7 @@ class Gateway:
         parts = [p for p in path.split("/") if p]
         loop = asyncio.get_running_loop()
         if len(parts) >= 4 and parts[:2] == ["v1", "models"]:
-            version = await self._shared_version(parts[2])
+            version = await self._pool_version(parts[2])
             if version is not None:
                 try:
                     return await self._shared_predict(request, parts[2], version, parts[3:])
@@ -109,7 +118,10 @@ class Gateway:
         )
         # Switches wait for new replicas: keep the event loop free meanwhile.
         loop = asyncio.get_running_loop()
-        status, answer = await loop.run_in_executor(None, admin.handle, self.registry, call)
+        try:
+            status, answer = await loop.run_in_executor(None, admin.handle, self.registry, call)
+        finally:
+            self._pooled_at = 0.0  # a deploy or undeploy here is seen by the next request
         return Response(orjson.dumps(answer), status_code=status, media_type=JSON)
 
     async def _openapi(self) -> dict[str, Any]:
@@ -119,18 +131,20 @@ class Gateway:
             self._document = openapi_document()
         return self._document
 
-    async def _shared_version(self, name: str) -> str | None:
-        """The version the shared pool serves for ``name`` (None: not a shared model).
+    async def _pool_version(self, name: str) -> str | None:
+        """The version the shared pool answers for ``name`` (None: not the pool's to answer).
 
-        Read from the registry at most every SHARED_REFRESH_S, and once more on a
-        miss, so a promote or a new shared model is seen within about a second.
+        Read from the registry at most every SHARED_REFRESH_S, once more on a miss
+        (every SHARED_MISS_REFRESH_S), and after every management call made here, so
+        a promote, a new shared model or a new deploy is seen within about a second.
         """
-        age = time.monotonic() - self._shared_at
-        if age > SHARED_REFRESH_S or (name not in self._shared and age > SHARED_MISS_REFRESH_S):
+        age = time.monotonic() - self._pooled_at
+        if age > SHARED_REFRESH_S or (name not in self._pooled and age > SHARED_MISS_REFRESH_S):
             loop = asyncio.get_running_loop()
-            self._shared = await loop.run_in_executor(None, self.registry.serving_map, "shared")
-            self._shared_at = time.monotonic()
-        return self._shared.get(name)
+            self._pooled = await loop.run_in_executor(None, self.registry.pool_map)
+            self._pooled_at = time.monotonic()
+        entry = self._pooled.get(name)
+        return entry[0] if entry else None
 
     async def _shared_predict(
         self, request: Request, name: str, version: str, rest: list[str]
@@ -143,13 +157,21 @@ class Gateway:
             raise NotFound(f"no route {request.method} {request.scope['path']}")
         if request.method != "POST":
             raise BadRequest("use POST for predict", status_code=405)
-        if self._pool is None:
-            self._pool = serve.get_deployment_handle(SHARED_DEPLOYMENT, app_name=SHARED_APP)
-        pool = self._pool.options(multiplexed_model_id=model_id(name, version))
-        status, out = await pool.answer.remote(
-            await read_body(request, self.max_body), request.headers.get("content-type")
-        )
-        return Response(out, status_code=status, media_type=JSON, headers={VERSION_HEADER: version})
+        body = await read_body(request, self.max_body)
+        try:
+            if self._pool is None:
+                self._pool = serve.get_deployment_handle(SHARED_DEPLOYMENT, app_name=SHARED_APP)
+            pool = self._pool.options(multiplexed_model_id=model_id(name, version))
+            status, out = await pool.answer.remote(body, request.headers.get("content-type"))
+        except Exception as exc:
+            # No pool (a Serve config without it) or its replica going away.
+            logger.warning("shared pool did not answer for %s", name, exc_info=True)
+            raise PlatformUnavailable(
+                f"model '{name}' version {version} is not ready yet: its replicas are "
+                "starting; retry in a few seconds"
+            ) from exc
+        headers = {VERSION_HEADER: version, SERVED_BY_HEADER: "shared-pool"}
+        return Response(out, status_code=status, media_type=JSON, headers=headers)
 
     def _miss(self, path: str) -> MaasError:
         parts = [p for p in path.split("/") if p]

@@ -102,6 +102,44 @@ def test_failed_deploy_shows_the_real_error_and_keeps_the_old_version(
     assert resp.headers["x-maas-model-version"] == good
 
 
+def test_a_first_deploy_answers_from_the_warm_pool_until_its_replicas_run(
+    client: MaaS, live: Settings
+) -> None:
+    from sklearn.datasets import load_wine
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = load_wine(return_X_y=True)
+    X = X.astype("float32")
+    v = client.register(
+        "warmstart", LogisticRegression(max_iter=2000).fit(X, y), input_example=X[:2]
+    ).version
+    body = {"inputs": X[:3].tolist()}
+    assert post(live, "/v1/models/warmstart/predict", body).status_code == 404  # not deployed
+    deploying = threading.Thread(target=lambda: client.deploy("warmstart", v))
+    deploying.start()
+    pooled: list[Any] = []
+    try:
+        while deploying.is_alive():
+            r = post(live, "/v1/models/warmstart/predict", body)
+            if r.status_code == 200 and r.headers.get("x-maas-served-by") == "shared-pool":
+                pooled.append(r)
+            else:  # starting: not yet in the registry, or the app's route took over
+                assert r.status_code in (200, 404), r.text
+    finally:
+        deploying.join()
+    assert pooled, "no answer came from the pool while the replicas started"
+    assert {r.headers["x-maas-model-version"] for r in pooled} == {v}
+    own = post(live, "/v1/models/warmstart/predict", body)
+    assert own.status_code == 200
+    assert "x-maas-served-by" not in own.headers  # the model's own replica now
+    assert own.json() == pooled[0].json()
+    assert post(live, "/v1/models/warmstart/predict", {"inputs": [[1.0]]}).status_code == 422
+    client.undeploy("warmstart")
+    gone = post(live, "/v1/models/warmstart/predict", body)
+    assert gone.status_code == 404
+    assert gone.json()["code"] == "not_deployed"
+
+
 @pytest.mark.parametrize(
     ("args", "code", "words"),
     [
