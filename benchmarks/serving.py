@@ -243,7 +243,9 @@ def _cold_start(client: MaaS, settings: Settings) -> dict[str, Any]:
     ``cli``: ``maas deploy`` typed in a shell (includes starting the CLI, ~0.6 s);
     ``sdk``: ``MaaS.deploy`` from a running Python process. Two rounds each, in the
     order cli, sdk, sdk, cli (the first deploy of a session is the slowest), and the
-    median of the two is the figure.
+    median of the two is the figure. Each round also records who gave the first
+    answer (the warm shared pool, or the model's own replica) and when the deploy
+    returned, which is when the model's own replica runs.
     """
     from sklearn.datasets import load_wine
     from sklearn.linear_model import LogisticRegression
@@ -257,6 +259,8 @@ def _cold_start(client: MaaS, settings: Settings) -> dict[str, Any]:
     cmd = [str(Path(sys.executable).parent / "maas"), "deploy", "coldstart", "--version", "1"]
     env = {**os.environ, **settings.as_env()}
     runs: dict[str, list[float | None]] = {"cli": [], "sdk": []}
+    ready: dict[str, list[float]] = {"cli": [], "sdk": []}
+    first_by: dict[str, list[str | None]] = {"cli": [], "sdk": []}
     for how in ("cli", "sdk", "sdk", "cli"):
         t0 = time.monotonic()
         if how == "cli":
@@ -268,29 +272,39 @@ def _cold_start(client: MaaS, settings: Settings) -> dict[str, Any]:
             thread = threading.Thread(target=lambda: client.deploy("coldstart", version="1"))
             thread.start()
             done = thread.join
-        runs[how].append(_first_answer(url, body, t0, authorization(settings)))
+        taken, by = _first_answer(url, body, t0, authorization(settings))
+        runs[how].append(taken)
+        first_by[how].append(by)
         done()
+        ready[how].append(round(time.monotonic() - t0, 2))
         client.undeploy("coldstart")
     out: dict[str, Any] = {f"{how}_runs_s": taken for how, taken in runs.items()}
     for how, taken in runs.items():
         answered = [t for t in taken if t is not None]
         out[f"{how}_s"] = round(statistics.median(answered), 2) if answered else None
+        out[f"{how}_first_answer_by"] = first_by[how]
+        out[f"{how}_replica_ready_runs_s"] = ready[how]
+        out[f"{how}_replica_ready_s"] = round(statistics.median(ready[how]), 2)
     return out
 
 
-def _first_answer(url: str, body: bytes, t0: float, key: str) -> float | None:
-    """Seconds from ``t0`` to the first 200 from ``url`` (None: none within 120 s)."""
+def _first_answer(url: str, body: bytes, t0: float, key: str) -> tuple[float | None, str | None]:
+    """Seconds from ``t0`` to the first 200 from ``url``, and who answered it.
+
+    (None, None): no answer within 120 s. Who: ``shared-pool`` or ``replica``.
+    """
     headers = {"content-type": "application/json", "authorization": key}
     with httpx.Client(timeout=5, headers=headers) as http:
         while time.monotonic() - t0 < 120:
             try:
                 resp = http.post(url, content=body)
                 if resp.status_code == 200:
-                    return round(time.monotonic() - t0, 2)
+                    by = resp.headers.get("x-maas-served-by", "replica")
+                    return round(time.monotonic() - t0, 2), by
             except httpx.HTTPError:
                 pass
             time.sleep(0.05)
-    return None
+    return None, None
 
 
 def _file_specs() -> DeploymentFile:
@@ -369,8 +383,11 @@ def markdown(results: dict[str, Any]) -> str:
         lines += [
             "",
             f"Cold start to the first answer (median of 2): `maas deploy` {c['cli_s']} s "
-            f"(runs {c['cli_runs_s']}), `MaaS.deploy()` {c['sdk_s']} s "
-            f"(runs {c['sdk_runs_s']}).",
+            f"(runs {c['cli_runs_s']}, answered by {c['cli_first_answer_by']}), "
+            f"`MaaS.deploy()` {c['sdk_s']} s (runs {c['sdk_runs_s']}, answered by "
+            f"{c['sdk_first_answer_by']}). The model's own replica running (the deploy "
+            f"returned): `maas deploy` {c['cli_replica_ready_s']} s, `MaaS.deploy()` "
+            f"{c['sdk_replica_ready_s']} s.",
         ]
     return "\n".join(lines) + "\n"
 
