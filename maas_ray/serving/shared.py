@@ -20,6 +20,7 @@ from ray.serve import Application
 
 from maas_ray.errors import MaasError
 from maas_ray.registry import Registry
+from maas_ray.security.masking import install_log_masking
 from maas_ray.serving.protocol import encode_error
 from maas_ray.serving.runtime import ModelRuntime
 from maas_ray.settings import Settings
@@ -41,6 +42,7 @@ class SharedPool:
     """Loads registered versions on demand (digest-checked) and keeps an LRU of them."""
 
     def __init__(self, tracking_uri: str) -> None:
+        install_log_masking()  # a failed predict's log record may quote the input
         self.registry = Registry(tracking_uri)
         self.max_depth = Settings().json_max_depth
 
