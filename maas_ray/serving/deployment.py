@@ -351,7 +351,9 @@ class ModelServer:
                 took if math.isinf(self._predict_s) else 0.9 * self._predict_s + 0.1 * took
             )
 
-    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005)
+    # Two batches in flight: while one runs in a thread (torch releases the GIL), the
+    # next one gathers and starts, so a replica uses a second core instead of idling it.
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005, max_concurrent_batches=2)
     async def _batched(self, inputs: list[Any]) -> list[bytes | MaasError]:
         """Parsed inputs of concurrent requests, predicted together (sizes from the spec)."""
         loop = asyncio.get_running_loop()
