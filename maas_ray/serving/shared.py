@@ -18,7 +18,7 @@ from typing import Any
 from ray import serve
 from ray.serve import Application
 
-from maas_ray.errors import MaasError
+from maas_ray.errors import MaasError, PlatformUnavailable
 from maas_ray.registry import Registry
 from maas_ray.security.masking import install_log_masking
 from maas_ray.serving.protocol import encode_error
@@ -64,6 +64,13 @@ class SharedPool:
             )
         except MaasError as exc:
             return exc.status_code, encode_error(exc)
+        except Exception as exc:
+            # The version's own code failed to load (a deploy of it fails the same way).
+            logger.warning("could not load %s", mid, exc_info=True)
+            failed = PlatformUnavailable(
+                f"model version {mid} could not be loaded: {type(exc).__name__}: {exc}"
+            )
+            return failed.status_code, encode_error(failed)
         return 200, out
 
     async def describe(self) -> dict[str, Any]:

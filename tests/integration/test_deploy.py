@@ -140,6 +140,39 @@ def test_a_first_deploy_answers_from_the_warm_pool_until_its_replicas_run(
     assert gone.json()["code"] == "not_deployed"
 
 
+def test_a_first_deploy_that_cannot_load_is_a_503_from_the_pool_never_a_500(
+    client: MaaS, iris: dict[str, Any], live: Settings
+) -> None:
+    import cloudpickle
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    bad = client.register("brokenfirst", Broken(), input_example=iris["X"].head(2)).version
+    row = iris["X"].head(1).to_dict(orient="records")
+    seen: list[tuple[int, str]] = []
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.is_set():
+            r = post(live, "/v1/models/brokenfirst/predict", {"dataframe_records": row})
+            seen.append((r.status_code, r.json().get("code", "")))
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    try:
+        with pytest.raises(MaasError) as info:
+            client.deploy("brokenfirst", bad)
+    finally:
+        stop.set()
+        poller.join()
+    assert "boom-4711" in info.value.message
+    assert seen
+    assert {status for status, _ in seen} <= {404, 503}, sorted(set(seen))
+    assert (503, "platform_unavailable") in seen  # the pool tried, said why
+    assert client.registry.get_spec("brokenfirst") is None
+    gone = post(live, "/v1/models/brokenfirst/predict", {"dataframe_records": row})
+    assert gone.status_code == 404
+
+
 @pytest.mark.parametrize(
     ("args", "code", "words"),
     [
