@@ -338,8 +338,8 @@ class Registry:
                 out[rm.name] = HistoryEvent.model_validate({**raw, "seq": seq})
         return out
 
-    def pool_map(self) -> dict[str, tuple[str, str]]:
-        """``{model: (version, mode)}`` of every spec the shared pool may answer for.
+    def pool_map(self) -> dict[str, str]:
+        """``{model: version}`` of every spec the shared pool may answer for.
 
         Shared specs always; dedicated ones too, for the gateway to answer from the
         warm pool while their own replicas start (not those with ``mask_fields``,
@@ -352,12 +352,11 @@ class Registry:
             if not raw:
                 continue
             spec = json.loads(raw)
-            mode = spec.get("mode") or "dedicated"
-            if mode != "shared" and spec.get("mask_fields"):
+            if spec.get("mode") != "shared" and spec.get("mask_fields"):
                 continue
             version = spec.get("version") or (rm.aliases or {}).get(spec.get("alias") or "")
             if version is not None:
-                out[rm.name] = (str(version), mode)
+                out[rm.name] = str(version)
         return out
 
     # -- helpers --------------------------------------------------------------

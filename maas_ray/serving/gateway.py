@@ -62,8 +62,7 @@ class Gateway:
         self.guard = Guard(settings)
         self.max_body = settings.max_body_bytes
         self.registry = Registry(tracking_uri)
-        # model -> (version, mode) the pool may answer for, from the registry
-        self._pooled: dict[str, tuple[str, str]] = {}
+        self._pooled: dict[str, str] = {}  # model -> version the pool answers, from the registry
         self._pooled_at = 0.0
         self._pool: DeploymentHandle | None = None
         self._document: dict[str, Any] | None = None  # the OpenAPI document
@@ -143,8 +142,7 @@ class Gateway:
             loop = asyncio.get_running_loop()
             self._pooled = await loop.run_in_executor(None, self.registry.pool_map)
             self._pooled_at = time.monotonic()
-        entry = self._pooled.get(name)
-        return entry[0] if entry else None
+        return self._pooled.get(name)
 
     async def _shared_predict(
         self, request: Request, name: str, version: str, rest: list[str]
