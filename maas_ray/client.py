@@ -15,7 +15,7 @@ import httpx
 import orjson
 
 from maas_ray.control.spec import DeploymentFile, DeploymentSpec
-from maas_ray.control.status import ModelStatus
+from maas_ray.control.status import ModelStatus, NodeResources
 from maas_ray.errors import InvalidJSON, PlatformUnavailable, RemoteError
 from maas_ray.registry.models import HistoryEvent, ModelInfo, VersionInfo
 from maas_ray.security.keys import client_key
@@ -166,6 +166,10 @@ class MaaS:
     def status(self) -> list[ModelStatus]:
         """One row per deployed model."""
         return [ModelStatus.model_validate(r) for r in self._admin("GET", "/status")]
+
+    def cluster(self) -> list[NodeResources]:
+        """The Ray cluster's nodes: CPU, GPU (logical, used of total) and host memory."""
+        return [NodeResources.model_validate(n) for n in self._admin("GET", "/cluster")]
 
     def promote(
         self,

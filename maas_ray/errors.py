@@ -10,6 +10,7 @@
     │   ├── ModelNotFound (404, model_not_found)
     │   └── VersionNotDeployed (404, not_deployed)
     ├── Conflict (409, conflict)
+    │   └── InsufficientResources (409, insufficient_resources)  the cluster has no room
     ├── PayloadTooLarge (413, payload_too_large)
     ├── UnsupportedMediaType (415, unsupported_media_type)
     ├── InvalidInput (422, invalid_input)        input does not match the signature
@@ -103,6 +104,29 @@ class VersionNotDeployed(NotFound):
 class Conflict(MaasError):
     status_code = 409
     code = "conflict"
+
+
+class InsufficientResources(Conflict):
+    """An action needs replicas the cluster cannot place; nothing was changed.
+
+    The body adds ``asked`` (what could not be placed) and ``free`` (per node).
+    """
+
+    code = "insufficient_resources"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        asked: list[dict[str, Any]] | None = None,
+        free: list[dict[str, Any]] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.asked = asked or []
+        self.free = free or []
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "asked": self.asked, "free": self.free}
 
 
 class PayloadTooLarge(MaasError):

@@ -7,6 +7,7 @@ the defaults below. Read them when needed (``Settings()``), never at import.
 from __future__ import annotations
 
 import getpass
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -81,7 +82,10 @@ class Settings(BaseSettings):
         "well under a second and retries a refused connection on another replica).",
     )
     ray_num_cpus: int | None = Field(
-        default=None, ge=1, description="Logical CPUs of the Ray head; None counts the machine's."
+        default=None,
+        ge=1,
+        description="Logical CPUs of the Ray head (what replicas reserve, not a limit on "
+        "what they use); None: twice the machine's cores, at least 4 (see logical_cpus).",
     )
     ray_num_gpus: int | None = Field(
         default=None, ge=0, description="Logical GPUs of the Ray head; None detects them."
@@ -166,6 +170,20 @@ class Settings(BaseSettings):
     def mlflow_uri(self) -> str:
         """The MLflow tracking and registry URI clients should use."""
         return self.tracking_uri or f"http://{self.host}:{self.mlflow_port}"
+
+    @property
+    def logical_cpus(self) -> int:
+        """The CPUs the Ray head offers: ``ray_num_cpus``, or twice the cores (at least 4).
+
+        A Ray CPU is a share the scheduler hands out, not a core a replica is pinned
+        to, and a model replica waits for requests most of the time. At one Ray CPU
+        per core, the four examples (0.5 each) would fill a 2-core machine, with no
+        room left for a canary, a surge replica or a second replica (README,
+        "Sizing"); at two per core they leave half of it free.
+        """
+        if self.ray_num_cpus is not None:
+            return self.ray_num_cpus
+        return max(4, 2 * (os.cpu_count() or 1))
 
     @property
     def serve_url(self) -> str:

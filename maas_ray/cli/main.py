@@ -14,8 +14,10 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.text import Text
 
+from maas_ray.cli import _output as o
+from maas_ray.cli._output import Output, print_json, print_table
 from maas_ray.client import MaaS, wrap_inputs
 from maas_ray.errors import MaasError, VersionNotDeployed
 from maas_ray.settings import Settings
@@ -31,6 +33,9 @@ app.add_typer(keys_app, name="keys")
 out = Console()
 err = Console(stderr=True)
 _overrides: dict[str, Any] = {}
+OutputOpt = Annotated[
+    Output, typer.Option("--output", "-o", help="table, or json: one JSON document on stdout.")
+]
 
 
 @app.callback()
@@ -122,13 +127,11 @@ def up() -> None:
             report = platform.up(settings, progress)
     except MaasError as exc:
         _fail(exc)
-    table = Table(title="maas platform")
-    for col in ("part", "url", "state"):
-        table.add_column(col)
     labels = {"mlflow": "MLflow UI", "ray": "Ray dashboard", "serve": "Serve HTTP"}
-    for part in report:
-        table.add_row(labels[part.name], part.url, "started" if part.started else "already running")
-    out.print(table)
+    rows = [[labels[p.name], p.url, "started" if p.started else "already running"] for p in report]
+    print_table(out, "maas platform", ("part", "url", "state"), rows)
+    for note in (n for part in report for n in part.notes):
+        err.print(f"[yellow]not restored:[/yellow] {note}", highlight=False, soft_wrap=True)
     out.print(
         f"Ray address for jobs and handles: {settings.ray_address}  (MAAS_HOME={settings.home})"
     )
@@ -151,8 +154,9 @@ def down() -> None:
 @app.command()
 def status(
     name: Annotated[str | None, typer.Argument(help="One model, with per-version detail.")] = None,
+    output: OutputOpt = Output.table,
 ) -> None:
-    """One row per deployed model; with NAME, its versions and live traffic."""
+    """One row per deployed model and per cluster node; with NAME, its versions and traffic."""
     sdk = _sdk()
     try:
         rows = sdk.status()
@@ -163,134 +167,72 @@ def status(
                 raise VersionNotDeployed(name)
     except MaasError as exc:
         _fail(exc)
-    table = Table(title="deployments")
-    cols = ("model", "alias -> version", "traffic", "replicas", "CPUs", "GPUs", "health", "route")
-    for col in cols:
-        table.add_column(col)
-    for r in rows:
-        version = (f"@{r.alias} -> " if r.alias else "") + (f"v{r.version}" if r.version else "-")
-        replicas = f"{r.replicas_running}/{r.replicas_target}"
-        if r.replicas_spec != str(r.replicas_target):
-            replicas += f" ({r.replicas_spec})"
-        if r.challenger is not None:
-            c = r.challenger
-            replicas += f" + {c.replicas_running}/{c.replicas_target} {c.role}"
-        color = "green" if r.health == "RUNNING" else "yellow"
-        table.add_row(
-            r.model,
-            version,
-            r.traffic,
-            replicas,
-            f"{r.num_cpus:g}",
-            f"{r.num_gpus:g}",
-            f"[{color}]{r.health}[/{color}]",
-            r.route,
-        )
-    out.print(table if rows else "no model is deployed")
-    for r in rows:
-        if r.message:
-            err.print(f"{r.model}: {r.message}", highlight=False)
-    if name is not None:
-        _status_detail(sdk, rows[0])
-
-
-def _status_detail(sdk: MaaS, row: Any) -> None:
-    """Per-version rows of one model: role, replicas, answers, shadow agreement."""
     try:
-        traffic = sdk.traffic(row.model)
-    except MaasError as exc:
-        err.print(f"live traffic unavailable: {exc.message}", highlight=False)
-        traffic = {}
-    answered = traffic.get("answered", {})
-    table = Table(title=f"{row.model}: versions serving")
-    for col in ("version", "role", "replicas", "answered (this replica)", "agreement"):
-        table.add_column(col)
-    table.add_row(
-        row.version or "-",
-        "primary",
-        f"{row.replicas_running}/{row.replicas_target}",
-        str(answered.get(row.version or "", 0)),
-        "-",
+        nodes = sdk.cluster()
+    except MaasError:
+        nodes = []  # a platform older than GET /cluster: the deployments alone
+    traffic = _traffic(sdk, name) if name is not None else None
+    if output is Output.json:
+        doc: dict[str, Any] = {
+            "models": [r.model_dump(mode="json") for r in rows],
+            "cluster": [n.model_dump(mode="json") for n in nodes],
+        }
+        print_json(doc if traffic is None else {**doc, "traffic": traffic})
+        return
+    print_table(
+        out,
+        "deployments",
+        o.STATUS_COLUMNS,
+        [o.status_cells(r) for r in rows],
+        "no model is deployed",
     )
-    c = row.challenger
-    if c is not None:
-        agree = "-"
-        stats = traffic.get("agreement")
-        if c.role == "shadow" and stats:
-            rate = stats["agree"] / stats["rows"] if stats["rows"] else 0.0
-            agree = (
-                f"{rate:.1%} of {stats['rows']} rows "
-                f"({stats['requests']} requests, {stats['errors']} errors)"
-            )
-        table.add_row(
-            c.version,
-            c.role,
-            f"{c.replicas_running}/{c.replicas_target}",
-            str(answered.get(c.version, 0)),
-            agree,
-        )
-    out.print(table)
+    if nodes:
+        print_table(out, "cluster", o.NODE_COLUMNS, [o.node_cells(n) for n in nodes])
+    for r in rows:
+        for note in [*r.message.splitlines(), *r.pending.splitlines()]:
+            err.print(f"{r.model}: {note}", markup=False, highlight=False, soft_wrap=True)
+        for warning in r.warnings:
+            line = Text.assemble(f"{r.model}: ", ("warning:", "yellow"), f" {warning}")
+            err.print(line, highlight=False, soft_wrap=True)
+    if name is not None:
+        serving = o.serving_rows(rows[0], traffic or {})
+        print_table(out, f"{name}: versions serving", o.SERVING_COLUMNS, serving)
+
+
+def _traffic(sdk: MaaS, name: str) -> dict[str, Any] | None:
+    """Live traffic of NAME, or None (said on stderr) when the proxy cannot tell."""
+    try:
+        return sdk.traffic(name)
+    except MaasError as exc:
+        err.print(f"live traffic unavailable: {exc.message}", markup=False, highlight=False)
+        return None
 
 
 @models_app.command("list")
-def models_list() -> None:
+def models_list(output: OutputOpt = Output.table) -> None:
     """Registered models with their latest version and aliases."""
     try:
         models = _sdk().models()
     except MaasError as exc:
         _fail(exc)
-    table = Table(title="registered models")
-    for col in ("name", "latest", "aliases", "description"):
-        table.add_column(col)
-    for m in models:
-        aliases = ", ".join(f"{a}->v{v}" for a, v in sorted(m.aliases.items()))
-        table.add_row(m.name, m.latest_version or "-", aliases, m.description)
-    out.print(table)
+    if output is Output.json:
+        print_json([m.model_dump(mode="json") for m in models])
+    else:
+        print_table(out, "registered models", o.MODEL_COLUMNS, [o.model_cells(m) for m in models])
 
 
 @models_app.command("show")
-def models_show(name: str) -> None:
+def models_show(name: str, output: OutputOpt = Output.table) -> None:
     """Every version of one model: signature, digest, tags, description."""
     try:
         model = _sdk().model(name)
     except MaasError as exc:
         _fail(exc)
-    table = Table(title=f"{model.name}")
-    for col in ("version", "created", "aliases", "signature", "sha256", "tags", "description"):
-        table.add_column(col, overflow="fold")
-    for v in model.versions:
-        created = datetime.fromtimestamp(v.created_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
-        table.add_row(
-            v.version,
-            created,
-            ", ".join(v.aliases),
-            _signature_text(v.signature),
-            (v.sha256 or "-")[:16],
-            ", ".join(f"{k}={x}" for k, x in sorted(v.tags.items())),
-            v.description,
-        )
-    out.print(table)
-
-
-def _signature_text(signature: dict[str, Any] | None) -> str:
-    if not signature:
-        return "-"
-    parts = []
-    for key in ("inputs", "outputs"):
-        raw = signature.get(key)
-        specs = json.loads(raw) if isinstance(raw, str) else raw or []
-        text = ", ".join(
-            f"{s.get('name', '')}{':' if s.get('name') else ''}"
-            f"{s.get('type')}{'' if 'tensor-spec' not in s else ''}"
-            + (
-                f"{s['tensor-spec']['dtype']}{tuple(s['tensor-spec']['shape'])}"
-                if "tensor-spec" in s
-                else ""
-            )
-            for s in specs
-        )
-        parts.append(f"{key}: {text or '-'}")
-    return "\n".join(parts)
+    if output is Output.json:
+        print_json(model.model_dump(mode="json"))
+    else:
+        rows = [o.version_cells(v) for v in model.versions]
+        print_table(out, model.name, o.VERSION_COLUMNS, rows)
 
 
 @app.command()
@@ -316,7 +258,10 @@ def register(
 @app.command()
 def deploy(
     name: str,
-    version: Annotated[str | None, typer.Option(help="Version to serve (default: latest).")] = None,
+    version: Annotated[
+        str | None,
+        typer.Option(help="Version to serve (default: what it serves now, else the latest)."),
+    ] = None,
     alias: Annotated[
         str | None, typer.Option(help="Serve the version this alias points to.")
     ] = None,
@@ -483,37 +428,21 @@ def apply_file(
         text = str(first["msg"]).removeprefix("Value error, ")
         err.print(f"[red]error:[/red] {file}: {where}: {text}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
-    table = Table(title=f"applied {file}")
-    table.add_column("model")
-    table.add_column("result")
-    for model, what in result.items():
-        table.add_row(model, what)
-    out.print(table)
+    print_table(out, f"applied {file}", ("model", "result"), [list(r) for r in result.items()])
 
 
 @app.command()
-def history(name: str) -> None:
+def history(name: str, output: OutputOpt = Output.table) -> None:
     """Every alias move and deploy action of NAME: time, actor, from/to version."""
     try:
         events = _sdk().history(name)
     except MaasError as exc:
         _fail(exc)
-    table = Table(title=f"{name}: history")
-    for col in ("#", "time (UTC)", "actor", "action", "alias", "from", "to", "detail"):
-        table.add_column(col)
-    for e in events:
-        when = datetime.fromtimestamp(e.time_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
-        table.add_row(
-            str(e.seq),
-            when,
-            e.actor,
-            e.action,
-            f"@{e.alias}" if e.alias else "-",
-            e.from_version or "-",
-            e.to_version or "-",
-            e.detail,
-        )
-    out.print(table if events else f"no history for {name} yet")
+    if output is Output.json:
+        print_json([e.model_dump(mode="json") for e in events])
+    else:
+        rows = [o.history_cells(e) for e in events]
+        print_table(out, f"{name}: history", o.HISTORY_COLUMNS, rows, f"no history for {name} yet")
 
 
 @app.command()
@@ -576,7 +505,7 @@ def keys_create(
         made = _sdk().create_key(scope, name, expires_in)
     except MaasError as exc:
         _fail(exc)
-    expires = _when(made["expires_at"]) if made.get("expires_at") else "never"
+    expires = o.when(made["expires_at"]) if made.get("expires_at") else "never"
     err.print(
         f"created key {made['id']} '{made['name']}', scopes {' '.join(made['scopes'])}, "
         f"expires {expires}. Store it now: it is not shown again.",
@@ -586,35 +515,17 @@ def keys_create(
 
 
 @keys_app.command("list")
-def keys_list() -> None:
+def keys_list(output: OutputOpt = Output.table) -> None:
     """Every API key: id, name, scopes, created, expires, revoked (never the secret)."""
     try:
         keys = _sdk().keys()
     except MaasError as exc:
         _fail(exc)
-    table = Table(title="API keys")
-    for col in ("id", "name", "scopes", "created (UTC)", "expires", "state"):
-        table.add_column(col)
-    now = datetime.now(UTC).timestamp()
-    for k in keys:
-        expires = k.get("expires_at")
-        state = (
-            "revoked"
-            if k.get("revoked_at")
-            else "expired"
-            if expires and expires < now
-            else "active"
-        )
-        color = "green" if state == "active" else "red"
-        table.add_row(
-            k["id"],
-            k["name"],
-            " ".join(k["scopes"]),
-            _when(k["created_at"]),
-            _when(expires) if expires else "never",
-            f"[{color}]{state}[/{color}]",
-        )
-    out.print(table)
+    if output is Output.json:
+        print_json(keys)  # the records as the API sends them: no secret, ever
+    else:
+        now = datetime.now(UTC).timestamp()
+        print_table(out, "API keys", o.KEY_COLUMNS, [o.key_cells(k, now) for k in keys])
 
 
 @keys_app.command("revoke")
@@ -636,30 +547,18 @@ def audit(
         str | None, typer.Option(help="Only this action, e.g. deploy or key.create.")
     ] = None,
     limit: Annotated[int, typer.Option(help="The newest N records.")] = 50,
+    output: OutputOpt = Output.table,
 ) -> None:
     """Management actions: when, who (key name), what, on what, and how it ended."""
     try:
         records = _sdk().audit(model, action, limit)
     except MaasError as exc:
         _fail(exc)
-    table = Table(title="audit log")
-    for col in ("time (UTC)", "actor", "action", "target", "outcome", "detail"):
-        table.add_column(col, overflow="fold")
-    for r in records:
-        color = "green" if r["outcome"] == "ok" else "red"
-        table.add_row(
-            _when(r["time"]),
-            r["actor"],
-            r["action"],
-            r["target"],
-            f"[{color}]{r['outcome']} {r['status']}[/{color}]",
-            r["detail"],
-        )
-    out.print(table if records else "no audit records yet")
-
-
-def _when(epoch_s: float) -> str:
-    return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    if output is Output.json:
+        print_json(records)
+    else:
+        rows = [o.audit_cells(r) for r in records]
+        print_table(out, "audit log", o.AUDIT_COLUMNS, rows, "no audit records yet")
 
 
 def main() -> None:

@@ -7,10 +7,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from maas_ray.control import capacity
+from maas_ray.control.rows import FAILED, app_error, app_version, drifted, replicas, row
 from maas_ray.control.serve_api import ServeAPI
 from maas_ray.control.spec import (
-    CHALLENGER_DEPLOYMENT,
-    MODEL_DEPLOYMENT,
     SHARED_APP,
     SHARED_DEPLOYMENT,
     DeploymentSpec,
@@ -18,8 +18,16 @@ from maas_ray.control.spec import (
     serve_config,
     shared_application,
 )
-from maas_ray.control.status import ModelStatus, VersionRole
-from maas_ray.errors import BadRequest, Conflict, DeploymentFailed, MaasError, VersionNotDeployed
+from maas_ray.control.status import ModelStatus, NodeResources
+from maas_ray.errors import (
+    BadRequest,
+    Conflict,
+    DeploymentFailed,
+    InsufficientResources,
+    MaasError,
+    PlatformUnavailable,
+    VersionNotDeployed,
+)
 from maas_ray.registry import HistoryEvent, Registry
 from maas_ray.serving.traffic import Canary, Shadow
 from maas_ray.settings import Settings
@@ -27,7 +35,9 @@ from maas_ray.settings import Settings
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
-_FAILED = {"DEPLOY_FAILED", "UNHEALTHY"}
+Overrides = dict[str, dict[str, Any] | None]  # model -> spec to plan with (None: removed)
+# After a refused change, how long to wait for the version before it to answer again.
+RESTORE_WAIT_S = 120.0
 PRODUCTION = "production"
 FAILED_ACTION = "deploy-failed"  # history action of a refused deploy, promote or apply
 
@@ -41,22 +51,38 @@ class ControlPlane:
         self.serve = ServeAPI(settings.dashboard_url, timeout_s=settings.request_timeout_s)
 
     # -- desired state --------------------------------------------------------
-    def apply(self) -> dict[str, str]:
+    def apply(
+        self, overrides: Overrides | None = None, no_surge: frozenset[str] = frozenset()
+    ) -> dict[str, str]:
         """PUT the desired config; return the version each model should reach.
 
         Shared models map to the version the pool will load for them.
         """
-        config, targets = self.desired()
+        config, targets = self.desired(overrides, no_surge)
         self.serve.put_config(config)
         return targets
 
-    def desired(self) -> tuple[dict[str, Any], dict[str, str]]:
-        """The full Serve config and ``{model: version}``, from one pass over the stored specs."""
+    def desired(
+        self,
+        overrides: Overrides | None = None,
+        no_surge: frozenset[str] = frozenset(),
+        leave_out: frozenset[str] = frozenset(),
+        no_challenger: frozenset[str] = frozenset(),
+    ) -> tuple[dict[str, Any], dict[str, str]]:
+        """The full Serve config and ``{model: version}``, from one pass over the stored
+        specs (``overrides`` replace stored ones, to plan a change before storing it).
+
+        ``leave_out`` / ``no_challenger``: models (or their canary/shadow) a restore
+        found no room for; ``no_surge``: models replaced in place (see _switch).
+        """
         s = self.settings
         apps = []
         targets: dict[str, str] = {}
         shared = False
-        for name, raw in sorted(self.registry.list_specs().items()):
+        specs = {**self.registry.list_specs(), **(overrides or {})}
+        for name, raw in sorted(specs.items()):
+            if raw is None or name in leave_out:
+                continue
             try:
                 spec = DeploymentSpec.model_validate(raw)
                 version = self.registry.resolve(name, spec.version, spec.alias).version
@@ -67,7 +93,14 @@ class ControlPlane:
             if spec.mode == "shared":
                 shared = True  # served by the pool; the gateway finds it in the registry
             else:
-                apps.append(spec.to_application(version, s.mlflow_uri))
+                apps.append(
+                    spec.to_application(
+                        version,
+                        s.mlflow_uri,
+                        surge=name not in no_surge,
+                        challenger=name not in no_challenger,
+                    )
+                )
         # The pool always runs, warm: it answers a dedicated model's first requests
         # while that model's own replicas start (see serving/gateway.py). With no
         # shared model it reserves no CPU, so it never keeps a model replica out.
@@ -75,15 +108,57 @@ class ControlPlane:
         apps.append(shared_application(s.mlflow_uri, s.shared_replicas, num_cpus))
         return serve_config(apps, s.host, s.serve_port, s.mlflow_uri), targets
 
+    def nodes(self) -> list[capacity.Node]:
+        """The Ray cluster's alive nodes with their logical resources (live)."""
+        return capacity.read_nodes(self.settings.ray_address)
+
+    def cluster(self) -> list[NodeResources]:
+        """Per node: logical CPU and GPU used of total, host memory used of total."""
+        memory = self.serve.host_memory()
+        rows = []
+        for node in self.nodes():
+            used_mem, total_mem = memory.get(node.node_id, (0, 0))
+            rows.append(
+                NodeResources(
+                    node_id=node.node_id,
+                    address=node.address,
+                    is_head=node.is_head,
+                    cpu_used=round(node.used["CPU"], 4),
+                    cpu_total=node.total["CPU"],
+                    gpu_used=round(node.used["GPU"], 4),
+                    gpu_total=node.total["GPU"],
+                    memory_used_bytes=used_mem,
+                    memory_total_bytes=total_mem,
+                )
+            )
+        return rows
+
+    def admit(
+        self, overrides: Overrides, what: str, no_surge: frozenset[str] = frozenset()
+    ) -> None:
+        """Raise InsufficientResources (409) if the change cannot be placed; store nothing."""
+        config, _ = self.desired(overrides, no_surge)
+        apps = {name for name in overrides} | {SHARED_APP}
+        capacity.admit(config, self.serve.applications(), self.nodes(), apps, what)
+
     # -- actions -------------------------------------------------------------------
     def deploy(self, spec: DeploymentSpec, progress: Progress | None = None) -> ModelStatus:
-        """Store ``spec`` and wait until its version answers; undo the change on failure."""
+        """Store ``spec`` and wait until its version answers; undo the change on failure.
+
+        A spec naming neither a version nor an alias serves what the model's stored
+        spec serves (a resize keeps the version), or else the latest version.
+        """
+        stored = self.registry.get_spec(spec.model)
+        if spec.version is None and spec.alias is None and stored is not None:
+            spec = spec.model_copy(
+                update={"version": stored.get("version"), "alias": stored.get("alias")}
+            )
         target = self.registry.resolve(spec.model, spec.version, spec.alias)
         if spec.alias is None:
             spec = spec.model_copy(update={"version": target.version})
-        previous = self.registry.get_spec(spec.model)
+        previous = stored
         running = self._serving_version(spec.model)
-        self._switch(spec, previous, progress)
+        self._switch(spec, previous, progress, what=f"deploy of {spec.model} v{target.version}")
         self.registry.record(
             spec.model,
             self.settings.who,
@@ -118,7 +193,13 @@ class ControlPlane:
                 update: dict[str, Any] = {"alias": alias, "version": None}
                 if spec.challenger is not None and spec.challenger.version == version:
                     update.update(canary=None, shadow=None)
-                self._switch(spec.model_copy(update=update), raw, progress)
+                self._switch(
+                    spec.model_copy(update=update),
+                    raw,
+                    progress,
+                    what=f"promote of {name} v{version}",
+                    in_place_if_full=True,
+                )
         except MaasError:
             self._restore_alias(name, alias, before)
             raise
@@ -136,7 +217,13 @@ class ControlPlane:
         if spec is not None and spec.challenger is not None:
             kind = "canary" if spec.canary is not None else "shadow"
             primary = self._serving_version(name)
-            self._switch(spec.model_copy(update={"canary": None, "shadow": None}), raw, progress)
+            self._switch(
+                spec.model_copy(update={"canary": None, "shadow": None}),
+                raw,
+                progress,
+                what=f"end of the {kind} of {name}",
+                in_place_if_full=True,
+            )
             self.registry.record(
                 name,
                 self.settings.who,
@@ -156,7 +243,11 @@ class ControlPlane:
             following = self._following(raw, alias)
             if following is not None:
                 self._switch(
-                    following.model_copy(update={"alias": alias, "version": None}), raw, progress
+                    following.model_copy(update={"alias": alias, "version": None}),
+                    raw,
+                    progress,
+                    what=f"rollback of {name} to v{target}",
+                    in_place_if_full=True,
                 )
         except MaasError:
             self._restore_alias(name, alias, before)
@@ -187,7 +278,9 @@ class ControlPlane:
             if kind == "canary"
             else {"canary": None, "shadow": side}
         )
-        self._switch(spec.model_copy(update=update), raw, progress)
+        self._switch(
+            spec.model_copy(update=update), raw, progress, what=f"{kind} of {name} v{version}"
+        )
         sticky = getattr(side, "sticky_header", None)
         self.registry.record(
             name,
@@ -205,11 +298,17 @@ class ControlPlane:
     ) -> dict[str, str]:
         """Make the given specs the stored ones (others stay as they are); all or nothing.
 
-        Every version and alias is checked before anything changes; a spec equal to
-        the stored one is left alone, so applying the same file twice changes
-        nothing. Returns ``{model: "unchanged" | "created" | "updated"}``.
+        Every version and alias is checked, and the whole change admitted, before
+        anything changes. A spec equal to the stored one whose Serve application also
+        runs as it says is left alone, so applying the same file twice changes
+        nothing; one whose application differs from it (a replica Serve still tries
+        to start, a restore that left something out) is reconciled. Returns
+        ``{model: "unchanged" | "created" | "updated" | "reconciled"}``.
         """
         stored = self.registry.list_specs()
+        running = self.serve.applications()
+        config, _ = self.desired({s.model: s.model_dump(exclude_none=True) for s in specs})
+        apps = {a["name"]: a for a in config["applications"]}
         result: dict[str, str] = {}
         changed: list[tuple[DeploymentSpec, dict[str, Any] | None]] = []
         for spec in specs:
@@ -217,25 +316,29 @@ class ControlPlane:
             if spec.challenger is not None:
                 self.registry.get_version(spec.model, spec.challenger.version)
             before = stored.get(spec.model)
-            if before == spec.model_dump(exclude_none=True):
-                result[spec.model] = "unchanged"
-            else:
+            if before != spec.model_dump(exclude_none=True):
                 result[spec.model] = "created" if before is None else "updated"
                 changed.append((spec, before))
+            elif spec.mode != "shared" and drifted(apps.get(spec.model), running.get(spec.model)):
+                result[spec.model] = "reconciled"
+                changed.append((spec, before))
+            else:
+                result[spec.model] = "unchanged"
         if not changed:
             return result
+        overrides: Overrides = {s.model: s.model_dump(exclude_none=True) for s, _ in changed}
+        self.admit(overrides, "apply of " + ", ".join(sorted(overrides)))
         for spec, _ in changed:
             self.registry.set_spec(spec.model, spec.model_dump(exclude_none=True))
         try:
-            targets = self.apply()
-            self.wait_running({s.model: targets[s.model] for s, _ in changed}, progress)
+            targets = self._converge([s.model for s, _ in changed], progress)
         except MaasError as exc:
             for spec, before in changed:
                 if before is None:
                     self.registry.delete_spec(spec.model)
                 else:
                     self.registry.set_spec(spec.model, before)
-            self.apply()
+            self._settle([s.model for s, _ in changed], progress)
             for spec, _ in changed:
                 self._failed(spec, exc)
             raise
@@ -249,6 +352,29 @@ class ControlPlane:
                 detail=result[spec.model],
             )
         return result
+
+    def restore(self, progress: Progress | None = None) -> list[str]:
+        """Start every stored deployment that fits (``maas up``); return what did not.
+
+        Primaries are placed before canaries and shadows, so a challenger never
+        keeps its primary out. A model that does not fit is left out (its spec stays
+        stored; the next action or ``maas up`` with room brings it back) and named
+        with the reason, like one that fails to start; the rest serves.
+        """
+        everything, _ = self.desired()
+        left_out, no_challenger, notes = capacity.restore_order(
+            everything, self.serve.applications(), self.nodes()
+        )
+        config, targets = self.desired(
+            leave_out=frozenset(left_out), no_challenger=frozenset(no_challenger)
+        )
+        self.serve.put_config(config)
+        failures: dict[str, str] = {}
+        self.wait_running(targets, progress, failures=failures)
+        notes += [f"{name}: {why}" for name, why in sorted(failures.items())]
+        for note in notes:
+            logger.warning("restore: %s", note)
+        return notes
 
     def undeploy(self, name: str, progress: Progress | None = None) -> None:
         """Stop serving ``name``; its versions stay registered."""
@@ -266,54 +392,152 @@ class ControlPlane:
                 progress(f"stopping {name}")
             time.sleep(0.5)
 
-    def wait_running(self, targets: dict[str, str], progress: Progress | None = None) -> None:
-        """Poll Serve until every app in ``targets`` runs its target version."""
-        deadline = time.monotonic() + self.settings.deploy_timeout_s
+    def wait_running(
+        self,
+        targets: dict[str, str],
+        progress: Progress | None = None,
+        failures: dict[str, str] | None = None,
+        timeout_s: float | None = None,
+        args: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
+        """Poll Serve until every app in ``targets`` runs its target version (and, for
+        apps named in ``args``, those application args: a canary split, batching).
+
+        With ``failures``, a model that fails or times out is recorded there
+        (model -> reason) instead of raising, and the others are still waited for.
+        """
+        timeout_s = self.settings.deploy_timeout_s if timeout_s is None else timeout_s
+        deadline = time.monotonic() + timeout_s
         pending = dict(targets)
         while pending:
             apps = self.serve.applications()
             for name, version in list(pending.items()):
                 app = apps.get(name) or {}
-                state, running_version = app.get("status"), _app_version(app)
+                state, running_version = app.get("status"), app_version(app)
                 if name not in apps and SHARED_APP in apps and self._is_shared(name):
                     app = apps[SHARED_APP]
                     state, running_version = app.get("status"), version
-                if state == "RUNNING" and running_version == version:
+                applied = (
+                    args is None
+                    or name not in args
+                    or name not in apps
+                    or ((app.get("deployed_app_config") or {}).get("args") or {}) == args[name]
+                )
+                if state == "RUNNING" and running_version == version and applied:
                     del pending[name]
-                elif state in _FAILED and running_version == version:
-                    raise DeploymentFailed(f"'{name}' version {version} failed: {_app_error(app)}")
+                elif state in FAILED and running_version == version:
+                    why = f"'{name}' version {version} failed: {app_error(app)}"
+                    if failures is None:
+                        raise DeploymentFailed(why)
+                    failures[name] = f"version {version} failed: {app_error(app)}"
+                    del pending[name]
                 elif progress:
                     progress(f"{name} v{version}: {state or 'NOT_STARTED'}")
             if pending and time.monotonic() > deadline:
-                raise DeploymentFailed(
-                    f"timed out after {self.settings.deploy_timeout_s:.0f}s waiting for "
-                    + ", ".join(f"{n} v{v}" for n, v in pending.items())
-                )
+                waiting = ", ".join(f"{n} v{v}" for n, v in pending.items())
+                if failures is not None:
+                    for name, version in pending.items():
+                        failures[name] = f"version {version} not running after {timeout_s:.0f}s"
+                    return
+                raise DeploymentFailed(f"timed out after {timeout_s:.0f}s waiting for {waiting}")
             if pending:
                 time.sleep(0.5)
 
     # -- helpers ----------------------------------------------------------------------
     def _switch(
-        self, spec: DeploymentSpec, previous: dict[str, Any] | None, progress: Progress | None
+        self,
+        spec: DeploymentSpec,
+        previous: dict[str, Any] | None,
+        progress: Progress | None,
+        what: str,
+        in_place_if_full: bool = False,
     ) -> None:
-        """Store ``spec``, apply, and wait; put ``previous`` back if the new state fails.
+        """Admit, store ``spec``, apply, and wait; put ``previous`` back if it fails.
 
-        Serve replaces replicas as a rolling update (new ones start and load before
-        old ones stop), so callers see no failed request during a switch.
+        Serve replaces replicas as a rolling update with one surge replica (a new
+        one starts and loads before an old one stops), so callers see no failed
+        request during a switch. ``in_place_if_full``: where there is room for the
+        change but not for its surge replica (a rollback on a full cluster), replace
+        in place instead of refusing: requests wait in the ingress while the new
+        replica starts.
         """
+        overrides: Overrides = {spec.model: spec.model_dump(exclude_none=True)}
+        no_surge = self._admit_switch(overrides, what, in_place_if_full)
+        quiet = _quieted(spec, previous)
+        try:
+            if quiet is not None:
+                # The challenger goes away: first the primary stops sending it traffic
+                # (its replicas replaced by ones at 0%), then it is removed. Removed at
+                # once, requests the old primary still forwards to it would hang in
+                # the handle until that replica is killed (seen: 20 s, then 500s).
+                quiet_overrides: Overrides = {spec.model: quiet}
+                quiet_surge = self._admit_switch(quiet_overrides, what, in_place_if_full)
+                self._converge([spec.model], progress, quiet_overrides, quiet_surge)
+        except MaasError:
+            self._settle([spec.model], progress)
+            raise
         self.registry.set_spec(spec.model, spec.model_dump(exclude_none=True))
         try:
-            targets = self.apply()
-            self.wait_running({spec.model: targets[spec.model]}, progress)
+            self._converge([spec.model], progress, no_surge=no_surge)
         except MaasError as exc:
             # Put back what served before so a bad version never takes the traffic.
             if previous is None:
                 self.registry.delete_spec(spec.model)
             else:
                 self.registry.set_spec(spec.model, previous)
-            self.apply()
+            self._settle([spec.model], progress)
             self._failed(spec, exc)
             raise
+
+    def _admit_switch(self, overrides: Overrides, what: str, in_place: bool) -> frozenset[str]:
+        """Admit a change; with ``in_place``, fall back to replacing without a surge
+        replica. Returns the models to replace in place."""
+        try:
+            self.admit(overrides, what)
+            return frozenset()
+        except InsufficientResources:
+            if not in_place:
+                raise
+            no_surge = frozenset(overrides)
+            self.admit(overrides, what, no_surge)
+            logger.warning("%s: no room for a surge replica, replacing in place", what)
+            return no_surge
+
+    def _converge(
+        self,
+        names: list[str],
+        progress: Progress | None,
+        overrides: Overrides | None = None,
+        no_surge: frozenset[str] = frozenset(),
+        failures: dict[str, str] | None = None,
+        timeout_s: float | None = None,
+    ) -> dict[str, str]:
+        """PUT the desired config and wait until ``names`` run it (version and args)."""
+        config, targets = self.desired(overrides, no_surge)
+        self.serve.put_config(config)
+        args = {a["name"]: a.get("args") or {} for a in config["applications"]}
+        wanted = {n: targets[n] for n in names if n in targets}
+        self.wait_running(wanted, progress, failures, timeout_s, args)
+        return targets
+
+    def _settle(self, names: list[str], progress: Progress | None) -> None:
+        """After a refused change: apply the stored state again and wait until what
+        served before answers again (or is gone), so the caller returns to a platform
+        that runs what the registry says."""
+        try:
+            failures: dict[str, str] = {}
+            targets = self._converge(names, progress, failures=failures, timeout_s=RESTORE_WAIT_S)
+            gone = [n for n in names if n not in targets]
+            deadline = time.monotonic() + RESTORE_WAIT_S
+            while gone and time.monotonic() < deadline:
+                apps = self.serve.applications()
+                gone = [n for n in gone if n in apps]
+                if gone:
+                    time.sleep(0.5)
+            for name, why in failures.items():
+                logger.error("%s did not come back after a refused change: %s", name, why)
+        except MaasError as exc:
+            logger.error("could not put back the state before a refused change: %s", exc)
 
     def _failed(self, spec: DeploymentSpec, exc: MaasError) -> None:
         """Record a refused deploy; `maas status` shows it until the next action."""
@@ -352,7 +576,7 @@ class ControlPlane:
             raw = self.registry.get_spec(name) or {}
             spec = DeploymentSpec.model_validate(raw)
             return self.registry.resolve(name, spec.version, spec.alias).version
-        return _app_version(apps.get(name) or {})
+        return app_version(apps.get(name) or {})
 
     def _is_shared(self, name: str) -> bool:
         raw = self.registry.get_spec(name)
@@ -360,13 +584,18 @@ class ControlPlane:
 
     # -- status ------------------------------------------------------------------------
     def status(self) -> list[ModelStatus]:
-        """One row per model that has a deployment spec."""
+        """One row per model that has a deployment spec, with why replicas wait."""
         specs = self.registry.list_specs()
         apps = self.serve.applications()
         last = self.registry.last_events()
+        nodes = self._nodes_or_none()
+        # The whole desired config (one registry call per model) only for the
+        # autoscaling warnings.
+        scaling = any("min_replicas" in raw for raw in specs.values())
+        config = self.desired()[0] if nodes is not None and scaling else {}
         rows = []
         for name, raw in sorted(specs.items()):
-            row = self._row(DeploymentSpec.model_validate(raw), apps)
+            row = self._row(DeploymentSpec.model_validate(raw), apps, nodes, config)
             event = last.get(name)
             if event is not None and event.action == FAILED_ACTION:
                 when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(event.time_ms / 1000))
@@ -383,11 +612,39 @@ class ControlPlane:
         raw = self.registry.get_spec(name)
         if raw is None:
             raise VersionNotDeployed(name)
-        return self._row(DeploymentSpec.model_validate(raw), self.serve.applications())
+        nodes = self._nodes_or_none()
+        spec = DeploymentSpec.model_validate(raw)
+        config = self.desired()[0] if nodes is not None and spec.autoscaling else {}
+        return self._row(spec, self.serve.applications(), nodes, config)
 
-    def _row(self, spec: DeploymentSpec, apps: dict[str, Any]) -> ModelStatus:
+    def _nodes_or_none(self) -> list[capacity.Node] | None:
+        try:
+            return self.nodes()
+        except PlatformUnavailable as exc:
+            logger.warning("no resource view for status: %s", exc.message)
+            return None
+
+    def _row(
+        self,
+        spec: DeploymentSpec,
+        apps: dict[str, Any],
+        nodes: list[capacity.Node] | None = None,
+        config: dict[str, Any] | None = None,
+    ) -> ModelStatus:
         if spec.mode != "shared":
-            return _row(spec, apps.get(spec.model))
+            status = row(spec, apps.get(spec.model))
+            if nodes is not None and spec.model in apps:
+                status.pending = "; ".join(capacity.pending_reasons(apps[spec.model], nodes))
+            if nodes is not None and config and spec.autoscaling:
+                status.warnings = capacity.autoscaling_warnings(config, apps, nodes, spec.model)
+            stored_side = spec.challenger
+            if stored_side is not None and status.challenger is None and spec.model in apps:
+                kind = "canary" if spec.canary is not None else "shadow"
+                status.warnings.append(
+                    f"{kind} v{stored_side.version} is stored but not running: `maas up` "
+                    "found no room for it; `maas apply` or a new canary/shadow retries"
+                )
+            return status
         pool = apps.get(SHARED_APP) or {}
         try:
             version: str | None = self.registry.resolve(
@@ -395,7 +652,7 @@ class ControlPlane:
             ).version
         except MaasError:
             version = None
-        running, target = _replicas((pool.get("deployments") or {}).get(SHARED_DEPLOYMENT))
+        running, target = replicas((pool.get("deployments") or {}).get(SHARED_DEPLOYMENT))
         return ModelStatus(
             model=spec.model,
             version=version if pool else None,
@@ -411,6 +668,22 @@ class ControlPlane:
         )
 
 
+def _quieted(spec: DeploymentSpec, previous: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``previous`` with its canary/shadow at 0%, when ``spec`` drops that challenger."""
+    if previous is None:
+        return None
+    before = DeploymentSpec.model_validate(previous)
+    side = before.challenger
+    if side is None or before.mode == "shared":
+        return None
+    if spec.challenger is not None and spec.challenger.version == side.version:
+        return None
+    if side.percent == 0:
+        return None
+    kind = "canary" if before.canary is not None else "shadow"
+    return {**previous, kind: {**previous[kind], "percent": 0}}
+
+
 def rollback_target(events: list[HistoryEvent], alias: str) -> str | None:
     """The version ``alias`` goes back to: replay promotes (push) and rollbacks (pop)."""
     stack: list[str] = []
@@ -422,67 +695,3 @@ def rollback_target(events: list[HistoryEvent], alias: str) -> str | None:
         elif e.action == "rollback" and stack:
             stack.pop()
     return stack[-1] if stack else None
-
-
-def _app_version(app: dict[str, Any]) -> str | None:
-    args = (app.get("deployed_app_config") or {}).get("args") or {}
-    version = args.get("version")
-    return None if version is None else str(version)
-
-
-def _app_error(app: dict[str, Any]) -> str:
-    messages = [app.get("message") or ""]
-    for dep in (app.get("deployments") or {}).values():
-        if dep.get("message"):
-            messages.append(dep["message"])
-    return "\n".join(m for m in messages if m).strip() or "no message from Serve"
-
-
-def _replicas(dep: dict[str, Any] | None) -> tuple[int, int | None]:
-    replicas = (dep or {}).get("replicas") or []
-    running = sum(1 for r in replicas if r.get("state") == "RUNNING")
-    return running, (dep or {}).get("target_num_replicas")
-
-
-def _row(spec: DeploymentSpec, app: dict[str, Any] | None) -> ModelStatus:
-    app = app or {}
-    deployments = app.get("deployments") or {}
-    running, target = _replicas(deployments.get(MODEL_DEPLOYMENT))
-    if target is None:
-        target = spec.min_replicas if spec.autoscaling else (spec.num_replicas or 1)
-    state = app.get("status") or "NOT_RUNNING"
-    version = _app_version(app)
-    side = spec.challenger
-    challenger = None
-    traffic = f"v{version} 100%" if version else "-"
-    if side is not None:
-        c_running, c_target = _replicas(deployments.get(CHALLENGER_DEPLOYMENT))
-        role = "canary" if spec.canary is not None else "shadow"
-        challenger = VersionRole(
-            version=side.version,
-            role=role,
-            replicas_running=c_running,
-            replicas_target=int(c_target or 0),
-        )
-        if spec.canary is not None:
-            pct = spec.canary.percent
-            traffic = f"v{version} {100 - pct:g}% / v{side.version} {pct:g}% (canary)"
-            if spec.canary.sticky_header:
-                traffic += f", sticky by {spec.canary.sticky_header}"
-        else:
-            traffic = f"v{version} 100%, shadow v{side.version} gets {side.percent:g}% mirrored"
-    return ModelStatus(
-        model=spec.model,
-        version=version,
-        alias=spec.alias,
-        replicas_running=running,
-        replicas_target=int(target or 0),
-        replicas_spec=spec.replicas_text(),
-        num_cpus=spec.num_cpus,
-        num_gpus=spec.num_gpus,
-        health=state,
-        route=f"{model_route(spec.model)}/predict",
-        message=_app_error(app) if state in _FAILED else "",
-        traffic=traffic,
-        challenger=challenger,
-    )

@@ -41,6 +41,7 @@ class ComponentState(BaseModel):
     name: str
     url: str
     started: bool  # False: it was already running
+    notes: list[str] = []  # what a restore left out, and why
 
 
 def _bin(name: str) -> str:
@@ -203,8 +204,7 @@ def _up_ray(settings: Settings, state: dict[str, Any], progress: Progress | None
         "--max-worker-port",
         settings.ray_worker_ports.split("-")[1],
     ]
-    if settings.ray_num_cpus is not None:
-        cmd += ["--num-cpus", str(settings.ray_num_cpus)]
+    cmd += ["--num-cpus", str(settings.logical_cpus)]
     if settings.ray_num_gpus is not None:
         cmd += ["--num-gpus", str(settings.ray_num_gpus)]
     # Replicas (and the management API inside Serve) read the same settings.
@@ -284,10 +284,11 @@ def _up_serve(settings: Settings, progress: Progress | None) -> ComponentState:
     if _answers(f"{url}/healthz"):
         return ComponentState(name="serve", url=url, started=False)
     control = ControlPlane(settings)
-    targets = control.apply()  # the gateway plus every deployment stored in the registry
+    # The gateway plus every stored deployment that fits: primaries before canaries
+    # and shadows; what has no room (or fails to start) is named, the rest serves.
+    notes = control.restore(progress)
     _wait(f"{url}/healthz", "Ray Serve", settings, None, None, progress)
-    control.wait_running(targets, progress)
-    return ComponentState(name="serve", url=url, started=True)
+    return ComponentState(name="serve", url=url, started=True, notes=notes)
 
 
 def down(settings: Settings, grace_s: float = 15.0) -> list[str]:

@@ -44,6 +44,21 @@ class ServeAPI:
         apps: dict[str, Any] = self.details().get("applications") or {}
         return apps
 
+    def host_memory(self) -> dict[str, tuple[int, int]]:
+        """``{node_id: (used bytes, total bytes)}`` of each node's RAM, from the dashboard;
+        empty where the dashboard does not say."""
+        try:
+            resp = self._request("GET", "/nodes", params={"view": "summary"})
+            summary = resp.json().get("data", {}).get("summary") or []
+        except (PlatformUnavailable, ValueError):
+            return {}
+        memory = {}
+        for node in summary:
+            mem, node_id = node.get("mem") or [], (node.get("raylet") or {}).get("nodeId")
+            if node_id and len(mem) >= 4:  # [total, available, percent, used]
+                memory[node_id] = (int(mem[3]), int(mem[0]))
+        return memory
+
     def shutdown(self) -> None:
         """Stop Serve entirely (all applications and proxies)."""
         self._request("DELETE", "/api/serve/applications/")

@@ -16,6 +16,13 @@ SHARED_DEPLOYMENT = "SharedPool"
 SHARED_APP_IMPORT = "maas_ray.serving.shared:build_pool"
 MODEL_DEPLOYMENT = "ModelServer"
 CHALLENGER_DEPLOYMENT = "Challenger"
+# Serve's max_surge_percent, of the target count rounded up: 1% is one surge replica
+# for up to 100 replicas. A replaced deployment (new version, new resources) starts
+# each replacement beside the old replica and stops that one only once the new one
+# runs, so the old version answers throughout, and keeps answering if the new one
+# fails. Serve's default (0) stops the old replica first. The surge replica needs
+# room: control/capacity.py counts it before the change is made.
+SURGE_PERCENT = 1
 
 
 def model_route(name: str) -> str:
@@ -112,17 +119,22 @@ class DeploymentSpec(BaseModel):
             return f"{self.min_replicas}-{self.max_replicas}"
         return str(self.num_replicas or 1)
 
-    def to_application(self, version: str, tracking_uri: str) -> dict[str, Any]:
+    def to_application(
+        self, version: str, tracking_uri: str, *, surge: bool = True, challenger: bool = True
+    ) -> dict[str, Any]:
         """The Serve application config (ServeApplicationSchema) for this spec.
 
         ``version`` is the primary version (the alias resolved). A canary or shadow
         adds a second deployment, ``Challenger``, with the same replica settings; the
-        primary stays the ingress, so the plain path keeps one hop.
+        primary stays the ingress, so the plain path keeps one hop. ``challenger=False``
+        leaves it out (a restore with no room for it). ``surge``: replacements start
+        beside the old replicas, one at a time (see SURGE_PERCENT).
         """
         deployment: dict[str, Any] = {
             "name": MODEL_DEPLOYMENT,
             "max_ongoing_requests": self.max_ongoing_requests,
             "ray_actor_options": {"num_cpus": self.num_cpus, "num_gpus": self.num_gpus},
+            "max_surge_percent": SURGE_PERCENT if surge else 0,
         }
         if self.autoscaling:
             deployment["autoscaling_config"] = {
@@ -146,13 +158,13 @@ class DeploymentSpec(BaseModel):
             args["inline"] = False  # see ModelServer: keeps queueing visible to Serve
         if self.batching is not None:
             args["batching"] = self.batching.model_dump()
-        if self.canary is not None:
+        if self.canary is not None and challenger:
             args["canary"] = self.canary.model_dump(exclude_none=True)
-        if self.shadow is not None:
+        if self.shadow is not None and challenger:
             args["shadow"] = self.shadow.model_dump()
         if self.mask_fields:
             args["mask_fields"] = self.mask_fields
-        if self.challenger is not None:
+        if self.challenger is not None and challenger:
             deployments.append({**deployment, "name": CHALLENGER_DEPLOYMENT})
         return {
             "name": self.model,
@@ -189,6 +201,7 @@ def shared_application(
                 "num_replicas": replicas,
                 "max_ongoing_requests": max_ongoing_requests,
                 "ray_actor_options": {"num_cpus": num_cpus},
+                "max_surge_percent": SURGE_PERCENT,
             }
         ],
     }

@@ -1,8 +1,8 @@
-"""Status rows of deployed models: what `maas status` prints (plain records)."""
+"""Status rows of deployed models and of the cluster's nodes: what `maas status` prints."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class VersionRole(BaseModel):
@@ -30,3 +30,26 @@ class ModelStatus(BaseModel):
     message: str = ""
     traffic: str = "-"
     challenger: VersionRole | None = None
+    pending: str = Field(
+        default="",
+        description="Why replicas are not running yet, e.g. 'waiting for 0.5 CPU, 0 free of 2.0'.",
+    )
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="What may not work as asked, e.g. an autoscaling maximum beyond capacity.",
+    )
+
+
+class NodeResources(BaseModel):
+    """One node of the Ray cluster: logical resources used of total, and host memory."""
+
+    node_id: str
+    address: str
+    is_head: bool
+    alive: bool = True
+    cpu_used: float
+    cpu_total: float
+    gpu_used: float
+    gpu_total: float
+    memory_used_bytes: int = Field(description="Host memory in use (RAM), bytes.")
+    memory_total_bytes: int = Field(description="Host memory, bytes.")

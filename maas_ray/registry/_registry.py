@@ -466,6 +466,15 @@ def _model_info(rm: RegisteredModel, versions: list[VersionInfo]) -> ModelInfo:
     latest = max((int(v.version) for v in rm.latest_versions or []), default=None)
     if versions:
         latest = max(int(v.version) for v in versions)
+    # search_model_versions leaves ModelVersion.aliases empty; the model's {alias: version}
+    # map is the truth, so each version gets its aliases from there.
+    by_version: dict[str, list[str]] = {}
+    for alias, version in sorted((rm.aliases or {}).items()):
+        by_version.setdefault(str(version), []).append(alias)
+    versions = [
+        v if v.aliases else v.model_copy(update={"aliases": by_version.get(v.version, [])})
+        for v in versions
+    ]
     return ModelInfo(
         name=rm.name,
         description=rm.description or "",
@@ -474,7 +483,7 @@ def _model_info(rm: RegisteredModel, versions: list[VersionInfo]) -> ModelInfo:
             for k, v in (rm.tags or {}).items()
             if k != TAG_SPEC and not k.startswith(TAG_HISTORY)
         },
-        aliases=dict(rm.aliases or {}),
+        aliases={a: str(v) for a, v in (rm.aliases or {}).items()},
         latest_version=None if latest is None else str(latest),
         versions=versions,
     )

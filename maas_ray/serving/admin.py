@@ -1,6 +1,7 @@
 """The management HTTP API under ``/v1/admin``: what the CLI and the SDK call.
 
 ``GET    /v1/admin/status``                       one row per deployed model
+``GET    /v1/admin/cluster``                      per node: CPU, GPU, memory used of total
 ``GET    /v1/admin/models``                       registered models
 ``GET    /v1/admin/models/{name}``                one model with its versions
 ``GET    /v1/admin/models/{name}/history``        alias moves and deploy actions
@@ -128,6 +129,8 @@ def _read(registry: Registry, settings: Settings, call: Call, rest: list[str]) -
         raise NotFound(f"no management route {call.method} /{'/'.join(call.parts)}")
     if rest == ["status"]:
         return 200, [row.model_dump() for row in ControlPlane(settings, registry).status()]
+    if rest == ["cluster"]:
+        return 200, [node.model_dump() for node in ControlPlane(settings, registry).cluster()]
     if rest == ["models"]:
         return 200, [m.model_dump() for m in registry.list_models()]
     if len(rest) == 2 and rest[0] == "models":

@@ -21,7 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from maas_ray.control.spec import DeploymentFile, DeploymentSpec
-from maas_ray.control.status import ModelStatus
+from maas_ray.control.status import ModelStatus, NodeResources
 from maas_ray.registry.models import HistoryEvent, ModelInfo, VersionInfo
 from maas_ray.security.audit import AuditRecord
 from maas_ray.security.keys import KeyRecord
@@ -37,6 +37,7 @@ CSV = "text/csv"
 _REF = "#/components/schemas/{model}"
 _MODELS: tuple[type[BaseModel], ...] = (
     ModelStatus,
+    NodeResources,
     ModelInfo,
     VersionInfo,
     HistoryEvent,
@@ -76,7 +77,12 @@ _ERRORS: dict[str, tuple[str, str]] = {
         "`key_not_found`.",
     ),
     "405": ("MethodNotAllowed", "The route exists for another HTTP method."),
-    "409": ("Conflict", "The request conflicts with the current state. Code: `conflict`."),
+    "409": (
+        "Conflict",
+        "The request conflicts with the current state (`conflict`), or the cluster has no "
+        "room for the replicas it needs (`insufficient_resources`, with `asked` and `free`; "
+        "nothing was changed).",
+    ),
     "413": (
         "PayloadTooLarge",
         "The body is over the platform's limit (MAAS_MAX_BODY_MB). Code: `payload_too_large`.",
@@ -463,7 +469,7 @@ def _admin_paths() -> dict[str, Any]:
         *,
         scope: str = "deploy",
         optional: bool = False,
-        errors: Sequence[str] = ("404", _SWITCHES),
+        errors: Sequence[str] = ("404", "409", _SWITCHES),
         named: bool = True,
         created: bool = False,
     ) -> dict[str, Any]:
@@ -483,6 +489,14 @@ def _admin_paths() -> dict[str, Any]:
     return {
         "/v1/admin/status": {
             "get": read("status", "One row per deployed model.", _list("ModelStatus"), False)
+        },
+        "/v1/admin/cluster": {
+            "get": read(
+                "cluster",
+                "Per node: logical CPU/GPU used of total, host memory used of total.",
+                _list("NodeResources"),
+                False,
+            )
         },
         "/v1/admin/models": {
             "get": read("list_models", "Registered models.", _list("ModelInfo"), False)

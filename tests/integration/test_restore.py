@@ -40,7 +40,9 @@ def test_deployments_come_back_after_ray_is_killed(
     psutil.wait_procs(procs, timeout=30)
     assert not platform._session_processes(sid)
 
-    out = maas(env, "up").stdout
+    proc = maas(env, "up")
+    out = proc.stdout
+    assert "not restored" not in proc.stderr, proc.stderr
     assert "already running" in out  # MLflow, untouched
     assert out.count("started") == 2  # Ray and Serve
     after = _rows(client)

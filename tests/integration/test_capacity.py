@@ -1,0 +1,175 @@
+"""Capacity: actions that need replicas the cluster cannot place answer 409 at once and
+change nothing; a tight cluster still runs canary/rollback cycles; failures put back
+exactly what ran before, with the old version answering throughout."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from maas_ray import MaaS, Settings
+from maas_ray.errors import RemoteError
+from tests.conftest import FIGURES, auth, maas
+from tests.integration.test_deploy import Broken
+from tests.integration.test_lifecycle import Load
+from tests.integration.test_security import _artifact_dir
+
+CPU = 0.5  # what each example reserves on `make up`'s platform
+
+
+@pytest.fixture(scope="module")
+def cap(client: MaaS, seeded: Any) -> Iterator[dict[str, str]]:
+    """A model whose answer names its version: v1 serving, v2 a good challenger,
+    v3 fails to load, v4 has artifacts changed after registration."""
+    from sklearn.dummy import DummyClassifier
+
+    versions = {}
+    for label in ("v1", "v2"):
+        model = DummyClassifier(strategy="constant", constant=label).fit([[0.0]], [label])
+        versions[label] = client.register("capm", model, input_example=[[0.0]]).version
+    import pandas as pd
+
+    versions["broken"] = client.register(
+        "capm", Broken(), input_example=pd.DataFrame({"x": [0.0]})
+    ).version
+    good = DummyClassifier(strategy="constant", constant="v4").fit([[0.0]], ["v4"])
+    versions["tampered"] = client.register("capm", good, input_example=[[0.0]]).version
+    client.promote("capm", versions["v1"])
+    client.deploy("capm", alias="production", num_cpus=CPU)
+    yield versions
+    client.undeploy("capm")
+
+
+def _free_cpu(client: MaaS) -> float:
+    return sum(n.cpu_total - n.cpu_used for n in client.cluster())
+
+
+@pytest.fixture
+def filler(client: MaaS) -> Iterator[Any]:
+    """Fill the cluster's free CPUs but ``leave``: a model whose replica reserves them."""
+    from sklearn.dummy import DummyClassifier
+
+    if not any(m.name == "filler" for m in client.models()):
+        model = DummyClassifier(strategy="constant", constant=0).fit([[0.0]], [0])
+        client.register("filler", model, input_example=[[0.0]])
+
+    def fill(leave: float) -> float:
+        deadline = time.monotonic() + 60
+        while True:
+            take = round(_free_cpu(client) - leave, 2)
+            try:
+                client.deploy("filler", num_cpus=take)
+                return take
+            except RemoteError as exc:  # a replica was still stopping: measure again
+                if exc.remote_code != "insufficient_resources" or time.monotonic() > deadline:
+                    raise
+
+    yield fill
+    client.undeploy("filler")
+
+
+def _serve_app(live: Settings, name: str) -> dict[str, Any]:
+    apps = httpx.get(f"{live.dashboard_url}/api/serve/applications/", timeout=30).json()
+    app = apps["applications"][name]
+    deps = app["deployments"]
+    return {
+        "config": app["deployed_app_config"],
+        "targets": {d: deps[d]["target_num_replicas"] for d in deps},
+    }
+
+
+def _snapshot(client: MaaS, live: Settings) -> tuple[Any, ...]:
+    model = client.model("capm")
+    return (client.registry.get_spec("capm"), model.aliases, _serve_app(live, "capm"))
+
+
+def test_a_full_cluster_refuses_canary_shadow_and_scale_out_at_once(
+    cap: dict[str, str], client: MaaS, live: Settings, env: dict[str, str], filler: Any
+) -> None:
+    filler(0.0)
+    before = _snapshot(client, live)
+    asks = [
+        ("canary", "capm", "--version", cap["v2"], "--percent", "20"),
+        ("shadow", "capm", "--version", cap["v2"]),
+        ("deploy", "capm", "--num-replicas", "2"),
+        ("deploy", "capm", "--num-gpus", "1"),  # a logical GPU: iris holds half of it
+    ]
+    took = []
+    with Load(live, "capm") as load:
+        for args in asks:
+            start = time.monotonic()
+            proc = maas(env, *args, check=False)
+            took.append(time.monotonic() - start)
+            assert proc.returncode == 1, (args, proc.stdout)
+            assert "not enough room on the cluster" in proc.stderr, proc.stderr
+            assert "free now:" in proc.stderr
+            assert "Nothing was changed" in proc.stderr
+        resp = httpx.post(
+            f"{live.serve_url}/v1/admin/models/capm/canary",
+            json={"version": cap["v2"], "percent": 20},
+            headers=auth(live),
+            timeout=30,
+        )
+    assert resp.status_code == 409
+    body = resp.json()
+    assert body["code"] == "insufficient_resources"
+    assert {a["deployment"] for a in body["asked"]} == {"Challenger", "ModelServer"}
+    assert body["free"][0]["total"]["CPU"] == live.ray_num_cpus
+    assert "0.5 GPU free of 1" in maas(env, "deploy", "capm", "--num-gpus", "1", check=False).stderr
+    assert _snapshot(client, live) == before
+    assert load.failures() == {}, load.seen
+    # the CLI's own start-up (~1 s here) included; the platform answers in well under it
+    assert max(took) < 5, took
+    times = ", ".join(f"{t:.1f}" for t in took)
+    FIGURES.append(
+        f"full cluster: canary/shadow/scale-out/GPU refused in {times} s from the CLI; "
+        f"{sum(load.seen.values())} requests meanwhile, 0 failed"
+    )
+
+
+def test_a_cluster_sized_like_make_up_runs_canary_cycles_and_a_second_replica(
+    cap: dict[str, str], client: MaaS, live: Settings, env: dict[str, str], filler: Any
+) -> None:
+    # What `make up` leaves on 2 cores: room for one canary with its surge replica.
+    filler(2 * CPU)
+    cycles = 2
+    with Load(live, "capm") as load:
+        for _ in range(cycles):
+            out = maas(env, "canary", "capm", "--version", cap["v2"], "--percent", "20").stdout
+            assert "20% (canary)" in out
+            out = maas(env, "rollback", "capm").stdout
+            assert "v1 100%" in out
+        out = maas(env, "deploy", "capm", "--num-replicas", "2").stdout
+        assert f"capm version {cap['v1']} is RUNNING (2/2 replicas)" in out
+        maas(env, "deploy", "capm", "--num-replicas", "1")
+    assert load.failures() == {}, load.seen
+    status = maas(env, "status", "-o", "json").stdout
+    assert '"cluster"' in status
+    FIGURES.append(
+        f"tight cluster: {cycles} canary/rollback cycles and a 2nd replica from the CLI, "
+        f"{sum(load.seen.values())} requests, 0 failed"
+    )
+
+
+@pytest.mark.parametrize("kind", ["broken", "tampered"])
+def test_a_failed_deploy_puts_back_what_ran_and_the_old_version_answers_throughout(
+    cap: dict[str, str], client: MaaS, live: Settings, env: dict[str, str], kind: str
+) -> None:
+    if kind == "tampered":
+        folder = _artifact_dir(client, live, "capm", cap["tampered"])
+        victim = max((p for p in folder.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+        if not victim.read_bytes().endswith(b"\0"):
+            victim.write_bytes(victim.read_bytes() + b"\0")
+    before = _snapshot(client, live)
+    with Load(live, "capm") as load:
+        proc = maas(env, "deploy", "capm", "--version", cap[kind], check=False)
+        time.sleep(3)  # the old version must keep answering right after the refusal too
+    assert proc.returncode == 1, proc.stdout
+    assert _snapshot(client, live) == before
+    assert load.failures() == {}, load.seen
+    assert set(v for _, v in load.seen) == {cap["v1"]}, load.seen
+    FIGURES.append(f"{kind} deploy refused: {sum(load.seen.values())} requests to v1, 0 failed")
