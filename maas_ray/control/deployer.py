@@ -7,14 +7,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from maas_ray.control import capacity
-from maas_ray.control.rows import FAILED, app_error, app_version, drifted, replicas, row
+from maas_ray.control import capacity, rows
+from maas_ray.control.rows import FAILED, FAILED_ACTION, app_error, app_version, drifted
 from maas_ray.control.serve_api import ServeAPI
 from maas_ray.control.spec import (
     SHARED_APP,
-    SHARED_DEPLOYMENT,
     DeploymentSpec,
-    model_route,
     serve_config,
     shared_application,
 )
@@ -25,7 +23,6 @@ from maas_ray.errors import (
     DeploymentFailed,
     InsufficientResources,
     MaasError,
-    PlatformUnavailable,
     VersionNotDeployed,
 )
 from maas_ray.registry import HistoryEvent, Registry
@@ -39,7 +36,6 @@ Overrides = dict[str, dict[str, Any] | None]  # model -> spec to plan with (None
 # After a refused change, how long to wait for the version before it to answer again.
 RESTORE_WAIT_S = 120.0
 PRODUCTION = "production"
-FAILED_ACTION = "deploy-failed"  # history action of a refused deploy, promote or apply
 
 
 class ControlPlane:
@@ -114,24 +110,7 @@ class ControlPlane:
 
     def cluster(self) -> list[NodeResources]:
         """Per node: logical CPU and GPU used of total, host memory used of total."""
-        memory = self.serve.host_memory()
-        rows = []
-        for node in self.nodes():
-            used_mem, total_mem = memory.get(node.node_id, (0, 0))
-            rows.append(
-                NodeResources(
-                    node_id=node.node_id,
-                    address=node.address,
-                    is_head=node.is_head,
-                    cpu_used=round(node.used["CPU"], 4),
-                    cpu_total=node.total["CPU"],
-                    gpu_used=round(node.used["GPU"], 4),
-                    gpu_total=node.total["GPU"],
-                    memory_used_bytes=used_mem,
-                    memory_total_bytes=total_mem,
-                )
-            )
-        return rows
+        return rows.cluster(self)
 
     def admit(
         self, overrides: Overrides, what: str, no_surge: frozenset[str] = frozenset()
@@ -353,29 +332,6 @@ class ControlPlane:
             )
         return result
 
-    def restore(self, progress: Progress | None = None) -> list[str]:
-        """Start every stored deployment that fits (``maas up``); return what did not.
-
-        Primaries are placed before canaries and shadows, so a challenger never
-        keeps its primary out. A model that does not fit is left out (its spec stays
-        stored; the next action or ``maas up`` with room brings it back) and named
-        with the reason, like one that fails to start; the rest serves.
-        """
-        everything, _ = self.desired()
-        left_out, no_challenger, notes = capacity.restore_order(
-            everything, self.serve.applications(), self.nodes()
-        )
-        config, targets = self.desired(
-            leave_out=frozenset(left_out), no_challenger=frozenset(no_challenger)
-        )
-        self.serve.put_config(config)
-        failures: dict[str, str] = {}
-        self.wait_running(targets, progress, failures=failures)
-        notes += [f"{name}: {why}" for name, why in sorted(failures.items())]
-        for note in notes:
-            logger.warning("restore: %s", note)
-        return notes
-
     def undeploy(self, name: str, progress: Progress | None = None) -> None:
         """Stop serving ``name``; its versions stay registered."""
         if self.registry.get_spec(name) is None:
@@ -585,87 +541,11 @@ class ControlPlane:
     # -- status ------------------------------------------------------------------------
     def status(self) -> list[ModelStatus]:
         """One row per model that has a deployment spec, with why replicas wait."""
-        specs = self.registry.list_specs()
-        apps = self.serve.applications()
-        last = self.registry.last_events()
-        nodes = self._nodes_or_none()
-        # The whole desired config (one registry call per model) only for the
-        # autoscaling warnings.
-        scaling = any("min_replicas" in raw for raw in specs.values())
-        config = self.desired()[0] if nodes is not None and scaling else {}
-        rows = []
-        for name, raw in sorted(specs.items()):
-            row = self._row(DeploymentSpec.model_validate(raw), apps, nodes, config)
-            event = last.get(name)
-            if event is not None and event.action == FAILED_ACTION:
-                when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(event.time_ms / 1000))
-                refused = (
-                    f"deploy of v{event.to_version} refused at {when} UTC, still serving "
-                    f"v{row.version}: {event.detail}"
-                )
-                row.message = f"{refused}\n{row.message}".strip()
-            rows.append(row)
-        return rows
+        return rows.status(self)
 
     def status_of(self, name: str) -> ModelStatus:
         """The status row of one deployed model."""
-        raw = self.registry.get_spec(name)
-        if raw is None:
-            raise VersionNotDeployed(name)
-        nodes = self._nodes_or_none()
-        spec = DeploymentSpec.model_validate(raw)
-        config = self.desired()[0] if nodes is not None and spec.autoscaling else {}
-        return self._row(spec, self.serve.applications(), nodes, config)
-
-    def _nodes_or_none(self) -> list[capacity.Node] | None:
-        try:
-            return self.nodes()
-        except PlatformUnavailable as exc:
-            logger.warning("no resource view for status: %s", exc.message)
-            return None
-
-    def _row(
-        self,
-        spec: DeploymentSpec,
-        apps: dict[str, Any],
-        nodes: list[capacity.Node] | None = None,
-        config: dict[str, Any] | None = None,
-    ) -> ModelStatus:
-        if spec.mode != "shared":
-            status = row(spec, apps.get(spec.model))
-            if nodes is not None and spec.model in apps:
-                status.pending = "; ".join(capacity.pending_reasons(apps[spec.model], nodes))
-            if nodes is not None and config and spec.autoscaling:
-                status.warnings = capacity.autoscaling_warnings(config, apps, nodes, spec.model)
-            stored_side = spec.challenger
-            if stored_side is not None and status.challenger is None and spec.model in apps:
-                kind = "canary" if spec.canary is not None else "shadow"
-                status.warnings.append(
-                    f"{kind} v{stored_side.version} is stored but not running: `maas up` "
-                    "found no room for it; `maas apply` or a new canary/shadow retries"
-                )
-            return status
-        pool = apps.get(SHARED_APP) or {}
-        try:
-            version: str | None = self.registry.resolve(
-                spec.model, spec.version, spec.alias
-            ).version
-        except MaasError:
-            version = None
-        running, target = replicas((pool.get("deployments") or {}).get(SHARED_DEPLOYMENT))
-        return ModelStatus(
-            model=spec.model,
-            version=version if pool else None,
-            alias=spec.alias,
-            replicas_running=running,
-            replicas_target=int(target or 0),
-            replicas_spec="shared pool",
-            num_cpus=self.settings.shared_num_cpus,
-            num_gpus=0,
-            health=pool.get("status") or "NOT_RUNNING",
-            route=f"{model_route(spec.model)}/predict",
-            traffic=f"v{version} 100% (shared pool)",
-        )
+        return rows.status_of(self, name)
 
 
 def _quieted(spec: DeploymentSpec, previous: dict[str, Any] | None) -> dict[str, Any] | None:

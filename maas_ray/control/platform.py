@@ -24,6 +24,7 @@ import psutil
 from pydantic import BaseModel
 
 from maas_ray.control.deployer import ControlPlane
+from maas_ray.control.restore import restore
 from maas_ray.errors import PlatformUnavailable
 from maas_ray.security.auth import AUTH_OFF_WARNING
 from maas_ray.security.keys import KeyStore, ensure_admin_key
@@ -286,7 +287,7 @@ def _up_serve(settings: Settings, progress: Progress | None) -> ComponentState:
     control = ControlPlane(settings)
     # The gateway plus every stored deployment that fits: primaries before canaries
     # and shadows; what has no room (or fails to start) is named, the rest serves.
-    notes = control.restore(progress)
+    notes = restore(control, progress)
     _wait(f"{url}/healthz", "Ray Serve", settings, None, None, progress)
     return ComponentState(name="serve", url=url, started=True, notes=notes)
 

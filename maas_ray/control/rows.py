@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+import time
+from typing import TYPE_CHECKING, Any
 
+from maas_ray.control import capacity
 from maas_ray.control.capacity import bundle_of
 from maas_ray.control.spec import (
     CHALLENGER_DEPLOYMENT,
     MODEL_DEPLOYMENT,
+    SHARED_APP,
+    SHARED_DEPLOYMENT,
     DeploymentSpec,
     model_route,
 )
-from maas_ray.control.status import ModelStatus, VersionRole
+from maas_ray.control.status import ModelStatus, NodeResources, VersionRole
+from maas_ray.errors import MaasError, PlatformUnavailable, VersionNotDeployed
+
+if TYPE_CHECKING:
+    from maas_ray.control.deployer import ControlPlane
+
+logger = logging.getLogger(__name__)
 
 FAILED = {"DEPLOY_FAILED", "UNHEALTHY"}
+FAILED_ACTION = "deploy-failed"  # history action of a refused deploy, promote or apply
 
 
 def app_version(app: dict[str, Any]) -> str | None:
@@ -105,3 +117,114 @@ def drifted(want: dict[str, Any] | None, app: dict[str, Any] | None) -> bool:
         if auto and any(auto[k] != live_auto.get(k) for k in ("min_replicas", "max_replicas")):
             return True
     return len(deployments) != len(want.get("deployments") or [])
+
+
+def cluster(control: ControlPlane) -> list[NodeResources]:
+    """Per node: logical CPU and GPU used of total, host memory used of total."""
+    memory = control.serve.host_memory()
+    rows = []
+    for node in control.nodes():
+        used_mem, total_mem = memory.get(node.node_id, (0, 0))
+        rows.append(
+            NodeResources(
+                node_id=node.node_id,
+                address=node.address,
+                is_head=node.is_head,
+                cpu_used=round(node.used["CPU"], 4),
+                cpu_total=node.total["CPU"],
+                gpu_used=round(node.used["GPU"], 4),
+                gpu_total=node.total["GPU"],
+                memory_used_bytes=used_mem,
+                memory_total_bytes=total_mem,
+            )
+        )
+    return rows
+
+
+def status(control: ControlPlane) -> list[ModelStatus]:
+    """One row per model that has a deployment spec, with why replicas wait."""
+    specs = control.registry.list_specs()
+    apps = control.serve.applications()
+    last = control.registry.last_events()
+    nodes = _nodes_or_none(control)
+    # The whole desired config (one registry call per model) only for the
+    # autoscaling warnings.
+    scaling = any("min_replicas" in raw for raw in specs.values())
+    config = control.desired()[0] if nodes is not None and scaling else {}
+    rows = []
+    for name, raw in sorted(specs.items()):
+        row = _row(control, DeploymentSpec.model_validate(raw), apps, nodes, config)
+        event = last.get(name)
+        if event is not None and event.action == FAILED_ACTION:
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(event.time_ms / 1000))
+            refused = (
+                f"deploy of v{event.to_version} refused at {when} UTC, still serving "
+                f"v{row.version}: {event.detail}"
+            )
+            row.message = f"{refused}\n{row.message}".strip()
+        rows.append(row)
+    return rows
+
+
+def status_of(control: ControlPlane, name: str) -> ModelStatus:
+    """The status row of one deployed model."""
+    raw = control.registry.get_spec(name)
+    if raw is None:
+        raise VersionNotDeployed(name)
+    nodes = _nodes_or_none(control)
+    spec = DeploymentSpec.model_validate(raw)
+    config = control.desired()[0] if nodes is not None and spec.autoscaling else {}
+    return _row(control, spec, control.serve.applications(), nodes, config)
+
+
+def _nodes_or_none(control: ControlPlane) -> list[capacity.Node] | None:
+    try:
+        return control.nodes()
+    except PlatformUnavailable as exc:
+        logger.warning("no resource view for status: %s", exc.message)
+        return None
+
+
+def _row(
+    control: ControlPlane,
+    spec: DeploymentSpec,
+    apps: dict[str, Any],
+    nodes: list[capacity.Node] | None = None,
+    config: dict[str, Any] | None = None,
+) -> ModelStatus:
+    if spec.mode != "shared":
+        status = row(spec, apps.get(spec.model))
+        if nodes is not None and spec.model in apps:
+            status.pending = "; ".join(capacity.pending_reasons(apps[spec.model], nodes))
+        if nodes is not None and config and spec.autoscaling:
+            status.warnings = capacity.autoscaling_warnings(config, apps, nodes, spec.model)
+        stored_side = spec.challenger
+        args = ((apps.get(spec.model) or {}).get("deployed_app_config") or {}).get("args")
+        if stored_side is not None and args is not None and not {"canary", "shadow"} & set(args):
+            kind = "canary" if spec.canary is not None else "shadow"
+            status.challenger = None
+            status.traffic = f"v{status.version} 100%"
+            status.warnings.append(
+                f"{kind} v{stored_side.version} is stored but not running: `maas up` "
+                "found no room for it; `maas apply` or a new canary/shadow retries"
+            )
+        return status
+    pool = apps.get(SHARED_APP) or {}
+    try:
+        version: str | None = control.registry.resolve(spec.model, spec.version, spec.alias).version
+    except MaasError:
+        version = None
+    running, target = replicas((pool.get("deployments") or {}).get(SHARED_DEPLOYMENT))
+    return ModelStatus(
+        model=spec.model,
+        version=version if pool else None,
+        alias=spec.alias,
+        replicas_running=running,
+        replicas_target=int(target or 0),
+        replicas_spec="shared pool",
+        num_cpus=control.settings.shared_num_cpus,
+        num_gpus=0,
+        health=pool.get("status") or "NOT_RUNNING",
+        route=f"{model_route(spec.model)}/predict",
+        traffic=f"v{version} 100% (shared pool)",
+    )

@@ -61,7 +61,7 @@ def test_spec_is_stored_in_the_registry(client: MaaS, iris: dict[str, Any]) -> N
 
 def test_status_table(iris: dict[str, Any], env: dict[str, str]) -> None:
     out = maas(env, "status").stdout
-    row = next(line for line in out.splitlines() if " iris " in line)
+    row = next(line for line in out.splitlines() if line.split()[:1] == ["iris"])
     for cell in (iris["version"].version, "1/1 (1-2)", "0.5", "RUNNING", "/v1/models/iris/predict"):
         assert cell in row, (cell, row)
 
