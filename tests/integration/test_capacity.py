@@ -48,8 +48,30 @@ def _free_cpu(client: MaaS) -> float:
     return sum(n.cpu_total - n.cpu_used for n in client.cluster())
 
 
+def _settled_free_cpu(client: MaaS, live: Settings) -> float:
+    """Free CPUs once no replica is starting or stopping (Ray frees a stopped replica's
+    CPUs a moment after Serve forgets it) and two readings a second apart agree."""
+    deadline = time.monotonic() + 90
+    last = -1.0
+    while time.monotonic() < deadline:
+        apps = httpx.get(f"{live.dashboard_url}/api/serve/applications/", timeout=30).json()
+        moving = [
+            r
+            for app in apps["applications"].values()
+            for dep in app["deployments"].values()
+            for r in dep["replicas"]
+            if r["state"] != "RUNNING"
+        ]
+        free = round(_free_cpu(client), 2)
+        if not moving and free == last:
+            return free
+        last = free
+        time.sleep(1)
+    raise AssertionError(f"the cluster did not settle within 90 s (free CPU {last})")
+
+
 @pytest.fixture
-def filler(client: MaaS) -> Iterator[Any]:
+def filler(client: MaaS, live: Settings) -> Iterator[Any]:
     """Fill the cluster's free CPUs but ``leave``: a model whose replica reserves them."""
     from sklearn.dummy import DummyClassifier
 
@@ -60,7 +82,8 @@ def filler(client: MaaS) -> Iterator[Any]:
     def fill(leave: float) -> float:
         deadline = time.monotonic() + 60
         while True:
-            take = round(_free_cpu(client) - leave, 2)
+            take = round(_settled_free_cpu(client, live) - leave, 2)
+            assert take > 0, f"the session platform has less than {leave} CPU free"
             try:
                 client.deploy("filler", num_cpus=take)
                 return take
@@ -69,7 +92,8 @@ def filler(client: MaaS) -> Iterator[Any]:
                     raise
 
     yield fill
-    client.undeploy("filler")
+    if any(r.model == "filler" for r in client.status()):
+        client.undeploy("filler")
 
 
 def _serve_app(live: Settings, name: str) -> dict[str, Any]:
