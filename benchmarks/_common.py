@@ -27,6 +27,11 @@ def bench_settings(name: str, offset: int, **extra: object) -> Settings:
         "ray_port": 26900 + offset,
         "ray_client_port": 21700 + offset,
         "ray_agent_port": 24400 + offset,
+        "ray_agent_grpc_port": 24401 + offset,  # offsets are multiples of 100
+        "ray_runtime_env_port": 24402 + offset,
+        "ray_metrics_port": 24403 + offset,
+        "ray_node_manager_port": 24404 + offset,
+        "ray_object_manager_port": 24405 + offset,
     }
     return Settings(
         home=Path(tempfile.mkdtemp(prefix=f"maas-bench-{name}-")),

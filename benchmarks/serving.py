@@ -53,6 +53,7 @@ from examples._common import register
 from maas_ray import MaaS, Settings
 from maas_ray.control.serve_api import ServeAPI
 from maas_ray.control.spec import MODEL_DEPLOYMENT, DeploymentFile
+from maas_ray.security.ray_token import dashboard_headers
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -207,7 +208,7 @@ def _autoscaling(client: MaaS, settings: Settings) -> dict[str, Any]:
     client.deploy("autoscale", version="1", **policy)
     url = f"{settings.serve_url}/v1/models/autoscale/predict"
     body = json.dumps({"inputs": X[:1].tolist()}).encode()
-    serve = ServeAPI(settings.dashboard_url)
+    serve = ServeAPI(settings.dashboard_url, headers=dashboard_headers(settings))
     samples: list[tuple[float, int]] = []
     t0 = time.monotonic()
     load_s, connections = 30.0, 16

@@ -39,6 +39,24 @@ class Settings(BaseSettings):
     ray_agent_port: int = Field(
         default=52365, ge=1, le=65535, description="Ray dashboard agent HTTP port of the head."
     )
+    ray_agent_grpc_port: int = Field(
+        default=52366, ge=1, le=65535, description="Ray dashboard agent gRPC port of the head."
+    )
+    ray_runtime_env_port: int = Field(
+        default=52367, ge=1, le=65535, description="Ray runtime env agent port of the head."
+    )
+    ray_metrics_port: int = Field(
+        default=52368,
+        ge=1,
+        le=65535,
+        description="Port of the head's Prometheus metrics (Ray's --metrics-export-port).",
+    )
+    ray_node_manager_port: int = Field(
+        default=6380, ge=1, le=65535, description="Ray raylet (node manager) port of the head."
+    )
+    ray_object_manager_port: int = Field(
+        default=6381, ge=1, le=65535, description="Ray object manager port of the head."
+    )
     ray_worker_ports: str = Field(
         default="10002-19999",
         pattern=r"^\d{1,5}-\d{1,5}$",
@@ -119,6 +137,12 @@ class Settings(BaseSettings):
         default="on",
         description="on: every route but the health checks needs an API key or a JWT. "
         "off: open to anyone who can reach the port; local experiments only.",
+    )
+    ray_auth: Literal["on", "off"] = Field(
+        default="on",
+        description="on: the Ray head checks a token (MAAS_HOME/ray.token, made on first "
+        "start) on every port it opens (RAY_AUTH_MODE=token). off: anyone who can reach "
+        "Ray's ports can run code on the cluster; local experiments only.",
     )
     api_key: SecretStr | None = Field(
         default=None,
@@ -209,6 +233,11 @@ class Settings(BaseSettings):
     def admin_key_file(self) -> Path:
         """Where ``maas up`` leaves the admin API key (mode 0600)."""
         return self.home / "admin.key"
+
+    @property
+    def ray_token_file(self) -> Path:
+        """The Ray cluster's token (mode 0600), written by the first ``maas up``."""
+        return self.home / "ray.token"
 
     @property
     def max_body_bytes(self) -> int:

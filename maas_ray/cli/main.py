@@ -118,10 +118,13 @@ def up() -> None:
     """Start MLflow, a Ray head and Serve (idempotent) and redeploy stored specs."""
     from maas_ray.control import platform
     from maas_ray.security.auth import AUTH_OFF_WARNING
+    from maas_ray.security.ray_token import RAY_AUTH_OFF_WARNING
 
     settings = _settings()
     if settings.auth == "off":
         err.print(f"[yellow]warning:[/yellow] {AUTH_OFF_WARNING}", highlight=False)
+    if settings.ray_auth == "off":
+        err.print(f"[yellow]warning:[/yellow] {RAY_AUTH_OFF_WARNING}", highlight=False)
     try:
         with _progress("starting the platform") as progress:
             report = platform.up(settings, progress)
@@ -135,10 +138,40 @@ def up() -> None:
     out.print(
         f"Ray address for jobs and handles: {settings.ray_address}  (MAAS_HOME={settings.home})"
     )
+    if settings.ray_auth == "on":
+        out.print(
+            f"Ray token: {settings.ray_token_file} (owner-only); before `ray job submit`, "
+            '`ray status` or ray.init(), run: eval "$(maas ray-env)"'
+        )
     if settings.auth == "on":
         out.print(
             f"admin API key: {settings.admin_key_file} (owner-only; the CLI and SDK use it "
             "unless MAAS_API_KEY is set). Send it as 'Authorization: Bearer <key>'."
+        )
+
+
+@app.command("ray-env")
+def ray_env() -> None:
+    """Print the exports that let `ray job submit`, `ray status` and ray.init() reach
+    the cluster: eval "$(maas ray-env)"."""
+    import shlex
+
+    from maas_ray.security.ray_token import client_env
+
+    settings = _settings()
+    env = {
+        **client_env(settings),
+        "RAY_ADDRESS": settings.ray_address,
+        "RAY_API_SERVER_ADDRESS": settings.dashboard_url,
+    }
+    if settings.ray_auth == "on":
+        typer.echo("unset RAY_AUTH_TOKEN")  # another cluster's token would win over the file
+    for key, value in env.items():
+        typer.echo(f"export {key}={shlex.quote(value)}")
+    if settings.ray_auth == "on" and not settings.ray_token_file.exists():
+        err.print(
+            f"[yellow]warning:[/yellow] no Ray token at {settings.ray_token_file} yet: `maas up`",
+            highlight=False,
         )
 
 

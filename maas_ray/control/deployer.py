@@ -26,6 +26,7 @@ from maas_ray.errors import (
     VersionNotDeployed,
 )
 from maas_ray.registry import HistoryEvent, Registry
+from maas_ray.security.ray_token import dashboard_headers
 from maas_ray.serving.traffic import Canary, Shadow
 from maas_ray.settings import Settings
 
@@ -44,7 +45,11 @@ class ControlPlane:
     def __init__(self, settings: Settings, registry: Registry | None = None) -> None:
         self.settings = settings
         self.registry = registry or Registry(settings.mlflow_uri)
-        self.serve = ServeAPI(settings.dashboard_url, timeout_s=settings.request_timeout_s)
+        self.serve = ServeAPI(
+            settings.dashboard_url,
+            timeout_s=settings.request_timeout_s,
+            headers=dashboard_headers(settings),
+        )
 
     # -- desired state --------------------------------------------------------
     def apply(

@@ -28,6 +28,13 @@ from maas_ray.control.restore import restore
 from maas_ray.errors import PlatformUnavailable
 from maas_ray.security.auth import AUTH_OFF_WARNING
 from maas_ray.security.keys import KeyStore, ensure_admin_key
+from maas_ray.security.ray_token import (
+    RAY_AUTH_OFF_WARNING,
+    dashboard_headers,
+    ensure_token,
+    export,
+    with_client_env,
+)
 from maas_ray.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -67,11 +74,16 @@ def _save_state(settings: Settings, state: dict[str, Any]) -> None:
     _state_file(settings).write_text(json.dumps(state, indent=2))
 
 
-def _answers(url: str, timeout_s: float = 2.0) -> bool:
+def _answers(url: str, timeout_s: float = 2.0, headers: dict[str, str] | None = None) -> bool:
     try:
-        return httpx.get(url, timeout=timeout_s).status_code < 500
+        return httpx.get(url, timeout=timeout_s, headers=headers).status_code < 500
     except httpx.HTTPError:
         return False
+
+
+def _ray_answers(settings: Settings) -> bool:
+    # The dashboard asks for the token on every route but its health checks.
+    return _answers(f"{settings.dashboard_url}/api/version", headers=dashboard_headers(settings))
 
 
 def _wait(
@@ -81,9 +93,10 @@ def _wait(
     proc: subprocess.Popen[bytes] | None,
     log: Path | None,
     progress: Progress | None,
+    headers: dict[str, str] | None = None,
 ) -> None:
     deadline = time.monotonic() + settings.startup_timeout_s
-    while not _answers(url):
+    while not _answers(url, headers=headers):
         if proc is not None and proc.poll() is not None:
             tail = log.read_text()[-3000:] if log and log.exists() else ""
             raise PlatformUnavailable(f"{what} exited with code {proc.returncode}:\n{tail}")
@@ -137,6 +150,13 @@ def up(settings: Settings, progress: Progress | None = None) -> list[ComponentSt
             logger.info("created the admin API key in %s", settings.admin_key_file)
     else:
         logger.warning(AUTH_OFF_WARNING)
+    if settings.ray_auth == "on":
+        if ensure_token(settings):
+            logger.info("created the Ray cluster's token in %s", settings.ray_token_file)
+    else:
+        logger.warning(RAY_AUTH_OFF_WARNING)
+    # This process talks to Ray too (restore reads the cluster's free resources).
+    export(settings)
     state = _load_state(settings)
     report = [_up_mlflow(settings, state, progress), _up_ray(settings, state, progress)]
     _save_state(settings, state)
@@ -177,7 +197,7 @@ def _up_mlflow(
 
 def _up_ray(settings: Settings, state: dict[str, Any], progress: Progress | None) -> ComponentState:
     url = settings.dashboard_url
-    if _alive(state.get("ray", {}).get("sid")) and _answers(f"{url}/api/version"):
+    if _alive(state.get("ray", {}).get("sid")) and _ray_answers(settings):
         return ComponentState(name="ray", url=url, started=False)
     log = settings.run_dir / "ray.log"
     cmd = [
@@ -200,6 +220,17 @@ def _up_ray(settings: Settings, state: dict[str, Any], progress: Progress | None
         "true",
         "--dashboard-agent-listen-port",
         str(settings.ray_agent_port),
+        # Fixed, not Ray's random picks, so README can name every port the head opens.
+        "--dashboard-agent-grpc-port",
+        str(settings.ray_agent_grpc_port),
+        "--runtime-env-agent-port",
+        str(settings.ray_runtime_env_port),
+        "--metrics-export-port",
+        str(settings.ray_metrics_port),
+        "--node-manager-port",
+        str(settings.ray_node_manager_port),
+        "--object-manager-port",
+        str(settings.ray_object_manager_port),
         "--min-worker-port",
         settings.ray_worker_ports.split("-")[0],
         "--max-worker-port",
@@ -209,14 +240,17 @@ def _up_ray(settings: Settings, state: dict[str, Any], progress: Progress | None
     if settings.ray_num_gpus is not None:
         cmd += ["--num-gpus", str(settings.ray_num_gpus)]
     # Replicas (and the management API inside Serve) read the same settings.
+    # Token auth and loopback binding (see security/ray_token.py) reach every process
+    # Ray starts from here: GCS, raylet, dashboard, workers and so every replica.
     env = {
-        **os.environ,
+        **with_client_env(settings, dict(os.environ)),
         **settings.as_env(),
         "MAAS_TRACKING_URI": settings.mlflow_uri,
         **ingress_env(settings),
         # Every worker starts importing what loading a model needs (in a thread):
-        # a replica placed on it starts seconds sooner. See serving/warm.py.
-        "RAY_preload_python_modules": "maas_ray.serving.warm",
+        # a replica placed on it starts seconds sooner (serving/warm.py); and
+        # HAProxy's stats page and exporter bind loopback (serving/loopback.py).
+        "RAY_preload_python_modules": "maas_ray.serving.loopback,maas_ray.serving.warm",
         # Set on purpose, not left to MLflow's default: see Settings.allow_pickle.
         "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true" if settings.allow_pickle else "false",
         # MLflow's client retries a failing call 7 times with backoff (minutes); a
@@ -225,7 +259,8 @@ def _up_ray(settings: Settings, state: dict[str, Any], progress: Progress | None
     }
     proc = _spawn(cmd, log, env)
     state["ray"] = {"sid": proc.pid, "log": str(log)}
-    _wait(f"{url}/api/version", "Ray head", settings, proc, log, progress)
+    headers = dashboard_headers(settings)
+    _wait(f"{url}/api/version", "Ray head", settings, proc, log, progress, headers)
     logger.info("Ray head up, dashboard at %s", url)
     return ComponentState(name="ray", url=url, started=True)
 
@@ -329,6 +364,6 @@ def running(settings: Settings) -> dict[str, bool]:
     """Which parts of the platform answer now."""
     return {
         "mlflow": _answers(f"{settings.mlflow_uri}/health"),
-        "ray": _answers(f"{settings.dashboard_url}/api/version"),
+        "ray": _ray_answers(settings),
         "serve": _answers(f"{settings.serve_url}/healthz"),
     }

@@ -12,13 +12,18 @@ from maas_ray.errors import DeploymentFailed, PlatformUnavailable
 class ServeAPI:
     """PUT the whole desired config; GET what runs."""
 
-    def __init__(self, dashboard_url: str, timeout_s: float = 30.0) -> None:
+    def __init__(
+        self, dashboard_url: str, timeout_s: float = 30.0, headers: dict[str, str] | None = None
+    ) -> None:
         self.base = dashboard_url.rstrip("/")
         self.timeout_s = timeout_s
+        self.headers = headers or {}  # Ray's token (security/ray_token.py)
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
-            return httpx.request(method, f"{self.base}{path}", timeout=self.timeout_s, **kwargs)
+            return httpx.request(
+                method, f"{self.base}{path}", timeout=self.timeout_s, headers=self.headers, **kwargs
+            )
         except httpx.HTTPError as exc:
             raise PlatformUnavailable(
                 f"Ray dashboard at {self.base} does not answer ({exc.__class__.__name__}); "

@@ -13,6 +13,7 @@ import pytest
 
 from maas_ray import MaaS, Settings
 from maas_ray.errors import RemoteError
+from maas_ray.security.ray_token import dashboard_headers
 from tests.conftest import FIGURES, auth, maas
 from tests.integration.test_deploy import Broken
 from tests.integration.test_lifecycle import Load
@@ -54,7 +55,11 @@ def _settled_free_cpu(client: MaaS, live: Settings) -> float:
     deadline = time.monotonic() + 90
     last = -1.0
     while time.monotonic() < deadline:
-        apps = httpx.get(f"{live.dashboard_url}/api/serve/applications/", timeout=30).json()
+        apps = httpx.get(
+            f"{live.dashboard_url}/api/serve/applications/",
+            headers=dashboard_headers(live),
+            timeout=30,
+        ).json()
         moving = [
             r
             for app in apps["applications"].values()
@@ -97,7 +102,9 @@ def filler(client: MaaS, live: Settings) -> Iterator[Any]:
 
 
 def _serve_app(live: Settings, name: str) -> dict[str, Any]:
-    apps = httpx.get(f"{live.dashboard_url}/api/serve/applications/", timeout=30).json()
+    apps = httpx.get(
+        f"{live.dashboard_url}/api/serve/applications/", headers=dashboard_headers(live), timeout=30
+    ).json()
     app = apps["applications"][name]
     deps = app["deployments"]
     return {

@@ -13,6 +13,7 @@ from ray.util.state import list_actors
 
 from maas_ray import MaaS, Settings
 from maas_ray.errors import MaasError
+from maas_ray.security.ray_token import dashboard_headers
 from tests.conftest import maas, post
 
 
@@ -40,7 +41,9 @@ def test_autoscaling_and_fractional_gpu_reach_serve(iris: dict[str, Any], live: 
     assert status.replicas_spec == "1-2"
     assert status.num_gpus == 0.5
     assert status.num_cpus == 0.5
-    app = httpx.get(f"{live.dashboard_url}/api/serve/applications/", timeout=10).json()
+    app = httpx.get(
+        f"{live.dashboard_url}/api/serve/applications/", headers=dashboard_headers(live), timeout=10
+    ).json()
     dep = app["applications"]["iris"]["deployed_app_config"]["deployments"][0]
     assert dep["ray_actor_options"] == {"num_cpus": 0.5, "num_gpus": 0.5}
     assert dep["autoscaling_config"]["min_replicas"] == 1

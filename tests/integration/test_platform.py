@@ -13,6 +13,7 @@ import psutil
 
 from maas_ray import Settings
 from maas_ray.control import platform
+from maas_ray.security.ray_token import dashboard_headers
 from tests.conftest import ROOT, auth, maas
 
 
@@ -53,7 +54,12 @@ def test_haproxy_is_the_http_ingress(live: Settings) -> None:
 
 def test_every_part_answers(live: Settings) -> None:
     assert httpx.get(f"{live.mlflow_uri}/health", timeout=10).status_code == 200
-    assert httpx.get(f"{live.dashboard_url}/api/version", timeout=10).status_code == 200
+    assert (
+        httpx.get(
+            f"{live.dashboard_url}/api/version", headers=dashboard_headers(live), timeout=10
+        ).status_code
+        == 200
+    )
     for path in ("/healthz", "/v2/health/live", "/v2/health/ready"):
         assert httpx.get(f"{live.serve_url}{path}", timeout=10).status_code == 200
     home = Path(live.home)

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from maas_ray import MaaS, Settings
+from maas_ray.security.ray_token import dashboard_headers
 from tests.conftest import auth, maas
 
 N_MODELS = 6  # twice the session's LRU bound (shared_models_per_replica=3)
@@ -48,7 +49,9 @@ def test_every_shared_model_answers_past_the_lru_bound(pool: list[str], live: Se
             assert r.status_code == 200, r.text
             assert r.json() == {"predictions": [name]}
             assert r.headers["x-maas-model-version"] == "1"
-    apps = httpx.get(f"{live.dashboard_url}/api/serve/applications/", timeout=10).json()
+    apps = httpx.get(
+        f"{live.dashboard_url}/api/serve/applications/", headers=dashboard_headers(live), timeout=10
+    ).json()
     assert "maas-shared" in apps["applications"]
     assert not set(pool) & set(apps["applications"])  # no application per shared model
 

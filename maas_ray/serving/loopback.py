@@ -1,0 +1,88 @@
+"""Imported by every Ray worker process at start (``RAY_preload_python_modules``),
+before Serve renders HAProxy's config: HAProxy's stats page and Prometheus
+exporter ask for no credential, so they bind 127.0.0.1, and its admin socket is
+the owner's only.
+
+Ray 2.60 writes ``bind *:<stats port>`` and ``bind :<metrics port>`` (every
+interface) and ``mode 666`` into its template and offers no setting for either,
+so the template's text is edited as it is imported. Each edit is checked: should a Ray
+upgrade change the template, a warning names the line, and the platform's test
+of its listening sockets fails on the exposed port.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.util
+import logging
+import sys
+from collections.abc import Sequence
+from importlib.machinery import ModuleSpec
+from types import ModuleType
+
+logger = logging.getLogger(__name__)
+
+EDITS = (
+    ("  bind *:{{ config.stats_port }}", "  bind 127.0.0.1:{{ config.stats_port }}"),
+    ("    bind :{{ config.metrics_port }}", "    bind 127.0.0.1:{{ config.metrics_port }}"),
+    ("{{ config.socket_path }} mode 666", "{{ config.socket_path }} mode 600"),
+)
+
+
+def edit(template: str) -> tuple[str, list[str]]:
+    """``template`` with every edit made, and the lines that were not found."""
+    missing = []
+    for old, new in EDITS:
+        if old in template:
+            template = template.replace(old, new)
+        elif new not in template:
+            missing.append(old.strip())
+    return template, missing
+
+
+TEMPLATES = "ray.serve._private.haproxy_templates"
+
+
+def _apply(module: ModuleType) -> None:
+    patched, missing = edit(module.HAPROXY_CONFIG_TEMPLATE)
+    for line in missing:
+        logger.warning("HAProxy template changed: %r not found, left as Ray wrote it", line)
+    module.HAPROXY_CONFIG_TEMPLATE = patched  # type: ignore[attr-defined]
+
+
+class _EditOnImport(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Edits the template module right after Python runs it, before anyone reads it.
+
+    A hook rather than an import here: importing Ray Serve would add most of a
+    second to the start of every worker, and most workers never run HAProxy.
+    """
+
+    def __init__(self) -> None:
+        self._real: importlib.abc.Loader | None = None
+
+    def find_spec(
+        self, name: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> ModuleSpec | None:
+        if name != TEMPLATES:
+            return None
+        sys.meta_path.remove(self)  # one module, once
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None:
+            return spec
+        self._real, spec.loader = spec.loader, self
+        return spec
+
+    def create_module(self, spec: ModuleSpec) -> ModuleType | None:
+        assert self._real is not None
+        return self._real.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        assert self._real is not None
+        self._real.exec_module(module)
+        _apply(module)
+
+
+if TEMPLATES in sys.modules:
+    _apply(sys.modules[TEMPLATES])
+else:
+    sys.meta_path.insert(0, _EditOnImport())
