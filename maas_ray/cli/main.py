@@ -360,6 +360,8 @@ def deploy(
         f"({row.replicas_running}/{row.replicas_target} replicas) "
         f"at {_settings().serve_url}{row.route}"
     )
+    for warning in row.warnings:  # e.g. an autoscaling maximum beyond what fits
+        err.print(Text.assemble(("warning:", "yellow"), f" {warning}"), soft_wrap=True)
 
 
 @app.command()

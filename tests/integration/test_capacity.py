@@ -186,6 +186,17 @@ def test_a_cluster_sized_like_make_up_runs_canary_cycles_and_a_second_replica(
     )
 
 
+def test_an_autoscaling_maximum_beyond_capacity_is_accepted_with_a_warning(
+    cap: dict[str, str], client: MaaS, env: dict[str, str]
+) -> None:
+    proc = maas(env, "deploy", "capm", "--min-replicas", "1", "--max-replicas", "40")
+    assert "is RUNNING" in proc.stdout
+    assert "max_replicas 40 x 0.5 CPU does not fit" in proc.stderr.replace("\n", " ")
+    assert "autoscaling stops there" in maas(env, "status").stderr.replace("\n", " ")
+    row = client.deploy("capm", num_replicas=1)
+    assert row.warnings == []
+
+
 @pytest.mark.parametrize("kind", ["broken", "tampered"])
 def test_a_failed_deploy_puts_back_what_ran_and_the_old_version_answers_throughout(
     cap: dict[str, str], client: MaaS, live: Settings, env: dict[str, str], kind: str
