@@ -20,7 +20,6 @@ import ipaddress
 import os
 import secrets
 import sys
-from pathlib import Path
 
 from maas_ray.settings import Settings
 
@@ -29,7 +28,7 @@ RAY_AUTH_OFF_WARNING = (
     "can run code on the cluster. Use this for local experiments only"
 )
 # Set by the user for another cluster, it would win over our token file.
-_FOREIGN = ("RAY_AUTH_TOKEN",)
+FOREIGN_TOKEN = "RAY_AUTH_TOKEN"
 
 
 def on_loopback(host: str) -> bool:
@@ -61,7 +60,7 @@ def read_token(settings: Settings) -> str | None:
     if settings.ray_auth == "off":
         return None
     try:
-        return Path(settings.ray_token_file).read_text().strip() or None
+        return settings.ray_token_file.read_text().strip() or None
     except FileNotFoundError:
         return None
 
@@ -78,7 +77,7 @@ def client_env(settings: Settings) -> dict[str, str]:
 
 def with_client_env(settings: Settings, base: dict[str, str]) -> dict[str, str]:
     """``base`` (an environment) with ``client_env`` in it and no foreign token."""
-    env = {k: v for k, v in base.items() if k not in _FOREIGN}
+    env = {k: v for k, v in base.items() if k != FOREIGN_TOKEN}
     env.update(client_env(settings))
     return env
 
@@ -89,8 +88,7 @@ def export(settings: Settings) -> None:
     Ray reads the mode when its config is first initialised; if ``ray`` is already
     imported, it is re-initialised here, as Ray itself does when it turns auth on.
     """
-    for key in _FOREIGN:
-        os.environ.pop(key, None)
+    os.environ.pop(FOREIGN_TOKEN, None)
     os.environ.update(client_env(settings))
     raylet = sys.modules.get("ray._raylet")
     if raylet is not None:

@@ -49,7 +49,7 @@ def _run(script: str, arg: str, env: dict[str, str], timeout_s: float = 120) -> 
     return proc.stdout + proc.stderr
 
 
-def _tokenless(tmp_path: Path, live: Settings) -> dict[str, str]:
+def _tokenless(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
     env["HOME"] = str(tmp_path)  # no ~/.ray/auth_token to fall back on
     # Only so Ray does not swap 127.0.0.1 for the machine's address: the refusal
@@ -72,7 +72,7 @@ def test_token_file_is_owner_only(live: Settings) -> None:
 def test_clients_without_the_token_are_refused(
     seeded: dict[str, object], live: Settings, tmp_path: Path
 ) -> None:
-    env = _tokenless(tmp_path, live)
+    env = _tokenless(tmp_path)
     gcs = (
         "import sys\n"
         "from ray.autoscaler.v2.sdk import get_cluster_status\n"
