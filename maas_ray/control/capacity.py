@@ -24,8 +24,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from maas_ray.control.spec import CHALLENGER_DEPLOYMENT as CHALLENGER
-from maas_ray.control.spec import SHARED_APP
+from maas_ray.control.spec import SHARED_APP, is_challenger, model_of
 from maas_ray.errors import InsufficientResources, PlatformUnavailable
 
 logger = logging.getLogger(__name__)
@@ -127,21 +126,11 @@ def target_replicas(deployment: dict[str, Any], running: dict[str, Any] | None) 
     return max(min(start, high), low)
 
 
-def _replica_args(args: dict[str, Any], deployment: str) -> dict[str, Any]:
-    """The part of an app's args that reaches ``deployment``'s constructor: the primary
-    gets all of them, the challenger not the split (percent, sticky header)."""
-    if deployment != CHALLENGER:
-        return args
-    side = args.get("canary") or args.get("shadow") or {}
-    kept = {k: v for k, v in args.items() if k not in ("canary", "shadow", "version")}
-    return {**kept, "side": side.get("version"), "shadow": "shadow" in args}
-
-
 def _replaced(new_app: dict[str, Any], old_app: dict[str, Any], name: str) -> bool:
     """True when Serve will replace the running replicas of ``name`` (not just resize)."""
     old_cfg = old_app.get("deployed_app_config") or {}
     old_args, new_args = old_cfg.get("args") or {}, new_app.get("args") or {}
-    if _replica_args(old_args, name) != _replica_args(new_args, name):
+    if old_args != new_args:
         return True
     if old_cfg.get("import_path") != new_app.get("import_path"):
         return True
@@ -182,7 +171,8 @@ def plan(
         config: The whole desired Serve config.
         running: Serve's applications now (``ServeAPI.applications()``).
         nodes: ``read_nodes()``.
-        only: Application names whose change is being admitted; demand of the
+        only: Application names whose change is being admitted (a model's name
+            covers its canary's or shadow's application too); demand of the
             others (replicas still waiting for room) is counted, never blamed.
         surge: Count one surge replica for each replaced deployment whose config
             asks for one (``max_surge_percent``); False: count none (a restore).
@@ -255,7 +245,7 @@ def _first_fit(
     singles = [(w, 1) for w in wants for _ in range(w.count)]
     singles.sort(key=lambda item: (item[0].bundle["GPU"], item[0].bundle["CPU"]), reverse=True)
     # Others' waiting replicas go first: they were asked for earlier.
-    singles.sort(key=lambda item: only is not None and item[0].app in only)
+    singles.sort(key=lambda item: only is not None and model_of(item[0].app) in only)
     short: dict[tuple[str, str], Want] = {}
     for want, _ in singles:
         for node_free in free:
@@ -268,7 +258,7 @@ def _first_fit(
             if key not in short:
                 short[key] = Want(want.app, want.deployment, 0, want.bundle, want.why)
             short[key].count += 1
-    return [w for w in short.values() if only is None or w.app in only]
+    return [w for w in short.values() if only is None or model_of(w.app) in only]
 
 
 def describe(bundle: Bundle) -> str:
@@ -308,7 +298,7 @@ def admit(
     asked_of = {(w.app, w.deployment): w.count for w in pool}
     asked = "; ".join(
         f"{asked_of.get((w.app, w.deployment), w.count)} x {describe(w.bundle)} for "
-        f"{w.app}/{w.deployment} ({w.why}), {w.count} of them with no room"
+        f"{'/'.join(_named(w))} ({w.why}), {w.count} of them with no room"
         for w in short
     )
     raise InsufficientResources(
@@ -317,14 +307,23 @@ def admit(
         "version keeps serving. Lower --num-cpus/--num-gpus or the replica count, undeploy "
         "something (`maas undeploy NAME`), or add a node to the Ray cluster.",
         asked=[
-            {"app": w.app, "deployment": w.deployment, "replicas": w.count, "each": w.bundle}
+            {"app": app, "deployment": dep, "replicas": w.count, "each": w.bundle}
             for w in short
+            for app, dep in [_named(w)]
         ],
         free=[
             {"node": n.address, "free": f, "total": n.total}
             for n, f in zip(nodes, result.free, strict=True)
         ],
     )
+
+
+def _named(want: Want) -> tuple[str, str]:
+    """(model, deployment) as users know them: a canary's or shadow's replicas are the
+    model's ``Challenger``."""
+    if is_challenger(want.app):
+        return model_of(want.app), "Challenger"
+    return want.app, want.deployment
 
 
 def _steady(config: dict[str, Any], running: dict[str, Any]) -> list[Want]:
@@ -412,36 +411,33 @@ def restore_order(
     config: dict[str, Any], running: dict[str, Any], nodes: list[Node]
 ) -> tuple[set[str], set[str], list[str]]:
     """Which apps of ``config`` fit, primaries first (the shared pool before all),
-    then challengers. Returns (apps left out, apps to run without their challenger,
-    one note per thing left out)."""
+    then challengers. Returns (models left out, models to run without their canary or
+    shadow, one note per thing left out)."""
     result = plan(config, running, nodes, surge=False)
     free = [dict(f) for f in result.free]
     wants: dict[str, list[Want]] = {}
     for want in result.wants:
         wants.setdefault(want.app, []).append(want)
-    order = sorted(wants, key=lambda app: (app != SHARED_APP, app))
+    order = sorted(wants, key=lambda app: (app != SHARED_APP, is_challenger(app), app))
     left_out: set[str] = set()
     no_challenger: set[str] = set()
     notes: list[str] = []
-    for step in ("primary", "challenger"):
-        for app in order:
-            if app in left_out:
-                continue
-            part = [w for w in wants[app] if (w.deployment == CHALLENGER) == (step != "primary")]
-            if not part:
-                continue
-            trial = [dict(f) for f in free]
-            if not _first_fit(part, trial, None, inplace=True):
-                free = trial
-                continue
-            asked = "; ".join(f"{w.count} x {describe(w.bundle)}" for w in part)
-            where = free_text(nodes, free)
-            if step == "primary":
-                left_out.add(app)
-                notes.append(f"{app}: not started, no room for {asked} (free: {where})")
-            else:
-                no_challenger.add(app)
-                notes.append(
-                    f"{app}: serving without its canary/shadow, no room for {asked} (free: {where})"
-                )
+    for app in order:  # primaries first: a challenger never keeps its primary out
+        model = model_of(app)
+        if model in left_out:
+            continue
+        trial = [dict(f) for f in free]
+        if not _first_fit(wants[app], trial, None, inplace=True):
+            free = trial
+            continue
+        asked = "; ".join(f"{w.count} x {describe(w.bundle)}" for w in wants[app])
+        where = free_text(nodes, free)
+        if not is_challenger(app):
+            left_out.add(model)
+            notes.append(f"{model}: not started, no room for {asked} (free: {where})")
+        else:
+            no_challenger.add(model)
+            notes.append(
+                f"{model}: serving without its canary/shadow, no room for {asked} (free: {where})"
+            )
     return left_out, no_challenger, notes

@@ -13,6 +13,7 @@ from maas_ray.control.serve_api import ServeAPI
 from maas_ray.control.spec import (
     SHARED_APP,
     DeploymentSpec,
+    is_challenger,
     serve_config,
     shared_application,
 )
@@ -27,7 +28,7 @@ from maas_ray.errors import (
 )
 from maas_ray.registry import HistoryEvent, Registry
 from maas_ray.security.ray_token import dashboard_headers
-from maas_ray.serving.traffic import Canary, Shadow
+from maas_ray.serving.traffic import Canary, Shadow, challenger_app
 from maas_ray.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -70,8 +71,9 @@ class ControlPlane:
         leave_out: frozenset[str] = frozenset(),
         no_challenger: frozenset[str] = frozenset(),
     ) -> tuple[dict[str, Any], dict[str, str]]:
-        """The full Serve config and ``{model: version}``, from one pass over the stored
-        specs (``overrides`` replace stored ones, to plan a change before storing it).
+        """The full Serve config and ``{application: version}``, from one pass over the
+        stored specs (``overrides`` replace stored ones, to plan a change before storing
+        it). A model's canary or shadow is an application of its own (challenger_app).
 
         ``leave_out`` / ``no_challenger``: models (or their canary/shadow) a restore
         found no room for; ``no_surge``: models replaced in place (see _switch).
@@ -93,15 +95,13 @@ class ControlPlane:
             targets[name] = version
             if spec.mode == "shared":
                 shared = True  # served by the pool; the gateway finds it in the registry
-            else:
-                apps.append(
-                    spec.to_application(
-                        version,
-                        s.mlflow_uri,
-                        surge=name not in no_surge,
-                        challenger=name not in no_challenger,
-                    )
-                )
+                continue
+            with_side = name not in no_challenger
+            apps += spec.to_applications(
+                version, s.mlflow_uri, surge=name not in no_surge, challenger=with_side
+            )
+            if spec.challenger is not None and with_side:
+                targets[challenger_app(name)] = spec.challenger.version
         # The pool always runs, warm: it answers a dedicated model's first requests
         # while that model's own replicas start (see serving/gateway.py). With no
         # shared model it reserves no CPU, so it never keeps a model replica out.
@@ -303,7 +303,7 @@ class ControlPlane:
             if before != spec.model_dump(exclude_none=True):
                 result[spec.model] = "created" if before is None else "updated"
                 changed.append((spec, before))
-            elif spec.mode != "shared" and drifted(apps.get(spec.model), running.get(spec.model)):
+            elif spec.mode != "shared" and _drifted(spec.model, apps, running):
                 result[spec.model] = "reconciled"
                 changed.append((spec, before))
             else:
@@ -312,12 +312,19 @@ class ControlPlane:
             return result
         overrides: Overrides = {s.model: s.model_dump(exclude_none=True) for s, _ in changed}
         self.admit(overrides, "apply of " + ", ".join(sorted(overrides)))
-        for spec, _ in changed:
-            self.registry.set_spec(spec.model, spec.model_dump(exclude_none=True))
+        steps = {s.model: st for s, before in changed if (st := _steps(s, before))}
+        saved = False
         try:
+            for i in range(max((len(st) for st in steps.values()), default=0)):
+                # A model with fewer steps stays at its last one meanwhile.
+                now: Overrides = {m: st[min(i, len(st) - 1)] for m, st in steps.items()}
+                self._converge(sorted(now), progress, now)
+            for spec, _ in changed:
+                self.registry.set_spec(spec.model, spec.model_dump(exclude_none=True))
+            saved = True
             targets = self._converge([s.model for s, _ in changed], progress)
         except MaasError as exc:
-            for spec, before in changed:
+            for spec, before in changed if saved else []:
                 if before is None:
                     self.registry.delete_spec(spec.model)
                 else:
@@ -345,13 +352,9 @@ class ControlPlane:
         self.registry.delete_spec(name)
         self.registry.record(name, self.settings.who, "undeploy", from_version=running)
         self.apply()
-        deadline = time.monotonic() + self.settings.deploy_timeout_s
-        while name in self.serve.applications():
-            if time.monotonic() > deadline:
-                raise DeploymentFailed(f"'{name}' still running after undeploy")
-            if progress:
-                progress(f"stopping {name}")
-            time.sleep(0.5)
+        timeout_s = self.settings.deploy_timeout_s
+        if self._wait_gone([name, challenger_app(name)], timeout_s, progress):
+            raise DeploymentFailed(f"'{name}' still running after undeploy")
 
     def wait_running(
         self,
@@ -359,38 +362,36 @@ class ControlPlane:
         progress: Progress | None = None,
         failures: dict[str, str] | None = None,
         timeout_s: float | None = None,
-        args: dict[str, dict[str, Any]] | None = None,
+        apps: dict[str, dict[str, Any]] | None = None,
     ) -> None:
-        """Poll Serve until every app in ``targets`` runs its target version (and, for
-        apps named in ``args``, those application args: a canary split, batching).
+        """Poll Serve until every application in ``targets`` runs its target version
+        (and, for those in ``apps``, that config: args and user_config, so a changed
+        canary split or batching is seen applied, not only the version).
 
-        With ``failures``, a model that fails or times out is recorded there
-        (model -> reason) instead of raising, and the others are still waited for.
+        With ``failures``, an application that fails or times out is recorded there
+        (name -> reason) instead of raising, and the others are still waited for.
         """
         timeout_s = self.settings.deploy_timeout_s if timeout_s is None else timeout_s
         deadline = time.monotonic() + timeout_s
         pending = dict(targets)
         while pending:
-            apps = self.serve.applications()
+            live = self.serve.applications()
             for name, version in list(pending.items()):
-                app = apps.get(name) or {}
+                app = live.get(name) or {}
                 state, running_version = app.get("status"), app_version(app)
-                if name not in apps and SHARED_APP in apps and self._is_shared(name):
-                    app = apps[SHARED_APP]
+                shared = not is_challenger(name) and name not in live and SHARED_APP in live
+                if shared and self._is_shared(name):
+                    app = live[SHARED_APP]
                     state, running_version = app.get("status"), version
-                applied = (
-                    args is None
-                    or name not in args
-                    or name not in apps
-                    or ((app.get("deployed_app_config") or {}).get("args") or {}) == args[name]
-                )
+                applied = apps is None or name not in apps or name not in live
+                applied = applied or rows.applied(app, (apps or {})[name])
                 if state == "RUNNING" and running_version == version and applied:
                     del pending[name]
                 elif state in FAILED and running_version == version:
-                    why = f"'{name}' version {version} failed: {app_error(app)}"
+                    why = f"version {version} failed: {app_error(app)}"
                     if failures is None:
-                        raise DeploymentFailed(why)
-                    failures[name] = f"version {version} failed: {app_error(app)}"
+                        raise DeploymentFailed(f"{rows.label(name)} {why}")
+                    failures[name] = why
                     del pending[name]
                 elif progress:
                     progress(f"{name} v{version}: {state or 'NOT_STARTED'}")
@@ -403,6 +404,19 @@ class ControlPlane:
                 raise DeploymentFailed(f"timed out after {timeout_s:.0f}s waiting for {waiting}")
             if pending:
                 time.sleep(0.5)
+
+    def _wait_gone(
+        self, names: list[str], timeout_s: float, progress: Progress | None = None
+    ) -> list[str]:
+        """Wait until Serve runs none of ``names``; return those still there at the end."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            left = [n for n in names if n in self.serve.applications()]
+            if not left or time.monotonic() > deadline:
+                return left
+            if progress:
+                progress("stopping " + ", ".join(left))
+            time.sleep(0.5)
 
     # -- helpers ----------------------------------------------------------------------
     def _switch(
@@ -420,32 +434,27 @@ class ControlPlane:
         request during a switch. ``in_place_if_full``: where there is room for the
         change but not for its surge replica (a rollback on a full cluster), replace
         in place instead of refusing: requests wait in the ingress while the new
-        replica starts.
+        replica starts. A challenger that goes away first stops getting traffic; a
+        new one gets traffic only once it runs (see _steps).
         """
         overrides: Overrides = {spec.model: spec.model_dump(exclude_none=True)}
         no_surge = self._admit_switch(overrides, what, in_place_if_full)
-        quiet = _quieted(spec, previous)
+        stored = False
         try:
-            if quiet is not None:
-                # The challenger goes away: first the primary stops sending it traffic
-                # (its replicas replaced by ones at 0%), then it is removed. Removed at
-                # once, requests the old primary still forwards to it would hang in
-                # the handle until that replica is killed (seen: 20 s, then 500s).
-                quiet_overrides: Overrides = {spec.model: quiet}
-                quiet_surge = self._admit_switch(quiet_overrides, what, in_place_if_full)
-                self._converge([spec.model], progress, quiet_overrides, quiet_surge)
-        except MaasError:
-            self._settle([spec.model], progress)
-            raise
-        self.registry.set_spec(spec.model, spec.model_dump(exclude_none=True))
-        try:
+            for step in _steps(spec, previous):
+                step_overrides: Overrides = {spec.model: step}
+                step_surge = self._admit_switch(step_overrides, what, in_place_if_full)
+                self._converge([spec.model], progress, step_overrides, step_surge)
+            self.registry.set_spec(spec.model, spec.model_dump(exclude_none=True))
+            stored = True
             self._converge([spec.model], progress, no_surge=no_surge)
         except MaasError as exc:
             # Put back what served before so a bad version never takes the traffic.
-            if previous is None:
-                self.registry.delete_spec(spec.model)
-            else:
-                self.registry.set_spec(spec.model, previous)
+            if stored:
+                if previous is None:
+                    self.registry.delete_spec(spec.model)
+                else:
+                    self.registry.set_spec(spec.model, previous)
             self._settle([spec.model], progress)
             self._failed(spec, exc)
             raise
@@ -473,12 +482,17 @@ class ControlPlane:
         failures: dict[str, str] | None = None,
         timeout_s: float | None = None,
     ) -> dict[str, str]:
-        """PUT the desired config and wait until ``names`` run it (version and args)."""
+        """PUT the desired config and wait until ``names`` (and their challengers) run
+        it, version and config, and a challenger the config drops is gone."""
         config, targets = self.desired(overrides, no_surge)
         self.serve.put_config(config)
-        args = {a["name"]: a.get("args") or {} for a in config["applications"]}
-        wanted = {n: targets[n] for n in names if n in targets}
-        self.wait_running(wanted, progress, failures, timeout_s, args)
+        apps = {a["name"]: a for a in config["applications"]}
+        wanted = {a: targets[a] for n in names for a in (n, challenger_app(n)) if a in targets}
+        self.wait_running(wanted, progress, failures, timeout_s, apps)
+        gone = [a for n in names for a in (n, challenger_app(n)) if a not in targets]
+        timeout_s = self.settings.deploy_timeout_s if timeout_s is None else timeout_s
+        for name in self._wait_gone(gone, timeout_s, progress):
+            logger.warning("%s still stopping after %.0fs", name, timeout_s)
         return targets
 
     def _settle(self, names: list[str], progress: Progress | None) -> None:
@@ -487,16 +501,11 @@ class ControlPlane:
         that runs what the registry says."""
         try:
             failures: dict[str, str] = {}
-            targets = self._converge(names, progress, failures=failures, timeout_s=RESTORE_WAIT_S)
-            gone = [n for n in names if n not in targets]
-            deadline = time.monotonic() + RESTORE_WAIT_S
-            while gone and time.monotonic() < deadline:
-                apps = self.serve.applications()
-                gone = [n for n in gone if n in apps]
-                if gone:
-                    time.sleep(0.5)
+            self._converge(names, progress, failures=failures, timeout_s=RESTORE_WAIT_S)
             for name, why in failures.items():
-                logger.error("%s did not come back after a refused change: %s", name, why)
+                logger.error(
+                    "%s did not come back after a refused change: %s", rows.label(name), why
+                )
         except MaasError as exc:
             logger.error("could not put back the state before a refused change: %s", exc)
 
@@ -553,20 +562,37 @@ class ControlPlane:
         return rows.status_of(self, name)
 
 
-def _quieted(spec: DeploymentSpec, previous: dict[str, Any] | None) -> dict[str, Any] | None:
-    """``previous`` with its canary/shadow at 0%, when ``spec`` drops that challenger."""
-    if previous is None:
-        return None
-    before = DeploymentSpec.model_validate(previous)
-    side = before.challenger
-    if side is None or before.mode == "shared":
-        return None
-    if spec.challenger is not None and spec.challenger.version == side.version:
-        return None
-    if side.percent == 0:
-        return None
-    kind = "canary" if before.canary is not None else "shadow"
-    return {**previous, kind: {**previous[kind], "percent": 0}}
+def _drifted(model: str, wanted: dict[str, Any], running: dict[str, Any]) -> bool:
+    """True when Serve does not run ``model``'s applications (its own and its
+    challenger's) as the config ``wanted`` says."""
+    side = challenger_app(model)
+    if side in running and side not in wanted:
+        return True
+    return any(drifted(wanted.get(a), running.get(a)) for a in (model, side))
+
+
+def _steps(spec: DeploymentSpec, previous: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The specs to pass through on the way from ``previous`` to ``spec``.
+
+    A challenger that goes away (or is replaced by another version) is first set to
+    0%: the primary's replicas stop sending it requests before it stops, or they
+    would hang in the handle until its replica is killed (seen: 20 s, then 500s). A
+    new challenger starts at 0% and gets its share once it runs, so no request waits
+    for it to load. Both are reconfigures of the primary, not new replicas.
+    """
+    steps = []
+    before = DeploymentSpec.model_validate(previous) if previous is not None else None
+    old = before.challenger if before is not None and before.mode != "shared" else None
+    new = spec.challenger if spec.mode != "shared" else None
+    if previous is not None and old is not None and old.percent > 0:
+        if new is None or new.version != old.version:
+            kind = "canary" if before is not None and before.canary is not None else "shadow"
+            steps.append({**previous, kind: {**previous[kind], "percent": 0}})
+    if new is not None and new.percent > 0 and (old is None or old.version != new.version):
+        kind = "canary" if spec.canary is not None else "shadow"
+        target = spec.model_dump(exclude_none=True)
+        steps.append({**target, kind: {**target[kind], "percent": 0}})
+    return steps
 
 
 def rollback_target(events: list[HistoryEvent], alias: str) -> str | None:

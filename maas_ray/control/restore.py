@@ -13,6 +13,7 @@ import time
 
 from maas_ray.control import capacity
 from maas_ray.control.deployer import RESTORE_WAIT_S, ControlPlane, Progress
+from maas_ray.control.spec import is_challenger, model_of
 
 logger = logging.getLogger(__name__)
 
@@ -39,10 +40,14 @@ def restore(control: ControlPlane, progress: Progress | None = None) -> list[str
         # Once more for what failed: a start can fail for a passing reason (the
         # registry slow to answer; Serve 2.60's controller racing two builds).
         failures = _retry(control, set(failures), left_out, no_challenger, progress)
-    notes += [f"{name}: {why}" for name, why in sorted(failures.items())]
+    notes += [f"{_named(name)}: {why}" for name, why in sorted(failures.items())]
     for note in notes:
         logger.warning("restore: %s", note)
     return notes
+
+
+def _named(app: str) -> str:
+    return f"{model_of(app)} (its canary/shadow)" if is_challenger(app) else app
 
 
 def _retry(
@@ -52,10 +57,14 @@ def _retry(
     no_challenger: set[str],
     progress: Progress | None,
 ) -> dict[str, str]:
-    """Take ``names`` out of Serve, then start them again; return what still fails."""
+    """Take ``names`` (applications) out of Serve, then start them again; return what
+    still fails."""
+    primaries = {n for n in names if not is_challenger(n)}
+    sides = {model_of(n) for n in names if is_challenger(n)}
     control.serve.put_config(
         control.desired(
-            leave_out=frozenset(left_out | names), no_challenger=frozenset(no_challenger)
+            leave_out=frozenset(left_out | primaries),
+            no_challenger=frozenset(no_challenger | sides | primaries),
         )[0]
     )
     deadline = time.monotonic() + RESTORE_WAIT_S

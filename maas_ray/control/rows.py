@@ -9,11 +9,13 @@ from typing import TYPE_CHECKING, Any
 from maas_ray.control import capacity
 from maas_ray.control.capacity import bundle_of
 from maas_ray.control.spec import (
-    CHALLENGER_DEPLOYMENT,
     MODEL_DEPLOYMENT,
     SHARED_APP,
     SHARED_DEPLOYMENT,
     DeploymentSpec,
+    challenger_app,
+    is_challenger,
+    model_of,
     model_route,
 )
 from maas_ray.control.status import ModelStatus, NodeResources, VersionRole
@@ -42,13 +44,37 @@ def app_error(app: dict[str, Any]) -> str:
     return "\n".join(m for m in messages if m).strip() or "no message from Serve"
 
 
+def label(app: str) -> str:
+    """How messages name an application: ``'tabular'`` or ``the challenger of 'tabular'``."""
+    if is_challenger(app):
+        return f"the canary/shadow of '{model_of(app)}'"
+    return f"'{app}'"
+
+
+def applied(app: dict[str, Any], want: dict[str, Any]) -> bool:
+    """True when Serve took application config ``want``: its args and each deployment's
+    user_config (the canary split) are what Serve says it deployed."""
+    conf = app.get("deployed_app_config") or {}
+    if (conf.get("args") or {}) != (want.get("args") or {}):
+        return False
+    deployed = {d.get("name"): d for d in conf.get("deployments") or []}
+    return all(
+        (deployed.get(d["name"]) or {}).get("user_config") == d["user_config"]
+        for d in want.get("deployments") or []
+        if "user_config" in d
+    )
+
+
 def replicas(dep: dict[str, Any] | None) -> tuple[int, int | None]:
     replicas = (dep or {}).get("replicas") or []
     running = sum(1 for r in replicas if r.get("state") == "RUNNING")
     return running, (dep or {}).get("target_num_replicas")
 
 
-def row(spec: DeploymentSpec, app: dict[str, Any] | None) -> ModelStatus:
+def row(
+    spec: DeploymentSpec, app: dict[str, Any] | None, side_app: dict[str, Any] | None = None
+) -> ModelStatus:
+    """A dedicated model's status row from its Serve application (and its challenger's)."""
     app = app or {}
     deployments = app.get("deployments") or {}
     running, target = replicas(deployments.get(MODEL_DEPLOYMENT))
@@ -60,7 +86,8 @@ def row(spec: DeploymentSpec, app: dict[str, Any] | None) -> ModelStatus:
     challenger = None
     traffic = f"v{version} 100%" if version else "-"
     if side is not None:
-        c_running, c_target = replicas(deployments.get(CHALLENGER_DEPLOYMENT))
+        side_deps = (side_app or {}).get("deployments") or {}
+        c_running, c_target = replicas(side_deps.get(MODEL_DEPLOYMENT))
         role = "canary" if spec.canary is not None else "shadow"
         challenger = VersionRole(
             version=side.version,
@@ -98,8 +125,7 @@ def drifted(want: dict[str, Any] | None, app: dict[str, Any] | None) -> bool:
         return False
     if app is None or app.get("status") in FAILED:
         return True
-    conf = app.get("deployed_app_config") or {}
-    if (conf.get("args") or {}) != (want.get("args") or {}):
+    if not applied(app, want):
         return True
     deployments = app.get("deployments") or {}
     for dep in want.get("deployments") or []:
@@ -193,14 +219,18 @@ def _row(
     config: dict[str, Any] | None = None,
 ) -> ModelStatus:
     if spec.mode != "shared":
-        status = row(spec, apps.get(spec.model))
+        side_app = apps.get(challenger_app(spec.model))
+        status = row(spec, apps.get(spec.model), side_app)
         if nodes is not None and spec.model in apps:
-            status.pending = "; ".join(capacity.pending_reasons(apps[spec.model], nodes))
+            waiting = capacity.pending_reasons(apps[spec.model], nodes)
+            if side_app is not None:
+                kind = "canary" if spec.canary is not None else "shadow"
+                waiting += [f"{kind}: {w}" for w in capacity.pending_reasons(side_app, nodes)]
+            status.pending = "; ".join(waiting)
         if nodes is not None and config and spec.autoscaling:
             status.warnings = capacity.autoscaling_warnings(config, apps, nodes, spec.model)
         stored_side = spec.challenger
-        args = ((apps.get(spec.model) or {}).get("deployed_app_config") or {}).get("args")
-        if stored_side is not None and args is not None and not {"canary", "shadow"} & set(args):
+        if stored_side is not None and spec.model in apps and side_app is None:
             kind = "canary" if spec.canary is not None else "shadow"
             status.challenger = None
             status.traffic = f"v{status.version} 100%"

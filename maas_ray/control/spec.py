@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from maas_ray.serving.traffic import Batching, Canary, Shadow
+from maas_ray.serving.traffic import CHALLENGER_SUFFIX, Batching, Canary, Shadow, challenger_app
 
 MODEL_APP_IMPORT = "maas_ray.serving.app:build_app"
 GATEWAY_APP_IMPORT = "maas_ray.serving.gateway:build_gateway"
@@ -15,7 +15,6 @@ SHARED_APP = "maas-shared"
 SHARED_DEPLOYMENT = "SharedPool"
 SHARED_APP_IMPORT = "maas_ray.serving.shared:build_pool"
 MODEL_DEPLOYMENT = "ModelServer"
-CHALLENGER_DEPLOYMENT = "Challenger"
 # Serve's max_surge_percent, of the target count rounded up: 1% is one surge replica
 # for up to 100 replicas. A replaced deployment (new version, new resources) starts
 # each replacement beside the old replica and stops that one only once the new one
@@ -28,6 +27,16 @@ SURGE_PERCENT = 1
 def model_route(name: str) -> str:
     """The route prefix of a model's Serve application."""
     return f"/v1/models/{name}"
+
+
+def model_of(app: str) -> str:
+    """The model an application serves (its own, or the one it challenges)."""
+    return app.removesuffix(CHALLENGER_SUFFIX)
+
+
+def is_challenger(app: str) -> bool:
+    """True for the application of a canary or shadow."""
+    return app.endswith(CHALLENGER_SUFFIX)
 
 
 class DeploymentSpec(BaseModel):
@@ -119,22 +128,47 @@ class DeploymentSpec(BaseModel):
             return f"{self.min_replicas}-{self.max_replicas}"
         return str(self.num_replicas or 1)
 
+    def to_applications(
+        self, version: str, tracking_uri: str, *, surge: bool = True, challenger: bool = True
+    ) -> list[dict[str, Any]]:
+        """The primary's application and, with a canary or shadow, the challenger's.
+
+        ``challenger=False`` leaves the challenger out (a restore with no room for it).
+        """
+        apps = [self.to_application(version, tracking_uri, surge=surge, challenger=challenger)]
+        side = self.challenger
+        if side is not None and challenger:
+            app = self.to_application(side.version, tracking_uri, surge=surge, challenger=False)
+            app["name"] = challenger_app(self.model)
+            app["route_prefix"] = None  # reached through the primary only
+            if self.shadow is not None:
+                app["args"]["background"] = True
+            apps.append(app)
+        return apps
+
     def to_application(
         self, version: str, tracking_uri: str, *, surge: bool = True, challenger: bool = True
     ) -> dict[str, Any]:
-        """The Serve application config (ServeApplicationSchema) for this spec.
+        """The Serve application config (ServeApplicationSchema) of the primary.
 
-        ``version`` is the primary version (the alias resolved). A canary or shadow
-        adds a second deployment, ``Challenger``, with the same replica settings; the
-        primary stays the ingress, so the plain path keeps one hop. ``challenger=False``
-        leaves it out (a restore with no room for it). ``surge``: replacements start
-        beside the old replicas, one at a time (see SURGE_PERCENT).
+        ``version`` is the primary version (the alias resolved). The canary split or
+        shadow share goes to the primary's replicas as ``user_config``, so changing or
+        ending it reconfigures them in place; the challenger itself is an application
+        of its own (``to_applications``). ``challenger=False`` leaves the split out.
+        ``surge``: replacements start beside the old replicas, one at a time (see
+        SURGE_PERCENT).
         """
+        traffic: dict[str, Any] = {"canary": None, "shadow": None}
+        if challenger and self.canary is not None:
+            traffic["canary"] = self.canary.model_dump(exclude_none=True)
+        if challenger and self.shadow is not None:
+            traffic["shadow"] = self.shadow.model_dump()
         deployment: dict[str, Any] = {
             "name": MODEL_DEPLOYMENT,
             "max_ongoing_requests": self.max_ongoing_requests,
             "ray_actor_options": {"num_cpus": self.num_cpus, "num_gpus": self.num_gpus},
             "max_surge_percent": SURGE_PERCENT if surge else 0,
+            "user_config": traffic,
         }
         if self.autoscaling:
             deployment["autoscaling_config"] = {
@@ -153,25 +187,18 @@ class DeploymentSpec(BaseModel):
             deployment["num_replicas"] = self.num_replicas or 1
         args: dict[str, Any] = {"model": self.model, "version": version}
         args["tracking_uri"] = tracking_uri
-        deployments = [deployment]
         if self.autoscaling:
             args["inline"] = False  # see ModelServer: keeps queueing visible to Serve
         if self.batching is not None:
             args["batching"] = self.batching.model_dump()
-        if self.canary is not None and challenger:
-            args["canary"] = self.canary.model_dump(exclude_none=True)
-        if self.shadow is not None and challenger:
-            args["shadow"] = self.shadow.model_dump()
         if self.mask_fields:
             args["mask_fields"] = self.mask_fields
-        if self.challenger is not None and challenger:
-            deployments.append({**deployment, "name": CHALLENGER_DEPLOYMENT})
         return {
             "name": self.model,
             "route_prefix": model_route(self.model),
             "import_path": MODEL_APP_IMPORT,
             "args": args,
-            "deployments": deployments,
+            "deployments": [deployment],
         }
 
 

@@ -36,7 +36,15 @@ from maas_ray.security.masking import install_log_masking, mask_fields_in_text
 from maas_ray.serving.http import read_body
 from maas_ray.serving.protocol import encode_error
 from maas_ray.serving.runtime import ModelRuntime
-from maas_ray.serving.traffic import Batching, Canary, Shadow, agreement, to_challenger
+from maas_ray.serving.traffic import (
+    Batching,
+    Canary,
+    Shadow,
+    Traffic,
+    agreement,
+    challenger_app,
+    to_challenger,
+)
 from maas_ray.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -79,10 +87,11 @@ def error_response(
 class ModelServer:
     """Wraps one registered model version: load verified, validate, predict.
 
-    As the primary (the application's ingress) it may hold a handle to a
-    ``Challenger`` deployment of the same class: with a canary it forwards a share
-    of the requests there; with a shadow it mirrors a share there after answering,
-    and the challenger records how often the two agree.
+    As a primary whose user_config names a canary or shadow, it reaches the
+    challenger's application (same class, another version) through a handle: with
+    a canary it forwards a share of the requests there; with a shadow it mirrors a
+    share there after answering, and the challenger records how often the two
+    agree. The split changes by reconfigure, without a new replica.
     """
 
     def __init__(
@@ -90,9 +99,6 @@ class ModelServer:
         model: str,
         version: str,
         tracking_uri: str,
-        challenger: DeploymentHandle | None = None,
-        canary: dict[str, Any] | None = None,
-        shadow: dict[str, Any] | None = None,
         background: bool = False,
         batching: dict[str, Any] | None = None,
         inline: bool = True,
@@ -123,9 +129,10 @@ class ModelServer:
         # samples in-flight requests between two of them, when the replica looks
         # idle, so queueing (in HAProxy) would never scale it up.
         self.inline = inline
-        self.challenger = challenger
-        self.canary = Canary.model_validate(canary) if canary else None
-        self.shadow = Shadow.model_validate(shadow) if shadow else None
+        self._challenger: DeploymentHandle | None = None  # made on first use
+        self._next_lookup = 0.0
+        self.canary: Canary | None = None  # set by reconfigure (user_config)
+        self.shadow: Shadow | None = None
         self.answered: Counter[str] = Counter()  # version -> requests answered here
         # Exported with Serve's metrics (Prometheus): which version answered, how.
         self._requests = metrics.Counter(
@@ -140,6 +147,30 @@ class ModelServer:
         self.agreement = {"requests": 0, "rows": 0, "agree": 0, "errors": 0, "dropped": 0}
         self._queue: list[tuple[bytes, str | None, bytes]] = []  # waiting for the shadow
         self._flusher: asyncio.Task[None] | None = None
+
+    def reconfigure(self, config: dict[str, Any] | None) -> None:
+        """Serve's user_config: the traffic split (``{"canary": ..., "shadow": ...}``)."""
+        traffic = Traffic.model_validate(config or {})
+        self.canary, self.shadow = traffic.canary, traffic.shadow
+        if self.canary is None and self.shadow is None:
+            self._challenger = None  # a later canary gets a handle of its own
+
+    @property
+    def challenger(self) -> DeploymentHandle | None:
+        """A handle to the canary's or shadow's application while one is set."""
+        if self.canary is None and self.shadow is None:
+            return None
+        if self._challenger is None and time.monotonic() >= self._next_lookup:
+            # Until the challenger's application exists (a restore starts both at
+            # once), this primary answers everything itself; looked up once a second.
+            self._next_lookup = time.monotonic() + 1.0
+            try:
+                self._challenger = serve.get_deployment_handle(
+                    "ModelServer", app_name=challenger_app(self.runtime.name)
+                )
+            except Exception:
+                logger.info("the challenger of %s is not there yet", self.runtime.name)
+        return self._challenger
 
     # -- handle API ------------------------------------------------------------
     async def predict(self, payload: dict[str, Any]) -> dict[str, Any]:

@@ -49,6 +49,27 @@ class Batching(BaseModel):
     )
 
 
+class Traffic(BaseModel):
+    """A primary's traffic settings (its deployment's user_config): at most one side."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    canary: Canary | None = None
+    shadow: Shadow | None = None
+
+
+# A canary or shadow runs as a Serve application of its own, next to its primary's,
+# so starting or ending one never restarts the primary: the split reaches the
+# primary's replicas as user_config (a reconfigure). '~' cannot occur in a model
+# name, so the name never clashes with a model's application.
+CHALLENGER_SUFFIX = "~challenger"
+
+
+def challenger_app(model: str) -> str:
+    """The name of the Serve application that runs ``model``'s canary or shadow."""
+    return model + CHALLENGER_SUFFIX
+
+
 def to_challenger(percent: float, sticky_value: str | None = None) -> bool:
     """Whether one request goes to the canary.
 

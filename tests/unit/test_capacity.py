@@ -26,7 +26,7 @@ def _nodes(cpu_total: float, cpu_used: float, gpu_total: float = 0.0) -> list[ca
 
 
 def _config(*specs: DeploymentSpec, version: str = "1") -> dict[str, Any]:
-    apps = [s.to_application(version, "http://mlflow") for s in specs]
+    apps = [a for s in specs for a in s.to_applications(version, "http://mlflow")]
     apps.append(shared_application("http://mlflow", 1, 0.0))
     return serve_config(apps, "127.0.0.1", 8000, "http://mlflow")
 
@@ -79,20 +79,23 @@ def test_a_canary_on_a_full_cluster_is_refused_naming_what_and_where() -> None:
     assert "0 CPU free of 2" in err.message
     assert "undeploy" in err.message
     assert "add a node" in err.message
-    asked = {d["deployment"]: d["replicas"] for d in err.asked}
-    # the challenger, and one surge replica of the primary, whose args change
-    assert asked == {"Challenger": 1, "ModelServer": 1}
+    asked = {(d["app"], d["deployment"]): d["replicas"] for d in err.asked}
+    # only the challenger: the primary's replicas take the split by reconfigure
+    assert asked == {("a", "Challenger"): 1}
+    assert "a/Challenger" in err.message
     assert err.to_dict()["free"][0]["free"]["CPU"] == 0
 
 
-def test_a_canary_fits_where_the_challenger_and_a_surge_replica_fit() -> None:
+def test_a_canary_fits_where_its_challenger_fits() -> None:
     running = _running(_config(*EXAMPLES))
     canary = _with_canary(EXAMPLES[0])
     after = _config(canary, *EXAMPLES[1:])
-    plan = capacity.admit(after, running, _nodes(4.0, 2.0), {"a"}, "canary")
-    assert sum(w.count for w in plan.wants) == 2
-    with pytest.raises(InsufficientResources):  # room for one of the two only
-        capacity.admit(after, running, _nodes(4.0, 3.5), {"a"}, "canary")
+    plan = capacity.admit(after, running, _nodes(2.5, 2.0), {"a"}, "canary")
+    assert [(w.app, w.deployment, w.count) for w in plan.wants] == [
+        ("a~challenger", "ModelServer", 1)
+    ]
+    with pytest.raises(InsufficientResources):
+        capacity.admit(after, running, _nodes(2.5, 2.1), {"a"}, "canary")
 
 
 def test_scaling_out_needs_only_the_added_replicas_no_surge() -> None:
@@ -111,8 +114,12 @@ def test_scaling_out_needs_only_the_added_replicas_no_surge() -> None:
 def test_ending_a_canary_credits_the_challenger_it_stops() -> None:
     canary = _with_canary(EXAMPLES[0])
     running = _running(_config(canary, *EXAMPLES[1:]))
-    # full: the primary's surge replica fits only in what the challenger gives back
-    capacity.admit(_config(*EXAMPLES), running, _nodes(2.5, 2.5), {"a"}, "rollback")
+    # full: promoting the canary's version needs a surge replica of the primary,
+    # which fits only in what the challenger gives back
+    promoted = _config(*EXAMPLES[1:], version="1")
+    promoted["applications"] += EXAMPLES[0].to_applications("2", "http://mlflow")
+    plan = capacity.admit(promoted, running, _nodes(2.5, 2.5), {"a"}, "promote")
+    assert [(w.app, w.count) for w in plan.wants] == [("a", 1)]
 
 
 def test_gpu_replicas_count_logical_gpus() -> None:
@@ -167,15 +174,15 @@ def test_a_pending_replica_says_what_it_waits_for() -> None:
     assert "0 CPU free of 2" in line
 
 
-def test_changing_only_the_split_replaces_the_primary_not_the_challenger() -> None:
+def test_changing_only_the_split_replaces_nothing() -> None:
     canary = _with_canary(EXAMPLES[0])
     running = _running(_config(canary, *EXAMPLES[1:]))
     quiet = DeploymentSpec.model_validate(
         {**canary.model_dump(exclude_none=True), "canary": {"version": "2", "percent": 0}}
     )
-    plan = capacity.admit(_config(quiet, *EXAMPLES[1:]), running, _nodes(3.0, 2.5), {"a"}, "x")
-    assert [(w.deployment, w.count) for w in plan.wants] == [("ModelServer", 1)]
-    in_place = quiet.to_application("1", "http://mlflow", surge=False)
+    plan = capacity.admit(_config(quiet, *EXAMPLES[1:]), running, _nodes(2.5, 2.5), {"a"}, "x")
+    assert plan.wants == []
+    in_place = EXAMPLES[0].to_application("2", "http://mlflow", surge=False)
     config = _config(*EXAMPLES[1:])
     config["applications"].insert(1, in_place)
     capacity.admit(config, running, _nodes(2.5, 2.5), {"a"}, "full: replaced in place")

@@ -62,14 +62,24 @@ def test_rollback_replays_promotes_and_rollbacks_as_a_stack() -> None:
     assert rollback_target([_event("promote", "2", "2")], "production") is None
 
 
-def test_spec_with_a_canary_adds_a_challenger_deployment() -> None:
+def test_spec_with_a_canary_adds_a_challenger_application_and_a_split() -> None:
     spec = DeploymentSpec(model="m", alias="production", canary=Canary(version="2", percent=10))
-    app = spec.to_application("1", "http://x")
-    assert [d["name"] for d in app["deployments"]] == ["ModelServer", "Challenger"]
-    assert app["args"]["canary"] == {"version": "2", "percent": 10.0}
-    plain = DeploymentSpec(model="m", version="1").to_application("1", "http://x")
-    assert "canary" not in plain["args"]
-    assert len(plain["deployments"]) == 1
+    primary, side = spec.to_applications("1", "http://x")
+    assert (side["name"], side["route_prefix"], side["args"]["version"]) == (
+        "m~challenger",
+        None,
+        "2",
+    )
+    # The split reaches the primary's replicas as user_config, never as an argument:
+    # changing it reconfigures them instead of starting new ones.
+    split = {"canary": {"version": "2", "percent": 10.0}, "shadow": None}
+    assert primary["deployments"][0]["user_config"] == split
+    plain = DeploymentSpec(model="m", version="1").to_applications("1", "http://x")
+    assert [a["name"] for a in plain] == ["m"]
+    assert primary["args"] == plain[0]["args"]
+    assert plain[0]["deployments"][0]["user_config"] == {"canary": None, "shadow": None}
+    shadow = DeploymentSpec(model="m", version="1", shadow={"version": "2"})
+    assert shadow.to_applications("1", "http://x")[1]["args"]["background"] is True
 
 
 @pytest.mark.parametrize(
@@ -89,3 +99,28 @@ def test_bad_traffic_specs_are_refused(kwargs: dict[str, object]) -> None:
 
 def test_shadow_defaults_to_everything() -> None:
     assert Shadow(version="2").percent == 100
+
+
+def test_a_challenger_gets_traffic_only_once_it_runs_and_none_before_it_stops() -> None:
+    from maas_ray.control.deployer import _steps
+
+    plain = DeploymentSpec(model="m", alias="production")
+    canary = plain.model_copy(update={"canary": Canary(version="2", percent=20)})
+    before = canary.model_dump(exclude_none=True)
+    # start: the challenger first runs at 0%
+    (warm,) = _steps(canary, plain.model_dump(exclude_none=True))
+    assert warm["canary"] == {"version": "2", "percent": 0}
+    # end: the primary stops sending to it first
+    (quiet,) = _steps(plain, before)
+    assert quiet["canary"] == {"version": "2", "percent": 0}
+    # a new share of the same version: one reconfigure, no step
+    assert (
+        _steps(plain.model_copy(update={"canary": Canary(version="2", percent=50)}), before) == []
+    )
+    # another version: quiet the old one, then warm the new one
+    other = plain.model_copy(update={"canary": Canary(version="3", percent=20)})
+    steps = _steps(other, before)
+    assert [s["canary"] for s in steps] == [
+        {"version": "2", "percent": 0},
+        {"version": "3", "percent": 0},
+    ]
