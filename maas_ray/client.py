@@ -145,18 +145,22 @@ class MaaS:
         *,
         alias: str | None = None,
         progress: Callable[[str], None] | None = None,
+        timeout_s: int | None = None,
         **options: Any,
     ) -> ModelStatus:
         """Serve a version of ``name`` and wait until it answers.
 
         ``options`` are DeploymentSpec fields: ``num_replicas``, ``min_replicas``,
         ``max_replicas``, ``num_cpus``, ``num_gpus``, ``max_ongoing_requests``.
+        ``timeout_s``: give up after this long (at most the platform's deploy
+        timeout) and put back what ran before.
         """
         spec = DeploymentSpec(
             model=name, version=None if version is None else str(version), alias=alias, **options
         )
         body = spec.model_dump(exclude_none=True, exclude={"model"})
-        answer = self._admin("POST", f"/models/{name}/deploy", body, progress)
+        params = None if timeout_s is None else {"timeout_s": timeout_s}
+        answer = self._admin("POST", f"/models/{name}/deploy", body, progress, params)
         return ModelStatus.model_validate(answer)
 
     def undeploy(self, name: str, progress: Callable[[str], None] | None = None) -> None:

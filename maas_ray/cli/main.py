@@ -323,6 +323,13 @@ def deploy(
     shared: Annotated[
         bool, typer.Option("--shared", help="Serve from the shared multiplexed pool.")
     ] = False,
+    timeout: Annotated[
+        int | None,
+        typer.Option(
+            help="Seconds to wait for the new version (default and most: MAAS_DEPLOY_TIMEOUT_S); "
+            "past it, what ran before is put back."
+        ),
+    ] = None,
 ) -> None:
     """Serve a version of NAME as a Ray Serve application and wait until it runs."""
     from pydantic import ValidationError
@@ -350,6 +357,7 @@ def deploy(
                 },
                 mode="shared" if shared else "dedicated",
                 progress=progress,
+                timeout_s=timeout,
             )
     except MaasError as exc:
         _fail(exc)

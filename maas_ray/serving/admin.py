@@ -20,7 +20,9 @@
 It runs inside the gateway replica and drives the same ControlPlane as before;
 the gateway has already checked the caller's scopes (security/scopes.py). Every
 action that changes something is written to the audit log, failed ones too.
-Errors are JSON ``{"error", "code"}`` with a 4xx status.
+Errors are JSON ``{"error", "code"}`` with a 4xx status. Every POST takes
+``?timeout_s=N`` (1 to MAAS_DEPLOY_TIMEOUT_S): how long the change may take to run
+before what ran before is put back.
 """
 
 from __future__ import annotations
@@ -148,6 +150,11 @@ def _read(registry: Registry, settings: Settings, call: Call, rest: list[str]) -
 
 
 def _change(registry: Registry, settings: Settings, call: Call, rest: list[str]) -> tuple[int, Any]:
+    if "timeout_s" in call.query:
+        # How long this change may take to run before what ran before is put back.
+        limit = int(settings.deploy_timeout_s)
+        timeout_s = _int(call.query["timeout_s"], "timeout_s", 1, limit)
+        settings = settings.model_copy(update={"deploy_timeout_s": float(timeout_s)})
     control = ControlPlane(settings, registry)
     if rest == ["apply"]:
         document = _validated(DeploymentFile, call.body)

@@ -448,6 +448,7 @@ def _model_paths(model_name: dict[str, Any]) -> dict[str, Any]:
 def _admin_paths() -> dict[str, Any]:
     name = {"$ref": "#/components/parameters/admin_name"}
     actor = {"$ref": "#/components/parameters/actor"}
+    timeout = {"$ref": "#/components/parameters/timeout_s"}
     status = _ref("ModelStatus")
 
     def read(op_id: str, summary: str, schema: dict[str, Any], named: bool) -> dict[str, Any]:
@@ -481,7 +482,7 @@ def _admin_paths() -> dict[str, Any]:
             ok=_ok(summary, answer),
             created=created,
             errors=(*(_BODY_ERRORS if body else ()), *errors),
-            params=[name, actor] if named else [actor],
+            params=[name, actor, timeout] if named else [actor, timeout],
             body=None if body is None else _json_body(body, required=not optional),
         )
 
@@ -700,6 +701,14 @@ def _parameters() -> dict[str, Any]:
             "required": False,
             "description": "Who asks, recorded in the history as `api:<actor>`.",
             "schema": {"type": "string"},
+        },
+        "timeout_s": {
+            "name": "timeout_s",
+            "in": "query",
+            "required": False,
+            "description": "Seconds the change may take to run (default and most: the "
+            "platform's MAAS_DEPLOY_TIMEOUT_S); past it, what ran before is put back.",
+            "schema": {"type": "integer", "minimum": 1},
         },
     }
 

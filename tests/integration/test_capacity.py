@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import mlflow
 import pytest
 
 from maas_ray import MaaS, Settings
@@ -20,12 +21,30 @@ from tests.integration.test_lifecycle import Load
 from tests.integration.test_security import _artifact_dir
 
 CPU = 0.5  # what each example reserves on `make up`'s platform
+SLOW_TIMEOUT_S = 8  # `maas deploy --timeout` for the version that loads for minutes
+
+
+class SlowToLoad(mlflow.pyfunc.PythonModel):
+    """Registers at once; a replica loading it takes minutes (a deploy that times out)."""
+
+    def load_context(self, context: Any) -> None:
+        from ray import serve
+
+        try:
+            serve.get_replica_context()
+        except Exception:
+            return  # MLflow's own check while registering: load at once
+        time.sleep(600)
+
+    def predict(self, context: Any, model_input: Any, params: Any = None) -> Any:
+        return ["slow"] * len(model_input)
 
 
 @pytest.fixture(scope="module")
 def cap(client: MaaS, seeded: Any) -> Iterator[dict[str, str]]:
     """A model whose answer names its version: v1 serving, v2 a good challenger,
-    v3 fails to load, v4 has artifacts changed after registration."""
+    v3 fails to load, v4 has artifacts changed after registration, v5 loads for
+    minutes."""
     from sklearn.dummy import DummyClassifier
 
     versions = {}
@@ -39,6 +58,9 @@ def cap(client: MaaS, seeded: Any) -> Iterator[dict[str, str]]:
     ).version
     good = DummyClassifier(strategy="constant", constant="v4").fit([[0.0]], ["v4"])
     versions["tampered"] = client.register("capm", good, input_example=[[0.0]]).version
+    versions["slow"] = client.register(
+        "capm", SlowToLoad(), input_example=pd.DataFrame({"x": [0.0]})
+    ).version
     client.promote("capm", versions["v1"])
     client.deploy("capm", alias="production", num_cpus=CPU)
     yield versions
@@ -199,7 +221,7 @@ def test_an_autoscaling_maximum_beyond_capacity_is_accepted_with_a_warning(
     assert row.warnings == []
 
 
-@pytest.mark.parametrize("kind", ["broken", "tampered"])
+@pytest.mark.parametrize("kind", ["broken", "tampered", "slow"])
 def test_a_failed_deploy_puts_back_what_ran_and_the_old_version_answers_throughout(
     cap: dict[str, str], client: MaaS, live: Settings, env: dict[str, str], kind: str
 ) -> None:
@@ -208,10 +230,13 @@ def test_a_failed_deploy_puts_back_what_ran_and_the_old_version_answers_througho
         victim = max((p for p in folder.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
         victim.write_bytes(victim.read_bytes() + b"\0")  # one byte more than registered
     before = _snapshot(client, live)
+    timeout = ["--timeout", str(SLOW_TIMEOUT_S)] if kind == "slow" else []
     with Load(live, "capm") as load:
-        proc = maas(env, "deploy", "capm", "--version", cap[kind], check=False)
+        proc = maas(env, "deploy", "capm", "--version", cap[kind], *timeout, check=False)
         time.sleep(3)  # the old version must keep answering right after the refusal too
     assert proc.returncode == 1, proc.stdout
+    if kind == "slow":
+        assert f"timed out after {SLOW_TIMEOUT_S}s" in proc.stderr, proc.stderr
     assert _snapshot(client, live) == before
     assert load.failures() == {}, load.seen
     assert set(v for _, v in load.seen) == {cap["v1"]}, load.seen

@@ -133,6 +133,9 @@ def test_management_api_promote_history_and_rollback(
         ("POST", "/models/nope/rollback", None, 404, "model_not_found"),
         ("GET", "/models/adm/frobnicate", None, 404, "not_found"),
         ("POST", "/apply", {"kind": "MaasDeployments", "models": []}, 422, "invalid_input"),
+        ("POST", "/models/adm/deploy?timeout_s=0", {}, 422, "invalid_input"),
+        ("POST", "/models/adm/deploy?timeout_s=soon", {}, 422, "invalid_input"),
+        ("POST", "/models/adm/deploy?timeout_s=99999", {}, 422, "invalid_input"),
     ],
 )
 def test_management_api_errors_are_4xx_json(
