@@ -383,8 +383,8 @@ class ControlPlane:
                 if shared and self._is_shared(name):
                     app = live[SHARED_APP]
                     state, running_version = app.get("status"), version
-                applied = apps is None or name not in apps or name not in live
-                applied = applied or rows.applied(app, (apps or {})[name])
+                want = (apps or {}).get(name)
+                applied = want is None or name not in live or rows.applied(app, want)
                 if state == "RUNNING" and running_version == version and applied:
                     del pending[name]
                 elif state in FAILED and running_version == version:
@@ -586,13 +586,16 @@ def _steps(spec: DeploymentSpec, previous: dict[str, Any] | None) -> list[dict[s
     new = spec.challenger if spec.mode != "shared" else None
     if previous is not None and old is not None and old.percent > 0:
         if new is None or new.version != old.version:
-            kind = "canary" if before is not None and before.canary is not None else "shadow"
-            steps.append({**previous, kind: {**previous[kind], "percent": 0}})
+            steps.append(_at_zero(previous))
     if new is not None and new.percent > 0 and (old is None or old.version != new.version):
-        kind = "canary" if spec.canary is not None else "shadow"
-        target = spec.model_dump(exclude_none=True)
-        steps.append({**target, kind: {**target[kind], "percent": 0}})
+        steps.append(_at_zero(spec.model_dump(exclude_none=True)))
     return steps
+
+
+def _at_zero(raw: dict[str, Any]) -> dict[str, Any]:
+    """A stored spec with its canary's or shadow's share set to 0%."""
+    kind = "canary" if raw.get("canary") is not None else "shadow"
+    return {**raw, kind: {**raw[kind], "percent": 0}}
 
 
 def rollback_target(events: list[HistoryEvent], alias: str) -> str | None:

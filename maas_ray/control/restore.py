@@ -13,6 +13,7 @@ import time
 
 from maas_ray.control import capacity
 from maas_ray.control.deployer import RESTORE_WAIT_S, ControlPlane, Progress
+from maas_ray.control.rows import label
 from maas_ray.control.spec import is_challenger, model_of
 
 logger = logging.getLogger(__name__)
@@ -40,14 +41,10 @@ def restore(control: ControlPlane, progress: Progress | None = None) -> list[str
         # Once more for what failed: a start can fail for a passing reason (the
         # registry slow to answer; Serve 2.60's controller racing two builds).
         failures = _retry(control, set(failures), left_out, no_challenger, progress)
-    notes += [f"{_named(name)}: {why}" for name, why in sorted(failures.items())]
+    notes += [f"{label(name)}: {why}" for name, why in sorted(failures.items())]
     for note in notes:
         logger.warning("restore: %s", note)
     return notes
-
-
-def _named(app: str) -> str:
-    return f"{model_of(app)} (its canary/shadow)" if is_challenger(app) else app
 
 
 def _retry(

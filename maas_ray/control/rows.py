@@ -45,7 +45,7 @@ def app_error(app: dict[str, Any]) -> str:
 
 
 def label(app: str) -> str:
-    """How messages name an application: ``'tabular'`` or ``the challenger of 'tabular'``."""
+    """How messages name an application: ``'tabular'`` or ``the canary/shadow of 'tabular'``."""
     if is_challenger(app):
         return f"the canary/shadow of '{model_of(app)}'"
     return f"'{app}'"
