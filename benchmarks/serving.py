@@ -52,8 +52,8 @@ from benchmarks.servers import bare_starlette, mlflow_serve
 from examples._common import register
 from maas_ray import MaaS, Settings
 from maas_ray.control.serve_api import ServeAPI
-from maas_ray.control.spec import MODEL_DEPLOYMENT, DeploymentFile
 from maas_ray.security.ray_token import dashboard_headers
+from maas_ray.spec import MODEL_DEPLOYMENT, DeploymentFile
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"

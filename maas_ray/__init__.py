@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from maas_ray.client import MaaS
-from maas_ray.control.spec import DeploymentSpec
 from maas_ray.control.status import ModelStatus
 from maas_ray.errors import MaasError
 from maas_ray.registry.models import ModelInfo, VersionInfo
 from maas_ray.settings import Settings
+from maas_ray.spec import DeploymentSpec
 
 __all__ = [
     "DeploymentSpec",

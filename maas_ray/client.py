@@ -14,21 +14,19 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import orjson
 
-from maas_ray.control.spec import DeploymentFile, DeploymentSpec
 from maas_ray.control.status import ModelStatus, NodeResources
 from maas_ray.errors import InvalidJSON, PlatformUnavailable, RemoteError
 from maas_ray.registry.models import HistoryEvent, ModelInfo, VersionInfo
+from maas_ray.routes import BY_NAME, url
 from maas_ray.security.keys import client_key
-from maas_ray.serving.traffic import Canary, Shadow
 from maas_ray.settings import Settings
+from maas_ray.spec import Canary, DeploymentFile, DeploymentSpec, Shadow
+from maas_ray.wire import ACTOR_HEADER, FORMATS, JSON, PRODUCTION, VERSION_HEADER
 
 if TYPE_CHECKING:
     from maas_ray.control.deployer import ControlPlane
     from maas_ray.registry import Registry
 
-PRODUCTION = "production"
-FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
-ACTOR_HEADER = "x-maas-actor"
 # A management call may wait for replicas to start: the deploy timeout plus slack.
 _SLACK_S = 60.0
 
@@ -122,16 +120,16 @@ class MaaS:
         self, name: str, uri: str, description: str | None, tags: dict[str, str] | None
     ) -> VersionInfo:
         body = {"model_uri": uri, "description": description, "tags": tags}
-        answer = self._admin("POST", f"/models/{name}/versions", body)
+        answer = self._admin("register", body, name=name)
         return VersionInfo.model_validate(answer)
 
     def models(self) -> list[ModelInfo]:
         """Every registered model."""
-        return [ModelInfo.model_validate(m) for m in self._admin("GET", "/models")]
+        return [ModelInfo.model_validate(m) for m in self._admin("list_models")]
 
     def model(self, name: str) -> ModelInfo:
         """One registered model with its versions."""
-        return ModelInfo.model_validate(self._admin("GET", f"/models/{name}"))
+        return ModelInfo.model_validate(self._admin("show_model", name=name))
 
     def versions(self, name: str) -> list[VersionInfo]:
         """The versions of ``name``, newest first."""
@@ -160,20 +158,20 @@ class MaaS:
         )
         body = spec.model_dump(exclude_none=True, exclude={"model"})
         params = None if timeout_s is None else {"timeout_s": timeout_s}
-        answer = self._admin("POST", f"/models/{name}/deploy", body, progress, params)
+        answer = self._admin("deploy", body, progress, params, name=name)
         return ModelStatus.model_validate(answer)
 
     def undeploy(self, name: str, progress: Callable[[str], None] | None = None) -> None:
         """Stop serving ``name`` (its versions stay registered)."""
-        self._admin("POST", f"/models/{name}/undeploy", None, progress)
+        self._admin("undeploy", None, progress, name=name)
 
     def status(self) -> list[ModelStatus]:
         """One row per deployed model."""
-        return [ModelStatus.model_validate(r) for r in self._admin("GET", "/status")]
+        return [ModelStatus.model_validate(r) for r in self._admin("status")]
 
     def cluster(self) -> list[NodeResources]:
         """The Ray cluster's nodes: CPU, GPU (logical, used of total) and host memory."""
-        return [NodeResources.model_validate(n) for n in self._admin("GET", "/cluster")]
+        return [NodeResources.model_validate(n) for n in self._admin("cluster")]
 
     def promote(
         self,
@@ -184,14 +182,14 @@ class MaaS:
     ) -> ModelStatus | None:
         """Point ``alias`` at ``version``; the deployment following it switches, no request lost."""
         body = {"version": str(version), "alias": alias}
-        answer = self._admin("POST", f"/models/{name}/promote", body, progress)
+        answer = self._admin("promote", body, progress, name=name)
         return _row(answer)
 
     def rollback(
         self, name: str, alias: str = PRODUCTION, progress: Callable[[str], None] | None = None
     ) -> ModelStatus | None:
         """End a canary/shadow, or move ``alias`` back to the version it had before."""
-        answer = self._admin("POST", f"/models/{name}/rollback", {"alias": alias}, progress)
+        answer = self._admin("rollback", {"alias": alias}, progress, name=name)
         return _row(answer)
 
     def canary(
@@ -206,9 +204,7 @@ class MaaS:
         """Send ``percent`` of ``name``'s traffic to ``version``."""
         side = Canary(version=str(version), percent=percent, sticky_header=sticky_header)
         body = side.model_dump(exclude_none=True)
-        return ModelStatus.model_validate(
-            self._admin("POST", f"/models/{name}/canary", body, progress)
-        )
+        return ModelStatus.model_validate(self._admin("canary", body, progress, name=name))
 
     def shadow(
         self,
@@ -219,9 +215,7 @@ class MaaS:
     ) -> ModelStatus:
         """Mirror ``percent`` of ``name``'s traffic to ``version`` (callers see the primary)."""
         body = Shadow(version=str(version), percent=percent).model_dump()
-        return ModelStatus.model_validate(
-            self._admin("POST", f"/models/{name}/shadow", body, progress)
-        )
+        return ModelStatus.model_validate(self._admin("shadow", body, progress, name=name))
 
     def apply(
         self, document: dict[str, Any], progress: Callable[[str], None] | None = None
@@ -229,18 +223,16 @@ class MaaS:
         """Apply a ``maas apply`` document (``kind: MaasDeployments``); see DeploymentFile."""
         parsed = DeploymentFile.model_validate(document)
         body = parsed.model_dump(exclude_none=True)
-        answer: dict[str, str] = self._admin("POST", "/apply", body, progress)
+        answer: dict[str, str] = self._admin("apply", body, progress)
         return answer
 
     def history(self, name: str) -> list[HistoryEvent]:
         """Every alias move and deploy action of ``name``, oldest first."""
-        return [
-            HistoryEvent.model_validate(e) for e in self._admin("GET", f"/models/{name}/history")
-        ]
+        return [HistoryEvent.model_validate(e) for e in self._admin("history", name=name)]
 
     def traffic(self, name: str) -> dict[str, Any]:
         """Live traffic of a deployed model: answers per version, shadow agreement."""
-        return self._send("GET", f"/v1/models/{name}/traffic")[0]
+        return self._send("GET", url("traffic", name=name))[0]
 
     # -- keys and audit (scope admin) --------------------------------------------
     def create_key(
@@ -252,18 +244,18 @@ class MaaS:
         """A new API key: its record plus ``key``, the secret, returned only this once."""
         body = {"scopes": scopes, "name": name, "expires_in_days": expires_in_days}
         answer: dict[str, Any] = self._admin(
-            "POST", "/keys", {k: v for k, v in body.items() if v is not None}
+            "create_key", {k: v for k, v in body.items() if v is not None}
         )
         return answer
 
     def keys(self) -> list[dict[str, Any]]:
         """Every API key (no secrets), revoked ones too."""
-        answer: list[dict[str, Any]] = self._admin("GET", "/keys")
+        answer: list[dict[str, Any]] = self._admin("list_keys")
         return answer
 
     def revoke_key(self, key_id: str) -> dict[str, Any]:
         """Revoke a key; every replica refuses it within ``auth_refresh_s`` (1 s)."""
-        answer: dict[str, Any] = self._admin("DELETE", f"/keys/{key_id}")
+        answer: dict[str, Any] = self._admin("revoke_key", key_id=key_id)
         return answer
 
     def audit(
@@ -275,7 +267,7 @@ class MaaS:
             params["model"] = model
         if action:
             params["action"] = action
-        answer: list[dict[str, Any]] = self._admin("GET", "/audit", params=params)
+        answer: list[dict[str, Any]] = self._admin("audit", params=params)
         return answer
 
     def predict(
@@ -296,33 +288,34 @@ class MaaS:
         self, name: str, body: bytes, content_type: str, version: str | int | None = None
     ) -> dict[str, Any]:
         """POST a ready body to the model's predict route and return the JSON answer."""
-        path = f"/v1/models/{name}"
-        if version is not None:
-            path += f"/versions/{version}"
-        data, resp = self._send(
-            "POST", f"{path}/predict", content=body, headers={"content-type": content_type}
+        path = (
+            url("predict", name=name)
+            if version is None
+            else url("predict_version", name=name, version=version)
         )
-        data["version"] = resp.headers.get("x-maas-model-version")
+        data, resp = self._send("POST", path, content=body, headers={"content-type": content_type})
+        data["version"] = resp.headers.get(VERSION_HEADER)
         return data
 
     def _admin(
         self,
-        method: str,
-        path: str,
+        route: str,
         body: Any = None,
         progress: Callable[[str], None] | None = None,
         params: dict[str, Any] | None = None,
+        **path: str,
     ) -> Any:
-        """One management call; long ones (deploys) get the deploy timeout."""
+        """One management call, by route name; long ones (deploys) get the deploy timeout."""
         if progress is not None:
             progress("the platform is at it")
         kwargs: dict[str, Any] = {"params": params}
         if body is not None:
             kwargs["content"] = orjson.dumps(body)
-            kwargs["headers"] = {"content-type": "application/json"}
-        if method != "GET":
+            kwargs["headers"] = {"content-type": JSON}
+        found = BY_NAME[route]
+        if found.method != "GET":
             kwargs["timeout"] = self.settings.deploy_timeout_s + _SLACK_S
-        resp = self._request(method, f"/v1/admin{path}", **kwargs)
+        resp = self._request(found.method, found.url(**path), **kwargs)
         return _decoded(resp)
 
     def _send(self, method: str, path: str, **kwargs: Any) -> tuple[dict[str, Any], httpx.Response]:

@@ -8,9 +8,12 @@
     ├── Forbidden (403, forbidden)               a valid credential without the scope
     ├── NotFound (404, not_found)
     │   ├── ModelNotFound (404, model_not_found)
-    │   └── VersionNotDeployed (404, not_deployed)
+    │   ├── VersionNotDeployed (404, not_deployed)
+    │   └── KeyNotFound (404, key_not_found)
+    ├── MethodNotAllowed (405, method_not_allowed)  the path exists for other methods
     ├── Conflict (409, conflict)
-    │   └── InsufficientResources (409, insufficient_resources)  the cluster has no room
+    │   ├── InsufficientResources (409, insufficient_resources)  the cluster has no room
+    │   └── DigestMismatch (409, digest_mismatch)  artifacts changed since registration
     ├── PayloadTooLarge (413, payload_too_large)
     ├── UnsupportedMediaType (415, unsupported_media_type)
     ├── InvalidInput (422, invalid_input)        input does not match the signature
@@ -19,15 +22,15 @@
     ├── PlatformUnavailable (503, platform_unavailable)
     └── RemoteError (its status, its code)   an error answered over HTTP, for clients
 
-Front ends turn an error into ``{"error": message, "code": code}`` with
-``status_code``; nothing branches on message text.
+One function turns any of them into the JSON answer ``{"error": message, "code":
+code}`` (``serving/http.py`` ``encode_error``, which masks personal data in the
+message); nothing branches on message text.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
-
-from maas_ray.security.masking import mask_text
 
 
 class MaasError(Exception):
@@ -43,8 +46,8 @@ class MaasError(Exception):
             self.status_code = status_code  # type: ignore[misc]
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON body of this error, personal data masked (security/masking.py)."""
-        return {"error": mask_text(self.message), "code": self.code}
+        """The JSON body of this error, as raised (the answer masks the message)."""
+        return {"error": self.message, "code": self.code}
 
 
 class BadRequest(MaasError):
@@ -101,6 +104,21 @@ class VersionNotDeployed(NotFound):
         self.version = version
 
 
+class KeyNotFound(NotFound):
+    code = "key_not_found"
+
+
+class MethodNotAllowed(MaasError):
+    """The path exists, for other methods (``allowed``: the ``Allow`` header)."""
+
+    status_code = 405
+    code = "method_not_allowed"
+
+    def __init__(self, method: str, path: str, allowed: Sequence[str]) -> None:
+        self.allowed = tuple(dict.fromkeys(m.upper() for m in allowed))
+        super().__init__(f"{method} {path}: use {' or '.join(self.allowed)}")
+
+
 class Conflict(MaasError):
     status_code = 409
     code = "conflict"
@@ -127,6 +145,12 @@ class InsufficientResources(Conflict):
 
     def to_dict(self) -> dict[str, Any]:
         return {**super().to_dict(), "asked": self.asked, "free": self.free}
+
+
+class DigestMismatch(Conflict):
+    """The artifacts of a version no longer hash to the digest recorded at registration."""
+
+    code = "digest_mismatch"
 
 
 class PayloadTooLarge(MaasError):
@@ -167,4 +191,4 @@ class RemoteError(MaasError):
         self.remote_code = remote_code
 
     def to_dict(self) -> dict[str, Any]:
-        return {"error": mask_text(self.message), "code": self.remote_code}
+        return {"error": self.message, "code": self.remote_code}

@@ -55,6 +55,13 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
             terminalreporter.write_line(line)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # The suite tests what it sets up itself: a MAAS_AUTH=off (or any MAAS_*) in the
+    # caller's shell must not change the platform it starts or what the SDK sends.
+    for name in [n for n in os.environ if n.startswith("MAAS_")]:
+        del os.environ[name]
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/integration" in str(item.fspath) or "tests/reliability" in str(item.fspath):

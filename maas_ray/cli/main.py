@@ -21,6 +21,7 @@ from maas_ray.cli._output import Output, print_json, print_table
 from maas_ray.client import MaaS, wrap_inputs
 from maas_ray.errors import MaasError, VersionNotDeployed
 from maas_ray.settings import Settings
+from maas_ray.wire import PRODUCTION
 
 # MLflow and Ray load only in the commands that need them (`up`, `down`, `register`):
 # the others are HTTP calls, and importing MLflow alone takes ~2 s.
@@ -376,7 +377,7 @@ def deploy(
 def promote(
     name: str,
     version: str,
-    alias: Annotated[str, typer.Option(help="The alias to move.")] = "production",
+    alias: Annotated[str, typer.Option(help="The alias to move.")] = PRODUCTION,
 ) -> None:
     """Point ALIAS at VERSION; the deployment that follows it switches with no dropped request."""
     try:
@@ -390,7 +391,7 @@ def promote(
 @app.command()
 def rollback(
     name: str,
-    alias: Annotated[str, typer.Option(help="The alias to move back.")] = "production",
+    alias: Annotated[str, typer.Option(help="The alias to move back.")] = PRODUCTION,
 ) -> None:
     """End a canary or shadow; else move ALIAS back to its previous version."""
     try:

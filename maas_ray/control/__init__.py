@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from maas_ray.control.spec import DeploymentSpec
 from maas_ray.control.status import ModelStatus
+from maas_ray.spec import DeploymentSpec
 
 if TYPE_CHECKING:
     from maas_ray.control.deployer import ControlPlane

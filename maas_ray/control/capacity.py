@@ -24,8 +24,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from maas_ray.control.spec import SHARED_APP, is_challenger, model_of
 from maas_ray.errors import InsufficientResources, PlatformUnavailable
+from maas_ray.spec import SHARED_APP, is_challenger, model_of
 
 logger = logging.getLogger(__name__)
 

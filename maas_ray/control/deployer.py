@@ -8,15 +8,9 @@ from collections.abc import Callable
 from typing import Any
 
 from maas_ray.control import capacity, rows
+from maas_ray.control.applications import applications, serve_config, shared_application
 from maas_ray.control.rows import FAILED, FAILED_ACTION, app_error, app_version, drifted
 from maas_ray.control.serve_api import ServeAPI
-from maas_ray.control.spec import (
-    SHARED_APP,
-    DeploymentSpec,
-    is_challenger,
-    serve_config,
-    shared_application,
-)
 from maas_ray.control.status import ModelStatus, NodeResources
 from maas_ray.errors import (
     BadRequest,
@@ -28,8 +22,9 @@ from maas_ray.errors import (
 )
 from maas_ray.registry import HistoryEvent, Registry
 from maas_ray.security.ray_token import dashboard_headers
-from maas_ray.serving.traffic import Canary, Shadow, challenger_app
 from maas_ray.settings import Settings
+from maas_ray.spec import SHARED_APP, Canary, DeploymentSpec, Shadow, challenger_app, is_challenger
+from maas_ray.wire import PRODUCTION
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +32,6 @@ Progress = Callable[[str], None]
 Overrides = dict[str, dict[str, Any] | None]  # model -> spec to plan with (None: removed)
 # After a refused change, how long to wait for the version before it to answer again.
 RESTORE_WAIT_S = 120.0
-PRODUCTION = "production"
 
 
 class ControlPlane:
@@ -97,13 +91,13 @@ class ControlPlane:
                 shared = True  # served by the pool; the gateway finds it in the registry
                 continue
             with_side = name not in no_challenger
-            apps += spec.to_applications(
-                version, s.mlflow_uri, surge=name not in no_surge, challenger=with_side
+            apps += applications(
+                spec, version, s.mlflow_uri, surge=name not in no_surge, challenger=with_side
             )
             if spec.challenger is not None and with_side:
                 targets[challenger_app(name)] = spec.challenger.version
         # The pool always runs, warm: it answers a dedicated model's first requests
-        # while that model's own replicas start (see serving/gateway.py). With no
+        # while that model's own replicas start (see gateway/app.py). With no
         # shared model it reserves no CPU, so it never keeps a model replica out.
         num_cpus = s.shared_num_cpus if shared else 0.0
         apps.append(shared_application(s.mlflow_uri, s.shared_replicas, num_cpus))
@@ -199,7 +193,7 @@ class ControlPlane:
         raw = self.registry.get_spec(name)
         spec = DeploymentSpec.model_validate(raw) if raw is not None else None
         if spec is not None and spec.challenger is not None:
-            kind = "canary" if spec.canary is not None else "shadow"
+            kind = spec.side
             primary = self._serving_version(name)
             self._switch(
                 spec.model_copy(update={"canary": None, "shadow": None}),

@@ -23,6 +23,7 @@ import httpx
 import psutil
 from pydantic import BaseModel
 
+from maas_ray import routes
 from maas_ray.control.deployer import ControlPlane
 from maas_ray.control.restore import restore
 from maas_ray.errors import PlatformUnavailable
@@ -41,6 +42,7 @@ logger = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
 COMPONENTS = ("mlflow", "ray")
+HEALTH = routes.url("healthz")  # the Serve port answers this once the gateway runs
 
 
 class ComponentState(BaseModel):
@@ -317,13 +319,13 @@ def ingress_env(settings: Settings) -> dict[str, str]:
 
 def _up_serve(settings: Settings, progress: Progress | None) -> ComponentState:
     url = settings.serve_url
-    if _answers(f"{url}/healthz"):
+    if _answers(url + HEALTH):
         return ComponentState(name="serve", url=url, started=False)
     control = ControlPlane(settings)
     # The gateway plus every stored deployment that fits: primaries before canaries
     # and shadows; what has no room (or fails to start) is named, the rest serves.
     notes = restore(control, progress)
-    _wait(f"{url}/healthz", "Ray Serve", settings, None, None, progress)
+    _wait(url + HEALTH, "Ray Serve", settings, None, None, progress)
     return ComponentState(name="serve", url=url, started=True, notes=notes)
 
 
@@ -365,5 +367,5 @@ def running(settings: Settings) -> dict[str, bool]:
     return {
         "mlflow": _answers(f"{settings.mlflow_uri}/health"),
         "ray": _ray_answers(settings),
-        "serve": _answers(f"{settings.serve_url}/healthz"),
+        "serve": _answers(settings.serve_url + HEALTH),
     }

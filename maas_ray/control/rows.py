@@ -8,7 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 from maas_ray.control import capacity
 from maas_ray.control.capacity import bundle_of
-from maas_ray.control.spec import (
+from maas_ray.control.status import ModelStatus, NodeResources, VersionRole
+from maas_ray.errors import MaasError, PlatformUnavailable, VersionNotDeployed
+from maas_ray.routes import url
+from maas_ray.spec import (
     MODEL_DEPLOYMENT,
     SHARED_APP,
     SHARED_DEPLOYMENT,
@@ -16,10 +19,7 @@ from maas_ray.control.spec import (
     challenger_app,
     is_challenger,
     model_of,
-    model_route,
 )
-from maas_ray.control.status import ModelStatus, NodeResources, VersionRole
-from maas_ray.errors import MaasError, PlatformUnavailable, VersionNotDeployed
 
 if TYPE_CHECKING:
     from maas_ray.control.deployer import ControlPlane
@@ -88,10 +88,9 @@ def row(
     if side is not None:
         side_deps = (side_app or {}).get("deployments") or {}
         c_running, c_target = replicas(side_deps.get(MODEL_DEPLOYMENT))
-        role = "canary" if spec.canary is not None else "shadow"
         challenger = VersionRole(
             version=side.version,
-            role=role,
+            role=str(spec.side),
             replicas_running=c_running,
             replicas_target=int(c_target or 0),
         )
@@ -112,7 +111,7 @@ def row(
         num_cpus=spec.num_cpus,
         num_gpus=spec.num_gpus,
         health=state,
-        route=f"{model_route(spec.model)}/predict",
+        route=url("predict", name=spec.model),
         message=app_error(app) if state in FAILED else "",
         traffic=traffic,
         challenger=challenger,
@@ -224,14 +223,13 @@ def _row(
         if nodes is not None and spec.model in apps:
             waiting = capacity.pending_reasons(apps[spec.model], nodes)
             if side_app is not None:
-                kind = "canary" if spec.canary is not None else "shadow"
-                waiting += [f"{kind}: {w}" for w in capacity.pending_reasons(side_app, nodes)]
+                waiting += [f"{spec.side}: {w}" for w in capacity.pending_reasons(side_app, nodes)]
             status.pending = "; ".join(waiting)
         if nodes is not None and config and spec.autoscaling:
             status.warnings = capacity.autoscaling_warnings(config, apps, nodes, spec.model)
         stored_side = spec.challenger
         if stored_side is not None and spec.model in apps and side_app is None:
-            kind = "canary" if spec.canary is not None else "shadow"
+            kind = spec.side
             status.challenger = None
             status.traffic = f"v{status.version} 100%"
             status.warnings.append(
@@ -255,6 +253,6 @@ def _row(
         num_cpus=control.settings.shared_num_cpus,
         num_gpus=0,
         health=pool.get("status") or "NOT_RUNNING",
-        route=f"{model_route(spec.model)}/predict",
+        route=url("predict", name=spec.model),
         traffic=f"v{version} 100% (shared pool)",
     )

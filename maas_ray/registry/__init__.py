@@ -11,11 +11,10 @@ from typing import TYPE_CHECKING, Any
 from maas_ray.registry.models import HistoryEvent, ModelInfo, VersionInfo
 
 if TYPE_CHECKING:
-    from maas_ray.registry._registry import DigestMismatch, Registry
+    from maas_ray.registry._registry import Registry
     from maas_ray.registry.digest import artifact_digest
 
 __all__ = [
-    "DigestMismatch",
     "HistoryEvent",
     "ModelInfo",
     "Registry",
@@ -25,7 +24,7 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("DigestMismatch", "Registry"):
+    if name == "Registry":
         from maas_ray.registry import _registry
 
         return getattr(_registry, name)

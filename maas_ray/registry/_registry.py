@@ -27,8 +27,8 @@ from mlflow.tracking import MlflowClient
 
 from maas_ray.errors import (
     BadRequest,
+    DigestMismatch,
     InvalidInput,
-    MaasError,
     ModelNotFound,
     PlatformUnavailable,
 )
@@ -47,13 +47,6 @@ _NOT_FOUND = "RESOURCE_DOES_NOT_EXIST"
 # MLflow refuses names with '/' or ':' and non-numeric versions with this code: such a
 # model or version cannot exist, so a lookup answers "not found", not an error.
 _MISSING = (_NOT_FOUND, "INVALID_PARAMETER_VALUE")
-
-
-class DigestMismatch(MaasError):
-    """The artifacts of a version no longer hash to the digest recorded at registration."""
-
-    status_code = 409
-    code = "digest_mismatch"
 
 
 class Registry:

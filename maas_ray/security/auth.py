@@ -1,6 +1,7 @@
 """The check every replica runs before anything else: who asks, and may they.
 
-``Guard.check(method, path, authorization)`` returns the caller's Principal or
+``Guard.check(method, path, authorization)`` (the scopes from the route table)
+returns the caller's Principal or
 raises Unauthorized (401: no credential, or not a valid one) or Forbidden (403:
 valid, but its scopes do not cover the route).
 """
@@ -10,8 +11,9 @@ from __future__ import annotations
 import logging
 
 from maas_ray.errors import Forbidden, Unauthorized
+from maas_ray.routes import Match, match
 from maas_ray.security.keys import KEYS_FILE, KeyCache, key_id
-from maas_ray.security.scopes import ADMIN, Principal, required_scopes
+from maas_ray.security.scopes import ADMIN, Principal
 from maas_ray.security.tokens import TokenVerifier
 from maas_ray.settings import Settings
 
@@ -40,9 +42,14 @@ class Guard:
         if not self.enabled:
             logger.warning(AUTH_OFF_WARNING)
 
-    def check(self, method: str, path: str, authorization: str | None) -> Principal:
-        """The caller of ``method path``; raises Unauthorized or Forbidden."""
-        required = required_scopes(method, path)
+    def check(
+        self, method: str, path: str, authorization: str | None, found: Match | None = None
+    ) -> Principal:
+        """The caller of ``method path``; raises Unauthorized or Forbidden.
+
+        ``found``: the path already matched against the route table (saves a match).
+        """
+        required = (found or match(method, path)).required
         if required is None:
             return ANONYMOUS
         if not self.enabled:

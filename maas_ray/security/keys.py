@@ -25,15 +25,11 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from maas_ray.errors import NotFound
+from maas_ray.errors import KeyNotFound
 from maas_ray.security.scopes import check_scope
 
 PREFIX = "maas_"
 KEYS_FILE = "keys.json"
-
-
-class KeyNotFound(NotFound):
-    code = "key_not_found"
 
 
 class KeyRecord(BaseModel):

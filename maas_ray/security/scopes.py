@@ -1,4 +1,4 @@
-"""Scopes: what a credential may do, and which scope each HTTP route needs.
+"""Scopes: what a credential may do (each route's scopes are in ``maas_ray/routes.py``).
 
     predict:NAME  predict:*     predict with (and read the metadata of) one model / any model
     feedback:NAME feedback:*    send ground truth for one model / any model
@@ -17,15 +17,12 @@ import re
 from dataclasses import dataclass, field
 
 from maas_ray.errors import InvalidInput
+from maas_ray.routes import match
 
 ADMIN = "admin"
 PLAIN = frozenset({"register", "deploy", "train", "metrics", ADMIN})
 PER_MODEL = ("predict", "feedback")
-PUBLIC_PATHS = frozenset({"/healthz", "/v2/health/live", "/v2/health/ready"})
 _MODEL = re.compile(r"^(\*|[A-Za-z0-9][A-Za-z0-9._-]{0,127})$")
-# Routes that read the platform's state: any of these scopes will do.
-READERS = ("metrics", "deploy", "register")
-AUTHENTICATED: tuple[str, ...] = ()  # any valid credential, no particular scope
 
 
 def check_scope(scope: str) -> str:
@@ -63,37 +60,7 @@ class Principal:
 def required_scopes(method: str, path: str) -> tuple[str, ...] | None:
     """The scopes of which one opens ``method path``; None for a public route.
 
-    Unknown routes need a valid credential too, so a stranger cannot tell a
-    missing route from a forbidden one.
+    From the route table (``maas_ray/routes.py``). Unknown routes need a valid
+    credential too, so a stranger cannot tell a missing route from a forbidden one.
     """
-    if path in PUBLIC_PATHS:
-        return None
-    parts = [p for p in path.split("/") if p]
-    if len(parts) >= 3 and parts[0] == "v1" and parts[1] == "models":
-        name, rest = parts[2], parts[3:]
-        if len(rest) >= 2 and rest[0] == "versions":
-            rest = rest[2:]
-        if rest in ([], ["predict"]):
-            return (f"predict:{name}",)
-        if rest == ["feedback"]:
-            return (f"feedback:{name}",)
-        if rest == ["traffic"]:
-            return ("metrics",)
-        return AUTHENTICATED
-    if parts[:2] == ["v1", "admin"]:
-        return _admin_scopes(method, parts[2:])
-    if parts == ["metrics"]:
-        return ("metrics",)
-    return AUTHENTICATED
-
-
-def _admin_scopes(method: str, rest: list[str]) -> tuple[str, ...]:
-    if rest[:1] in (["keys"], ["audit"]):
-        return (ADMIN,)
-    if rest[:1] == ["train"]:
-        return ("train",)
-    if method == "GET":
-        return READERS
-    if len(rest) == 3 and rest[0] == "models" and rest[2] == "versions":
-        return ("register",)
-    return ("deploy",)
+    return match(method, path).required

@@ -8,8 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from ray.serve import Application
 
 from maas_ray.serving.deployment import ModelServer
-from maas_ray.serving.traffic import Batching
 from maas_ray.settings import Settings
+from maas_ray.spec import Batching
 
 
 class ModelAppArgs(BaseModel):

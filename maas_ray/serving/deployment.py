@@ -1,8 +1,7 @@
 """The Ray Serve deployment that serves one model version over HTTP.
 
-Routes, relative to the application's route prefix ``/v1/models/{name}``:
-``POST /predict``, ``POST /versions/{v}/predict``, ``GET /`` and
-``GET /versions/{v}`` (metadata). One hop from the Serve proxy to this code.
+Its routes are the table's ``model`` routes (``maas_ray/routes.py``): predict,
+version predict, metadata, traffic. One hop from the Serve proxy to this code.
 """
 
 from __future__ import annotations
@@ -22,34 +21,20 @@ from ray.serve.handle import DeploymentHandle
 from starlette.requests import Request
 from starlette.responses import Response
 
-from maas_ray.errors import (
-    BadRequest,
-    Forbidden,
-    MaasError,
-    NotFound,
-    Unauthorized,
-    VersionNotDeployed,
-)
+from maas_ray.errors import MaasError, MethodNotAllowed, NotFound, VersionNotDeployed
 from maas_ray.registry import Registry
+from maas_ray.routes import Match, match
 from maas_ray.security.auth import Guard
-from maas_ray.security.masking import install_log_masking, mask_fields_in_text
-from maas_ray.serving.http import read_body
-from maas_ray.serving.protocol import encode_error
+from maas_ray.security.masking import install_log_masking, mask_fields_in_text, mask_text
+from maas_ray.serving.http import UNEXPECTED, encode_error, error_response, read_body
 from maas_ray.serving.runtime import ModelRuntime
-from maas_ray.serving.traffic import (
-    Batching,
-    Canary,
-    Shadow,
-    Traffic,
-    agreement,
-    challenger_app,
-    to_challenger,
-)
+from maas_ray.serving.traffic import agreement, to_challenger
 from maas_ray.settings import Settings
+from maas_ray.spec import Batching, Canary, Shadow, Traffic, challenger_app
+from maas_ray.wire import JSON, VERSION_HEADER
 
 logger = logging.getLogger(__name__)
 
-VERSION_HEADER = "x-maas-model-version"
 MIRROR_EVERY_S = 0.05
 MIRROR_QUEUE_MAX = 1000
 METRICS_EVERY_S = 1.0
@@ -58,29 +43,6 @@ METRICS_EVERY_S = 1.0
 # 10 ms, not less: under load a 1 ms predict measures several ms (a shared CPU).
 INLINE_BELOW_S = 0.01
 INLINE_BODY_MAX = 64 * 1024  # larger bodies are parsed in a thread
-JSON = "application/json"
-UNEXPECTED = MaasError("internal error: the replica's log has the details")
-
-
-def error_response(
-    error: MaasError, headers: dict[str, str] | None = None, body: bytes | None = None
-) -> Response:
-    """The one place an error becomes an HTTP response.
-
-    401 and 403 carry the ``WWW-Authenticate`` challenge of RFC 6750. ``body``,
-    when given, is the error's JSON already encoded (and masked).
-    """
-    if isinstance(error, Unauthorized | Forbidden):
-        challenge = Unauthorized.challenge
-        if isinstance(error, Forbidden):
-            challenge += ', error="insufficient_scope"'
-        headers = {**(headers or {}), "www-authenticate": challenge}
-    return Response(
-        body if body is not None else encode_error(error),
-        status_code=error.status_code,
-        media_type=JSON,
-        headers=headers,
-    )
 
 
 @serve.deployment(name="ModelServer", max_ongoing_requests=64, health_check_period_s=10)
@@ -215,10 +177,10 @@ class ModelServer:
     # -- HTTP ------------------------------------------------------------------------
     async def __call__(self, request: Request) -> Response:
         try:
-            self.guard.check(
-                request.method, request.scope["path"], request.headers.get("authorization")
-            )
-            response = await self._route(request)
+            path = request.scope["path"]
+            found = match(request.method, path)
+            self.guard.check(request.method, path, request.headers.get("authorization"), found)
+            response = await self._route(request, found)
         except MaasError as exc:
             response = error_response(exc, self._headers, self._masked(exc, request))
         except Exception:
@@ -238,7 +200,7 @@ class ModelServer:
         except orjson.JSONDecodeError:
             record = None
         data = exc.to_dict()
-        data["error"] = mask_fields_in_text(data["error"], record, self.mask_fields)
+        data["error"] = mask_fields_in_text(mask_text(data["error"]), record, self.mask_fields)
         return orjson.dumps(data)
 
     def _count(self, response: Response) -> None:
@@ -261,31 +223,23 @@ class ModelServer:
                     n, tags={"model": self.runtime.name, "version": version, "status": status}
                 )
 
-    async def _route(self, request: Request) -> Response:
-        root = request.scope.get("root_path", "")
-        path = request.scope["path"]
-        sub = path[len(root) :] if path.startswith(root) else path
-        parts = [p for p in sub.split("/") if p]
+    async def _route(self, request: Request, found: Match) -> Response:
+        route, path = found.route, request.scope["path"]
+        if route is None or route.app != "model":
+            raise NotFound(f"no route {request.method} {path}")
+        if not found.allowed:
+            raise MethodNotAllowed(request.method, path, found.methods)
         version = self.runtime.version
-        target: str | None = None  # None: the router decides
-        if len(parts) >= 2 and parts[0] == "versions":
-            target = parts[1]
-            if target not in (version, self._challenger_version()):
-                raise VersionNotDeployed(self.runtime.name, target)
-            parts = parts[2:]
-        if parts == ["predict"]:
-            if request.method != "POST":
-                raise BadRequest("use POST for predict", status_code=405)
+        target = found.params.get("version")  # None: the router decides
+        if target is not None and target not in (version, self._challenger_version()):
+            raise VersionNotDeployed(self.runtime.name, target)
+        if route.name in ("predict", "predict_version"):
             return await self._serve_predict(request, target)
-        if not parts and request.method == "GET":
-            if target is not None and target != version and self.challenger is not None:
-                return Response(
-                    orjson.dumps(await self.challenger.describe.remote()), media_type=JSON
-                )
-            return Response(orjson.dumps(self.describe()), media_type=JSON, headers=self._headers)
-        if parts == ["traffic"] and request.method == "GET" and target is None:
+        if route.name == "traffic":
             return Response(orjson.dumps(await self._traffic()), media_type=JSON)
-        raise NotFound(f"no route {request.method} {path}")
+        if target is not None and target != version and self.challenger is not None:
+            return Response(orjson.dumps(await self.challenger.describe.remote()), media_type=JSON)
+        return Response(orjson.dumps(self.describe()), media_type=JSON, headers=self._headers)
 
     def describe(self) -> dict[str, Any]:
         """Name, version and input schema of the loaded version."""

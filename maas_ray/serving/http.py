@@ -1,10 +1,55 @@
-"""Request guards shared by every HTTP front end: bounded body reads."""
+"""What every HTTP front end shares: bounded body reads, and errors as JSON answers."""
 
 from __future__ import annotations
 
+import orjson
 from starlette.requests import Request
+from starlette.responses import Response
 
-from maas_ray.errors import BadRequest, PayloadTooLarge
+from maas_ray.errors import (
+    BadRequest,
+    Forbidden,
+    MaasError,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    Unauthorized,
+)
+from maas_ray.security.masking import mask_text
+from maas_ray.wire import JSON
+
+UNEXPECTED = MaasError("internal error: the replica's log has the details")
+
+
+def encode_error(error: MaasError) -> bytes:
+    """The JSON body of any maas_ray error, personal data in its message masked."""
+    data = error.to_dict()
+    data["error"] = mask_text(data["error"])
+    return orjson.dumps(data)
+
+
+def error_response(
+    error: MaasError, headers: dict[str, str] | None = None, body: bytes | None = None
+) -> Response:
+    """The one place an error becomes an HTTP response.
+
+    401 and 403 carry the ``WWW-Authenticate`` challenge of RFC 6750, a 405 its
+    ``Allow`` header. ``body``, when given, is the error's JSON already encoded
+    (and masked).
+    """
+    extra: dict[str, str] = {}
+    if isinstance(error, Unauthorized | Forbidden):
+        challenge = Unauthorized.challenge
+        if isinstance(error, Forbidden):
+            challenge += ', error="insufficient_scope"'
+        extra["www-authenticate"] = challenge
+    if isinstance(error, MethodNotAllowed):
+        extra["allow"] = ", ".join(error.allowed)
+    return Response(
+        body if body is not None else encode_error(error),
+        status_code=error.status_code,
+        media_type=JSON,
+        headers={**(headers or {}), **extra} if extra else headers,
+    )
 
 
 async def read_body(request: Request, limit: int) -> bytes:

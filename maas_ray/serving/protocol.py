@@ -36,13 +36,11 @@ from maas_ray.errors import (
     InvalidInput,
     InvalidJSON,
     JSONTooDeep,
-    MaasError,
     UnsupportedMediaType,
 )
+from maas_ray.wire import CSV, FORMATS
 
-FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 JSON_TYPES = ("application/json", "")
-CSV_TYPE = "text/csv"
 _MAX_MESSAGE = 600
 MAX_JSON_DEPTH = 32
 """Deepest nesting of JSON arrays and objects a request body may have."""
@@ -88,7 +86,7 @@ def parse_payload(
         InvalidInput: the payload does not fit the model's signature.
     """
     mime = (content_type or "").split(";", 1)[0].strip().lower()
-    if mime == CSV_TYPE:
+    if mime == CSV:
         # MLflow's CSV reader only understands column schemas; for a tensor signature
         # read plain columns and let the model's schema enforcement shape them.
         column_schema = schema if schema is not None and not schema.is_tensor_spec() else None
@@ -532,11 +530,6 @@ def _text(value: Any) -> str:
         return str(value)
     except Exception:
         return f"<unprintable {type(value).__name__}>"
-
-
-def encode_error(error: MaasError) -> bytes:
-    """The JSON body of an error."""
-    return orjson.dumps(error.to_dict())
 
 
 def _format_hint(got: str) -> str:

@@ -1,6 +1,6 @@
-"""Traffic settings and logic: canary split, shadow agreement, batching settings.
+"""Traffic logic: which requests a canary answers, how often a shadow agrees.
 
-Pure logic, shared by the Serve deployment and the control plane.
+Pure logic, used by the replica (the settings themselves are in ``maas_ray/spec.py``).
 """
 
 from __future__ import annotations
@@ -9,65 +9,6 @@ import hashlib
 import math
 import random
 from typing import Any
-
-from pydantic import BaseModel, ConfigDict, Field
-
-
-class Canary(BaseModel):
-    """Send ``percent`` of a model's traffic to ``version``; the rest to the primary."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    version: str = Field(description="Challenger version.")
-    percent: float = Field(ge=0, le=100, description="Share of requests it answers, 0-100.")
-    sticky_header: str | None = Field(
-        default=None,
-        pattern=r"^[A-Za-z0-9-]{1,64}$",
-        description="Request header whose value pins a caller to one version.",
-    )
-
-
-class Shadow(BaseModel):
-    """Mirror ``percent`` of requests to ``version``; callers only see the primary."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    version: str = Field(description="Challenger version.")
-    percent: float = Field(default=100, ge=0, le=100, description="Share mirrored, 0-100.")
-
-
-class Batching(BaseModel):
-    """Dynamic batching of concurrent requests into one model call."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    max_batch_size: int = Field(
-        ge=1, le=1024, description="Most requests per model call; 1 turns batching off."
-    )
-    batch_wait_timeout_s: float = Field(
-        default=0.005, ge=0, le=1, description="Longest wait for a batch to fill."
-    )
-
-
-class Traffic(BaseModel):
-    """A primary's traffic settings (its deployment's user_config): at most one side."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    canary: Canary | None = None
-    shadow: Shadow | None = None
-
-
-# A canary or shadow runs as a Serve application of its own, next to its primary's,
-# so starting or ending one never restarts the primary: the split reaches the
-# primary's replicas as user_config (a reconfigure). '~' cannot occur in a model
-# name, so the name never clashes with a model's application.
-CHALLENGER_SUFFIX = "~challenger"
-
-
-def challenger_app(model: str) -> str:
-    """The name of the Serve application that runs ``model``'s canary or shadow."""
-    return model + CHALLENGER_SUFFIX
 
 
 def to_challenger(percent: float, sticky_value: str | None = None) -> bool:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
 
 from maas_ray import Settings
-from tests.conftest import post
+from tests.conftest import auth, post
 
 EXAMPLES = ("sentiment", "tabular", "digits")
 
@@ -41,6 +42,16 @@ def test_unknown_model_and_version_are_404(seeded: Any, live: Settings) -> None:
         404,
         "not_deployed",
     )
+
+
+def test_another_method_on_a_model_route_is_405_with_allow(seeded: Any, live: Settings) -> None:
+    for path in ("/v1/models/sentiment/predict", "/v1/models/sentiment/versions/1/predict"):
+        resp = httpx.get(f"{live.serve_url}{path}", headers=auth(live), timeout=30)
+        _error(resp, 405, "method_not_allowed")
+        assert resp.headers["allow"] == "POST"
+    resp = httpx.delete(f"{live.serve_url}/v1/models/sentiment", headers=auth(live), timeout=30)
+    _error(resp, 405, "method_not_allowed")
+    assert resp.headers["allow"] == "GET"
 
 
 def test_registered_but_not_deployed_is_404(client: Any, seeded: Any, live: Settings) -> None:

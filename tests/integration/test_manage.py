@@ -132,6 +132,8 @@ def test_management_api_promote_history_and_rollback(
         ("POST", "/models/adm/shadow", {"version": "1", "percent": -1}, 422, "invalid_input"),
         ("POST", "/models/nope/rollback", None, 404, "model_not_found"),
         ("GET", "/models/adm/frobnicate", None, 404, "not_found"),
+        ("PUT", "/keys", None, 405, "method_not_allowed"),
+        ("GET", "/models/adm/deploy", None, 405, "method_not_allowed"),
         ("POST", "/apply", {"kind": "MaasDeployments", "models": []}, 422, "invalid_input"),
         ("POST", "/models/adm/deploy?timeout_s=0", {}, 422, "invalid_input"),
         ("POST", "/models/adm/deploy?timeout_s=soon", {}, 422, "invalid_input"),

@@ -18,35 +18,31 @@ import pytest
 from pydantic import SecretStr
 
 from maas_ray import MaaS, Settings
+from maas_ray.routes import ROUTES as TABLE
 from maas_ray.security.audit import AuditLog
 from tests.conftest import FIGURES, auth, maas, post
 
 ROW = {"inputs": ["a wonderful, moving film"]}
 NO_AUTH = {"content-type": "application/json"}
-# Every route but the health checks, as (method, path, JSON body or None).
+# A body for each route that takes one (a route added without: sent with none).
+BODIES: dict[str, Any] = {
+    "predict": ROW,
+    "predict_version": ROW,
+    "register": {"model_uri": "runs:/x/model"},
+    "deploy": {},
+    "promote": {"version": "1"},
+    "canary": {"version": "1", "percent": 5},
+    "shadow": {"version": "1"},
+    "apply": {"kind": "MaasDeployments", "models": []},
+    "create_key": {"scopes": ["admin"]},
+}
+_PARAMS = {"name": "sentiment", "version": "1", "key_id": "abc"}
+# Every route of the table but the public ones, and two no route has, as (method,
+# path, JSON body or None).
 ROUTES = [
-    ("POST", "/v1/models/sentiment/predict", ROW),
-    ("POST", "/v1/models/sentiment/versions/1/predict", ROW),
-    ("GET", "/v1/models/sentiment", None),
-    ("GET", "/v1/models/sentiment/traffic", None),
+    (r.method, r.url(**_PARAMS), BODIES.get(r.name)) for r in TABLE if r.scopes is not None
+] + [
     ("POST", "/v1/models/sentiment/feedback", {"labels": ["positive"]}),
-    ("GET", "/v1/admin/status", None),
-    ("GET", "/v1/admin/models", None),
-    ("GET", "/v1/admin/models/sentiment", None),
-    ("GET", "/v1/admin/models/sentiment/history", None),
-    ("POST", "/v1/admin/models/sentiment/versions", {"model_uri": "runs:/x/model"}),
-    ("POST", "/v1/admin/models/sentiment/deploy", {}),
-    ("POST", "/v1/admin/models/sentiment/undeploy", None),
-    ("POST", "/v1/admin/models/sentiment/promote", {"version": "1"}),
-    ("POST", "/v1/admin/models/sentiment/rollback", None),
-    ("POST", "/v1/admin/models/sentiment/canary", {"version": "1", "percent": 5}),
-    ("POST", "/v1/admin/models/sentiment/shadow", {"version": "1"}),
-    ("POST", "/v1/admin/apply", {"kind": "MaasDeployments", "models": []}),
-    ("GET", "/v1/admin/keys", None),
-    ("POST", "/v1/admin/keys", {"scopes": ["admin"]}),
-    ("DELETE", "/v1/admin/keys/abc", None),
-    ("GET", "/v1/admin/audit", None),
-    ("GET", "/openapi.json", None),
     ("GET", "/no/such/route", None),
 ]
 
@@ -93,9 +89,29 @@ def test_every_route_without_a_credential_is_401(
         assert resp.json()["code"] == "unauthorized"
 
 
-def test_health_routes_need_no_credential(live: Settings) -> None:
-    for path in ("/healthz", "/v2/health/live", "/v2/health/ready"):
-        assert httpx.get(f"{live.serve_url}{path}", timeout=10).status_code == 200
+def test_public_routes_need_no_credential(live: Settings) -> None:
+    public = [r for r in TABLE if r.scopes is None]
+    assert {r.name for r in public} >= {"healthz", "v2_live", "v2_ready", "openapi"}
+    for route in public:
+        path = route.url(asset="swagger-ui.css")
+        resp = httpx.request(route.method, f"{live.serve_url}{path}", timeout=30)
+        assert resp.status_code == 200, (route.path, resp.status_code, resp.text[:200])
+
+
+def test_docs_page_loads_everything_from_the_platform(live: Settings) -> None:
+    page = httpx.get(f"{live.serve_url}/docs", timeout=30)
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    refs = re.findall(r'(?:src|href|url:)\s*=?\s*"([^"]+)"', page.text)
+    assert refs, page.text
+    assert not [r for r in refs if "//" in r], f"a file from elsewhere: {refs}"
+    assert "/openapi.json" in refs
+    for ref in refs:  # every file the page needs, from this server, without a credential
+        resp = httpx.get(f"{live.serve_url}{ref}", timeout=30)
+        assert resp.status_code == 200, (ref, resp.status_code)
+    assert len(httpx.get(f"{live.serve_url}/docs/swagger-ui-bundle.js").content) > 100_000
+    for name in ("passwd", "..", "__init__.py"):  # only the page's own files
+        assert httpx.get(f"{live.serve_url}/docs/{name}", timeout=30).status_code in (401, 404)
 
 
 # (key, method, path, body, expected status): 403 where the scope is missing; where it

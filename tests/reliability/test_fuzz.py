@@ -33,7 +33,7 @@ from schemathesis import Case, GenerationMode
 from schemathesis.schemas import APIOperation
 
 from maas_ray import Settings
-from maas_ray.serving.openapi import openapi_document
+from maas_ray.gateway.openapi import openapi_document
 from tests.conftest import FIGURES
 
 pytestmark = pytest.mark.slow

@@ -7,8 +7,14 @@ from typing import Any
 import pytest
 
 from maas_ray.control import capacity
-from maas_ray.control.spec import DeploymentSpec, serve_config, shared_application
+from maas_ray.control.applications import (
+    application,
+    applications,
+    serve_config,
+    shared_application,
+)
 from maas_ray.errors import InsufficientResources
+from maas_ray.spec import DeploymentSpec
 
 HEAD = "n1"
 
@@ -26,7 +32,7 @@ def _nodes(cpu_total: float, cpu_used: float, gpu_total: float = 0.0) -> list[ca
 
 
 def _config(*specs: DeploymentSpec, version: str = "1") -> dict[str, Any]:
-    apps = [a for s in specs for a in s.to_applications(version, "http://mlflow")]
+    apps = [a for s in specs for a in applications(s, version, "http://mlflow")]
     apps.append(shared_application("http://mlflow", 1, 0.0))
     return serve_config(apps, "127.0.0.1", 8000, "http://mlflow")
 
@@ -117,7 +123,7 @@ def test_ending_a_canary_credits_the_challenger_it_stops() -> None:
     # full: promoting the canary's version needs a surge replica of the primary,
     # which fits only in what the challenger gives back
     promoted = _config(*EXAMPLES[1:], version="1")
-    promoted["applications"] += EXAMPLES[0].to_applications("2", "http://mlflow")
+    promoted["applications"] += applications(EXAMPLES[0], "2", "http://mlflow")
     plan = capacity.admit(promoted, running, _nodes(2.5, 2.5), {"a"}, "promote")
     assert [(w.app, w.count) for w in plan.wants] == [("a", 1)]
 
@@ -182,7 +188,7 @@ def test_changing_only_the_split_replaces_nothing() -> None:
     )
     plan = capacity.admit(_config(quiet, *EXAMPLES[1:]), running, _nodes(2.5, 2.5), {"a"}, "x")
     assert plan.wants == []
-    in_place = EXAMPLES[0].to_application("2", "http://mlflow", surge=False)
+    in_place = application(EXAMPLES[0], "2", "http://mlflow", surge=False)
     config = _config(*EXAMPLES[1:])
     config["applications"].insert(1, in_place)
     capacity.admit(config, running, _nodes(2.5, 2.5), {"a"}, "full: replaced in place")

@@ -38,7 +38,7 @@ DEPLOYMENT_FILES = sorted([*DEPLOYMENTS_DIR.glob("*.yaml"), *DEPLOYMENTS_DIR.glo
 EXAMPLE_MODELS = ("sentiment", "tabular", "digits")
 GATEWAY_APP = "maas-gateway"
 MODEL_IMPORT_PATH = "maas_ray.serving.app:build_app"
-GATEWAY_IMPORT_PATH = "maas_ray.serving.gateway:build_gateway"
+GATEWAY_IMPORT_PATH = "maas_ray.gateway.app:build_gateway"
 
 Config = dict[str, Any]
 
@@ -158,7 +158,7 @@ def test_deployment_file_validates(path: Path) -> None:
             schema = _validate_serve_config(doc)
             assert schema.applications, f"{path.name}: no applications"
         elif doc.get("kind") == "MaasDeployments":
-            from maas_ray.control.spec import DeploymentFile
+            from maas_ray.spec import DeploymentFile
 
             assert DeploymentFile.model_validate(doc).models, f"{path.name}: no models"
         elif doc.get("kind") == "RayService":

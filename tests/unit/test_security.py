@@ -10,10 +10,11 @@ from typing import Any
 import jwt
 import pytest
 
-from maas_ray.errors import Forbidden, InvalidInput, Unauthorized
+from maas_ray.errors import Forbidden, InvalidInput, KeyNotFound, Unauthorized
+from maas_ray.routes import ROUTES
 from maas_ray.security.audit import AuditLog
 from maas_ray.security.auth import Guard
-from maas_ray.security.keys import KeyCache, KeyNotFound, KeyStore, ensure_admin_key
+from maas_ray.security.keys import KeyCache, KeyStore, ensure_admin_key
 from maas_ray.security.scopes import Principal, check_scope, required_scopes
 from maas_ray.security.tokens import TokenVerifier
 from maas_ray.settings import Settings
@@ -27,7 +28,7 @@ from maas_ray.settings import Settings
         ("POST", "/v1/models/iris/predict", ("predict:iris",)),
         ("POST", "/v1/models/iris/versions/3/predict", ("predict:iris",)),
         ("GET", "/v1/models/iris", ("predict:iris",)),
-        ("POST", "/v1/models/iris/feedback", ("feedback:iris",)),
+        ("GET", "/v1/models/iris/predict", ("predict:iris",)),  # a 405, behind the same scope
         ("GET", "/v1/models/iris/traffic", ("metrics",)),
         ("GET", "/v1/admin/status", ("metrics", "deploy", "register")),
         ("POST", "/v1/admin/models/iris/versions", ("register",)),
@@ -36,13 +37,25 @@ from maas_ray.settings import Settings
         ("GET", "/v1/admin/keys", ("admin",)),
         ("DELETE", "/v1/admin/keys/abc", ("admin",)),
         ("GET", "/v1/admin/audit", ("admin",)),
-        ("GET", "/metrics", ("metrics",)),
-        ("GET", "/openapi.json", ()),
+        ("GET", "/v1/admin/models/iris", ("metrics", "deploy", "register")),
+        ("GET", "/openapi.json", None),
         ("GET", "/anything/else", ()),
+        ("POST", "/v1/models/iris/feedback", ()),  # no such route (yet): any credential
+        ("POST", "/v1/models/a/b/predict", ()),  # a name never spans a '/'
+        ("GET", "/metrics", ()),
     ],
 )
 def test_required_scopes(method: str, path: str, needed: tuple[str, ...] | None) -> None:
     assert required_scopes(method, path) == needed
+
+
+def test_every_route_has_its_scopes_and_only_public_ones_are_open() -> None:
+    public = {"healthz", "v2_live", "v2_ready", "openapi", "docs", "docs_asset"}
+    assert {r.name for r in ROUTES if r.scopes is None} == public
+    for route in ROUTES:
+        assert route.scopes is None or route.scopes, f"{route.name}: give its scopes"
+        for scope in route.scopes or ():
+            check_scope(scope.replace("{name}", "m"))  # each one a scope a key may hold
 
 
 def test_principal_allows() -> None:
@@ -197,6 +210,9 @@ def test_audit_log_is_durable_masked_and_filtered(tmp_path: Path) -> None:
 
 def test_error_bodies_mask_personal_data() -> None:
     from maas_ray.errors import InvalidInput
+    from maas_ray.serving.http import encode_error
 
-    body = InvalidInput("row 3: 'ops@example.com', '+86 138 0013 8000' do not fit").to_dict()
+    body = json.loads(
+        encode_error(InvalidInput("row 3: 'ops@example.com', '+86 138 0013 8000' do not fit"))
+    )
     assert body == {"error": "row 3: '<email>', '<phone>' do not fit", "code": "invalid_input"}

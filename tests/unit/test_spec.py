@@ -4,12 +4,15 @@ import pytest
 from pydantic import ValidationError
 from ray.serve.schema import ServeDeploySchema
 
-from maas_ray.control.spec import DeploymentSpec, serve_config
+from maas_ray.control.applications import application, serve_config
+from maas_ray.spec import DeploymentSpec
 
 
 def test_fixed_replicas_become_a_serve_application() -> None:
-    app = DeploymentSpec(model="m", num_replicas=2, num_cpus=1, num_gpus=0.5).to_application(
-        "7", "http://127.0.0.1:5000"
+    app = application(
+        DeploymentSpec(model="m", num_replicas=2, num_cpus=1, num_gpus=0.5),
+        "7",
+        "http://127.0.0.1:5000",
     )
     assert app["route_prefix"] == "/v1/models/m"
     assert app["args"] == {"model": "m", "version": "7", "tracking_uri": "http://127.0.0.1:5000"}
@@ -20,7 +23,7 @@ def test_fixed_replicas_become_a_serve_application() -> None:
 
 def test_autoscaling_spec() -> None:
     spec = DeploymentSpec(model="m", min_replicas=1, max_replicas=3)
-    (dep,) = spec.to_application("1", "u")["deployments"]
+    (dep,) = application(spec, "1", "u")["deployments"]
     assert "num_replicas" not in dep
     assert dep["autoscaling_config"]["min_replicas"] == 1
     assert dep["autoscaling_config"]["max_replicas"] == 3
@@ -31,26 +34,26 @@ def test_autoscaling_delays_and_the_thread_hop() -> None:
     spec = DeploymentSpec(
         model="m", min_replicas=1, max_replicas=2, upscale_delay_s=3, downscale_delay_s=10
     )
-    app = spec.to_application("1", "u")
+    app = application(spec, "1", "u")
     (dep,) = app["deployments"]
     assert dep["autoscaling_config"]["upscale_delay_s"] == 3
     assert dep["autoscaling_config"]["downscale_delay_s"] == 10
     # Serve must see queued requests as in flight to scale on them.
     assert app["args"]["inline"] is False
-    assert "inline" not in DeploymentSpec(model="m").to_application("1", "u")["args"]
+    assert "inline" not in application(DeploymentSpec(model="m"), "1", "u")["args"]
 
 
 def test_a_batch_of_one_is_accepted() -> None:
     spec = DeploymentSpec(model="m", batching={"max_batch_size": 1})
-    assert spec.to_application("1", "u")["args"]["batching"]["max_batch_size"] == 1
+    assert application(spec, "1", "u")["args"]["batching"]["max_batch_size"] == 1
     with pytest.raises(ValidationError, match="max_batch_size"):
         DeploymentSpec(model="m", batching={"max_batch_size": 0})
 
 
 def test_whole_config_passes_rays_own_schema() -> None:
     apps = [
-        DeploymentSpec(model="a").to_application("1", "u"),
-        DeploymentSpec(model="b", min_replicas=0, max_replicas=2).to_application("4", "u"),
+        application(DeploymentSpec(model="a"), "1", "u"),
+        application(DeploymentSpec(model="b", min_replicas=0, max_replicas=2), "4", "u"),
     ]
     parsed = ServeDeploySchema.model_validate(serve_config(apps, "127.0.0.1", 8000, "u"))
     assert [a.name for a in parsed.applications] == ["maas-gateway", "a", "b"]

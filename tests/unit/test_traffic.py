@@ -7,10 +7,11 @@ import random
 import pytest
 from pydantic import ValidationError
 
+from maas_ray.control.applications import applications
 from maas_ray.control.deployer import rollback_target
-from maas_ray.control.spec import DeploymentSpec
 from maas_ray.registry import HistoryEvent
-from maas_ray.serving.traffic import Canary, Shadow, agreement, to_challenger
+from maas_ray.serving.traffic import agreement, to_challenger
+from maas_ray.spec import Canary, DeploymentSpec, Shadow
 
 
 def test_random_split_is_near_the_percent() -> None:
@@ -64,7 +65,7 @@ def test_rollback_replays_promotes_and_rollbacks_as_a_stack() -> None:
 
 def test_spec_with_a_canary_adds_a_challenger_application_and_a_split() -> None:
     spec = DeploymentSpec(model="m", alias="production", canary=Canary(version="2", percent=10))
-    primary, side = spec.to_applications("1", "http://x")
+    primary, side = applications(spec, "1", "http://x")
     assert (side["name"], side["route_prefix"], side["args"]["version"]) == (
         "m~challenger",
         None,
@@ -74,12 +75,12 @@ def test_spec_with_a_canary_adds_a_challenger_application_and_a_split() -> None:
     # changing it reconfigures them instead of starting new ones.
     split = {"canary": {"version": "2", "percent": 10.0}, "shadow": None}
     assert primary["deployments"][0]["user_config"] == split
-    plain = DeploymentSpec(model="m", version="1").to_applications("1", "http://x")
+    plain = applications(DeploymentSpec(model="m", version="1"), "1", "http://x")
     assert [a["name"] for a in plain] == ["m"]
     assert primary["args"] == plain[0]["args"]
     assert plain[0]["deployments"][0]["user_config"] == {"canary": None, "shadow": None}
     shadow = DeploymentSpec(model="m", version="1", shadow={"version": "2"})
-    assert shadow.to_applications("1", "http://x")[1]["args"]["background"] is True
+    assert applications(shadow, "1", "http://x")[1]["args"]["background"] is True
 
 
 @pytest.mark.parametrize(

@@ -20,21 +20,21 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from maas_ray.control.spec import DeploymentFile, DeploymentSpec
 from maas_ray.control.status import ModelStatus, NodeResources
+from maas_ray.gateway.admin import KeyBody, PromoteBody, RegisterBody, RollbackBody
+from maas_ray.gateway.docs import ASSETS
 from maas_ray.registry.models import HistoryEvent, ModelInfo, VersionInfo
+from maas_ray.routes import ROUTES, Route
 from maas_ray.security.audit import AuditRecord
 from maas_ray.security.keys import KeyRecord
 from maas_ray.security.scopes import PER_MODEL, PLAIN
-from maas_ray.serving.admin import ACTOR_HEADER, KeyBody, PromoteBody, RegisterBody, RollbackBody
-from maas_ray.serving.deployment import VERSION_HEADER
-from maas_ray.serving.traffic import Canary, Shadow
+from maas_ray.spec import Canary, DeploymentFile, DeploymentSpec, Shadow
+from maas_ray.wire import ACTOR_HEADER, CSV, JSON, VERSION_HEADER
 
 OPENAPI_VERSION = "3.1.0"
 BEARER = "bearer"
-JSON = "application/json"
-CSV = "text/csv"
 _REF = "#/components/schemas/{model}"
+_TEXT = {"type": "string"}
 _MODELS: tuple[type[BaseModel], ...] = (
     ModelStatus,
     NodeResources,
@@ -50,8 +50,6 @@ _MODELS: tuple[type[BaseModel], ...] = (
     KeyBody,
     AuditRecord,
 )
-# Scopes that read the platform's state: any one of them opens a GET under /v1/admin.
-_READERS = ("metrics", "deploy", "register")
 _ADMIN = "admin"
 
 # status -> (component name, description); each answers the Error schema.
@@ -102,7 +100,6 @@ _ERRORS: dict[str, tuple[str, str]] = {
     ),
 }
 _BODY_ERRORS = ("400", "413", "415", "422")
-_SWITCHES = "500"  # routes that start replicas may answer deployment_failed
 
 
 def openapi_document(model_names: Sequence[str] | None = None) -> dict[str, Any]:
@@ -135,22 +132,9 @@ def openapi_document(model_names: Sequence[str] | None = None) -> dict[str, Any]
             {"name": "models", "description": "Predict and read model metadata."},
             {"name": "admin", "description": "Management: status, lifecycle, registry."},
             {"name": "security", "description": "API keys and the audit log."},
+            {"name": "docs", "description": "This document; no credential."},
         ],
-        "paths": {
-            **_health_paths(),
-            **_model_paths(model_name),
-            **_admin_paths(),
-            **_security_paths(),
-            "/openapi.json": {
-                "get": _operation(
-                    "openapi",
-                    "This document (any valid credential).",
-                    "admin",
-                    (),
-                    ok=_ok("The OpenAPI document.", {"type": "object"}),
-                )
-            },
-        },
+        "paths": _paths(model_name),
         "components": {
             "schemas": schemas,
             "responses": _error_responses(),
@@ -369,254 +353,72 @@ def _object(
 
 
 # -- paths ---------------------------------------------------------------------------
-def _health_paths() -> dict[str, Any]:
-    ok = _ok("Alive.", _ref("Health"))
-    return {
-        path: {"get": _operation(op_id, "Health check (no credential).", "health", None, ok=ok)}
-        for path, op_id in (
-            ("/healthz", "healthz"),
-            ("/v2/health/live", "v2_live"),
-            ("/v2/health/ready", "v2_ready"),
-        )
-    }
+def _paths(model_name: dict[str, Any]) -> dict[str, Any]:
+    """One operation per route of the table, grouped by path template."""
+    paths: dict[str, Any] = {}
+    for route in ROUTES:
+        paths.setdefault(route.path, {})[route.method.lower()] = _route_operation(route, model_name)
+    return paths
 
 
-def _model_paths(model_name: dict[str, Any]) -> dict[str, Any]:
-    name = _path_param("name", model_name, "A deployed model.")
-    version = {"$ref": "#/components/parameters/version"}
-    predictions = _ok(
-        "The predictions.",
-        _ref("Predictions"),
-        headers={
-            VERSION_HEADER: {
-                "description": "The model version that answered.",
-                "schema": {"type": "string"},
-            }
-        },
+def _route_operation(route: Route, model_name: dict[str, Any]) -> dict[str, Any]:
+    errors = [str(code) for code in route.errors]
+    body = None
+    if route.body == "ScoringRequest":  # predict also takes CSV
+        errors += ["405"]
+        body = {
+            "required": True,
+            "content": {JSON: {"schema": _ref(route.body)}, CSV: {"schema": {"type": "string"}}},
+        }
+    elif route.body is not None:
+        body = _json_body(route.body, required=route.body_required)
+    if body is not None:
+        errors = [*_BODY_ERRORS, *errors]
+    return _operation(
+        route.name,
+        route.summary,
+        route.tag,
+        route.scopes,
+        ok=_answer(route),
+        created=route.status == 201,
+        errors=errors,
+        params=[_path_parameter(route, p, model_name) for p in _placeholders(route.path)]
+        + [{"$ref": f"#/components/parameters/{p}"} for p in route.params],
+        body=body,
     )
-    metadata = _ok("Name, version and input signature.", _ref("ModelMetadata"))
-    body = {
-        "required": True,
-        "content": {
-            JSON: {"schema": _ref("ScoringRequest")},
-            CSV: {"schema": {"type": "string"}},
-        },
-    }
-    predict_errors = (*_BODY_ERRORS, "404", "405")
-    scope = ("predict:{name}",)
-
-    def predict(op_id: str, params: list[Any]) -> dict[str, Any]:
-        return _operation(
-            op_id,
-            "Predict; any method but POST answers 405.",
-            "models",
-            scope,
-            ok=predictions,
-            errors=predict_errors,
-            params=params,
-            body=body,
-        )
-
-    def describe(op_id: str, params: list[Any]) -> dict[str, Any]:
-        return _operation(
-            op_id, "Model metadata.", "models", scope, ok=metadata, errors=("404",), params=params
-        )
-
-    return {
-        "/v1/models/{name}": {"get": describe("model_metadata", [name])},
-        "/v1/models/{name}/predict": {"post": predict("predict", [name])},
-        "/v1/models/{name}/versions/{version}": {
-            "get": describe("version_metadata", [name, version])
-        },
-        "/v1/models/{name}/versions/{version}/predict": {
-            "post": predict("predict_version", [name, version])
-        },
-        "/v1/models/{name}/traffic": {
-            "get": _operation(
-                "traffic",
-                "Traffic split and answers per version (this replica's view).",
-                "models",
-                ("metrics",),
-                ok=_ok("The split.", _ref("Traffic")),
-                errors=("404",),
-                params=[name],
-            )
-        },
-    }
 
 
-def _admin_paths() -> dict[str, Any]:
-    name = {"$ref": "#/components/parameters/admin_name"}
-    actor = {"$ref": "#/components/parameters/actor"}
-    timeout = {"$ref": "#/components/parameters/timeout_s"}
-    status = _ref("ModelStatus")
-
-    def read(op_id: str, summary: str, schema: dict[str, Any], named: bool) -> dict[str, Any]:
-        return _operation(
-            op_id,
-            summary,
-            "admin",
-            _READERS,
-            ok=_ok(summary, schema),
-            errors=("404",) if named else (),
-            params=[name] if named else [],
-        )
-
-    def act(
-        op_id: str,
-        summary: str,
-        answer: dict[str, Any],
-        body: str | None,
-        *,
-        scope: str = "deploy",
-        optional: bool = False,
-        errors: Sequence[str] = ("404", "409", _SWITCHES),
-        named: bool = True,
-        created: bool = False,
-    ) -> dict[str, Any]:
-        return _operation(
-            op_id,
-            summary,
-            "admin",
-            (scope,),
-            ok=_ok(summary, answer),
-            created=created,
-            errors=(*(_BODY_ERRORS if body else ()), *errors),
-            params=[name, actor, timeout] if named else [actor, timeout],
-            body=None if body is None else _json_body(body, required=not optional),
-        )
-
-    models = "/v1/admin/models/{name}"
-    return {
-        "/v1/admin/status": {
-            "get": read("status", "One row per deployed model.", _list("ModelStatus"), False)
-        },
-        "/v1/admin/cluster": {
-            "get": read(
-                "cluster",
-                "Per node: logical CPU/GPU used of total, host memory used of total.",
-                _list("NodeResources"),
-                False,
-            )
-        },
-        "/v1/admin/models": {
-            "get": read("list_models", "Registered models.", _list("ModelInfo"), False)
-        },
-        models: {"get": read("show_model", "One registered model.", _ref("ModelInfo"), True)},
-        f"{models}/history": {
-            "get": read("history", "Alias moves and deploy actions.", _list("HistoryEvent"), True)
-        },
-        f"{models}/versions": {
-            "post": act(
-                "register",
-                "Register a new version.",
-                _ref("VersionInfo"),
-                "RegisterBody",
-                scope="register",
-                errors=("404",),
-                created=True,
-            )
-        },
-        f"{models}/deploy": {
-            "post": act(
-                "deploy",
-                "Deploy (or redeploy) the model; no body: the defaults, latest version.",
-                status,
-                "DeployBody",
-                optional=True,
-            )
-        },
-        f"{models}/undeploy": {
-            "post": act("undeploy", "Stop serving the model.", _ref("UndeployAnswer"), None)
-        },
-        f"{models}/promote": {
-            "post": act(
-                "promote", "Point an alias at a version.", _ref("PromoteAnswer"), "PromoteBody"
-            )
-        },
-        f"{models}/rollback": {
-            "post": act(
-                "rollback",
-                "End a canary or shadow, else move the alias back one step.",
-                _ref("RollbackAnswer"),
-                "RollbackBody",
-                optional=True,
-                errors=("404", "409", _SWITCHES),
-            )
-        },
-        f"{models}/canary": {"post": act("canary", "Start or change a canary.", status, "Canary")},
-        f"{models}/shadow": {"post": act("shadow", "Start or change a shadow.", status, "Shadow")},
-        "/v1/admin/apply": {
-            "post": act(
-                "apply",
-                "Make a MaasDeployments file's specs the stored ones (all or nothing).",
-                _ref("ApplyAnswer"),
-                "DeploymentFile",
-                named=False,
-            )
-        },
-    }
+def _answer(route: Route) -> dict[str, Any]:
+    if route.answer == "OpenAPI":
+        return _ok("The OpenAPI document.", {"type": "object"})
+    if route.answer == "Page":
+        return {"description": route.summary, "content": {"text/html": {"schema": _TEXT}}}
+    if route.answer == "Asset":
+        types = sorted(set(ASSETS.values()))
+        return {"description": route.summary, "content": {t: {"schema": _TEXT} for t in types}}
+    many = route.answer.startswith("[")
+    schema = _list(route.answer.strip("[]")) if many else _ref(route.answer)
+    headers = None
+    if route.answer == "Predictions":
+        version = {"description": "The model version that answered.", "schema": {"type": "string"}}
+        headers = {VERSION_HEADER: version}
+    return _ok(route.summary, schema, headers=headers)
 
 
-def _security_paths() -> dict[str, Any]:
-    scope = (_ADMIN,)
-    limit = {
-        "name": "limit",
-        "in": "query",
-        "required": False,
-        "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
-    }
-    audit_params = [
-        {"name": "model", "in": "query", "required": False, "schema": {"type": "string"}},
-        {"name": "action", "in": "query", "required": False, "schema": {"type": "string"}},
-        limit,
-    ]
-    key_id = _path_param("key_id", {"type": "string", "minLength": 1}, "The key's id.")
-    actor = {"$ref": "#/components/parameters/actor"}
-    return {
-        "/v1/admin/keys": {
-            "get": _operation(
-                "list_keys",
-                "Every API key, revoked ones too (never the secrets).",
-                "security",
-                scope,
-                ok=_ok("The keys.", _list("KeyRecord")),
-            ),
-            "post": _operation(
-                "create_key",
-                "Create an API key; the answer holds the key, shown only this once.",
-                "security",
-                scope,
-                ok=_ok("The new key.", _ref("NewKey")),
-                created=True,
-                errors=_BODY_ERRORS,
-                params=[actor],
-                body=_json_body("KeyBody"),
-            ),
-        },
-        "/v1/admin/keys/{key_id}": {
-            "delete": _operation(
-                "revoke_key",
-                "Revoke an API key (kept, marked revoked; revoking twice is harmless).",
-                "security",
-                scope,
-                ok=_ok("The revoked key.", _ref("KeyRecord")),
-                errors=("404",),
-                params=[key_id, actor],
-            )
-        },
-        "/v1/admin/audit": {
-            "get": _operation(
-                "audit",
-                "The newest management actions, oldest first.",
-                "security",
-                scope,
-                ok=_ok("Audit records.", _list("AuditRecord")),
-                errors=("422",),
-                params=audit_params,
-            )
-        },
-    }
+def _placeholders(path: str) -> list[str]:
+    return [part[1:-1] for part in path.split("/") if part.startswith("{")]
+
+
+def _path_parameter(route: Route, name: str, model_name: dict[str, Any]) -> dict[str, Any]:
+    if name == "name" and route.app == "model":
+        return _path_param("name", model_name, "A deployed model.")
+    if name == "name":
+        return {"$ref": "#/components/parameters/admin_name"}
+    if name == "asset":
+        return _path_param("asset", {"enum": sorted(ASSETS)}, "One of the page's files.")
+    if name == "key_id":
+        return _path_param("key_id", {"type": "string", "minLength": 1}, "The key's id.")
+    return {"$ref": f"#/components/parameters/{name}"}
 
 
 # -- building blocks -----------------------------------------------------------------
@@ -702,6 +504,11 @@ def _parameters() -> dict[str, Any]:
             "description": "Who asks, recorded in the history as `api:<actor>`.",
             "schema": {"type": "string"},
         },
+        "audit_model": _query("model", {"type": "string"}, "Only this model's records."),
+        "audit_action": _query("action", {"type": "string"}, "Only this action's records."),
+        "audit_limit": _query(
+            "limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}, "At most."
+        ),
         "timeout_s": {
             "name": "timeout_s",
             "in": "query",
@@ -714,10 +521,14 @@ def _parameters() -> dict[str, Any]:
 
 
 def _path_param(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {**_query(name, schema, description), "in": "path", "required": True}
+
+
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {
         "name": name,
-        "in": "path",
-        "required": True,
+        "in": "query",
+        "required": False,
         "description": description,
         "schema": schema,
     }

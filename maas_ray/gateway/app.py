@@ -25,31 +25,31 @@ from ray.serve.handle import DeploymentHandle
 from starlette.requests import Request
 from starlette.responses import Response
 
-from maas_ray.control.spec import SHARED_APP, SHARED_DEPLOYMENT
 from maas_ray.errors import (
-    BadRequest,
     MaasError,
+    MethodNotAllowed,
     ModelNotFound,
     NotFound,
     PlatformUnavailable,
     UnsupportedMediaType,
     VersionNotDeployed,
 )
+from maas_ray.gateway import admin, docs
 from maas_ray.registry import Registry
+from maas_ray.routes import Match, match
 from maas_ray.security.auth import Guard
 from maas_ray.security.masking import install_log_masking
 from maas_ray.security.scopes import Principal
-from maas_ray.serving import admin
-from maas_ray.serving.deployment import JSON, UNEXPECTED, VERSION_HEADER, error_response
+from maas_ray.serving.deployment import UNEXPECTED, error_response
 from maas_ray.serving.http import read_body
 from maas_ray.serving.shared import model_id
 from maas_ray.settings import Settings
+from maas_ray.spec import SHARED_APP, SHARED_DEPLOYMENT
+from maas_ray.wire import ACTOR_HEADER, JSON, SERVED_BY_HEADER, VERSION_HEADER
 
 logger = logging.getLogger(__name__)
-HEALTH_PATHS = ("/healthz", "/v2/health/live", "/v2/health/ready")
 SHARED_REFRESH_S = 2.0
 SHARED_MISS_REFRESH_S = 0.5
-SERVED_BY_HEADER = "x-maas-served-by"
 
 
 @serve.deployment(name="Gateway", max_ongoing_requests=64, ray_actor_options={"num_cpus": 0})
@@ -77,43 +77,61 @@ class Gateway:
 
     async def _answer(self, request: Request) -> Response:
         path = request.scope["path"]
-        if path in HEALTH_PATHS:
-            return Response(orjson.dumps({"status": "ok"}), media_type=JSON)
+        found = match(request.method, path)
+        route = found.route
         try:
-            principal = self.guard.check(request.method, path, request.headers.get("authorization"))
+            if route is not None and route.app == "gateway" and found.allowed:
+                return await self._own(route.name, found.params)
+            principal = self.guard.check(
+                request.method, path, request.headers.get("authorization"), found
+            )
         except MaasError as exc:
             return error_response(exc)
-        parts = [p for p in path.split("/") if p]
-        loop = asyncio.get_running_loop()
-        if len(parts) >= 4 and parts[:2] == ["v1", "models"]:
-            version = await self._pool_version(parts[2])
+        if route is not None and route.app == "model":
+            name = found.params["name"]
+            version = await self._pool_version(name)
             if version is not None:
                 try:
-                    return await self._shared_predict(request, parts[2], version, parts[3:])
+                    return await self._shared_predict(request, found, version)
                 except MaasError as exc:
                     return error_response(exc, {VERSION_HEADER: version})
         try:
-            if tuple(parts[: len(admin.PREFIX)]) == admin.PREFIX:
-                return await self._admin(request, parts, principal)
-            if parts == ["openapi.json"] and request.method == "GET":
-                return Response(orjson.dumps(await self._openapi()), media_type=JSON)
+            if route is not None and route.app != "model" and not found.allowed:
+                raise MethodNotAllowed(request.method, path, found.methods)
+            if route is not None and route.app == "admin":
+                return await self._admin(request, found, principal)
         except MaasError as exc:
             return error_response(exc)
-        miss = await loop.run_in_executor(None, self._miss, path)
+        loop = asyncio.get_running_loop()
+        miss = await loop.run_in_executor(None, self._miss, found, path)
         return error_response(miss)
 
-    async def _admin(self, request: Request, parts: list[str], principal: Principal) -> Response:
+    async def _own(self, name: str, params: dict[str, str]) -> Response:
+        """The gateway's own public routes: health, the OpenAPI document, /docs."""
+        if name == "openapi":
+            return Response(orjson.dumps(await self._openapi()), media_type=JSON)
+        if name == "docs":
+            return Response(docs.page(), media_type="text/html")
+        if name == "docs_asset":
+            loop = asyncio.get_running_loop()
+            content, media_type = await loop.run_in_executor(None, docs.asset, params["asset"])
+            cache = {"cache-control": "public, max-age=86400"}
+            return Response(content, media_type=media_type, headers=cache)
+        return Response(orjson.dumps({"status": "ok"}), media_type=JSON)
+
+    async def _admin(self, request: Request, found: Match, principal: Principal) -> Response:
+        assert found.route is not None
         body = await read_body(request, self.max_body)
         mime = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-        if body and mime not in ("application/json", ""):
-            raise UnsupportedMediaType(f"got content type '{mime}': send application/json")
+        if body and mime not in (JSON, ""):
+            raise UnsupportedMediaType(f"got content type '{mime}': send {JSON}")
         call = admin.Call(
-            method=request.method,
-            parts=parts,
+            route=found.route,
+            principal=principal,
+            params=found.params,
             body=body,
             query=dict(request.query_params),
-            principal=principal,
-            user=request.headers.get(admin.ACTOR_HEADER),
+            user=request.headers.get(ACTOR_HEADER),
         )
         # Switches wait for new replicas: keep the event loop free meanwhile.
         loop = asyncio.get_running_loop()
@@ -125,7 +143,7 @@ class Gateway:
 
     async def _openapi(self) -> dict[str, Any]:
         if self._document is None:  # built once: pydantic's schema generation is not free
-            from maas_ray.serving.openapi import openapi_document
+            from maas_ray.gateway.openapi import openapi_document
 
             self._document = openapi_document()
         return self._document
@@ -144,17 +162,15 @@ class Gateway:
             self._pooled_at = time.monotonic()
         return self._pooled.get(name)
 
-    async def _shared_predict(
-        self, request: Request, name: str, version: str, rest: list[str]
-    ) -> Response:
-        if len(rest) == 3 and rest[0] == "versions":
-            if rest[1] != version:
-                raise VersionNotDeployed(name, rest[1])
-            rest = rest[2:]
-        if rest != ["predict"]:
-            raise NotFound(f"no route {request.method} {request.scope['path']}")
-        if request.method != "POST":
-            raise BadRequest("use POST for predict", status_code=405)
+    async def _shared_predict(self, request: Request, found: Match, version: str) -> Response:
+        assert found.route is not None
+        name, asked = found.params["name"], found.params.get("version")
+        if asked is not None and asked != version:
+            raise VersionNotDeployed(name, asked)
+        if found.route.name not in ("predict", "predict_version"):
+            raise NotFound(f"no route {request.method} {request.scope['path']} on the shared pool")
+        if not found.allowed:
+            raise MethodNotAllowed(request.method, request.scope["path"], found.methods)
         body = await read_body(request, self.max_body)
         try:
             if self._pool is None:
@@ -171,10 +187,10 @@ class Gateway:
         headers = {VERSION_HEADER: version, SERVED_BY_HEADER: "shared-pool"}
         return Response(out, status_code=status, media_type=JSON, headers=headers)
 
-    def _miss(self, path: str) -> MaasError:
-        parts = [p for p in path.split("/") if p]
-        if len(parts) >= 3 and parts[:2] == ["v1", "models"]:
-            name = parts[2]
+    def _miss(self, found: Match, path: str) -> MaasError:
+        """The 404 of a path no application took: an unknown model, or one not deployed."""
+        if found.route is not None and found.route.app == "model":
+            name = found.params["name"]
             try:
                 self.registry.get_model(name)
             except ModelNotFound as exc:

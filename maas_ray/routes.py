@@ -1,0 +1,318 @@
+"""Every HTTP route of the platform, declared once, as data.
+
+Each route names its method, path template, the scopes that open it, the Serve
+application that answers it, and the schemas and errors of the OpenAPI
+document. Everything else derives from this table: the guard's scope check
+(``security/auth.py``), each application's dispatch (a handler is registered
+under the route's name), the OpenAPI document, and the paths the SDK and the CLI
+call (``url``). No other module spells a URL.
+
+Matching is Starlette's (``starlette.routing.Route``), so a path parameter never
+spans a ``/``, and a path that exists for another method is told apart (405).
+The table is on the ground floor: every replica's guard reads it on every
+request, and the CLI imports it without Ray.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cache
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import quote
+
+if TYPE_CHECKING:
+    from starlette.routing import Route as StarletteRoute
+
+App = Literal["model", "gateway", "admin"]
+# Scopes that read the platform's state: any one of them opens a GET under /v1/admin.
+READERS = ("metrics", "deploy", "register")
+ADMIN_PREFIX = "/v1/admin"
+MODELS_PREFIX = "/v1/models"
+
+
+@dataclass(frozen=True)
+class Route:
+    """One route.
+
+    ``scopes``: None for a public route, () for any valid credential, else the
+    scopes of which any one opens it (``admin`` always does); ``{name}`` in a scope
+    is the path's model name. ``body`` and ``answer`` name schemas of the OpenAPI
+    document (``[X]``: a list of X); ``errors`` the 4xx/5xx statuses the handler
+    itself may answer (the guard's 401/403 and a body's 400/413/415/422 are added).
+    ``params`` name further parameters (query, headers) of the document.
+    """
+
+    name: str
+    method: str
+    path: str
+    scopes: tuple[str, ...] | None
+    app: App
+    tag: str
+    summary: str
+    body: str | None = None
+    body_required: bool = True
+    answer: str = "Error"
+    status: int = 200
+    errors: tuple[int, ...] = ()
+    params: tuple[str, ...] = ()
+
+    def required(self, params: dict[str, str]) -> tuple[str, ...] | None:
+        """The scopes, ``{name}`` filled in from the matched path."""
+        if not self.scopes:
+            return self.scopes
+        return tuple(s.format(**params) if "{" in s else s for s in self.scopes)
+
+    def url(self, **params: Any) -> str:
+        """The path with its parameters filled in (each quoted as one segment)."""
+        return self.path.format(**{k: quote(str(v), safe="") for k, v in params.items()})
+
+
+def _model(
+    name: str, method: str, rest: str, scope: str, summary: str, answer: str, **kw: Any
+) -> Route:
+    path = MODELS_PREFIX + "/{name}" + rest
+    return Route(name, method, path, (scope,), "model", "models", summary, answer=answer, **kw)
+
+
+def _public(name: str, path: str, tag: str, summary: str, answer: str, **kw: Any) -> Route:
+    return Route(name, "GET", path, None, "gateway", tag, summary, answer=answer, **kw)
+
+
+def _admin(name: str, method: str, rest: str, scopes: tuple[str, ...], **kw: Any) -> Route:
+    tag = "security" if rest.startswith(("/keys", "/audit")) else "admin"
+    return Route(name, method, ADMIN_PREFIX + rest, scopes, "admin", tag, **kw)
+
+
+def _read(name: str, rest: str, summary: str, answer: str, **kw: Any) -> Route:
+    return _admin(name, "GET", rest, READERS, summary=summary, answer=answer, **kw)
+
+
+def _change(name: str, rest: str, summary: str, answer: str, body: str | None, **kw: Any) -> Route:
+    """A lifecycle POST: may start replicas (500 deployment_failed) or find no room (409)."""
+    kw.setdefault("errors", (404, 409, 500))
+    kw.setdefault("params", ("actor", "timeout_s"))
+    return _admin(name, "POST", rest, ("deploy",), summary=summary, answer=answer, body=body, **kw)
+
+
+def _keys(name: str, method: str, rest: str, summary: str, answer: str, **kw: Any) -> Route:
+    return _admin(name, method, rest, ("admin",), summary=summary, answer=answer, **kw)
+
+
+_PREDICT = "predict:{name}"
+_HEALTH = "Health check (no credential)."
+_PREDICTS = "Predict; any method but POST answers 405."
+_NAMED = "/models/{name}"
+_SCORING = {"body": "ScoringRequest", "errors": (404,)}
+_FOUND = {"errors": (404,)}
+
+ROUTES: tuple[Route, ...] = (
+    # The data plane first: the guard tries routes in order, predict is the hot path.
+    _model("predict", "POST", "/predict", _PREDICT, _PREDICTS, "Predictions", **_SCORING),
+    _model(
+        "predict_version",
+        "POST",
+        "/versions/{version}/predict",
+        _PREDICT,
+        _PREDICTS,
+        "Predictions",
+        **_SCORING,
+    ),
+    _model(
+        "model_metadata",
+        "GET",
+        "",
+        _PREDICT,
+        "Model metadata: name, version, input signature.",
+        "ModelMetadata",
+        **_FOUND,
+    ),
+    _model(
+        "version_metadata",
+        "GET",
+        "/versions/{version}",
+        _PREDICT,
+        "Metadata of one served version.",
+        "ModelMetadata",
+        **_FOUND,
+    ),
+    _model(
+        "traffic",
+        "GET",
+        "/traffic",
+        "metrics",
+        "Traffic split and answers per version (this replica's view).",
+        "Traffic",
+        **_FOUND,
+    ),
+    _public("healthz", "/healthz", "health", _HEALTH, "Health"),
+    _public("v2_live", "/v2/health/live", "health", _HEALTH, "Health"),
+    _public("v2_ready", "/v2/health/ready", "health", _HEALTH, "Health"),
+    _public("openapi", "/openapi.json", "docs", "This API's OpenAPI 3.1 document.", "OpenAPI"),
+    _public("docs", "/docs", "docs", "This API in a browser (Swagger UI, served here).", "Page"),
+    _public(
+        "docs_asset",
+        "/docs/{asset}",
+        "docs",
+        "A file of the /docs page (Swagger UI's script, style sheet, icons).",
+        "Asset",
+        **_FOUND,
+    ),
+    _read("status", "/status", "One row per deployed model.", "[ModelStatus]"),
+    _read(
+        "cluster",
+        "/cluster",
+        "Per node: logical CPU/GPU used of total, host memory used of total.",
+        "[NodeResources]",
+    ),
+    _read("list_models", "/models", "Registered models.", "[ModelInfo]"),
+    _read("show_model", _NAMED, "One registered model.", "ModelInfo", **_FOUND),
+    _read(
+        "history",
+        _NAMED + "/history",
+        "Alias moves and deploy actions.",
+        "[HistoryEvent]",
+        **_FOUND,
+    ),
+    _admin(
+        "register",
+        "POST",
+        _NAMED + "/versions",
+        ("register",),
+        summary="Register a new version.",
+        body="RegisterBody",
+        answer="VersionInfo",
+        status=201,
+        errors=(404,),
+        params=("actor",),
+    ),
+    _change(
+        "deploy",
+        _NAMED + "/deploy",
+        "Deploy (or redeploy) the model; no body: the defaults, latest version.",
+        "ModelStatus",
+        "DeployBody",
+        body_required=False,
+    ),
+    _change("undeploy", _NAMED + "/undeploy", "Stop serving the model.", "UndeployAnswer", None),
+    _change(
+        "promote",
+        _NAMED + "/promote",
+        "Point an alias at a version.",
+        "PromoteAnswer",
+        "PromoteBody",
+    ),
+    _change(
+        "rollback",
+        _NAMED + "/rollback",
+        "End a canary or shadow, else move the alias back one step.",
+        "RollbackAnswer",
+        "RollbackBody",
+        body_required=False,
+    ),
+    _change("canary", _NAMED + "/canary", "Start or change a canary.", "ModelStatus", "Canary"),
+    _change("shadow", _NAMED + "/shadow", "Start or change a shadow.", "ModelStatus", "Shadow"),
+    _change(
+        "apply",
+        "/apply",
+        "Make a MaasDeployments file's specs the stored ones (all or nothing).",
+        "ApplyAnswer",
+        "DeploymentFile",
+    ),
+    _keys("list_keys", "GET", "/keys", "Every API key (never the secrets).", "[KeyRecord]"),
+    _keys(
+        "create_key",
+        "POST",
+        "/keys",
+        "Create an API key; the answer holds the key, shown only this once.",
+        "NewKey",
+        body="KeyBody",
+        status=201,
+        params=("actor",),
+    ),
+    _keys(
+        "revoke_key",
+        "DELETE",
+        "/keys/{key_id}",
+        "Revoke an API key (kept, marked revoked; revoking twice is harmless).",
+        "KeyRecord",
+        errors=(404,),
+        params=("actor",),
+    ),
+    _keys(
+        "audit",
+        "GET",
+        "/audit",
+        "The newest management actions, oldest first.",
+        "[AuditRecord]",
+        errors=(422,),
+        params=("audit_model", "audit_action", "audit_limit"),
+    ),
+)
+
+BY_NAME: dict[str, Route] = {r.name: r for r in ROUTES}
+
+
+def url(route: str, /, **params: Any) -> str:
+    """The path of ``route`` with ``params`` filled in: ``url("predict", name="iris")``."""
+    return BY_NAME[route].url(**params)
+
+
+def model_prefix(model: str) -> str:
+    """The route prefix of a model's own Serve application."""
+    return BY_NAME["model_metadata"].url(name=model)
+
+
+@dataclass(frozen=True)
+class Match:
+    """A path matched against the table.
+
+    ``route`` is None for a path no route has; ``allowed`` is False when the
+    path exists for other methods only (``methods``): a 405.
+    """
+
+    route: Route | None
+    params: dict[str, str] = field(default_factory=dict)
+    allowed: bool = True
+    methods: tuple[str, ...] = ()
+
+    @property
+    def required(self) -> tuple[str, ...] | None:
+        """The scopes that open this path (an unknown path: any valid credential)."""
+        if self.route is None:
+            return ()
+        return self.route.required(self.params)
+
+
+NO_ROUTE = Match(None)
+
+
+def match(method: str, path: str) -> Match:
+    """The route of ``method path``; one with another method gives ``allowed=False``."""
+    compiled, full, partial_match = _compiled()
+    scope = {"type": "http", "method": method.upper(), "path": path, "root_path": ""}
+    partial: list[Route] = []
+    params: dict[str, str] = {}
+    for route, candidate in compiled:
+        found, child = candidate.matches(scope)
+        if found is full:
+            return Match(route, child["path_params"])
+        if found is partial_match:
+            if not partial:
+                params = child["path_params"]
+            partial.append(route)
+    if not partial:
+        return NO_ROUTE
+    return Match(partial[0], params, allowed=False, methods=tuple(r.method for r in partial))
+
+
+@cache
+def _compiled() -> tuple[list[tuple[Route, StarletteRoute]], Any, Any]:
+    """The table as Starlette routes (built once, on first use: the CLI never needs it)."""
+    from starlette.routing import Match as Matched
+    from starlette.routing import Route as StarletteRoute
+
+    def unreachable(_: Any) -> None:  # matching only: dispatch goes by the route's name
+        raise AssertionError("dispatch by route name")
+
+    compiled = [(r, StarletteRoute(r.path, unreachable, methods=[r.method])) for r in ROUTES]
+    return compiled, Matched.FULL, Matched.PARTIAL

@@ -1,0 +1,77 @@
+"""The route table: matching, paths, and that everything derived from it covers it."""
+
+from __future__ import annotations
+
+import pytest
+
+from maas_ray import routes
+from maas_ray.gateway.admin import HANDLERS
+from maas_ray.gateway.openapi import openapi_document
+from maas_ray.routes import BY_NAME, ROUTES, match, url
+
+
+def test_names_are_unique_and_each_path_method_once() -> None:
+    assert len(BY_NAME) == len(ROUTES)
+    assert len({(r.method, r.path) for r in ROUTES}) == len(ROUTES)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "name", "params"),
+    [
+        ("POST", "/v1/models/iris/predict", "predict", {"name": "iris"}),
+        ("POST", "/v1/models/iris/versions/3/predict", "predict_version", {"version": "3"}),
+        ("GET", "/v1/models/iris", "model_metadata", {"name": "iris"}),
+        ("GET", "/v1/admin/models/iris/history", "history", {"name": "iris"}),
+        ("DELETE", "/v1/admin/keys/k1", "revoke_key", {"key_id": "k1"}),
+        ("GET", "/healthz", "healthz", {}),
+    ],
+)
+def test_match(method: str, path: str, name: str, params: dict[str, str]) -> None:
+    found = match(method, path)
+    assert found.route is not None
+    assert found.route.name == name
+    assert found.allowed
+    assert params.items() <= found.params.items()
+
+
+def test_another_method_is_told_apart_from_no_route() -> None:
+    wrong = match("GET", "/v1/models/iris/predict")
+    assert wrong.route is BY_NAME["predict"]
+    assert not wrong.allowed
+    assert wrong.methods == ("POST",)
+    assert wrong.required == ("predict:iris",)
+    keys = match("PUT", "/v1/admin/keys")
+    assert not keys.allowed
+    assert set(keys.methods) == {"GET", "POST"}
+    assert match("GET", "/v1/models/a/b/c/d").route is None  # a name never spans a '/'
+    assert match("GET", "/nothing").required == ()  # unknown: any credential
+
+
+def test_url_fills_and_quotes_each_parameter() -> None:
+    assert url("predict", name="iris") == "/v1/models/iris/predict"
+    assert url("predict_version", name="iris", version=2) == "/v1/models/iris/versions/2/predict"
+    assert url("show_model", name="a/b c") == "/v1/admin/models/a%2Fb%20c"
+    assert routes.model_prefix("iris") == "/v1/models/iris"
+
+
+def test_every_management_route_has_one_handler() -> None:
+    admin = {r.name for r in ROUTES if r.app == "admin"}
+    assert set(HANDLERS) == admin
+
+
+def test_the_openapi_document_has_one_operation_per_route() -> None:
+    doc = openapi_document()
+    operations = {
+        (method.upper(), path): op
+        for path, item in doc["paths"].items()
+        for method, op in item.items()
+    }
+    assert set(operations) == {(r.method, r.path) for r in ROUTES}
+    for route in ROUTES:
+        op = operations[(route.method, route.path)]
+        assert op["operationId"] == route.name
+        if route.scopes is None:
+            assert op["security"] == []
+        else:
+            assert {next(iter(s.values()))[0] for s in op["security"]} >= set(route.scopes)
+            assert "401" in op["responses"]
