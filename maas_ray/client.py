@@ -14,24 +14,20 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import orjson
 
-from maas_ray.control.status import ModelStatus, NodeResources
-from maas_ray.errors import InvalidJSON, PlatformUnavailable, RemoteError
+from maas_ray.control.status import ModelStatus, NodeResources, Operation
+from maas_ray.lifecycle import Lifecycle
 from maas_ray.registry.models import HistoryEvent, ModelInfo, VersionInfo
-from maas_ray.routes import BY_NAME, url
-from maas_ray.security.keys import client_key
+from maas_ray.routes import url
 from maas_ray.settings import Settings
-from maas_ray.spec import Canary, DeploymentFile, DeploymentSpec, Shadow
-from maas_ray.wire import ACTOR_HEADER, FORMATS, JSON, PRODUCTION, VERSION_HEADER
+from maas_ray.transport import Transport
+from maas_ray.wire import FORMATS, VERSION_HEADER
 
 if TYPE_CHECKING:
     from maas_ray.control.deployer import ControlPlane
     from maas_ray.registry import Registry
 
-# A management call may wait for replicas to start: the deploy timeout plus slack.
-_SLACK_S = 60.0
 
-
-class MaaS:
+class MaaS(Lifecycle):
     """Register, deploy and query models on a maas_ray platform.
 
     Args:
@@ -42,12 +38,7 @@ class MaaS:
     def __init__(self, settings: Settings | None = None, **overrides: Any) -> None:
         self.settings = settings or Settings(**overrides)
         self._registry: Registry | None = None
-        secret = self.settings.api_key.get_secret_value() if self.settings.api_key else None
-        headers = {ACTOR_HEADER: self.settings.who}
-        key = client_key(secret, self.settings.admin_key_file)
-        if key is not None:
-            headers["authorization"] = f"Bearer {key}"
-        self._http = httpx.Client(timeout=self.settings.request_timeout_s, headers=headers)
+        self._http = Transport(self.settings)
 
     @property
     def registry(self) -> Registry:
@@ -135,36 +126,7 @@ class MaaS:
         """The versions of ``name``, newest first."""
         return self.model(name).versions
 
-    # -- serving ---------------------------------------------------------------
-    def deploy(
-        self,
-        name: str,
-        version: str | int | None = None,
-        *,
-        alias: str | None = None,
-        progress: Callable[[str], None] | None = None,
-        timeout_s: int | None = None,
-        **options: Any,
-    ) -> ModelStatus:
-        """Serve a version of ``name`` and wait until it answers.
-
-        ``options`` are DeploymentSpec fields: ``num_replicas``, ``min_replicas``,
-        ``max_replicas``, ``num_cpus``, ``num_gpus``, ``max_ongoing_requests``.
-        ``timeout_s``: give up after this long (at most the platform's deploy
-        timeout) and put back what ran before.
-        """
-        spec = DeploymentSpec(
-            model=name, version=None if version is None else str(version), alias=alias, **options
-        )
-        body = spec.model_dump(exclude_none=True, exclude={"model"})
-        params = None if timeout_s is None else {"timeout_s": timeout_s}
-        answer = self._admin("deploy", body, progress, params, name=name)
-        return ModelStatus.model_validate(answer)
-
-    def undeploy(self, name: str, progress: Callable[[str], None] | None = None) -> None:
-        """Stop serving ``name`` (its versions stay registered)."""
-        self._admin("undeploy", None, progress, name=name)
-
+    # -- serving (the long actions are in lifecycle.py) -------------------------
     def status(self) -> list[ModelStatus]:
         """One row per deployed model."""
         return [ModelStatus.model_validate(r) for r in self._admin("status")]
@@ -173,58 +135,17 @@ class MaaS:
         """The Ray cluster's nodes: CPU, GPU (logical, used of total) and host memory."""
         return [NodeResources.model_validate(n) for n in self._admin("cluster")]
 
-    def promote(
-        self,
-        name: str,
-        version: str | int,
-        alias: str = PRODUCTION,
-        progress: Callable[[str], None] | None = None,
-    ) -> ModelStatus | None:
-        """Point ``alias`` at ``version``; the deployment following it switches, no request lost."""
-        body = {"version": str(version), "alias": alias}
-        answer = self._admin("promote", body, progress, name=name)
-        return _row(answer)
+    def operations(self) -> list[Operation]:
+        """The platform's newest management operations, newest first."""
+        return [Operation.model_validate(o) for o in self._admin("operations")]
 
-    def rollback(
-        self, name: str, alias: str = PRODUCTION, progress: Callable[[str], None] | None = None
-    ) -> ModelStatus | None:
-        """End a canary/shadow, or move ``alias`` back to the version it had before."""
-        answer = self._admin("rollback", {"alias": alias}, progress, name=name)
-        return _row(answer)
+    def operation(self, op_id: str) -> Operation:
+        """One operation (a deploy, canary, ... started with ``wait=False``)."""
+        return self._http.operation(op_id)
 
-    def canary(
-        self,
-        name: str,
-        version: str | int,
-        percent: float,
-        *,
-        sticky_header: str | None = None,
-        progress: Callable[[str], None] | None = None,
-    ) -> ModelStatus:
-        """Send ``percent`` of ``name``'s traffic to ``version``."""
-        side = Canary(version=str(version), percent=percent, sticky_header=sticky_header)
-        body = side.model_dump(exclude_none=True)
-        return ModelStatus.model_validate(self._admin("canary", body, progress, name=name))
-
-    def shadow(
-        self,
-        name: str,
-        version: str | int,
-        percent: float = 100,
-        progress: Callable[[str], None] | None = None,
-    ) -> ModelStatus:
-        """Mirror ``percent`` of ``name``'s traffic to ``version`` (callers see the primary)."""
-        body = Shadow(version=str(version), percent=percent).model_dump()
-        return ModelStatus.model_validate(self._admin("shadow", body, progress, name=name))
-
-    def apply(
-        self, document: dict[str, Any], progress: Callable[[str], None] | None = None
-    ) -> dict[str, str]:
-        """Apply a ``maas apply`` document (``kind: MaasDeployments``); see DeploymentFile."""
-        parsed = DeploymentFile.model_validate(document)
-        body = parsed.model_dump(exclude_none=True)
-        answer: dict[str, str] = self._admin("apply", body, progress)
-        return answer
+    def wait(self, op: Operation, progress: Callable[[str], None] | None = None) -> Any:
+        """Wait for an operation; its result, or its error raised as a RemoteError."""
+        return self._http.wait(op, progress)
 
     def history(self, name: str) -> list[HistoryEvent]:
         """Every alias move and deploy action of ``name``, oldest first."""
@@ -297,56 +218,11 @@ class MaaS:
         data["version"] = resp.headers.get(VERSION_HEADER)
         return data
 
-    def _admin(
-        self,
-        route: str,
-        body: Any = None,
-        progress: Callable[[str], None] | None = None,
-        params: dict[str, Any] | None = None,
-        **path: str,
-    ) -> Any:
-        """One management call, by route name; long ones (deploys) get the deploy timeout."""
-        if progress is not None:
-            progress("the platform is at it")
-        kwargs: dict[str, Any] = {"params": params}
-        if body is not None:
-            kwargs["content"] = orjson.dumps(body)
-            kwargs["headers"] = {"content-type": JSON}
-        found = BY_NAME[route]
-        if found.method != "GET":
-            kwargs["timeout"] = self.settings.deploy_timeout_s + _SLACK_S
-        resp = self._request(found.method, found.url(**path), **kwargs)
-        return _decoded(resp)
+    def _admin(self, route: str, body: Any = None, *args: Any, **kwargs: Any) -> Any:
+        return self._http.admin(route, body, *args, **kwargs)
 
     def _send(self, method: str, path: str, **kwargs: Any) -> tuple[dict[str, Any], httpx.Response]:
-        """One HTTP call to Serve that answers a JSON object."""
-        resp = self._request(method, path, **kwargs)
-        data = _decoded(resp)
-        return (data if isinstance(data, dict) else {"predictions": data}), resp
-
-    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """One HTTP call; errors become PlatformUnavailable or RemoteError."""
-        try:
-            resp = self._http.request(method, f"{self.settings.serve_url}{path}", **kwargs)
-        except httpx.HTTPError as exc:
-            raise PlatformUnavailable(
-                f"the platform at {self.settings.serve_url} does not answer "
-                f"({exc.__class__.__name__}); is it up? run `maas up`"
-            ) from exc
-        if resp.status_code >= 400:
-            data = _decoded(resp, check=False)
-            data = data if isinstance(data, dict) else {}
-            message = str(data.get("error", resp.text))
-            if resp.status_code == 401:
-                message += (
-                    f"; the CLI and SDK send MAAS_API_KEY, else {self.settings.admin_key_file}"
-                )
-            raise RemoteError(
-                message,
-                status_code=resp.status_code,
-                remote_code=str(data.get("code", "unknown")),
-            )
-        return resp
+        return self._http.send(method, path, **kwargs)
 
     def close(self) -> None:
         """Close the HTTP connection pool."""
@@ -358,20 +234,3 @@ def wrap_inputs(inputs: Any) -> dict[str, Any]:
     if isinstance(inputs, dict) and any(k in inputs for k in FORMATS):
         return inputs
     return {"inputs": inputs}
-
-
-def _decoded(resp: httpx.Response, check: bool = True) -> Any:
-    try:
-        return orjson.loads(resp.content)
-    except orjson.JSONDecodeError as exc:
-        if not check:
-            return {}
-        raise InvalidJSON(
-            f"platform answered non-JSON ({resp.status_code}): {resp.text[:300]}"
-        ) from exc
-
-
-def _row(answer: dict[str, Any]) -> ModelStatus | None:
-    """The status row in a promote/rollback answer (None: the alias moved only)."""
-    row = answer.get("status")
-    return ModelStatus.model_validate(row) if row else None

@@ -39,7 +39,9 @@ class Route:
     is the path's model name. ``body`` and ``answer`` name schemas of the OpenAPI
     document (``[X]``: a list of X); ``errors`` the 4xx/5xx statuses the handler
     itself may answer (the guard's 401/403 and a body's 400/413/415/422 are added).
-    ``params`` name further parameters (query, headers) of the document.
+    ``params`` name further parameters (query, headers) of the document. A
+    ``long`` route answers 202 with an operation at once (``operation`` tells how
+    it goes); ``answer`` is then the operation's result.
     """
 
     name: str
@@ -55,6 +57,7 @@ class Route:
     status: int = 200
     errors: tuple[int, ...] = ()
     params: tuple[str, ...] = ()
+    long: bool = False  # answered 202 with an operation; ``answer`` is its result
 
     def required(self, params: dict[str, str]) -> tuple[str, ...] | None:
         """The scopes, ``{name}`` filled in from the matched path."""
@@ -91,7 +94,9 @@ def _change(name: str, rest: str, summary: str, answer: str, body: str | None, *
     """A lifecycle POST: may start replicas (500 deployment_failed) or find no room (409)."""
     kw.setdefault("errors", (404, 409, 500))
     kw.setdefault("params", ("actor", "timeout_s"))
-    return _admin(name, "POST", rest, ("deploy",), summary=summary, answer=answer, body=body, **kw)
+    return _admin(
+        name, "POST", rest, ("deploy",), summary=summary, answer=answer, body=body, long=True, **kw
+    )
 
 
 def _keys(name: str, method: str, rest: str, summary: str, answer: str, **kw: Any) -> Route:
@@ -217,6 +222,19 @@ ROUTES: tuple[Route, ...] = (
         "Make a MaasDeployments file's specs the stored ones (all or nothing).",
         "ApplyAnswer",
         "DeploymentFile",
+    ),
+    _read(
+        "operations",
+        "/operations",
+        "The newest management operations (deploys, canaries, ...), newest first.",
+        "[Operation]",
+    ),
+    _read(
+        "operation",
+        "/operations/{op_id}",
+        "One operation: its state, the steps done, its result or error.",
+        "Operation",
+        **_FOUND,
     ),
     _keys("list_keys", "GET", "/keys", "Every API key (never the secrets).", "[KeyRecord]"),
     _keys(

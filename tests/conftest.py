@@ -228,3 +228,23 @@ def post(
         headers={"content-type": content_type, **(auth(settings) if headers is None else headers)},
         timeout=60,
     )
+
+
+def finished(settings: Settings, resp: Any, timeout_s: float = 300) -> dict[str, Any]:
+    """The operation a 202 answer started, polled (over real HTTP) until it is done."""
+    import time
+
+    import httpx
+
+    assert resp.status_code == 202, (resp.status_code, resp.text)
+    op: dict[str, Any] = resp.json()
+    deadline = time.monotonic() + timeout_s
+    while op["state"] not in ("succeeded", "failed"):
+        assert time.monotonic() < deadline, op
+        time.sleep(0.2)
+        got = httpx.get(
+            f"{settings.serve_url}{resp.headers['location']}", headers=auth(settings), timeout=30
+        )
+        assert got.status_code == 200, got.text
+        op = got.json()
+    return op

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from maas_ray.routes import model_prefix
+from maas_ray.routes import ADMIN_PREFIX, model_prefix
 from maas_ray.spec import (
+    ADMIN_APP,
     GATEWAY_APP,
     MODEL_DEPLOYMENT,
     SHARED_APP,
@@ -16,6 +17,7 @@ from maas_ray.spec import (
 
 MODEL_APP_IMPORT = "maas_ray.serving.app:build_app"
 GATEWAY_APP_IMPORT = "maas_ray.gateway.app:build_gateway"
+ADMIN_APP_IMPORT = "maas_ray.gateway.management:build_admin"
 SHARED_APP_IMPORT = "maas_ray.serving.shared:build_pool"
 # Serve's max_surge_percent, of the target count rounded up: 1% is one surge replica
 # for up to 100 replicas. A replaced deployment (new version, new resources) starts
@@ -121,6 +123,20 @@ def gateway_application(tracking_uri: str) -> dict[str, Any]:
     }
 
 
+def admin_application(tracking_uri: str) -> dict[str, Any]:
+    """The management API at ``/v1/admin``, an application of its own (``maas-admin``).
+
+    Its config never changes, so a Serve config the API itself submits (a deploy)
+    never restarts the replica that submits it.
+    """
+    return {
+        "name": ADMIN_APP,
+        "route_prefix": ADMIN_PREFIX,
+        "import_path": ADMIN_APP_IMPORT,
+        "args": {"tracking_uri": tracking_uri},
+    }
+
+
 def shared_application(
     tracking_uri: str, replicas: int, num_cpus: float, max_ongoing_requests: int = 64
 ) -> dict[str, Any]:
@@ -146,11 +162,16 @@ def shared_application(
 def serve_config(
     applications: list[dict[str, Any]], host: str, port: int, tracking_uri: str
 ) -> dict[str, Any]:
-    """A whole ServeDeploySchema document: the gateway plus the given applications."""
+    """A whole ServeDeploySchema document: the gateway, the management API, the given
+    applications."""
     return {
         "proxy_location": "HeadOnly",
         "http_options": {"host": host, "port": port},
         # Access logs cost ~25% of throughput on the hot path (see DESIGN.md).
         "logging_config": {"enable_access_log": False},
-        "applications": [gateway_application(tracking_uri), *applications],
+        "applications": [
+            gateway_application(tracking_uri),
+            admin_application(tracking_uri),
+            *applications,
+        ],
     }

@@ -37,6 +37,7 @@ from maas_ray.security.ray_token import (
     with_client_env,
 )
 from maas_ray.settings import Settings
+from maas_ray.spec import ADMIN_APP
 
 logger = logging.getLogger(__name__)
 
@@ -319,14 +320,30 @@ def ingress_env(settings: Settings) -> dict[str, str]:
 
 def _up_serve(settings: Settings, progress: Progress | None) -> ComponentState:
     url = settings.serve_url
-    if _answers(url + HEALTH):
-        return ComponentState(name="serve", url=url, started=False)
     control = ControlPlane(settings)
-    # The gateway plus every stored deployment that fits: primaries before canaries
-    # and shadows; what has no room (or fails to start) is named, the rest serves.
+    if _answers(url + HEALTH) and ADMIN_APP in control.serve.applications():
+        return ComponentState(name="serve", url=url, started=False)
+    # The gateway, the management API and every stored deployment that fits:
+    # primaries before canaries and shadows; what has no room (or fails to start) is
+    # named, the rest serves.
     notes = restore(control, progress)
     _wait(url + HEALTH, "Ray Serve", settings, None, None, progress)
+    _wait_admin(control, settings, progress)
     return ComponentState(name="serve", url=url, started=True, notes=notes)
+
+
+def _wait_admin(control: ControlPlane, settings: Settings, progress: Progress | None) -> None:
+    """Until the management API (the CLI's and the SDK's door) runs."""
+    deadline = time.monotonic() + settings.startup_timeout_s
+    while (control.serve.applications().get(ADMIN_APP) or {}).get("status") != "RUNNING":
+        if time.monotonic() > deadline:
+            raise PlatformUnavailable(
+                f"the management API ({ADMIN_APP}) did not start within "
+                f"{settings.startup_timeout_s:.0f}s; see `ray status` and the Serve logs"
+            )
+        if progress:
+            progress(f"waiting for {ADMIN_APP}")
+        time.sleep(0.5)
 
 
 def down(settings: Settings, grace_s: float = 15.0) -> list[str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
 from pydantic import BaseModel, Field
 
 
@@ -53,3 +55,28 @@ class NodeResources(BaseModel):
     gpu_total: float
     memory_used_bytes: int = Field(description="Host memory in use (RAM), bytes.")
     memory_total_bytes: int = Field(description="Host memory, bytes.")
+
+
+class Operation(BaseModel):
+    """A long management action (deploy, canary, apply, ...) the API runs in the background.
+
+    ``POST`` answers it with 202 at once; ``GET /v1/admin/operations/{id}`` tells how it
+    goes. ``result`` is what the call answers once done; ``error`` the JSON error
+    (``error``, ``code``, ``status``) it failed with.
+    """
+
+    id: str
+    action: str
+    target: str
+    actor: str
+    state: Literal["queued", "running", "succeeded", "failed"] = "queued"
+    steps: list[str] = Field(default_factory=list, description="What it did so far, in order.")
+    result: Any = None
+    error: dict[str, Any] | None = None
+    created_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.state in ("succeeded", "failed")

@@ -20,7 +20,8 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from maas_ray.control.deployer import ControlPlane
-from maas_ray.errors import BadRequest, InvalidInput, InvalidJSON, MaasError
+from maas_ray.errors import BadRequest, InvalidInput, InvalidJSON, MaasError, NotFound
+from maas_ray.gateway.operations import Operations, Progress
 from maas_ray.registry import Registry
 from maas_ray.routes import BY_NAME, Route
 from maas_ray.security.audit import AuditLog
@@ -95,24 +96,35 @@ class Context:
     registry: Registry
     settings: Settings
     call: Call
+    operations: Operations | None = None  # the management replica's
+    progress: Progress | None = None  # steps of a long action, for its operation
+    parsed: Any = None  # the body, validated by the route's parser
 
     @cached_property
     def control(self) -> ControlPlane:
         return ControlPlane(self.settings, self.registry)
 
-    def body(self, model: type[Body], *, optional: bool = False) -> Body:
-        """The JSON body validated by ``model`` (``optional``: no body is ``{}``)."""
-        raw = self.call.body or (b"{}" if optional else b"")
-        return _validated(model, _object(raw))
-
 
 Handler = Callable[[Context], tuple[int, Any]]
+Parser = Callable[[Call], Any]
 HANDLERS: dict[str, Handler] = {}
+PARSERS: dict[str, Parser] = {}  # route name -> its body, validated
 
 
-def handles(name: str) -> Callable[[Handler], Handler]:
-    """Register the handler of the management route ``name`` (from the table)."""
+def handles(
+    name: str, body: type[BaseModel] | Parser | None = None, *, optional: bool = False
+) -> Callable[[Handler], Handler]:
+    """Register the handler of the management route ``name`` (from the table).
+
+    ``body``: the pydantic model of its JSON body (``optional``: none is ``{}``), or
+    a function that parses it; the handler finds it validated in ``Context.parsed``.
+    """
     assert BY_NAME[name].app == "admin", name
+    if isinstance(body, type):
+        model = body
+        PARSERS[name] = lambda call: _validated(model, _object(call.body or _empty(optional)))
+    elif body is not None:
+        PARSERS[name] = body
 
     def register(handler: Handler) -> Handler:
         HANDLERS[name] = handler
@@ -121,22 +133,47 @@ def handles(name: str) -> Callable[[Handler], Handler]:
     return register
 
 
-def handle(registry: Registry, call: Call) -> tuple[int, Any]:
-    """Run one management call; returns (status, JSON-able answer) or raises MaasError."""
-    settings = Settings(actor=call.actor)
+def validate(call: Call) -> None:
+    """Check a call's query and body before its action is queued (raises a 4xx, audited)."""
+    try:
+        _settings(call)
+        parser = PARSERS.get(call.route.name)
+        if parser is not None:
+            parser(call)
+    except MaasError as exc:
+        action, target = _audited(call)
+        audit = AuditLog(Settings().security_dir)
+        audit.record(call.actor, action, target, exc.status_code, f"{exc.code}: {exc.message}")
+        raise
+
+
+def _audited(call: Call) -> tuple[str, str]:
+    """(action, target) of a call for the audit log."""
+    target = call.params.get("name") or call.params.get("key_id") or "*"
+    return _ACTIONS.get(call.route.name, call.route.name), target
+
+
+def handle(
+    registry: Registry,
+    call: Call,
+    operations: Operations | None = None,
+    progress: Progress | None = None,
+) -> tuple[int, Any]:
+    """Run one management call; returns (status, JSON-able answer) or raises MaasError.
+
+    A long action (``route.long``) runs here too: the management application
+    calls this on its operations' worker, with ``progress`` recording the steps.
+    """
     route = call.route
-    if "timeout_s" in route.params and "timeout_s" in call.query:
-        # How long this change may take to run before what ran before is put back.
-        limit = int(settings.deploy_timeout_s)
-        timeout_s = _int(call.query["timeout_s"], "timeout_s", 1, limit)
-        settings = settings.model_copy(update={"deploy_timeout_s": float(timeout_s)})
-    context = Context(registry, settings, call)
+    settings = _settings(call)
+    context = Context(registry, settings, call, operations, progress)
     if route.method == "GET":
         return HANDLERS[route.name](context)
-    action = _ACTIONS.get(route.name, route.name)
-    target = call.params.get("name") or call.params.get("key_id") or "*"
+    action, target = _audited(call)
     audit = AuditLog(settings.security_dir)
     try:
+        if route.name in PARSERS:
+            context.parsed = PARSERS[route.name](call)
         status, answer = HANDLERS[route.name](context)
     except MaasError as exc:
         audit.record(call.actor, action, target, exc.status_code, f"{exc.code}: {exc.message}")
@@ -171,6 +208,22 @@ def _history(c: Context) -> tuple[int, Any]:
     return 200, [e.model_dump() for e in c.registry.history(c.call.name)]
 
 
+@handles("operations")
+def _operations(c: Context) -> tuple[int, Any]:
+    return 200, [op.model_dump() for op in _store(c).recent()]
+
+
+@handles("operation")
+def _operation(c: Context) -> tuple[int, Any]:
+    return 200, _store(c).get(c.call.params["op_id"]).model_dump()
+
+
+def _store(c: Context) -> Operations:
+    if c.operations is None:  # pragma: no cover - only the management application has them
+        raise NotFound("operations are kept by the management application (maas-admin)")
+    return c.operations
+
+
 @handles("list_keys")
 def _list_keys(c: Context) -> tuple[int, Any]:
     return 200, [r.model_dump() for r in KeyStore(c.settings.security_dir).records()]
@@ -187,14 +240,14 @@ def _audit(c: Context) -> tuple[int, Any]:
 
 
 # -- changes -------------------------------------------------------------------------
-@handles("apply")
+@handles("apply", DeploymentFile)
 def _apply(c: Context) -> tuple[int, Any]:
-    return 200, c.control.apply_specs(c.body(DeploymentFile).models)
+    return 200, c.control.apply_specs(c.parsed.models, c.progress)
 
 
-@handles("create_key")
+@handles("create_key", KeyBody)
 def _create_key(c: Context) -> tuple[int, Any]:
-    ask = c.body(KeyBody)
+    ask: KeyBody = c.parsed
     record, key = KeyStore(c.settings.security_dir).create(
         ask.scopes, ask.name, ask.expires_in_days
     )
@@ -206,9 +259,9 @@ def _revoke_key(c: Context) -> tuple[int, Any]:
     return 200, KeyStore(c.settings.security_dir).revoke(c.call.params["key_id"]).model_dump()
 
 
-@handles("register")
+@handles("register", RegisterBody)
 def _register(c: Context) -> tuple[int, Any]:
-    reg = c.body(RegisterBody)
+    reg: RegisterBody = c.parsed
     if not reg.model_uri.startswith(("runs:/", "models:/")):
         # Never a path or file:// URI: that would read the gateway's own disk.
         raise InvalidInput(
@@ -221,46 +274,49 @@ def _register(c: Context) -> tuple[int, Any]:
     return 201, version.model_dump()
 
 
-@handles("deploy")
-def _deploy(c: Context) -> tuple[int, Any]:
-    fields = _object(c.call.body or b"{}")
+def _deploy_spec(call: Call) -> DeploymentSpec:
+    fields = _object(call.body or b"{}")
     if "model" in fields:
         raise InvalidInput("model: the model is named in the path, not the body")
-    spec = _validated(DeploymentSpec, {**fields, "model": c.call.name})
-    return 200, c.control.deploy(spec).model_dump()
+    return _validated(DeploymentSpec, {**fields, "model": call.name})
+
+
+@handles("deploy", _deploy_spec)
+def _deploy(c: Context) -> tuple[int, Any]:
+    return 200, c.control.deploy(c.parsed, c.progress).model_dump()
 
 
 @handles("undeploy")
 def _undeploy(c: Context) -> tuple[int, Any]:
-    c.control.undeploy(c.call.name)
+    c.control.undeploy(c.call.name, c.progress)
     return 200, {"model": c.call.name, "undeployed": True}
 
 
-@handles("promote")
+@handles("promote", PromoteBody)
 def _promote(c: Context) -> tuple[int, Any]:
-    ask = c.body(PromoteBody)
-    row = c.control.promote(c.call.name, ask.version, ask.alias)
+    ask: PromoteBody = c.parsed
+    row = c.control.promote(c.call.name, ask.version, ask.alias, c.progress)
     answer = {"model": c.call.name, "alias": ask.alias, "version": ask.version}
     return 200, answer | ({"status": row.model_dump()} if row else {})
 
 
-@handles("rollback")
+@handles("rollback", RollbackBody, optional=True)
 def _rollback(c: Context) -> tuple[int, Any]:
-    ask = c.body(RollbackBody, optional=True)
-    row = c.control.rollback(c.call.name, ask.alias)
+    ask: RollbackBody = c.parsed
+    row = c.control.rollback(c.call.name, ask.alias, c.progress)
     version = c.registry.get_alias(c.call.name, ask.alias)
     answer = {"model": c.call.name, "alias": ask.alias, "version": version}
     return 200, answer | ({"status": row.model_dump()} if row else {})
 
 
-@handles("canary")
+@handles("canary", Canary)
 def _canary(c: Context) -> tuple[int, Any]:
-    return 200, c.control.start_challenger(c.call.name, c.body(Canary)).model_dump()
+    return 200, c.control.start_challenger(c.call.name, c.parsed, c.progress).model_dump()
 
 
-@handles("shadow")
+@handles("shadow", Shadow)
 def _shadow(c: Context) -> tuple[int, Any]:
-    return 200, c.control.start_challenger(c.call.name, c.body(Shadow)).model_dump()
+    return 200, c.control.start_challenger(c.call.name, c.parsed, c.progress).model_dump()
 
 
 # -- helpers -------------------------------------------------------------------------
@@ -276,6 +332,21 @@ def _summary(action: str, answer: Any) -> str:
         return ", ".join(f"{m}: {what}" for m, what in answer.items())
     version = answer.get("version") or (answer.get("status") or {}).get("version")
     return f"version {version}, {answer.get('traffic') or answer.get('health') or ''}".strip(", ")
+
+
+def _settings(call: Call) -> Settings:
+    """The settings of one call: its actor, and ``?timeout_s=N`` where the route takes it."""
+    settings = Settings(actor=call.actor)
+    if "timeout_s" in call.route.params and "timeout_s" in call.query:
+        # How long this change may take to run before what ran before is put back.
+        limit = int(settings.deploy_timeout_s)
+        timeout_s = _int(call.query["timeout_s"], "timeout_s", 1, limit)
+        settings = settings.model_copy(update={"deploy_timeout_s": float(timeout_s)})
+    return settings
+
+
+def _empty(optional: bool) -> bytes:
+    return b"{}" if optional else b""
 
 
 def _int(raw: str, field: str, low: int, high: int) -> int:

@@ -1,4 +1,7 @@
-"""The catch-all Serve application at ``/``: health routes, the management API, JSON 404s.
+"""The catch-all Serve application at ``/``: health, the OpenAPI document, /docs, JSON 404s.
+
+The management API is an application of its own (``gateway/management.py``), so
+nothing here waits for a deploy.
 
 Serve routes by longest prefix, so anything no model application claims lands
 here; a client then gets a JSON error that tells an unknown model from a
@@ -31,21 +34,19 @@ from maas_ray.errors import (
     ModelNotFound,
     NotFound,
     PlatformUnavailable,
-    UnsupportedMediaType,
     VersionNotDeployed,
 )
-from maas_ray.gateway import admin, docs
+from maas_ray.gateway import docs
 from maas_ray.registry import Registry
 from maas_ray.routes import Match, match
 from maas_ray.security.auth import Guard
 from maas_ray.security.masking import install_log_masking
-from maas_ray.security.scopes import Principal
 from maas_ray.serving.deployment import UNEXPECTED, error_response
 from maas_ray.serving.http import read_body
 from maas_ray.serving.shared import model_id
 from maas_ray.settings import Settings
 from maas_ray.spec import SHARED_APP, SHARED_DEPLOYMENT
-from maas_ray.wire import ACTOR_HEADER, JSON, SERVED_BY_HEADER, VERSION_HEADER
+from maas_ray.wire import JSON, SERVED_BY_HEADER, VERSION_HEADER
 
 logger = logging.getLogger(__name__)
 SHARED_REFRESH_S = 2.0
@@ -54,7 +55,7 @@ SHARED_MISS_REFRESH_S = 0.5
 
 @serve.deployment(name="Gateway", max_ongoing_requests=64, ray_actor_options={"num_cpus": 0})
 class Gateway:
-    """Health checks, the management API, shared-pool models, and JSON 404s."""
+    """Health checks, the OpenAPI document, shared-pool models, and JSON 404s."""
 
     def __init__(self, tracking_uri: str) -> None:
         settings = Settings()
@@ -82,9 +83,7 @@ class Gateway:
         try:
             if route is not None and route.app == "gateway" and found.allowed:
                 return await self._own(route.name, found.params)
-            principal = self.guard.check(
-                request.method, path, request.headers.get("authorization"), found
-            )
+            self.guard.check(request.method, path, request.headers.get("authorization"), found)
         except MaasError as exc:
             return error_response(exc)
         if route is not None and route.app == "model":
@@ -99,7 +98,11 @@ class Gateway:
             if route is not None and route.app != "model" and not found.allowed:
                 raise MethodNotAllowed(request.method, path, found.methods)
             if route is not None and route.app == "admin":
-                return await self._admin(request, found, principal)
+                # Serve sends /v1/admin to maas-admin; here only while it is not running.
+                raise PlatformUnavailable(
+                    "the management API (Serve application maas-admin) is not running; "
+                    "`maas up` starts it"
+                )
         except MaasError as exc:
             return error_response(exc)
         loop = asyncio.get_running_loop()
@@ -119,28 +122,6 @@ class Gateway:
             return Response(content, media_type=media_type, headers=cache)
         return Response(orjson.dumps({"status": "ok"}), media_type=JSON)
 
-    async def _admin(self, request: Request, found: Match, principal: Principal) -> Response:
-        assert found.route is not None
-        body = await read_body(request, self.max_body)
-        mime = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-        if body and mime not in (JSON, ""):
-            raise UnsupportedMediaType(f"got content type '{mime}': send {JSON}")
-        call = admin.Call(
-            route=found.route,
-            principal=principal,
-            params=found.params,
-            body=body,
-            query=dict(request.query_params),
-            user=request.headers.get(ACTOR_HEADER),
-        )
-        # Switches wait for new replicas: keep the event loop free meanwhile.
-        loop = asyncio.get_running_loop()
-        try:
-            status, answer = await loop.run_in_executor(None, admin.handle, self.registry, call)
-        finally:
-            self._pooled_at = 0.0  # a deploy or undeploy here is seen by the next request
-        return Response(orjson.dumps(answer), status_code=status, media_type=JSON)
-
     async def _openapi(self) -> dict[str, Any]:
         if self._document is None:  # built once: pydantic's schema generation is not free
             from maas_ray.gateway.openapi import openapi_document
@@ -151,9 +132,9 @@ class Gateway:
     async def _pool_version(self, name: str) -> str | None:
         """The version the shared pool answers for ``name`` (None: not the pool's to answer).
 
-        Read from the registry at most every SHARED_REFRESH_S, once more on a miss
-        (every SHARED_MISS_REFRESH_S), and after every management call made here, so
-        a promote, a new shared model or a new deploy is seen within about a second.
+        Read from the registry at most every SHARED_REFRESH_S, and once more on a
+        miss (every SHARED_MISS_REFRESH_S), so a new shared model or a new deploy is
+        seen within half a second, a promote within SHARED_REFRESH_S.
         """
         age = time.monotonic() - self._pooled_at
         if age > SHARED_REFRESH_S or (name not in self._pooled and age > SHARED_MISS_REFRESH_S):

@@ -20,11 +20,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from maas_ray.control.status import ModelStatus, NodeResources
+from maas_ray.control.status import ModelStatus, NodeResources, Operation
 from maas_ray.gateway.admin import KeyBody, PromoteBody, RegisterBody, RollbackBody
 from maas_ray.gateway.docs import ASSETS
 from maas_ray.registry.models import HistoryEvent, ModelInfo, VersionInfo
-from maas_ray.routes import ROUTES, Route
+from maas_ray.routes import BY_NAME, ROUTES, Route
 from maas_ray.security.audit import AuditRecord
 from maas_ray.security.keys import KeyRecord
 from maas_ray.security.scopes import PER_MODEL, PLAIN
@@ -49,6 +49,7 @@ _MODELS: tuple[type[BaseModel], ...] = (
     RegisterBody,
     KeyBody,
     AuditRecord,
+    Operation,
 )
 _ADMIN = "admin"
 
@@ -317,7 +318,7 @@ def _admin_schemas() -> dict[str, Any]:
         "ApplyAnswer": {
             "type": "object",
             "description": "What became of each model of the file.",
-            "additionalProperties": {"enum": ["unchanged", "created", "updated"]},
+            "additionalProperties": {"enum": ["unchanged", "created", "updated", "reconciled"]},
         },
     }
 
@@ -380,7 +381,7 @@ def _route_operation(route: Route, model_name: dict[str, Any]) -> dict[str, Any]
         route.tag,
         route.scopes,
         ok=_answer(route),
-        created=route.status == 201,
+        status=202 if route.long else route.status,
         errors=errors,
         params=[_path_parameter(route, p, model_name) for p in _placeholders(route.path)]
         + [{"$ref": f"#/components/parameters/{p}"} for p in route.params],
@@ -389,6 +390,17 @@ def _route_operation(route: Route, model_name: dict[str, Any]) -> dict[str, Any]
 
 
 def _answer(route: Route) -> dict[str, Any]:
+    if route.long:
+        # The call answers the operation at once; its result, once done, is the answer.
+        result = route.answer.strip("[]")
+        return {
+            "description": f"{route.summary} Started as an operation (`Location`: "
+            f"{BY_NAME['operation'].path}); once it succeeds, its `result` is a {result}. "
+            "A refusal within the first moments (bad version, no room) is answered as that "
+            "error instead.",
+            "headers": {"Location": {"schema": {"type": "string"}}},
+            "content": {JSON: {"schema": _ref("Operation")}},
+        }
     if route.answer == "OpenAPI":
         return _ok("The OpenAPI document.", {"type": "object"})
     if route.answer == "Page":
@@ -429,15 +441,15 @@ def _operation(
     scopes: Sequence[str] | None,
     *,
     ok: dict[str, Any],
-    created: bool = False,
+    status: int = 200,
     errors: Sequence[str] = (),
     params: list[Any] | None = None,
     body: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One operation. ``scopes``: None for a public route, () for any valid credential,
-    else the scopes of which any one opens it (``admin`` always does). ``created``:
-    the success answer is a 201."""
-    responses: dict[str, Any] = {"201" if created else "200": ok}
+    else the scopes of which any one opens it (``admin`` always does). ``status``:
+    that of the success answer."""
+    responses: dict[str, Any] = {str(status): ok}
     if scopes is not None:
         codes = {"401", *errors} | ({"403"} if scopes else set())
         for code in sorted(codes):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 import yaml
 
 from maas_ray import MaaS, Settings
-from tests.conftest import ROOT, auth, maas
+from tests.conftest import FIGURES, ROOT, auth, finished, maas
 
 
 @pytest.fixture(scope="module")
@@ -104,9 +105,15 @@ def test_apply_with_a_missing_version_changes_nothing(
 def test_management_api_promote_history_and_rollback(
     adm: dict[str, str], live: Settings, client: MaaS
 ) -> None:
+    started = time.monotonic()
     resp = _admin(live, "POST", "/models/adm/promote", {"version": adm["two"]})
-    assert resp.status_code == 200, resp.text
-    assert resp.json()["status"]["version"] == adm["two"]
+    answered = time.monotonic() - started
+    op = finished(live, resp)
+    assert answered < 2, answered  # the call answers at once; the operation runs on
+    assert op["state"] == "succeeded", op
+    assert (op["action"], op["target"], op["actor"]) == ("promote", "adm", "key:admin (ci-bot)")
+    assert op["steps"], op  # what it did, step by step
+    assert op["result"]["status"]["version"] == adm["two"]
     answer = httpx.post(
         f"{live.serve_url}/v1/models/adm/predict", json={"inputs": [[0.0]]}, headers=auth(live)
     )
@@ -115,8 +122,8 @@ def test_management_api_promote_history_and_rollback(
     assert events[-1]["action"] == "promote"
     assert events[-1]["actor"] == "key:admin (ci-bot)"  # the verified key, then who typed it
     assert (events[-1]["from_version"], events[-1]["to_version"]) == (adm["one"], adm["two"])
-    resp = _admin(live, "POST", "/models/adm/rollback")
-    assert resp.status_code == 200, resp.text
+    op = finished(live, _admin(live, "POST", "/models/adm/rollback"))
+    assert op["state"] == "succeeded", op
     assert client.registry.get_alias("adm", "production") == adm["one"]
     rows = _admin(live, "GET", "/status").json()
     assert any(r["model"] == "adm" and r["version"] == adm["one"] for r in rows)
@@ -166,3 +173,65 @@ def test_management_api_malformed_json_and_no_history(adm: dict[str, str], live:
     resp = _admin(live, "POST", "/models/adm/rollback")
     assert resp.status_code == 409
     assert "no earlier version" in resp.json()["error"]
+
+
+def test_management_calls_answer_at_once_while_deploys_run(
+    client: MaaS, live: Settings, seeded: Any
+) -> None:
+    """Three deploys queued at once: every call answers within 2 s, and the data plane
+    (an unknown model's 404, a shared-pool predict, status) answers meanwhile."""
+    from sklearn.dummy import DummyClassifier
+
+    model = DummyClassifier(strategy="constant", constant=1).fit([[0.0]], [1])
+    names = [f"busy{i}" for i in range(3)]
+    for name in [*names, "busypool"]:
+        client.register(name, model, input_example=[[0.0]])
+    client.deploy("busypool", mode="shared")
+    answered, started = [], []
+    for name in names:
+        t = time.monotonic()
+        resp = _admin(live, "POST", f"/models/{name}/deploy", {"num_cpus": 0})
+        answered.append(time.monotonic() - t)
+        assert resp.status_code == 202, resp.text
+        started.append(resp)
+    during: dict[str, list[float]] = {"unknown 404": [], "shared predict": [], "status": []}
+    ops = [r.json() for r in started]
+    while not all(op["state"] in ("succeeded", "failed") for op in ops):
+        t = time.monotonic()
+        miss = httpx.post(
+            f"{live.serve_url}/v1/models/nosuch/predict",
+            json={"inputs": [[0.0]]},
+            headers=auth(live),
+        )
+        during["unknown 404"].append(time.monotonic() - t)
+        assert miss.status_code == 404, miss.text
+        t = time.monotonic()
+        pooled = httpx.post(
+            f"{live.serve_url}/v1/models/busypool/predict",
+            json={"inputs": [[0.0]]},
+            headers=auth(live),
+            timeout=30,
+        )
+        during["shared predict"].append(time.monotonic() - t)
+        assert pooled.status_code == 200, pooled.text
+        t = time.monotonic()
+        assert _admin(live, "GET", "/status").status_code == 200
+        during["status"].append(time.monotonic() - t)
+        ops = [
+            _admin(live, "GET", r.headers["location"].removeprefix("/v1/admin")).json()
+            for r in started
+        ]
+        time.sleep(0.2)
+    assert [op["state"] for op in ops] == ["succeeded"] * 3, ops
+    assert max(answered) < 2, answered
+    for what, took in during.items():
+        assert took, what  # seen while the deploys ran
+        assert max(took) < 2, (what, took)
+    FIGURES.append(
+        "management: 3 deploy calls answered in "
+        + ", ".join(f"{t * 1000:.0f}" for t in answered)
+        + " ms; while they ran: "
+        + "; ".join(f"{w} max {max(t) * 1000:.0f} ms ({len(t)} calls)" for w, t in during.items())
+    )
+    for name in [*names, "busypool"]:
+        client.undeploy(name)

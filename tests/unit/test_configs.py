@@ -39,6 +39,8 @@ EXAMPLE_MODELS = ("sentiment", "tabular", "digits")
 GATEWAY_APP = "maas-gateway"
 MODEL_IMPORT_PATH = "maas_ray.serving.app:build_app"
 GATEWAY_IMPORT_PATH = "maas_ray.gateway.app:build_gateway"
+ADMIN_APP = "maas-admin"
+ADMIN_IMPORT_PATH = "maas_ray.gateway.management:build_admin"
 
 Config = dict[str, Any]
 
@@ -181,7 +183,7 @@ def test_examples_serve_the_three_models_and_the_gateway(examples: Config) -> No
     assert (schema.http_options.host, schema.http_options.port) == ("127.0.0.1", 8000)
 
     apps = {app.name: app for app in schema.applications}
-    assert set(apps) == {*EXAMPLE_MODELS, GATEWAY_APP}
+    assert set(apps) == {*EXAMPLE_MODELS, GATEWAY_APP, ADMIN_APP}
     for name in EXAMPLE_MODELS:
         app = apps[name]
         assert app.import_path == MODEL_IMPORT_PATH
@@ -197,6 +199,9 @@ def test_examples_serve_the_three_models_and_the_gateway(examples: Config) -> No
     assert gateway.import_path == GATEWAY_IMPORT_PATH
     assert gateway.route_prefix == "/"
     assert gateway.args == {}
+    management = apps[ADMIN_APP]
+    assert management.import_path == ADMIN_IMPORT_PATH
+    assert management.route_prefix == "/v1/admin"
 
 
 def test_gpu_example_shares_one_gpu_between_two_replicas() -> None:

@@ -56,7 +56,7 @@ def test_whole_config_passes_rays_own_schema() -> None:
         application(DeploymentSpec(model="b", min_replicas=0, max_replicas=2), "4", "u"),
     ]
     parsed = ServeDeploySchema.model_validate(serve_config(apps, "127.0.0.1", 8000, "u"))
-    assert [a.name for a in parsed.applications] == ["maas-gateway", "a", "b"]
+    assert [a.name for a in parsed.applications] == ["maas-gateway", "maas-admin", "a", "b"]
     assert parsed.http_options.host == "127.0.0.1"
 
 

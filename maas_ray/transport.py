@@ -1,0 +1,140 @@
+"""The SDK's HTTP side: one authenticated client, route names in, JSON (or errors) out.
+
+A long management action answers 202 with an operation; ``Transport.admin``
+waits for it (polling ``/v1/admin/operations/{id}``, each new step reported to
+``progress``) unless told not to, so the SDK's verbs still return their result.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import orjson
+
+from maas_ray.control.status import Operation
+from maas_ray.errors import InvalidJSON, PlatformUnavailable, RemoteError
+from maas_ray.routes import BY_NAME
+from maas_ray.security.keys import client_key
+from maas_ray.settings import Settings
+from maas_ray.wire import ACTOR_HEADER, JSON
+
+Progress = Callable[[str], None]
+# Waiting on an operation: the deploy timeout (what the platform allows) plus slack.
+_SLACK_S = 60.0
+_POLL_S = (0.1, 1.0)  # first and longest pause between two polls
+
+
+class Transport:
+    """An httpx client with the caller's credential, against ``settings.serve_url``."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        secret = settings.api_key.get_secret_value() if settings.api_key else None
+        headers = {ACTOR_HEADER: settings.who}
+        key = client_key(secret, settings.admin_key_file)
+        if key is not None:
+            headers["authorization"] = f"Bearer {key}"
+        self.http = httpx.Client(timeout=settings.request_timeout_s, headers=headers)
+
+    def admin(
+        self,
+        route: str,
+        body: Any = None,
+        progress: Progress | None = None,
+        params: dict[str, Any] | None = None,
+        *,
+        wait: bool = True,
+        **path: str,
+    ) -> Any:
+        """One management call by route name; a long one's operation waited for (``wait``)."""
+        kwargs: dict[str, Any] = {"params": params}
+        if body is not None:
+            kwargs["content"] = orjson.dumps(body)
+            kwargs["headers"] = {"content-type": JSON}
+        found = BY_NAME[route]
+        resp = self.request(found.method, found.url(**path), **kwargs)
+        answer = decoded(resp)
+        if resp.status_code != 202:
+            return answer
+        op = Operation.model_validate(answer)
+        return self.wait(op, progress) if wait else op
+
+    def operation(self, op_id: str) -> Operation:
+        """An operation as the platform has it now."""
+        return Operation.model_validate(self.admin("operation", op_id=op_id))
+
+    def wait(self, op: Operation, progress: Progress | None = None) -> Any:
+        """The result of ``op`` once it is done; its error raised as a RemoteError."""
+        deadline = time.monotonic() + self.settings.deploy_timeout_s + _SLACK_S
+        seen, pause = 0, _POLL_S[0]
+        while True:
+            if progress is not None:
+                for step in op.steps[seen:]:
+                    progress(step)
+            seen = len(op.steps)
+            if op.done:
+                break
+            if time.monotonic() > deadline:
+                raise PlatformUnavailable(
+                    f"operation {op.id} ({op.action} {op.target}) still {op.state} after "
+                    f"{self.settings.deploy_timeout_s + _SLACK_S:.0f}s; "
+                    f"MaaS().operation('{op.id}') tells how it goes"
+                )
+            time.sleep(pause)
+            pause = min(pause * 1.5, _POLL_S[1])
+            op = self.operation(op.id)
+        if op.error is not None:
+            raise RemoteError(
+                str(op.error.get("error", "")),
+                status_code=int(op.error.get("status", 500)),
+                remote_code=str(op.error.get("code", "unknown")),
+            )
+        return op.result
+
+    def send(self, method: str, path: str, **kwargs: Any) -> tuple[dict[str, Any], httpx.Response]:
+        """One HTTP call that answers a JSON object."""
+        resp = self.request(method, path, **kwargs)
+        data = decoded(resp)
+        return (data if isinstance(data, dict) else {"predictions": data}), resp
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One HTTP call; errors become PlatformUnavailable or RemoteError."""
+        try:
+            resp = self.http.request(method, f"{self.settings.serve_url}{path}", **kwargs)
+        except httpx.HTTPError as exc:
+            raise PlatformUnavailable(
+                f"the platform at {self.settings.serve_url} does not answer "
+                f"({exc.__class__.__name__}); is it up? run `maas up`"
+            ) from exc
+        if resp.status_code >= 400:
+            data = decoded(resp, check=False)
+            data = data if isinstance(data, dict) else {}
+            message = str(data.get("error", resp.text))
+            if resp.status_code == 401:
+                message += (
+                    f"; the CLI and SDK send MAAS_API_KEY, else {self.settings.admin_key_file}"
+                )
+            raise RemoteError(
+                message,
+                status_code=resp.status_code,
+                remote_code=str(data.get("code", "unknown")),
+            )
+        return resp
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def decoded(resp: httpx.Response, check: bool = True) -> Any:
+    """The JSON of an answer (InvalidJSON if it is none, unless ``check`` is off)."""
+    try:
+        return orjson.loads(resp.content)
+    except orjson.JSONDecodeError as exc:
+        if not check:
+            return {}
+        raise InvalidJSON(
+            f"platform answered non-JSON ({resp.status_code}): {resp.text[:300]}"
+        ) from exc
