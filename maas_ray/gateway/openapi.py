@@ -428,9 +428,10 @@ def _path_parameter(route: Route, name: str, model_name: dict[str, Any]) -> dict
         return {"$ref": "#/components/parameters/admin_name"}
     if name == "asset":
         return _path_param("asset", {"enum": sorted(ASSETS)}, "One of the page's files.")
-    if name == "key_id":
-        return _path_param("key_id", {"type": "string", "minLength": 1}, "The key's id.")
-    return {"$ref": f"#/components/parameters/{name}"}
+    if name == "version":
+        return {"$ref": "#/components/parameters/version"}
+    what = {"key_id": "The key's id.", "op_id": "The operation's id (from its 202 answer)."}
+    return _path_param(name, {"type": "string", "minLength": 1}, what.get(name, name))
 
 
 # -- building blocks -----------------------------------------------------------------

@@ -226,7 +226,8 @@ def test_management_calls_answer_at_once_while_deploys_run(
     assert max(answered) < 2, answered
     for what, took in during.items():
         assert took, what  # seen while the deploys ran
-        assert max(took) < 2, (what, took)
+    for what in ("unknown 404", "shared predict"):  # the data plane never waits for them
+        assert max(during[what]) < 2, (what, during[what])
     FIGURES.append(
         "management: 3 deploy calls answered in "
         + ", ".join(f"{t * 1000:.0f}" for t in answered)

@@ -59,6 +59,14 @@ def test_every_management_route_has_one_handler() -> None:
     assert set(HANDLERS) == admin
 
 
+def test_every_operation_of_the_document_resolves() -> None:
+    import schemathesis
+
+    schema = schemathesis.openapi.from_dict(openapi_document(model_names=["m"]))
+    broken = [r.err() for r in schema.get_all_operations() if not hasattr(r, "ok")]
+    assert not broken, broken
+
+
 def test_the_openapi_document_has_one_operation_per_route() -> None:
     doc = openapi_document()
     operations = {
