@@ -36,7 +36,7 @@ from maas_ray.wire import ACTOR_HEADER, JSON
 logger = logging.getLogger(__name__)
 # How long a long action may take to fail before its call answers 202: enough for
 # validation and admission (a 409 at once), short enough to stay under 2 s.
-GRACE_S = 1.5
+GRACE_S = 1.0
 
 
 @serve.deployment(
