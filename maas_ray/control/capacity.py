@@ -16,6 +16,9 @@ per-node view (the GCS's own resource table, fresh to ~100 ms):
 Also checked: the steady state after the change (every replica of the config at
 its new size on the nodes' room for Serve), so a rolling update cannot stall half
 way. Written by hand: Ray has no dry-run of a placement, and Serve none of a config.
+
+Reading the nodes from Ray, and wording why replicas wait for the status rows,
+is room.py.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from maas_ray.errors import InsufficientResources, PlatformUnavailable
+from maas_ray.errors import InsufficientResources
 from maas_ray.spec import SHARED_APP, is_challenger, model_of
 
 logger = logging.getLogger(__name__)
@@ -73,32 +76,6 @@ class Plan:
     @property
     def fits(self) -> bool:
         return not self.unplaced and not self.steady_short
-
-
-def read_nodes(gcs_address: str) -> list[Node]:
-    """The alive nodes with Ray's logical totals and usage (from the GCS)."""
-    try:
-        from ray.autoscaler.v2.sdk import get_cluster_status
-
-        status = get_cluster_status(gcs_address, timeout=10)
-    except Exception as exc:  # the GCS client raises its own RpcError/ConnectionError types
-        raise PlatformUnavailable(
-            f"the Ray cluster at {gcs_address} does not answer ({exc.__class__.__name__}): "
-            "is the platform up? run `maas up`"
-        ) from exc
-    nodes = []
-    for info in [*status.active_nodes, *status.idle_nodes]:
-        total, used = info.total_resources(), info.used_resources()
-        nodes.append(
-            Node(
-                node_id=info.node_id or "",
-                address=info.ip_address,
-                is_head="node:__internal_head__" in total,
-                total={r: float(total.get(r, 0.0)) for r in RESOURCES},
-                used={r: float(used.get(r, 0.0)) for r in RESOURCES},
-            )
-        )
-    return nodes
 
 
 def bundle_of(options: dict[str, Any] | None) -> Bundle:
@@ -150,7 +127,8 @@ def _deployment(app: dict[str, Any], name: str) -> dict[str, Any] | None:
     return None
 
 
-def _placed(dep: dict[str, Any] | None) -> list[dict[str, Any]]:
+def placed_replicas(dep: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The replicas of a running deployment that are alive on a node."""
     return [
         r
         for r in (dep or {}).get("replicas") or []
@@ -214,7 +192,7 @@ def plan(
                 bundle = bundle_of((live.get("deployment_config") or {}).get("ray_actor_options"))
             target = target_replicas(dep, live)
             steady.append(Want(app["name"], name, target, bundle, "steady state"))
-            placed = len(_placed(live))
+            placed = len(placed_replicas(live))
             if live is None or not placed:
                 count, why = target, "new replicas"
             elif old is not None and _replaced(app, old, name):
@@ -225,16 +203,17 @@ def plan(
                 count, why = max(target - placed, 0), "added replicas"
             if count:
                 result.wants.append(Want(app["name"], name, count, bundle, why))
-    result.unplaced = _first_fit(result.wants, free, only)
-    result.steady_short = _first_fit(steady, room, only)
+    result.unplaced = first_fit(result.wants, free, only)
+    result.steady_short = first_fit(steady, room, only)
     return result
 
 
-def _fits(bundle: Bundle, free: Bundle) -> bool:
+def fits(bundle: Bundle, free: Bundle) -> bool:
+    """True when one replica needing ``bundle`` fits in a node's ``free``."""
     return all(bundle.get(r, 0.0) <= free.get(r, 0.0) + _EPS for r in RESOURCES)
 
 
-def _first_fit(
+def first_fit(
     wants: list[Want], free: list[Bundle], only: set[str] | None, inplace: bool = False
 ) -> list[Want]:
     """Place every replica (largest first) on the first node with room; return what did
@@ -249,7 +228,7 @@ def _first_fit(
     short: dict[tuple[str, str], Want] = {}
     for want, _ in singles:
         for node_free in free:
-            if _fits(want.bundle, node_free):
+            if fits(want.bundle, node_free):
                 for r in RESOURCES:
                     node_free[r] -= want.bundle.get(r, 0.0)
                 break
@@ -335,78 +314,6 @@ def _steady(config: dict[str, Any], running: dict[str, Any]) -> list[Want]:
     return wants
 
 
-def autoscaling_warnings(
-    config: dict[str, Any], running: dict[str, Any], nodes: list[Node], app: str
-) -> list[str]:
-    """A warning per deployment of ``app`` whose autoscaling maximum cannot all be placed."""
-    warnings: list[str] = []
-    result = plan(config, running, nodes, only=None, surge=False)
-    if not result.fits:
-        return warnings
-    leftover = [dict(f) for f in result.free]
-    _first_fit(result.wants, leftover, None, inplace=True)
-    for conf in config.get("applications") or []:
-        if conf["name"] != app:
-            continue
-        for dep in conf.get("deployments") or []:
-            auto = dep.get("autoscaling_config")
-            if not auto:
-                continue
-            live = ((running.get(app) or {}).get("deployments") or {}).get(dep["name"])
-            now = max(target_replicas(dep, live), len(_placed(live)))
-            extra = int(auto["max_replicas"]) - now
-            bundle = bundle_of(dep.get("ray_actor_options"))
-            room = _count_fitting(bundle, leftover, extra)
-            if room < extra:
-                warnings.append(
-                    f"{app}: max_replicas {auto['max_replicas']} x {describe(bundle)} does "
-                    f"not fit: the cluster has room for {now + room} replicas now "
-                    f"({free_text(nodes, result.free)}); autoscaling stops there"
-                )
-    return warnings
-
-
-def _count_fitting(bundle: Bundle, free: list[Bundle], limit: int) -> int:
-    if not any(bundle.values()):
-        return limit
-    count = 0
-    free = [dict(f) for f in free]
-    while count < limit:
-        for node_free in free:
-            if _fits(bundle, node_free):
-                for r in RESOURCES:
-                    node_free[r] -= bundle.get(r, 0.0)
-                count += 1
-                break
-        else:
-            break
-    return count
-
-
-def pending_reasons(app: dict[str, Any], nodes: list[Node]) -> list[str]:
-    """Why replicas of a running app wait: one line per deployment with unplaced replicas."""
-    lines = []
-    free = [n.free for n in nodes]
-    for dep_name, dep in (app.get("deployments") or {}).items():
-        waiting = [
-            r
-            for r in dep.get("replicas") or []
-            if r.get("state") in ACTIVE and not r.get("node_id")
-        ]
-        if not waiting:
-            continue
-        bundle = bundle_of((dep.get("deployment_config") or {}).get("ray_actor_options"))
-        if dep.get("required_resources"):
-            bundle = {r: float(dep["required_resources"].get(r) or 0.0) for r in RESOURCES}
-        room = any(_fits(bundle, f) for f in free)
-        lines.append(
-            f"{len(waiting)} {dep_name} replica{'s' if len(waiting) > 1 else ''} "
-            f"{'starting' if room else 'waiting for ' + describe(bundle)}: "
-            f"{free_text(nodes, free)}"
-        )
-    return lines
-
-
 def restore_order(
     config: dict[str, Any], running: dict[str, Any], nodes: list[Node]
 ) -> tuple[set[str], set[str], list[str]]:
@@ -427,7 +334,7 @@ def restore_order(
         if model in left_out:
             continue
         trial = [dict(f) for f in free]
-        if not _first_fit(wants[app], trial, None, inplace=True):
+        if not first_fit(wants[app], trial, None, inplace=True):
             free = trial
             continue
         asked = "; ".join(f"{w.count} x {describe(w.bundle)}" for w in wants[app])

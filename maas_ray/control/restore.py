@@ -12,8 +12,9 @@ import logging
 import time
 
 from maas_ray.control import capacity
-from maas_ray.control.deployer import RESTORE_WAIT_S, ControlPlane, Progress
+from maas_ray.control.deployer import ControlPlane, Progress
 from maas_ray.control.rows import label
+from maas_ray.control.waiting import RESTORE_WAIT_S
 from maas_ray.spec import is_challenger, model_of
 
 logger = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from maas_ray.control import capacity
+from maas_ray.control import capacity, room
 from maas_ray.control.capacity import bundle_of
 from maas_ray.control.status import ModelStatus, NodeResources, VersionRole
 from maas_ray.errors import MaasError, PlatformUnavailable, VersionNotDeployed
@@ -221,12 +221,12 @@ def _row(
         side_app = apps.get(challenger_app(spec.model))
         status = row(spec, apps.get(spec.model), side_app)
         if nodes is not None and spec.model in apps:
-            waiting = capacity.pending_reasons(apps[spec.model], nodes)
+            waiting = room.pending_reasons(apps[spec.model], nodes)
             if side_app is not None:
-                waiting += [f"{spec.side}: {w}" for w in capacity.pending_reasons(side_app, nodes)]
+                waiting += [f"{spec.side}: {w}" for w in room.pending_reasons(side_app, nodes)]
             status.pending = "; ".join(waiting)
         if nodes is not None and config and spec.autoscaling:
-            status.warnings = capacity.autoscaling_warnings(config, apps, nodes, spec.model)
+            status.warnings = room.autoscaling_warnings(config, apps, nodes, spec.model)
         stored_side = spec.challenger
         if stored_side is not None and spec.model in apps and side_app is None:
             kind = spec.side

@@ -40,7 +40,7 @@ from maas_ray.gateway import docs
 from maas_ray.registry import Registry
 from maas_ray.routes import Match, match
 from maas_ray.security.auth import Guard
-from maas_ray.security.masking import install_log_masking
+from maas_ray.security.log_masking import install_log_masking
 from maas_ray.serving.deployment import UNEXPECTED, error_response
 from maas_ray.serving.http import read_body
 from maas_ray.serving.shared import model_id

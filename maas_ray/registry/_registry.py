@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 import mlflow
-from mlflow.entities.model_registry import ModelVersion, RegisteredModel
+from mlflow.entities.model_registry import RegisteredModel
 from mlflow.exceptions import MlflowException
 from mlflow.models import Model
 from mlflow.tracking import MlflowClient
@@ -32,16 +32,15 @@ from maas_ray.errors import (
     ModelNotFound,
     PlatformUnavailable,
 )
+from maas_ray.registry._convert import TAG_SHA256, TAG_SIGNATURE, _model_info, _version_info
 from maas_ray.registry._logging import log_model
+from maas_ray.registry._names import _quote, _validate_alias, _validate_name
+from maas_ray.registry._state import _ModelState
 from maas_ray.registry.digest import artifact_digest
-from maas_ray.registry.models import HistoryEvent, ModelInfo, VersionInfo
+from maas_ray.registry.models import ModelInfo, VersionInfo
 
 logger = logging.getLogger(__name__)
 
-TAG_SHA256 = "maas.sha256"
-TAG_SIGNATURE = "maas.signature"
-TAG_SPEC = "maas.deployment"
-TAG_HISTORY = "maas.history."  # + zero-padded sequence number
 EXPERIMENT = "maas-registrations"
 _NOT_FOUND = "RESOURCE_DOES_NOT_EXIST"
 # MLflow refuses names with '/' or ':' and non-numeric versions with this code: such a
@@ -49,7 +48,7 @@ _NOT_FOUND = "RESOURCE_DOES_NOT_EXIST"
 _MISSING = (_NOT_FOUND, "INVALID_PARAMETER_VALUE")
 
 
-class Registry:
+class Registry(_ModelState):
     """Registered models, versions, digests and deployment specs over ``MlflowClient``."""
 
     def __init__(self, tracking_uri: str) -> None:
@@ -244,114 +243,6 @@ class Registry:
         )
         return Path(path)
 
-    # -- deployment specs ---------------------------------------------------------
-    def get_spec(self, name: str) -> dict[str, Any] | None:
-        """The stored deployment spec of ``name``, or None when it is not deployed."""
-        raw = self._registered(name).tags.get(TAG_SPEC)
-        return json.loads(raw) if raw else None
-
-    def set_spec(self, name: str, spec: dict[str, Any]) -> None:
-        """Store ``spec`` as the model's deployment spec."""
-        self.client.set_registered_model_tag(name, TAG_SPEC, json.dumps(spec, sort_keys=True))
-
-    def delete_spec(self, name: str) -> None:
-        """Forget the model's deployment spec (the model stays registered)."""
-        if TAG_SPEC in self._registered(name).tags:
-            self.client.delete_registered_model_tag(name, TAG_SPEC)
-
-    def list_specs(self) -> dict[str, dict[str, Any]]:
-        """Every stored deployment spec by model name."""
-        specs = {}
-        for rm in self.client.search_registered_models(max_results=1000):
-            if TAG_SPEC in rm.tags:
-                specs[rm.name] = json.loads(rm.tags[TAG_SPEC])
-        return specs
-
-    # -- aliases and history ------------------------------------------------------
-    def set_alias(self, name: str, alias: str, version: str) -> str | None:
-        """Point ``alias`` at ``version``; return the version it pointed to before."""
-        _validate_alias(alias)
-        self.get_version(name, version)  # ModelNotFound for a version that does not exist
-        before = self._registered(name).aliases or {}
-        self.client.set_registered_model_alias(name, alias, str(version))
-        previous = before.get(alias)
-        return None if previous is None else str(previous)
-
-    def get_alias(self, name: str, alias: str) -> str | None:
-        """The version ``alias`` points to, or None."""
-        version = (self._registered(name).aliases or {}).get(alias)
-        return None if version is None else str(version)
-
-    def record(
-        self,
-        name: str,
-        actor: str,
-        action: str,
-        *,
-        alias: str | None = None,
-        from_version: str | None = None,
-        to_version: str | None = None,
-        detail: str = "",
-    ) -> HistoryEvent:
-        """Append one event to the model's durable history."""
-        seq = max((e.seq for e in self.history(name)), default=0) + 1
-        event = HistoryEvent(
-            seq=seq,
-            time_ms=int(time.time() * 1000),
-            actor=actor,
-            action=action,
-            alias=alias,
-            from_version=from_version,
-            to_version=to_version,
-            detail=detail,
-        )
-        self.client.set_registered_model_tag(
-            name, f"{TAG_HISTORY}{seq:06d}", event.model_dump_json(exclude={"seq"})
-        )
-        return event
-
-    def history(self, name: str) -> list[HistoryEvent]:
-        """Every recorded event of ``name``, oldest first."""
-        events = []
-        for key, value in (self._registered(name).tags or {}).items():
-            if key.startswith(TAG_HISTORY):
-                seq = int(key[len(TAG_HISTORY) :])
-                events.append(HistoryEvent.model_validate({**json.loads(value), "seq": seq}))
-        return sorted(events, key=lambda e: e.seq)
-
-    def last_events(self) -> dict[str, HistoryEvent]:
-        """The newest history event of every model, in one registry call."""
-        out = {}
-        for rm in self.client.search_registered_models(max_results=1000):
-            keys = [k for k in (rm.tags or {}) if k.startswith(TAG_HISTORY)]
-            if keys:
-                key = max(keys)  # zero-padded sequence numbers sort as numbers
-                seq = int(key[len(TAG_HISTORY) :])
-                raw = json.loads(rm.tags[key])
-                out[rm.name] = HistoryEvent.model_validate({**raw, "seq": seq})
-        return out
-
-    def pool_map(self) -> dict[str, str]:
-        """``{model: version}`` of every spec the shared pool may answer for.
-
-        Shared specs always; dedicated ones too, for the gateway to answer from the
-        warm pool while their own replicas start (not those with ``mask_fields``,
-        which only their own replicas apply). One registry call; versions come from
-        the spec (pinned) or from the alias it follows.
-        """
-        out = {}
-        for rm in self.client.search_registered_models(max_results=1000):
-            raw = rm.tags.get(TAG_SPEC)
-            if not raw:
-                continue
-            spec = json.loads(raw)
-            if spec.get("mode") != "shared" and spec.get("mask_fields"):
-                continue
-            version = spec.get("version") or (rm.aliases or {}).get(spec.get("alias") or "")
-            if version is not None:
-                out[rm.name] = str(version)
-        return out
-
     # -- helpers --------------------------------------------------------------
     def _registered(self, name: str) -> RegisteredModel:
         try:
@@ -413,70 +304,3 @@ def _quiet() -> Iterator[None]:
         mlflow_logger.setLevel(level)
         if buffer.getvalue().strip():
             logger.debug("mlflow: %s", buffer.getvalue().strip())
-
-
-def _validate_name(name: str) -> None:
-    ok = name and all(c.isalnum() or c in "-_." for c in name) and name[0].isalnum()
-    if not ok or len(name) > 100:
-        raise BadRequest(
-            f"got '{name}' for model name: use letters, digits, '-', '_' or '.', "
-            "starting with a letter or digit"
-        )
-
-
-def _validate_alias(alias: str) -> None:
-    ok = alias and all(c.isalnum() or c in "-_" for c in alias) and alias[0].isalpha()
-    if not ok or len(alias) > 64 or alias.lower().startswith("v") and alias[1:].isdigit():
-        raise BadRequest(
-            f"got '{alias}' for alias: use letters, digits, '-' or '_', starting with a "
-            "letter (and not v<number>, which MLflow reserves)"
-        )
-
-
-def _quote(name: str) -> str:
-    return name.replace("'", "\\'")
-
-
-def _version_info(mv: ModelVersion) -> VersionInfo:
-    tags = dict(mv.tags or {})
-    raw_sig = tags.pop(TAG_SIGNATURE, None)
-    return VersionInfo(
-        name=mv.name,
-        version=str(mv.version),
-        source=mv.source or "",
-        run_id=mv.run_id,
-        status=str(mv.status),
-        description=mv.description or "",
-        created_ms=int(mv.creation_timestamp or 0),
-        aliases=list(mv.aliases or []),
-        tags={k: v for k, v in tags.items() if k != TAG_SHA256},
-        signature=json.loads(raw_sig) if raw_sig else None,
-        sha256=tags.get(TAG_SHA256),
-    )
-
-
-def _model_info(rm: RegisteredModel, versions: list[VersionInfo]) -> ModelInfo:
-    latest = max((int(v.version) for v in rm.latest_versions or []), default=None)
-    if versions:
-        latest = max(int(v.version) for v in versions)
-    # search_model_versions leaves ModelVersion.aliases empty; the model's {alias: version}
-    # map is the truth, so each version gets its aliases from there.
-    by_version: dict[str, list[str]] = {}
-    for alias, version in sorted((rm.aliases or {}).items()):
-        by_version.setdefault(str(version), []).append(alias)
-    versions = [
-        v if v.aliases else v.model_copy(update={"aliases": by_version.get(v.version, [])})
-        for v in versions
-    ]
-    return ModelInfo(
-        name=rm.name,
-        description=rm.description or "",
-        tags={
-            k: v
-            for k, v in (rm.tags or {}).items()
-            if k != TAG_SPEC and not k.startswith(TAG_HISTORY)
-        },
-        aliases={a: str(v) for a, v in (rm.aliases or {}).items()},
-        latest_version=None if latest is None else str(latest),
-        versions=versions,
-    )

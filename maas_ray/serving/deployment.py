@@ -17,7 +17,6 @@ from typing import Any
 import orjson
 from ray import serve
 from ray.serve import metrics
-from ray.serve.handle import DeploymentHandle
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -25,18 +24,17 @@ from maas_ray.errors import MaasError, MethodNotAllowed, NotFound, VersionNotDep
 from maas_ray.registry import Registry
 from maas_ray.routes import Match, match
 from maas_ray.security.auth import Guard
-from maas_ray.security.masking import install_log_masking, mask_fields_in_text, mask_text
+from maas_ray.security.log_masking import install_log_masking, mask_fields_in_text
+from maas_ray.security.masking import mask_text
 from maas_ray.serving.http import UNEXPECTED, encode_error, error_response, read_body
 from maas_ray.serving.runtime import ModelRuntime
-from maas_ray.serving.traffic import agreement, to_challenger
+from maas_ray.serving.split import Mirrored, TrafficSplit
 from maas_ray.settings import Settings
-from maas_ray.spec import Batching, Canary, Shadow, Traffic, challenger_app
+from maas_ray.spec import Batching, Traffic
 from maas_ray.wire import JSON, VERSION_HEADER
 
 logger = logging.getLogger(__name__)
 
-MIRROR_EVERY_S = 0.05
-MIRROR_QUEUE_MAX = 1000
 METRICS_EVERY_S = 1.0
 # A predict that usually takes less than this runs on the replica's event loop:
 # a thread hop costs more than the call (it halved throughput on the examples).
@@ -53,7 +51,8 @@ class ModelServer:
     challenger's application (same class, another version) through a handle: with
     a canary it forwards a share of the requests there; with a shadow it mirrors a
     share there after answering, and the challenger records how often the two
-    agree. The split changes by reconfigure, without a new replica.
+    agree. The split changes by reconfigure, without a new replica; ``self.split``
+    (``split.py``) holds it, the handle, the mirror queue and the counts.
     """
 
     def __init__(
@@ -91,11 +90,7 @@ class ModelServer:
         # samples in-flight requests between two of them, when the replica looks
         # idle, so queueing (in HAProxy) would never scale it up.
         self.inline = inline
-        self._challenger: DeploymentHandle | None = None  # made on first use
-        self._next_lookup = 0.0
-        self.canary: Canary | None = None  # set by reconfigure (user_config)
-        self.shadow: Shadow | None = None
-        self.answered: Counter[str] = Counter()  # version -> requests answered here
+        self.split = TrafficSplit(self.runtime.name, self.runtime.version)
         # Exported with Serve's metrics (Prometheus): which version answered, how.
         self._requests = metrics.Counter(
             "maas_requests",
@@ -106,33 +101,10 @@ class ModelServer:
         self._counts: Counter[tuple[str, str]] = Counter()  # (version, status) since flush
         self._metrics_task: asyncio.Task[None] | None = None
         self._predict_s = float("inf")  # moving average of one predict call; inf: unknown
-        self.agreement = {"requests": 0, "rows": 0, "agree": 0, "errors": 0, "dropped": 0}
-        self._queue: list[tuple[bytes, str | None, bytes]] = []  # waiting for the shadow
-        self._flusher: asyncio.Task[None] | None = None
 
     def reconfigure(self, config: dict[str, Any] | None) -> None:
         """Serve's user_config: the traffic split (``{"canary": ..., "shadow": ...}``)."""
-        traffic = Traffic.model_validate(config or {})
-        self.canary, self.shadow = traffic.canary, traffic.shadow
-        if self.canary is None and self.shadow is None:
-            self._challenger = None  # a later canary gets a handle of its own
-
-    @property
-    def challenger(self) -> DeploymentHandle | None:
-        """A handle to the canary's or shadow's application while one is set."""
-        if self.canary is None and self.shadow is None:
-            return None
-        if self._challenger is None and time.monotonic() >= self._next_lookup:
-            # Until the challenger's application exists (a restore starts both at
-            # once), this primary answers everything itself; looked up once a second.
-            self._next_lookup = time.monotonic() + 1.0
-            try:
-                self._challenger = serve.get_deployment_handle(
-                    "ModelServer", app_name=challenger_app(self.runtime.name)
-                )
-            except Exception:
-                logger.info("the challenger of %s is not there yet", self.runtime.name)
-        return self._challenger
+        self.split.reconfigure(Traffic.model_validate(config or {}))
 
     # -- handle API ------------------------------------------------------------
     async def predict(self, payload: dict[str, Any]) -> dict[str, Any]:
@@ -152,27 +124,18 @@ class ModelServer:
         except MaasError as exc:
             return exc.status_code, encode_error(exc)
 
-    async def compare(self, mirrored: list[tuple[bytes, str | None, bytes]]) -> None:
+    async def compare(self, mirrored: list[Mirrored]) -> None:
         """Shadow side: predict on mirrored requests, count agreement with the primary.
 
         ``mirrored`` holds (body, content type, primary's answer) per request.
         """
         for body, content_type, primary in mirrored:
             status, out = await self.answer(body, content_type)
-            # Counted only once compared, so a reader never sees a request without its rows.
-            self.agreement["requests"] += 1
-            if status != 200:
-                self.agreement["errors"] += 1
-                continue
-            same, rows = agreement(
-                orjson.loads(primary)["predictions"], orjson.loads(out)["predictions"]
-            )
-            self.agreement["agree"] += same
-            self.agreement["rows"] += rows
+            self.split.record(status, primary, out)
 
     async def stats(self) -> dict[str, Any]:
         """What this replica saw: answers by version, and shadow agreement."""
-        return {"answered": dict(self.answered), "shadow": dict(self.agreement)}
+        return self.split.stats()
 
     # -- HTTP ------------------------------------------------------------------------
     async def __call__(self, request: Request) -> Response:
@@ -231,14 +194,15 @@ class ModelServer:
             raise MethodNotAllowed(request.method, path, found.methods)
         version = self.runtime.version
         target = found.params.get("version")  # None: the router decides
-        if target is not None and target not in (version, self._challenger_version()):
+        if target is not None and target not in (version, self.split.version):
             raise VersionNotDeployed(self.runtime.name, target)
         if route.name in ("predict", "predict_version"):
             return await self._serve_predict(request, target)
         if route.name == "traffic":
-            return Response(orjson.dumps(await self._traffic()), media_type=JSON)
-        if target is not None and target != version and self.challenger is not None:
-            return Response(orjson.dumps(await self.challenger.describe.remote()), media_type=JSON)
+            return Response(orjson.dumps(await self.split.report()), media_type=JSON)
+        handle = self.split.handle if target is not None and target != version else None
+        if handle is not None:
+            return Response(orjson.dumps(await handle.describe.remote()), media_type=JSON)
         return Response(orjson.dumps(self.describe()), media_type=JSON, headers=self._headers)
 
     def describe(self) -> dict[str, Any]:
@@ -250,59 +214,20 @@ class ModelServer:
         if self.mask_fields:
             request.state.body = body  # for masking its values out of an error message
         ctype = request.headers.get("content-type")
-        challenger = self._challenger_version()
-        if target is None and self.canary is not None and self.challenger is not None:
-            sticky = request.headers.get(self.canary.sticky_header or "") or None
-            if to_challenger(self.canary.percent, sticky):
-                target = challenger
-        if challenger is not None and target == challenger and self.challenger is not None:
-            status, out = await self._forward(body, ctype)
+        split = self.split
+        challenger = split.pick(target, request.headers)
+        if challenger is not None:
+            status, out = await split.forward(body, ctype)
             if status is not None:
-                self.answered[challenger] += 1
+                split.answered[challenger] += 1
                 return Response(
                     out, status_code=status, media_type=JSON, headers={VERSION_HEADER: challenger}
                 )
         out = await self._predict(body, ctype)
-        self.answered[self.runtime.version] += 1
-        if self.shadow is not None and self.challenger is not None:
-            if to_challenger(self.shadow.percent):
-                self._mirror(body, ctype, out)
+        split.answered[self.runtime.version] += 1
+        if split.shadow is not None:  # checked here too: no call per request without one
+            split.mirror(body, ctype, out)
         return Response(out, media_type=JSON, headers=self._headers)
-
-    async def _forward(self, body: bytes, ctype: str | None) -> tuple[int | None, bytes]:
-        assert self.challenger is not None
-        try:
-            status, out = await self.challenger.answer.remote(body, ctype)
-            return status, out
-        except Exception:
-            # The challenger is going away (promote or rollback under way): the
-            # primary answers instead of failing the request.
-            logger.warning("challenger of %s did not answer", self.runtime.name, exc_info=True)
-            return None, b""
-
-    def _mirror(self, body: bytes, ctype: str | None, primary: bytes) -> None:
-        """Queue one request for the shadow; a flusher sends the queue every MIRROR_EVERY_S.
-
-        One handle call per batch instead of per request keeps the mirror's cost
-        off the caller's path; past MIRROR_QUEUE_MAX queued requests, new ones are
-        dropped (and counted) rather than slowing the primary down.
-        """
-        if len(self._queue) >= MIRROR_QUEUE_MAX:
-            self.agreement["dropped"] += 1
-            return
-        self._queue.append((body, ctype, primary))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.get_running_loop().create_task(self._flush())
-
-    async def _flush(self) -> None:
-        assert self.challenger is not None
-        while self._queue:
-            await asyncio.sleep(MIRROR_EVERY_S)
-            batch, self._queue = self._queue, []
-            try:
-                await self.challenger.compare.remote(batch)
-            except Exception:
-                logger.warning("shadow of %s failed", self.runtime.name, exc_info=True)
 
     async def _predict(self, body: bytes, ctype: str | None) -> bytes:
         loop = asyncio.get_running_loop()
@@ -346,21 +271,3 @@ class ModelServer:
             None, self.runtime.predict_many, inputs
         )
         return answers
-
-    def _challenger_version(self) -> str | None:
-        spec = self.canary or self.shadow
-        return spec.version if spec else None
-
-    async def _traffic(self) -> dict[str, Any]:
-        mine = await self.stats()
-        out: dict[str, Any] = {
-            "model": self.runtime.name,
-            "primary": self.runtime.version,
-            "canary": self.canary.model_dump() if self.canary else None,
-            "shadow": self.shadow.model_dump() if self.shadow else None,
-            "answered": mine["answered"],
-        }
-        if self.shadow is not None and self.challenger is not None:
-            out["agreement"] = (await self.challenger.stats.remote())["shadow"]
-            out["agreement"]["dropped"] = self.agreement["dropped"]  # queue full here
-        return out

@@ -19,12 +19,8 @@ from mlflow.types import Schema
 from maas_ray.errors import InvalidInput, MaasError, PredictionFailed
 from maas_ray.registry import Registry
 from maas_ray.serving.batching import combine, split
-from maas_ray.serving.protocol import (
-    MAX_JSON_DEPTH,
-    _message,
-    encode_predictions,
-    parse_payload,
-)
+from maas_ray.serving.decode import MAX_JSON_DEPTH, _message, parse_payload
+from maas_ray.serving.encode import encode_predictions
 
 logger = logging.getLogger(__name__)
 _thread = threading.local()

@@ -20,7 +20,7 @@ from ray.serve import Application
 
 from maas_ray.errors import MaasError, PlatformUnavailable
 from maas_ray.registry import Registry
-from maas_ray.security.masking import install_log_masking
+from maas_ray.security.log_masking import install_log_masking
 from maas_ray.serving.http import encode_error
 from maas_ray.serving.runtime import ModelRuntime
 from maas_ray.settings import Settings

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -62,8 +63,11 @@ def test_every_part_answers(live: Settings) -> None:
     )
     for path in ("/healthz", "/v2/health/live", "/v2/health/ready"):
         assert httpx.get(f"{live.serve_url}{path}", timeout=10).status_code == 200
-    home = Path(live.home)
-    assert (home / "mlflow" / "mlflow.db").is_file() or any(home.rglob("*.db"))
+    # MLflow keeps the registry in MAAS_HOME/mlflow.db: a SQLite file with its tables.
+    store = Path(live.home) / "mlflow.db"
+    with sqlite3.connect(f"file:{store}?mode=ro", uri=True) as db:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+    assert {"registered_models", "model_versions", "registered_model_aliases"} <= tables
 
 
 def test_second_up_reports_running_and_changes_nothing(live: Settings, env: dict[str, str]) -> None:

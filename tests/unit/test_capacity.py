@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from maas_ray.control import capacity
+from maas_ray.control import capacity, room
 from maas_ray.control.applications import (
     application,
     applications,
@@ -162,11 +162,11 @@ def test_an_autoscaling_maximum_beyond_capacity_is_a_warning() -> None:
     auto = DeploymentSpec(model="s", num_cpus=0.5, min_replicas=1, max_replicas=8)
     config = _config(auto)
     running = _running(config)
-    warnings = capacity.autoscaling_warnings(config, running, _nodes(2.0, 0.5), "s")
+    warnings = room.autoscaling_warnings(config, running, _nodes(2.0, 0.5), "s")
     assert len(warnings) == 1
     assert "max_replicas 8" in warnings[0]
     assert "room for 4 replicas" in warnings[0]
-    assert capacity.autoscaling_warnings(config, running, _nodes(8.0, 0.5), "s") == []
+    assert room.autoscaling_warnings(config, running, _nodes(8.0, 0.5), "s") == []
 
 
 def test_a_pending_replica_says_what_it_waits_for() -> None:
@@ -175,7 +175,7 @@ def test_a_pending_replica_says_what_it_waits_for() -> None:
     running["t"]["deployments"]["ModelServer"]["replicas"].append(
         {"state": "STARTING", "node_id": ""}
     )
-    (line,) = capacity.pending_reasons(running["t"], _nodes(2.0, 2.0))
+    (line,) = room.pending_reasons(running["t"], _nodes(2.0, 2.0))
     assert line.startswith("1 ModelServer replica waiting for 0.5 CPU")
     assert "0 CPU free of 2" in line
 

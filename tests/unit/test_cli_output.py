@@ -11,7 +11,7 @@ from mlflow.entities.model_registry.registered_model_alias import RegisteredMode
 
 from maas_ray.cli import _output as o
 from maas_ray.control.status import ModelStatus, NodeResources
-from maas_ray.registry._registry import _model_info, _version_info
+from maas_ray.registry._convert import _model_info, _version_info
 from maas_ray.registry.models import VersionInfo
 
 LONG = "sentiment-classifier-multilingual-v2-big"  # 40 characters

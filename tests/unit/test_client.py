@@ -6,11 +6,11 @@ import subprocess
 import sys
 
 from maas_ray import client
-from maas_ray.serving import protocol
+from maas_ray.serving import decode
 
 
 def test_client_formats_match_the_server() -> None:
-    assert client.FORMATS == protocol.FORMATS
+    assert client.FORMATS == decode.FORMATS
 
 
 def test_cli_starts_without_importing_mlflow_or_ray() -> None:

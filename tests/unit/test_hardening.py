@@ -16,12 +16,8 @@ import pytest
 from mlflow.types import ColSpec, Schema, TensorSpec
 
 from maas_ray.errors import BadRequest, InvalidInput, InvalidJSON, JSONTooDeep
-from maas_ray.serving.protocol import (
-    MAX_JSON_DEPTH,
-    encode_predictions,
-    json_depth,
-    parse_payload,
-)
+from maas_ray.serving.decode import MAX_JSON_DEPTH, json_depth, parse_payload
+from maas_ray.serving.encode import encode_predictions
 
 JSON = "application/json"
 TENSOR = Schema([TensorSpec(np.dtype("float32"), (-1, 3))])

@@ -8,13 +8,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from maas_ray.security.masking import (
+from maas_ray.security.log_masking import (
     MaskingFilter,
     install_log_masking,
     mask_fields_in_text,
-    mask_text,
     mask_value,
 )
+from maas_ray.security.masking import mask_text
 
 # Computed here, independently of the module, so the test data are known to be valid.
 _CN_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)

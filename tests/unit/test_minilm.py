@@ -22,7 +22,8 @@ from mlflow.types.schema import TensorSpec
 from examples.minilm import model as minilm_model
 from examples.minilm import train as minilm
 from maas_ray.errors import InvalidInput
-from maas_ray.serving.protocol import encode_predictions, parse_payload
+from maas_ray.serving.decode import parse_payload
+from maas_ray.serving.encode import encode_predictions
 
 DIM = 384
 ANCHOR, PARAPHRASE = "A man is playing a guitar.", "Someone is playing an instrument."

@@ -9,7 +9,8 @@ import pytest
 from mlflow.types import ColSpec, Schema, TensorSpec
 
 from maas_ray.errors import BadRequest, InvalidInput, InvalidJSON, UnsupportedMediaType
-from maas_ray.serving.protocol import encode_predictions, parse_payload
+from maas_ray.serving.decode import parse_payload
+from maas_ray.serving.encode import encode_predictions
 
 COLS = Schema([ColSpec("double", "a"), ColSpec("double", "b")])
 TENSOR = Schema([TensorSpec(np.dtype("float32"), (-1, 3))])

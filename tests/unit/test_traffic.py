@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from maas_ray.control.applications import applications
-from maas_ray.control.deployer import rollback_target
+from maas_ray.control.history import rollback_target
 from maas_ray.registry import HistoryEvent
 from maas_ray.serving.traffic import agreement, to_challenger
 from maas_ray.spec import Canary, DeploymentSpec, Shadow
@@ -103,24 +103,25 @@ def test_shadow_defaults_to_everything() -> None:
 
 
 def test_a_challenger_gets_traffic_only_once_it_runs_and_none_before_it_stops() -> None:
-    from maas_ray.control.deployer import _steps
+    from maas_ray.control import rollout
 
     plain = DeploymentSpec(model="m", alias="production")
     canary = plain.model_copy(update={"canary": Canary(version="2", percent=20)})
     before = canary.model_dump(exclude_none=True)
     # start: the challenger first runs at 0%
-    (warm,) = _steps(canary, plain.model_dump(exclude_none=True))
+    (warm,) = rollout.steps(canary, plain.model_dump(exclude_none=True))
     assert warm["canary"] == {"version": "2", "percent": 0}
     # end: the primary stops sending to it first
-    (quiet,) = _steps(plain, before)
+    (quiet,) = rollout.steps(plain, before)
     assert quiet["canary"] == {"version": "2", "percent": 0}
     # a new share of the same version: one reconfigure, no step
     assert (
-        _steps(plain.model_copy(update={"canary": Canary(version="2", percent=50)}), before) == []
+        rollout.steps(plain.model_copy(update={"canary": Canary(version="2", percent=50)}), before)
+        == []
     )
     # another version: quiet the old one, then warm the new one
     other = plain.model_copy(update={"canary": Canary(version="3", percent=20)})
-    steps = _steps(other, before)
+    steps = rollout.steps(other, before)
     assert [s["canary"] for s in steps] == [
         {"version": "2", "percent": 0},
         {"version": "3", "percent": 0},

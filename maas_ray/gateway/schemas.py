@@ -1,0 +1,252 @@
+"""The component schemas of the OpenAPI document (``components/schemas``).
+
+Request and answer schemas come from the pydantic models that validate them
+(``model_json_schema()``: JSON Schema 2020-12, which OpenAPI 3.1 takes as is);
+their ``$defs`` are hoisted into ``components/schemas`` and every ``$ref`` points
+there, and what the handlers check beyond the models (URI schemes, known scopes)
+is added to them. What has no pydantic model (MLflow's scoring formats, small
+answers) is written out here.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from maas_ray.control.status import ModelStatus, NodeResources, Operation
+from maas_ray.gateway.admin import KeyBody, PromoteBody, RegisterBody, RollbackBody
+from maas_ray.registry.models import HistoryEvent, ModelInfo, VersionInfo
+from maas_ray.security.audit import AuditRecord
+from maas_ray.security.keys import KeyRecord
+from maas_ray.security.scopes import PER_MODEL, PLAIN
+from maas_ray.spec import Canary, DeploymentFile, DeploymentSpec, Shadow
+
+_REF = "#/components/schemas/{model}"
+_MODELS: tuple[type[BaseModel], ...] = (
+    ModelStatus,
+    NodeResources,
+    ModelInfo,
+    VersionInfo,
+    HistoryEvent,
+    Canary,
+    Shadow,
+    DeploymentFile,
+    PromoteBody,
+    RollbackBody,
+    RegisterBody,
+    KeyBody,
+    AuditRecord,
+    Operation,
+)
+
+
+# -- schemas -------------------------------------------------------------------------
+def _schemas() -> dict[str, Any]:
+    schemas: dict[str, Any] = {
+        "Error": _object(
+            {"error": {"type": "string"}, "code": {"type": "string"}},
+            description="Every 4xx/5xx answer.",
+        ),
+        "Health": _object({"status": {"const": "ok"}}),
+    }
+    for model in _MODELS:
+        _hoist(schemas, model)
+    # As answered: the key's hash is excluded from dumps, so from this schema too.
+    _hoist(schemas, KeyRecord, mode="serialization")
+    schemas["DeployBody"] = _deploy_body(schemas["DeploymentSpec"])
+    _handler_checks(schemas)
+    schemas.update(_scoring_schemas())
+    schemas.update(_admin_schemas())
+    schemas.update(_security_schemas())
+    return schemas
+
+
+def _hoist(
+    schemas: dict[str, Any],
+    model: type[BaseModel],
+    mode: Literal["validation", "serialization"] = "validation",
+) -> None:
+    """Add ``model``'s JSON schema and its ``$defs`` to ``schemas`` (refs point there)."""
+    schema = model.model_json_schema(ref_template=_REF, mode=mode)
+    for name, sub in schema.pop("$defs", {}).items():
+        schemas.setdefault(name, sub)
+    schemas[model.__name__] = schema
+
+
+def _handler_checks(schemas: dict[str, Any]) -> None:
+    """Write into the models' schemas what the handlers check beyond pydantic."""
+    # admin.py: never a path or file:// URI (that would read the gateway's own disk).
+    schemas["RegisterBody"]["properties"]["model_uri"]["pattern"] = "^(runs|models):/"
+    # security/scopes.py check_scope: the scopes a key may hold.
+    per_model = "|".join(PER_MODEL)
+    schemas["KeyBody"]["properties"]["scopes"]["items"] = {
+        "anyOf": [
+            {"enum": sorted(PLAIN)},
+            {
+                "type": "string",
+                "pattern": f"^({per_model}):([*]|[A-Za-z0-9][A-Za-z0-9._-]{{0,127}})$",
+            },
+        ]
+    }
+
+
+def _deploy_body(spec: dict[str, Any]) -> dict[str, Any]:
+    """DeploymentSpec without ``model``: the model is the path's ``{name}``."""
+    body = copy.deepcopy(spec)
+    body["properties"].pop("model")
+    body["required"] = [f for f in body.get("required", []) if f != "model"]
+    if not body["required"]:
+        del body["required"]
+    body["title"] = "DeployBody"
+    body["description"] = f"{DeploymentSpec.__name__} fields but `model` (the path's name)."
+    return body
+
+
+def _scoring_schemas() -> dict[str, Any]:
+    def one(key: str, value: dict[str, Any]) -> dict[str, Any]:
+        return _object({key: value, "params": {"type": "object"}}, required=(key,))
+
+    return {
+        "DataframeSplit": _object(
+            {
+                "columns": {"type": "array", "items": {"type": "string"}},
+                "data": {"type": "array", "minItems": 1, "items": {"type": "array"}},
+                "index": {"type": "array"},
+            },
+            required=("columns", "data"),
+        ),
+        "ScoringRequest": {
+            "description": "MLflow's scoring formats (as `mlflow models serve`): a JSON object "
+            "with exactly one of `dataframe_split`, `dataframe_records`, `instances`, `inputs`.",
+            "type": "object",
+            "oneOf": [
+                one("dataframe_split", {"$ref": _REF.format(model="DataframeSplit")}),
+                one(
+                    "dataframe_records",
+                    {"type": "array", "minItems": 1, "items": {"type": "object"}},
+                ),
+                one("instances", {"type": "array", "minItems": 1}),
+                one(
+                    "inputs",
+                    {
+                        "anyOf": [
+                            {"type": "array", "minItems": 1},
+                            {"type": "object", "minProperties": 1},
+                        ]
+                    },
+                ),
+            ],
+        },
+        "Predictions": _object(
+            {
+                "predictions": {
+                    "description": "One prediction per input row (a mapping when the model "
+                    "answers one).",
+                    "anyOf": [{"type": "array"}, {"type": "object"}],
+                }
+            }
+        ),
+        "ModelMetadata": _object(
+            {
+                "name": {"type": "string"},
+                "version": {"type": "string"},
+                "inputs": {
+                    "description": "The version's input signature (MLflow's schema), if any.",
+                    "anyOf": [{"type": "array"}, {"type": "object"}, {"type": "null"}],
+                },
+            }
+        ),
+    }
+
+
+def _admin_schemas() -> dict[str, Any]:
+    status = {"$ref": _REF.format(model="ModelStatus")}
+    return {
+        "Traffic": _object(
+            {
+                "model": {"type": "string"},
+                "primary": {"type": "string"},
+                "canary": {"anyOf": [{"$ref": _REF.format(model="Canary")}, {"type": "null"}]},
+                "shadow": {"anyOf": [{"$ref": _REF.format(model="Shadow")}, {"type": "null"}]},
+                "answered": {
+                    "type": "object",
+                    "additionalProperties": {"type": "integer"},
+                    "description": "Requests answered by this replica, per version.",
+                },
+                "agreement": {
+                    "type": "object",
+                    "additionalProperties": {"type": "integer"},
+                    "description": "Shadow only: requests, rows, agree, errors, dropped.",
+                },
+            },
+            required=("model", "primary", "canary", "shadow", "answered"),
+        ),
+        "PromoteAnswer": _object(
+            {
+                "model": {"type": "string"},
+                "alias": {"type": "string"},
+                "version": {"type": "string"},
+                "status": status,
+            },
+            required=("model", "alias", "version"),
+        ),
+        "RollbackAnswer": _object(
+            {
+                "model": {"type": "string"},
+                "alias": {"type": "string"},
+                "version": {
+                    "anyOf": [{"type": "string"}, {"type": "null"}],
+                    "description": "Where the alias points now.",
+                },
+                "status": status,
+            },
+            required=("model", "alias"),
+        ),
+        "UndeployAnswer": _object({"model": {"type": "string"}, "undeployed": {"const": True}}),
+        "ApplyAnswer": {
+            "type": "object",
+            "description": "What became of each model of the file.",
+            "additionalProperties": {"enum": ["unchanged", "created", "updated", "reconciled"]},
+        },
+    }
+
+
+def _security_schemas() -> dict[str, Any]:
+    return {
+        "NewKey": {
+            "description": "A new key's record with the key itself, shown only this once.",
+            "allOf": [_ref("KeyRecord")],
+            "type": "object",
+            "properties": {"key": {"type": "string", "description": "maas_<id>_<secret>"}},
+            "required": ["key"],
+        }
+    }
+
+
+def _object(
+    properties: dict[str, Any],
+    *,
+    required: Sequence[str] | None = None,
+    description: str | None = None,
+) -> dict[str, Any]:
+    """An object schema; every property required unless ``required`` says otherwise."""
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties if required is None else required),
+        "additionalProperties": False,
+    }
+    if description:
+        schema["description"] = description
+    return schema
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": _REF.format(model=name)}
+
+
+def _list(name: str) -> dict[str, Any]:
+    return {"type": "array", "items": _ref(name)}
