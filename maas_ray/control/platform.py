@@ -250,6 +250,9 @@ def _up_ray(settings: Settings, state: dict[str, Any], progress: Progress | None
         **settings.as_env(),
         "MAAS_TRACKING_URI": settings.mlflow_uri,
         **ingress_env(settings),
+        # A job's entrypoint (`ray job submit -- python job.py`) runs in the head's
+        # environment: `python` there is the platform's own, with maas_ray and Ray in it.
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         # Every worker starts importing what loading a model needs (in a thread):
         # a replica placed on it starts seconds sooner (serving/warm.py); and
         # HAProxy's stats page and exporter bind loopback (serving/loopback.py).
@@ -305,6 +308,9 @@ def ingress_env(settings: Settings) -> dict[str, str]:
         # ...except its router-on-the-caller's-loop: a Serve handle must keep working
         # from plain (non-async) code, e.g. a `ray job submit` driver.
         "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "1",
+        # ...and its 1,000-record log buffer: the access log is off, so a replica logs
+        # only model loads, unloads and failures, and those must reach its file at once.
+        "RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE": "1",
         "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT": http_lo,
         "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT": http_hi,
         "RAY_SERVE_DIRECT_INGRESS_MIN_GRPC_PORT": grpc_lo,

@@ -40,7 +40,7 @@ from maas_ray.gateway import docs
 from maas_ray.registry import Registry
 from maas_ray.routes import Match, match
 from maas_ray.security.auth import Guard
-from maas_ray.security.log_masking import install_log_masking
+from maas_ray.security.log_masking import install_replica_logging
 from maas_ray.serving.deployment import UNEXPECTED, error_response
 from maas_ray.serving.http import read_body
 from maas_ray.serving.shared import model_id
@@ -59,7 +59,7 @@ class Gateway:
 
     def __init__(self, tracking_uri: str) -> None:
         settings = Settings()
-        install_log_masking()
+        install_replica_logging()
         self.guard = Guard(settings)
         self.max_body = settings.max_body_bytes
         self.registry = Registry(tracking_uri)

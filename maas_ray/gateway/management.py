@@ -27,7 +27,7 @@ from maas_ray.gateway.operations import Operations
 from maas_ray.registry import Registry
 from maas_ray.routes import Match, match, url
 from maas_ray.security.auth import Guard
-from maas_ray.security.log_masking import install_log_masking
+from maas_ray.security.log_masking import install_replica_logging
 from maas_ray.security.scopes import Principal
 from maas_ray.serving.http import UNEXPECTED, error_response, read_body
 from maas_ray.settings import Settings
@@ -47,7 +47,7 @@ class ManagementAPI:
 
     def __init__(self, tracking_uri: str) -> None:
         settings = Settings()
-        install_log_masking()
+        install_replica_logging()
         self.guard = Guard(settings)
         self.max_body = settings.max_body_bytes
         self.registry = Registry(tracking_uri)

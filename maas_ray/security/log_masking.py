@@ -26,6 +26,7 @@ __all__ = [
     "MASK",
     "MaskingFilter",
     "install_log_masking",
+    "install_replica_logging",
     "mask_fields_in_text",
     "mask_value",
 ]
@@ -234,3 +235,21 @@ def install_log_masking(logger_names: Iterable[str] = ("", "ray.serve")) -> None
         for handler in logging.getLogger(name).handlers:
             if not any(isinstance(existing, MaskingFilter) for existing in handler.filters):
                 handler.addFilter(MaskingFilter())
+
+
+def install_replica_logging() -> None:
+    """In a Serve replica: ``maas_ray``'s INFO records (each model load and unload, with
+    its duration) go to the replica's own Serve log file, masked like the rest.
+
+    Serve gives its ``ray.serve`` logger the replica's file; ``maas_ray.*`` records would
+    otherwise reach only Python's last-resort handler, which drops anything below WARNING.
+    Call it in the deployment's constructor, once Serve has set up its handlers.
+    """
+    ours = logging.getLogger("maas_ray")
+    serve_handlers = logging.getLogger("ray.serve").handlers
+    if serve_handlers and not ours.handlers:
+        for handler in serve_handlers:
+            ours.addHandler(handler)
+        ours.propagate = False  # each record once, not again through the root's handlers
+    ours.setLevel(logging.INFO)
+    install_log_masking()

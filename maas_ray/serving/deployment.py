@@ -24,7 +24,7 @@ from maas_ray.errors import MaasError, MethodNotAllowed, NotFound, VersionNotDep
 from maas_ray.registry import Registry
 from maas_ray.routes import Match, match
 from maas_ray.security.auth import Guard
-from maas_ray.security.log_masking import install_log_masking, mask_fields_in_text
+from maas_ray.security.log_masking import install_replica_logging, mask_fields_in_text
 from maas_ray.security.masking import mask_text
 from maas_ray.serving.http import UNEXPECTED, encode_error, error_response, read_body
 from maas_ray.serving.runtime import ModelRuntime
@@ -66,7 +66,7 @@ class ModelServer:
         mask_fields: list[str] | None = None,
     ) -> None:
         settings = Settings()
-        install_log_masking()
+        install_replica_logging()
         self.guard = Guard(settings)
         self.max_body = settings.max_body_bytes
         self.mask_fields = list(mask_fields or [])

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from typing import Any
 
 from ray import serve
@@ -20,7 +21,7 @@ from ray.serve import Application
 
 from maas_ray.errors import MaasError, PlatformUnavailable
 from maas_ray.registry import Registry
-from maas_ray.security.log_masking import install_log_masking
+from maas_ray.security.log_masking import install_replica_logging
 from maas_ray.serving.http import encode_error
 from maas_ray.serving.runtime import ModelRuntime
 from maas_ray.settings import Settings
@@ -37,28 +38,50 @@ def model_id(name: str, version: str) -> str:
     return f"{name}/{version}"
 
 
+class _Held:
+    """One version in a pool replica's LRU. Serve calls ``__del__`` when it evicts it;
+    the log line is how an operator (and the test) sees an eviction."""
+
+    def __init__(self, runtime: ModelRuntime) -> None:
+        self.runtime = runtime
+        self.since = time.monotonic()
+        self.unloaded = False
+
+    def __del__(self) -> None:
+        # Serve calls it on eviction; the garbage collector calls it again later.
+        if not self.unloaded:
+            self.unloaded = True
+            logger.info(
+                "unloaded model %s version %s from the shared pool after %.0fs",
+                self.runtime.name,
+                self.runtime.version,
+                time.monotonic() - self.since,
+            )
+
+
 @serve.deployment(name="SharedPool", max_ongoing_requests=64)
 class SharedPool:
     """Loads registered versions on demand (digest-checked) and keeps an LRU of them."""
 
     def __init__(self, tracking_uri: str) -> None:
-        install_log_masking()  # a failed predict's log record may quote the input
+        install_replica_logging()  # a failed predict's log record may quote the input
         self.registry = Registry(tracking_uri)
         self.max_depth = Settings().json_max_depth
 
     @serve.multiplexed(max_num_models_per_replica=MODELS_PER_REPLICA)
-    async def _load(self, mid: str) -> ModelRuntime:
+    async def _load(self, mid: str) -> _Held:
         name, _, version = mid.rpartition("/")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
+        runtime = await loop.run_in_executor(
             None, ModelRuntime.load, self.registry, name, version, self.max_depth
         )
+        return _Held(runtime)
 
     async def answer(self, body: bytes, content_type: str | None) -> tuple[int, bytes]:
         """Predict with the request's multiplexed model: (HTTP status, JSON body)."""
         mid = serve.get_multiplexed_model_id()
         try:
-            runtime = await self._load(mid)
+            runtime = (await self._load(mid)).runtime
             out: bytes = await asyncio.get_running_loop().run_in_executor(
                 None, runtime.predict_bytes, body, content_type
             )
@@ -75,8 +98,8 @@ class SharedPool:
 
     async def describe(self) -> dict[str, Any]:
         """Name, version and input schema of the request's model."""
-        runtime = await self._load(serve.get_multiplexed_model_id())
-        return runtime.describe()
+        held = await self._load(serve.get_multiplexed_model_id())
+        return held.runtime.describe()
 
 
 def build_pool(args: dict[str, Any]) -> Application:

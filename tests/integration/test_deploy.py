@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from typing import Any
 
 import httpx
@@ -14,7 +15,7 @@ from ray.util.state import list_actors
 from maas_ray import MaaS, Settings
 from maas_ray.errors import MaasError
 from maas_ray.security.ray_token import dashboard_headers
-from tests.conftest import maas, post
+from tests.conftest import FIGURES, maas, post
 
 
 class Broken(mlflow.pyfunc.PythonModel):
@@ -67,6 +68,35 @@ def test_status_table(iris: dict[str, Any], env: dict[str, str]) -> None:
     row = next(line for line in out.splitlines() if line.split()[:1] == ["iris"])
     for cell in (iris["version"].version, "1/1 (1-2)", "0.5", "RUNNING", "/v1/models/iris/predict"):
         assert cell in row, (cell, row)
+
+
+def test_autoscaling_starts_a_second_replica_under_load(client: MaaS, live: Settings) -> None:
+    """A model deployed 1-2 replicas (4 in-flight requests each as the target): 16
+    concurrent clients push it past the target, and Serve starts a second replica that
+    runs. Its own model, so iris keeps the GPU room its tests below need."""
+    from sklearn.dummy import DummyClassifier
+
+    from tests.integration.test_lifecycle import Load
+
+    model = DummyClassifier(strategy="constant", constant=1).fit([[0.0]], [1])
+    client.register("scaler", model, input_example=[[0.0]])
+    client.deploy("scaler", min_replicas=1, max_replicas=2, num_cpus=0.5)
+    try:
+        started = time.monotonic()
+        with Load(live, "scaler", threads=16) as load:
+            deadline = started + 120  # upscale delay (10 s) + a replica's start (10-14 s)
+            while client.control.status_of("scaler").replicas_running < 2:
+                assert time.monotonic() < deadline, client.control.status_of("scaler")
+                time.sleep(0.5)
+            took = time.monotonic() - started
+        assert len(_replica_actors(live, "scaler")) == 2
+        assert load.failures() == {}, load.seen
+    finally:
+        client.undeploy("scaler")
+    FIGURES.append(
+        f"autoscaling: 1 -> 2 replicas {took:.0f} s into a 16-client load, "
+        f"{load.answered()} requests, 0 failed"
+    )
 
 
 def test_failed_deploy_shows_the_real_error_and_keeps_the_old_version(

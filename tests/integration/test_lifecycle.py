@@ -19,8 +19,11 @@ BODY = {"inputs": [[0.0]]}
 class Load:
     """A bounded loopback client loop: a few threads posting until stopped."""
 
-    def __init__(self, settings: Settings, name: str, threads: int = 3) -> None:
+    def __init__(
+        self, settings: Settings, name: str, threads: int = 3, body: object = BODY
+    ) -> None:
         self.url = f"{settings.serve_url}/v1/models/{name}/predict"
+        self.body = body
         self.headers = auth(settings)
         self.seen: Counter[tuple[int, str | None]] = Counter()
         self._stop = threading.Event()
@@ -32,24 +35,40 @@ class Load:
         with httpx.Client(timeout=30, headers=self.headers) as http:
             while not self._stop.is_set() and time.monotonic() < deadline:
                 try:
-                    r = http.post(self.url, json=BODY)
+                    r = http.post(self.url, json=self.body)
                     key = (r.status_code, r.headers.get("x-maas-model-version"))
                 except httpx.HTTPError as exc:
                     key = (0, type(exc).__name__)
                 with self._lock:
                     self.seen[key] += 1
 
+    def answered(self) -> int:
+        """Requests finished so far (any status)."""
+        with self._lock:
+            return sum(self.seen.values())
+
+    def more(self, n: int, within_s: float = 60) -> None:
+        """Poll until ``n`` more requests have finished (the load keeps going meanwhile)."""
+        goal = self.answered() + n
+        deadline = time.monotonic() + within_s
+        while self.answered() < goal:
+            assert time.monotonic() < deadline, f"the load stalled: {dict(self.seen)}"
+            time.sleep(0.05)
+
     def __enter__(self) -> Load:
         for t in self._threads:
             t.start()
-        time.sleep(1)
+        self.more(20)  # the load runs before the action starts
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        time.sleep(1)
-        self._stop.set()
-        for t in self._threads:
-            t.join()
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        try:
+            if exc_type is None:
+                self.more(100)  # and keeps being answered right after the action
+        finally:
+            self._stop.set()
+            for t in self._threads:
+                t.join()
 
     def failures(self) -> dict[tuple[int, str | None], int]:
         return {k: n for k, n in self.seen.items() if not 200 <= k[0] < 300}

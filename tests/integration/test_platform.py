@@ -111,7 +111,7 @@ def test_ray_job_submit_attaches_and_sees_serve(seeded: dict[str, object], live:
             "--address",
             live.dashboard_url,
             "--",
-            sys.executable,
+            "python",  # as README writes it: the head's `python` is the platform's own
             "-c",
             script,
         ],

@@ -20,7 +20,7 @@ import pytest
 from sklearn.datasets import load_breast_cancer, load_digits
 
 from maas_ray import Settings
-from tests.conftest import ROOT, auth, maas, post
+from tests.conftest import FIGURES, ROOT, auth, maas, post
 
 MLFLOW_SERVE_PORT = 25610
 TEXTS = ["这本书很好看", "this book is terrible", "服务太差了", "what a wonderful day"]
@@ -198,6 +198,25 @@ def test_readme_curl_examples_work_as_written(
         assert code == (status.group(1) if status else "200"), (command, code)
 
 
+def _batches_over_one(settings: Settings, app: str) -> int:
+    """Batches of more than one request ``app``'s replicas ran, from Ray's metrics."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"http://127.0.0.1:{settings.ray_metrics_port}/metrics", timeout=10).text
+    total = single = 0.0
+    for family in text_string_to_metric_families(text):
+        if family.name != "ray_serve_actual_batch_size":
+            continue
+        for sample in family.samples:
+            if sample.labels.get("application") != app:
+                continue
+            if sample.name.endswith("_count"):
+                total += sample.value
+            elif sample.name.endswith("_bucket") and float(sample.labels["le"]) == 1.0:
+                single += sample.value
+    return int(total - single)
+
+
 def test_batched_concurrent_requests_match_one_by_one(
     seeded: dict[str, Any], live: Settings, client: Any
 ) -> None:
@@ -218,6 +237,13 @@ def test_batched_concurrent_requests_match_one_by_one(
         together = list(pool.map(lambda b: post(live, "/v1/models/tabular/predict", b), bodies))
     assert [r.status_code for r in together] == [200] * len(bodies)
     assert [r.json() for r in together] == one_by_one
+    # Ray's own batch-size histogram (its metrics export) shows batches of more than one
+    # request formed: the sequential requests above were batches of one.
+    deadline = time.monotonic() + 60  # Ray exports metrics every few seconds
+    while (joined := _batches_over_one(live, "tabular")) == 0:
+        assert time.monotonic() < deadline, "no batch of more than one request was recorded"
+        time.sleep(1)
+    FIGURES.append(f"batching: {joined} tabular batches held more than one request")
     # A bad request in the same burst fails alone.
     bad = {"inputs": [[1.0] * 29]}
     with ThreadPoolExecutor(max_workers=4) as pool:

@@ -54,6 +54,13 @@ def test_every_shared_model_answers_past_the_lru_bound(pool: list[str], live: Se
     ).json()
     assert "maas-shared" in apps["applications"]
     assert not set(pool) & set(apps["applications"])  # no application per shared model
+    # The LRU did evict: the pool replica's own log (read through Ray's log API) names
+    # the versions it unloaded to make room for the next ones.
+    (replica,) = apps["applications"]["maas-shared"]["deployments"]["SharedPool"]["replicas"]
+    deadline = time.monotonic() + 30
+    while (unloaded := _unloaded(live, replica)) < N_MODELS:
+        assert time.monotonic() < deadline, f"{unloaded} unloads logged by the pool"
+        time.sleep(0.5)
 
 
 def test_shared_models_in_status_and_errors(
@@ -91,7 +98,26 @@ def test_promote_and_undeploy_a_shared_model(pool: list[str], client: MaaS, live
     assert r.json()["predictions"] == ["new"]
     assert r.headers["x-maas-model-version"] == v2
     client.undeploy(name)
-    time.sleep(2.5)
+    deadline = time.monotonic() + 10  # the gateway re-reads the registry at most every 2 s
+    while time.monotonic() < deadline and _ask(live, name).status_code != 404:
+        time.sleep(0.2)
     gone = _ask(live, name)
     assert gone.status_code == 404
     assert gone.json()["code"] == "not_deployed"
+
+
+def _unloaded(settings: Settings, replica: dict[str, str]) -> int:
+    """How many shared models the pool replica logged as unloaded (LRU evictions), from
+    its log file as Ray's log API (on the dashboard) serves it."""
+    log = httpx.get(
+        f"{settings.dashboard_url}/api/v0/logs/file",
+        params={
+            "node_id": replica["node_id"],
+            "filename": replica["log_file_path"].lstrip("/"),
+            "lines": -1,
+        },
+        headers=dashboard_headers(settings),
+        timeout=30,
+    )
+    assert log.status_code == 200, log.text
+    return log.text.count("unloaded model small-")

@@ -11,6 +11,7 @@ import pytest
 from maas_ray.security.log_masking import (
     MaskingFilter,
     install_log_masking,
+    install_replica_logging,
     mask_fields_in_text,
     mask_value,
 )
@@ -358,3 +359,25 @@ def test_install_log_masking_covers_named_loggers(
     install_log_masking([logger.name])
     logger.info("contact %s", "+44 20 7946 0958")
     assert stream.getvalue() == "INFO contact <phone>\n"
+
+
+def test_replica_logging_sends_maas_info_records_to_the_replica_file_masked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A model load (INFO) lands in the handler Serve gave ``ray.serve``, once, masked."""
+    serve_stream = io.StringIO()
+    serve_handler = logging.StreamHandler(serve_stream)
+    serve_logger = logging.getLogger("ray.serve")
+    ours = logging.getLogger("maas_ray")
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])
+    monkeypatch.setattr(serve_logger, "handlers", [serve_handler])
+    for attr in ("handlers", "propagate", "level"):
+        monkeypatch.setattr(ours, attr, getattr(ours, attr))
+    monkeypatch.setattr(ours, "handlers", [])
+
+    install_replica_logging()
+    install_replica_logging()
+
+    logging.getLogger("maas_ray.serving.runtime").info("loaded model %s for %s", "m", "a@b.cn")
+    assert serve_stream.getvalue() == "loaded model m for <email>\n"
+    assert ours.handlers == [serve_handler]
