@@ -1,0 +1,150 @@
+"""The data-plane gateway in process (httpx.ASGITransport), with a fake registry and a
+fake shared pool: public routes, JSON 404s that tell an unknown model from one not
+deployed, authentication, 405s, and predicts the shared pool answers."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from starlette.requests import Request
+
+from maas_ray.errors import ModelNotFound
+from maas_ray.gateway.app import Gateway
+
+pytestmark = pytest.mark.anyio
+SECRET = "unit-test-hs256-secret-0123456789abcdef"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"  # Serve's replicas run on asyncio
+
+
+class FakeRegistry:
+    """What the gateway reads: which version the pool answers, which models exist."""
+
+    def __init__(self) -> None:
+        self.pooled = {"small": "3"}
+        self.models = {"small", "idle"}
+
+    def pool_map(self) -> dict[str, str]:
+        return dict(self.pooled)
+
+    def get_model(self, name: str) -> object:
+        if name not in self.models:
+            raise ModelNotFound(name)
+        return object()
+
+
+class FakeHandle:
+    """A Serve handle to the shared pool that records what it was asked."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[str, bytes, str | None]] = []
+        self.model = ""
+        self.answer = self
+
+    def options(self, multiplexed_model_id: str) -> FakeHandle:
+        self.model = multiplexed_model_id
+        return self
+
+    async def remote(self, body: bytes, content_type: str | None) -> tuple[int, bytes]:
+        self.asked.append((self.model, body, content_type))
+        return 200, b'{"predictions": ["from-pool"]}'
+
+
+@pytest.fixture
+async def gateway(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[httpx.AsyncClient, FakeHandle]]:
+    monkeypatch.setenv("MAAS_HOME", str(tmp_path))
+    monkeypatch.setenv("MAAS_JWT_SECRET", SECRET)
+    server = Gateway.func_or_class("http://127.0.0.1:1")  # never reached: fakes below
+    server.registry = FakeRegistry()
+    pool = FakeHandle()
+    server._pool = pool
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        response = await server(Request(scope, receive))
+        await response(scope, receive, send)
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://maas") as client:
+        yield client, pool
+
+
+def _bearer(scope: str) -> dict[str, str]:
+    claims = {"sub": "unit", "scope": scope, "exp": int(time.time()) + 300}
+    return {"authorization": f"Bearer {jwt.encode(claims, SECRET, algorithm='HS256')}"}
+
+
+async def test_health_and_the_openapi_document_need_no_credential(gateway: Any) -> None:
+    client, _ = gateway
+    for path in ("/healthz", "/v2/health/live", "/v2/health/ready"):
+        assert (await client.get(path)).status_code == 200, path
+    document = (await client.get("/openapi.json")).json()
+    assert "/v1/models/{name}/predict" in document["paths"]
+    page = await client.get("/docs")
+    assert page.status_code == 200
+    assert "swagger" in page.text.lower()
+
+
+async def test_a_model_route_without_a_credential_is_401_with_a_challenge(gateway: Any) -> None:
+    client, pool = gateway
+    resp = await client.post("/v1/models/small/predict", json={"inputs": [[0.0]]})
+    assert resp.status_code == 401
+    assert resp.headers["www-authenticate"].startswith("Bearer")
+    assert resp.json()["code"] == "unauthorized"
+    assert pool.asked == []  # refused before the pool is asked
+
+
+async def test_a_key_for_another_model_is_403(gateway: Any) -> None:
+    client, pool = gateway
+    resp = await client.post(
+        "/v1/models/small/predict", json={"inputs": [[0.0]]}, headers=_bearer("predict:other")
+    )
+    assert resp.status_code == 403
+    assert pool.asked == []
+
+
+async def test_unknown_and_undeployed_models_are_told_apart(gateway: Any) -> None:
+    client, _ = gateway
+    headers = _bearer("predict:*")
+    unknown = await client.post("/v1/models/nosuch/predict", json={}, headers=headers)
+    assert (unknown.status_code, unknown.json()["code"]) == (404, "model_not_found")
+    idle = await client.post("/v1/models/idle/predict", json={}, headers=headers)
+    assert (idle.status_code, idle.json()["code"]) == (404, "not_deployed")
+    nowhere = await client.get("/v9/anything", headers=headers)
+    assert (nowhere.status_code, nowhere.json()["code"]) == (404, "not_found")
+
+
+async def test_the_shared_pool_answers_its_models_with_their_version(gateway: Any) -> None:
+    client, pool = gateway
+    headers = {**_bearer("predict:small"), "content-type": "application/json"}
+    resp = await client.post(
+        "/v1/models/small/predict", content=b'{"inputs": [[1]]}', headers=headers
+    )
+    assert resp.status_code == 200
+    assert resp.json() == {"predictions": ["from-pool"]}
+    assert resp.headers["x-maas-model-version"] == "3"
+    assert resp.headers["x-maas-served-by"] == "shared-pool"
+    assert pool.asked == [("small/3", b'{"inputs": [[1]]}', "application/json")]
+    pinned = await client.post("/v1/models/small/versions/3/predict", json={}, headers=headers)
+    assert pinned.status_code == 200
+    other = await client.post("/v1/models/small/versions/2/predict", json={}, headers=headers)
+    assert (other.status_code, other.json()["code"]) == (404, "not_deployed")
+    assert len(pool.asked) == 2  # the version the pool does not serve never reached it
+
+
+async def test_another_method_is_405_with_allow(gateway: Any) -> None:
+    client, _ = gateway
+    resp = await client.delete("/healthz")
+    assert resp.status_code == 405
+    assert "GET" in resp.headers["allow"]
+    assert resp.json()["code"] == "method_not_allowed"
