@@ -247,9 +247,21 @@ def install_replica_logging() -> None:
     """
     ours = logging.getLogger("maas_ray")
     serve_handlers = logging.getLogger("ray.serve").handlers
-    if serve_handlers and not ours.handlers:
+    if _in_replica() and serve_handlers and not ours.handlers:
         for handler in serve_handlers:
             ours.addHandler(handler)
         ours.propagate = False  # each record once, not again through the root's handlers
-    ours.setLevel(logging.INFO)
+        ours.setLevel(logging.INFO)
     install_log_masking()
+
+
+def _in_replica() -> bool:
+    """Whether this process is a Serve replica (not a test or a CLI building the class)."""
+    from ray import serve
+    from ray.serve.exceptions import RayServeException
+
+    try:
+        serve.get_replica_context()
+    except RayServeException:
+        return False
+    return True

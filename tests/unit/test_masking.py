@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from maas_ray.security import log_masking
 from maas_ray.security.log_masking import (
     MaskingFilter,
     install_log_masking,
@@ -374,6 +375,7 @@ def test_replica_logging_sends_maas_info_records_to_the_replica_file_masked(
     for attr in ("handlers", "propagate", "level"):
         monkeypatch.setattr(ours, attr, getattr(ours, attr))
     monkeypatch.setattr(ours, "handlers", [])
+    monkeypatch.setattr(log_masking, "_in_replica", lambda: True)
 
     install_replica_logging()
     install_replica_logging()
@@ -381,3 +383,11 @@ def test_replica_logging_sends_maas_info_records_to_the_replica_file_masked(
     logging.getLogger("maas_ray.serving.runtime").info("loaded model %s for %s", "m", "a@b.cn")
     assert serve_stream.getvalue() == "loaded model m for <email>\n"
     assert ours.handlers == [serve_handler]
+
+
+def test_replica_logging_outside_a_replica_leaves_the_loggers_alone() -> None:
+    """Building a deployment class in a test or a CLI must not reroute its loggers."""
+    before = list(logging.getLogger("maas_ray").handlers)
+    install_replica_logging()
+    assert logging.getLogger("maas_ray").handlers == before
+    assert logging.getLogger("maas_ray").propagate
