@@ -322,17 +322,6 @@ class ControlPlane:
         if waiting.wait_gone(self.serve, [name, challenger_app(name)], timeout_s, progress):
             raise DeploymentFailed(f"'{name}' still running after undeploy")
 
-    def wait_running(
-        self,
-        targets: dict[str, str],
-        progress: Progress | None = None,
-        failures: dict[str, str] | None = None,
-        timeout_s: float | None = None,
-        apps: dict[str, dict[str, Any]] | None = None,
-    ) -> None:
-        """See :func:`maas_ray.control.waiting.wait_running`."""
-        waiting.wait_running(self, targets, progress, failures, timeout_s, apps)
-
     # -- status ------------------------------------------------------------------------
     def status(self) -> list[ModelStatus]:
         """One row per model that has a deployment spec, with why replicas wait."""

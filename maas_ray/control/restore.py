@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 
-from maas_ray.control import capacity
+from maas_ray.control import capacity, waiting
 from maas_ray.control.deployer import ControlPlane, Progress
 from maas_ray.control.rows import label
 from maas_ray.control.waiting import RESTORE_WAIT_S
@@ -37,7 +37,7 @@ def restore(control: ControlPlane, progress: Progress | None = None) -> list[str
     )
     control.serve.put_config(config)
     failures: dict[str, str] = {}
-    control.wait_running(targets, progress, failures=failures)
+    waiting.wait_running(control, targets, progress, failures=failures)
     if failures:
         # Once more for what failed: a start can fail for a passing reason (the
         # registry slow to answer; Serve 2.60's controller racing two builds).
@@ -73,5 +73,7 @@ def _retry(
     )
     control.serve.put_config(config)
     failures: dict[str, str] = {}
-    control.wait_running({n: targets[n] for n in names if n in targets}, progress, failures)
+    waiting.wait_running(
+        control, {n: targets[n] for n in names if n in targets}, progress, failures
+    )
     return failures
