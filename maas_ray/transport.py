@@ -24,7 +24,7 @@ from maas_ray.wire import ACTOR_HEADER, JSON
 Progress = Callable[[str], None]
 # Waiting on an operation: the deploy timeout (what the platform allows) plus slack.
 _SLACK_S = 60.0
-_POLL_S = (0.1, 1.0)  # first and longest pause between two polls
+_POLL_S = (0.1, 0.5)  # first and longest pause between two polls
 
 
 class Transport:
@@ -57,7 +57,7 @@ class Transport:
         found = BY_NAME[route]
         resp = self.request(found.method, found.url(**path), **kwargs)
         answer = decoded(resp)
-        if resp.status_code != 202:
+        if not found.long:
             return answer
         op = Operation.model_validate(answer)
         return self.wait(op, progress) if wait else op
@@ -126,6 +126,12 @@ class Transport:
 
     def close(self) -> None:
         self.http.close()
+
+    def __enter__(self) -> Transport:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def decoded(resp: httpx.Response, check: bool = True) -> Any:

@@ -352,13 +352,19 @@ def _wait_admin(control: ControlPlane, settings: Settings, progress: Progress | 
         time.sleep(0.5)
 
 
-def down(settings: Settings, grace_s: float = 15.0) -> list[str]:
+# How long each part gets to exit after SIGTERM before it is killed. Ray keeps no
+# state of ours (the registry is MLflow's): its GCS and `ray start --block` sit out
+# any grace (15 s measured), so they get a short one. MLflow finishes its writes.
+GRACE_S = {"mlflow": 15.0, "ray": 3.0}
+
+
+def down(settings: Settings) -> list[str]:
     """Stop every process session ``up`` started; return what was stopped."""
     state = _load_state(settings)
     stopped = []
     for name in reversed(COMPONENTS):
         sid = state.get(name, {}).get("sid")
-        if sid and _stop_session(int(sid), grace_s):
+        if sid and _stop_session(int(sid), GRACE_S[name]):
             stopped.append(name)
         state.pop(name, None)
     _save_state(settings, state)

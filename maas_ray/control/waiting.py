@@ -25,6 +25,8 @@ logger = logging.getLogger(__name__)
 
 # After a refused change, how long to wait for the version before it to answer again.
 RESTORE_WAIT_S = 120.0
+# Between two reads of Serve's applications (one dashboard call each).
+POLL_S = 0.25
 
 
 def wait_running(
@@ -85,7 +87,7 @@ def wait_running(
                 return
             raise DeploymentFailed(f"timed out after {timeout_s:.0f}s waiting for {waiting}")
         if pending:
-            time.sleep(0.5)
+            time.sleep(POLL_S)
 
 
 def wait_gone(
@@ -99,7 +101,7 @@ def wait_gone(
             return left
         if progress:
             progress("stopping " + ", ".join(left))
-        time.sleep(0.5)
+        time.sleep(POLL_S)
 
 
 def converge(

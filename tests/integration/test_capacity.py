@@ -21,7 +21,10 @@ from tests.integration.test_lifecycle import Load
 from tests.integration.test_security import _artifact_dir
 
 CPU = 0.5  # what each example reserves on `make up`'s platform
-SLOW_TIMEOUT_S = 8  # `maas deploy --timeout` for the version that loads for minutes
+SLOW_TIMEOUT_S = 8
+# The load beside each action: three clients, each pausing this long between requests
+# (about 100 requests/s in all), so the replicas being started keep their CPU.
+PAUSE_S = 0.02  # `maas deploy --timeout` for the version that loads for minutes
 
 
 class SlowToLoad(mlflow.pyfunc.PythonModel):
@@ -153,7 +156,7 @@ def test_a_full_cluster_refuses_canary_shadow_and_scale_out_at_once(
         ("deploy", "capm", "--num-gpus", "1"),  # a logical GPU: iris holds half of it
     ]
     took = []
-    with Load(live, "capm") as load:
+    with Load(live, "capm", pause_s=PAUSE_S) as load:
         for args in asks:
             start = time.monotonic()
             proc = maas(env, *args, check=False)
@@ -192,12 +195,15 @@ def test_a_cluster_sized_like_make_up_runs_canary_cycles_and_a_second_replica(
     # What `make up` leaves on 2 cores: room for one canary with its surge replica.
     filler(2 * CPU)
     cycles = 10
-    with Load(live, "capm") as load:
+    took = []
+    with Load(live, "capm", pause_s=PAUSE_S) as load:
         for _ in range(cycles):
+            start = time.monotonic()
             out = maas(env, "canary", "capm", "--version", cap["v2"], "--percent", "20").stdout
             assert "20% (canary)" in out
             out = maas(env, "rollback", "capm").stdout
             assert "v1 100%" in out
+            took.append(time.monotonic() - start)
         out = maas(env, "deploy", "capm", "--num-replicas", "2").stdout
         assert f"capm version {cap['v1']} is RUNNING (2/2 replicas)" in out
         maas(env, "deploy", "capm", "--num-replicas", "1")
@@ -205,8 +211,9 @@ def test_a_cluster_sized_like_make_up_runs_canary_cycles_and_a_second_replica(
     status = maas(env, "status", "-o", "json").stdout
     assert '"cluster"' in status
     FIGURES.append(
-        f"tight cluster: {cycles} canary/rollback cycles and a 2nd replica from the CLI, "
-        f"{sum(load.seen.values())} requests, 0 failed"
+        f"tight cluster: {cycles} canary/rollback cycles from the CLI (each "
+        f"{min(took):.1f}-{max(took):.1f} s, median {sorted(took)[cycles // 2]:.1f} s) "
+        f"and a 2nd replica, {sum(load.seen.values())} requests, 0 failed"
     )
 
 
@@ -231,7 +238,7 @@ def test_a_failed_deploy_puts_back_what_ran_and_the_old_version_answers_througho
         victim.write_bytes(victim.read_bytes() + b"\0")  # one byte more than registered
     before = _snapshot(client, live)
     timeout = ["--timeout", str(SLOW_TIMEOUT_S)] if kind == "slow" else []
-    with Load(live, "capm") as load:
+    with Load(live, "capm", pause_s=PAUSE_S) as load:
         proc = maas(env, "deploy", "capm", "--version", cap[kind], *timeout, check=False)
         load.more(300)  # the old version must keep answering right after the refusal too
     assert proc.returncode == 1, proc.stdout

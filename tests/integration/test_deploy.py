@@ -71,20 +71,21 @@ def test_status_table(iris: dict[str, Any], env: dict[str, str]) -> None:
 
 
 def test_autoscaling_starts_a_second_replica_under_load(client: MaaS, live: Settings) -> None:
-    """A model deployed 1-2 replicas (4 in-flight requests each as the target): 16
-    concurrent clients push it past the target, and Serve starts a second replica that
-    runs. Its own model, so iris keeps the GPU room its tests below need."""
+    """A model deployed 1-2 replicas (4 in-flight requests each as the target, 2 s
+    above it to scale up): 16 concurrent clients push it past the target, and Serve
+    starts a second replica that runs. Its own model, so iris keeps the GPU room its
+    tests below need."""
     from sklearn.dummy import DummyClassifier
 
     from tests.integration.test_lifecycle import Load
 
     model = DummyClassifier(strategy="constant", constant=1).fit([[0.0]], [1])
     client.register("scaler", model, input_example=[[0.0]])
-    client.deploy("scaler", min_replicas=1, max_replicas=2, num_cpus=0.5)
+    client.deploy("scaler", min_replicas=1, max_replicas=2, num_cpus=0.5, upscale_delay_s=2)
     try:
         started = time.monotonic()
         with Load(live, "scaler", threads=16) as load:
-            deadline = started + 120  # upscale delay (10 s) + a replica's start (10-14 s)
+            deadline = started + 120  # upscale delay (2 s) + a replica's start (10-14 s)
             while client.control.status_of("scaler").replicas_running < 2:
                 assert time.monotonic() < deadline, client.control.status_of("scaler")
                 time.sleep(0.5)
@@ -188,6 +189,7 @@ def test_a_first_deploy_that_cannot_load_is_a_503_from_the_pool_never_a_500(
         while not stop.is_set():
             r = post(live, "/v1/models/brokenfirst/predict", {"dataframe_records": row})
             seen.append((r.status_code, r.json().get("code", "")))
+            stop.wait(0.2)  # each try makes the pool load the broken version: paced
 
     poller = threading.Thread(target=poll)
     poller.start()

@@ -17,13 +17,23 @@ BODY = {"inputs": [[0.0]]}
 
 
 class Load:
-    """A bounded loopback client loop: a few threads posting until stopped."""
+    """A bounded loopback client loop: a few threads posting until stopped.
+
+    ``pause_s`` paces each thread: a test that only needs to see that nothing is
+    dropped while it acts should not take the two cores from the replicas it starts.
+    """
 
     def __init__(
-        self, settings: Settings, name: str, threads: int = 3, body: object = BODY
+        self,
+        settings: Settings,
+        name: str,
+        threads: int = 3,
+        body: object = BODY,
+        pause_s: float = 0.0,
     ) -> None:
         self.url = f"{settings.serve_url}/v1/models/{name}/predict"
         self.body = body
+        self.pause_s = pause_s
         self.headers = auth(settings)
         self.seen: Counter[tuple[int, str | None]] = Counter()
         self._stop = threading.Event()
@@ -41,6 +51,8 @@ class Load:
                     key = (0, type(exc).__name__)
                 with self._lock:
                     self.seen[key] += 1
+                if self.pause_s:
+                    self._stop.wait(self.pause_s)
 
     def answered(self) -> int:
         """Requests finished so far (any status)."""

@@ -1,0 +1,224 @@
+"""One model replica's HTTP handling in process (httpx.ASGITransport): the real
+``ModelServer`` class around a real scikit-learn model saved by MLflow, with the
+registry download replaced by loading that folder. Routes, authentication, the
+version pin, error bodies, the body limit, batching and the canary forward are
+checked without a cluster."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import mlflow.pyfunc
+import mlflow.sklearn
+import pytest
+from starlette.requests import Request
+
+from maas_ray.serving import deployment
+from maas_ray.serving.runtime import ModelRuntime
+from maas_ray.spec import Canary, Traffic
+
+pytestmark = pytest.mark.anyio
+SECRET = "unit-test-hs256-secret-0123456789abcdef"
+PREDICT = "/v1/models/iris/predict"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"  # Serve's replicas run on asyncio
+
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An iris classifier with a signature, saved as MLflow saves a registered version."""
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = load_iris(return_X_y=True, as_frame=True)
+    model = LogisticRegression(max_iter=300).fit(X, y)
+    path = tmp_path_factory.mktemp("model") / "iris"
+    mlflow.sklearn.save_model(model, str(path), input_example=X.head(2))
+    return path
+
+
+class FakeChallenger:
+    """A Serve handle to the canary's application: answers as version 2 would."""
+
+    def __init__(self) -> None:
+        self.asked: list[bytes] = []
+        self.answer = self
+
+    async def remote(self, body: bytes, content_type: str | None) -> tuple[int, bytes]:
+        self.asked.append(body)
+        return 200, b'{"predictions": [2]}'
+
+
+def _replica(
+    saved: Path, monkeypatch: pytest.MonkeyPatch, home: Path, **options: Any
+) -> deployment.ModelServer:
+    monkeypatch.setenv("MAAS_HOME", str(home))
+    monkeypatch.setenv("MAAS_JWT_SECRET", SECRET)
+    monkeypatch.setenv("MAAS_MAX_BODY_MB", "1")
+
+    def load(cls: type[ModelRuntime], registry: Any, name: str, version: str, depth: int) -> Any:
+        runtime = cls(name, version, mlflow.pyfunc.load_model(str(saved)))
+        runtime.max_depth = depth
+        return runtime
+
+    monkeypatch.setattr(ModelRuntime, "load", classmethod(load))
+    cls: Any = deployment.ModelServer.func_or_class
+    server: deployment.ModelServer = cls("iris", "1", "http://127.0.0.1:1", **options)
+    return server
+
+
+async def _client(server: deployment.ModelServer) -> httpx.AsyncClient:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        response = await server(Request(scope, receive))
+        await response(scope, receive, send)
+
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://maas")
+
+
+@pytest.fixture
+async def replica(
+    saved_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[httpx.AsyncClient, deployment.ModelServer]]:
+    server = _replica(saved_model, monkeypatch, tmp_path)
+    async with await _client(server) as client:
+        yield client, server
+
+
+def _bearer(scope: str) -> dict[str, str]:
+    claims = {"sub": "unit", "scope": scope, "exp": int(time.time()) + 300}
+    return {"authorization": f"Bearer {jwt.encode(claims, SECRET, algorithm='HS256')}"}
+
+
+ROW = {"sepal length (cm)": 5.1, "sepal width (cm)": 3.5}
+ROWS = {
+    "dataframe_records": [
+        {**ROW, "petal length (cm)": 1.4, "petal width (cm)": 0.2},
+        {**ROW, "petal length (cm)": 6.0, "petal width (cm)": 2.5},
+    ]
+}
+
+
+async def test_a_predict_answers_the_model_and_names_its_version(replica: Any) -> None:
+    client, _ = replica
+    resp = await client.post(PREDICT, json=ROWS, headers=_bearer("predict:iris"))
+    assert resp.status_code == 200, resp.text
+    assert resp.json() == {"predictions": [0, 2]}
+    assert resp.headers["x-maas-model-version"] == "1"
+    pinned = await client.post(
+        "/v1/models/iris/versions/1/predict", json=ROWS, headers=_bearer("predict:iris")
+    )
+    assert pinned.json() == {"predictions": [0, 2]}
+
+
+async def test_metadata_and_traffic_describe_the_loaded_version(replica: Any) -> None:
+    client, _ = replica
+    meta = (await client.get("/v1/models/iris", headers=_bearer("predict:iris"))).json()
+    assert (meta["name"], meta["version"]) == ("iris", "1")
+    assert [c["name"] for c in meta["inputs"]][:2] == list(ROW)
+    traffic = await client.get("/v1/models/iris/traffic", headers=_bearer("metrics"))
+    assert traffic.status_code == 200, traffic.text
+    assert traffic.json()["primary"] == "1"
+    refused = await client.get("/v1/models/iris/traffic", headers=_bearer("predict:iris"))
+    assert refused.status_code == 403  # the split is operators' business
+
+
+async def test_credentials_are_checked_before_the_model_runs(replica: Any) -> None:
+    client, _ = replica
+    none = await client.post(PREDICT, json=ROWS)
+    assert none.status_code == 401
+    assert none.headers["www-authenticate"].startswith("Bearer")
+    other = await client.post(PREDICT, json=ROWS, headers=_bearer("predict:digits"))
+    assert (other.status_code, other.json()["code"]) == (403, "forbidden")
+    forged = {"authorization": "Bearer " + jwt.encode({"scope": "admin"}, "x" * 32)}
+    assert (await client.post(PREDICT, json=ROWS, headers=forged)).status_code == 401
+
+
+async def test_bad_input_is_a_json_4xx_with_the_version(replica: Any) -> None:
+    client, _ = replica
+    headers = _bearer("predict:iris")
+    cases = [
+        (b"{not json", "application/json", 400),
+        (b'{"dataframe_records": [{"sepal length (cm)": "x"}]}', "application/json", 422),
+        (b'{"instances": 1, "inputs": 2}', "application/json", 400),
+        (b"a,b\n1,2\n", "text/plain", 415),
+        (b"0" * (2 * 1024 * 1024), "application/json", 413),
+    ]
+    for body, ctype, status in cases:
+        resp = await client.post(PREDICT, content=body, headers={**headers, "content-type": ctype})
+        assert resp.status_code == status, (body[:40], resp.status_code, resp.text)
+        assert set(resp.json()) >= {"error", "code"}, resp.text
+        assert resp.headers["x-maas-model-version"] == "1"
+
+
+async def test_other_versions_methods_and_paths_are_json_4xx(replica: Any) -> None:
+    client, _ = replica
+    headers = _bearer("predict:iris")
+    other = await client.post("/v1/models/iris/versions/7/predict", json=ROWS, headers=headers)
+    assert (other.status_code, other.json()["code"]) == (404, "not_deployed")
+    wrong = await client.get(PREDICT, headers=headers)
+    assert wrong.status_code == 405
+    assert "POST" in wrong.headers["allow"]
+    admin = await client.get("/v1/admin/models", headers=_bearer("admin"))
+    assert admin.status_code == 404  # not a route of this application
+
+
+async def test_batched_requests_each_get_their_own_answer(
+    saved_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from types import SimpleNamespace
+
+    from ray import serve
+
+    # serve.batch reads the replica's max_ongoing_requests when its queue is made.
+    context = SimpleNamespace(_deployment_config=SimpleNamespace(max_ongoing_requests=64))
+    monkeypatch.setattr(serve, "get_replica_context", lambda: context)
+    batching = {"max_batch_size": 8, "batch_wait_timeout_s": 0.05}
+    server = _replica(saved_model, monkeypatch, tmp_path, batching=batching)
+    rows = ROWS["dataframe_records"]
+    calls = []
+    predict_many = server.runtime.predict_many
+    server.runtime.predict_many = lambda inputs: calls.append(len(inputs)) or predict_many(inputs)
+    async with await _client(server) as client:
+        answers = await asyncio.gather(
+            *(
+                client.post(
+                    PREDICT,
+                    json={"dataframe_records": [rows[i % 2]]},
+                    headers=_bearer("predict:iris"),
+                )
+                for i in range(12)
+            ),
+            client.post(PREDICT, json={"inputs": [["x"]]}, headers=_bearer("predict:iris")),
+        )
+    assert [a.json()["predictions"] for a in answers[:-1]] == [[0], [2]] * 6
+    assert answers[-1].status_code in (400, 422), answers[-1].text  # alone in its failure
+    assert sum(calls) == 12, calls  # the bad one failed in parsing, before the queue
+    assert max(calls) > 1, calls  # requests were predicted together
+
+
+async def test_a_canary_share_is_forwarded_and_a_pin_to_it_always_is(replica: Any) -> None:
+    client, server = replica
+    challenger = FakeChallenger()
+    server.reconfigure(Traffic(canary=Canary(version="2", percent=50)).model_dump())
+    server.split._handle = challenger  # what the Serve handle lookup would find
+    headers = _bearer("predict:iris")
+    seen = [
+        (await client.post(PREDICT, json=ROWS, headers=headers)).headers["x-maas-model-version"]
+        for _ in range(200)
+    ]
+    assert 60 <= seen.count("2") <= 140, seen.count("2")
+    pinned = await client.post("/v1/models/iris/versions/2/predict", json=ROWS, headers=headers)
+    assert (pinned.status_code, pinned.json()) == (200, {"predictions": [2]})
+    assert len(challenger.asked) == seen.count("2") + 1
+    server.reconfigure(Traffic().model_dump())
+    gone = await client.post("/v1/models/iris/versions/2/predict", json=ROWS, headers=headers)
+    assert gone.status_code == 404
