@@ -92,12 +92,13 @@ class Settings(BaseSettings):
         default=8404, ge=1, le=65535, description="haproxy mode: HAProxy's stats page port."
     )
     ingress_drain_s: float = Field(
-        default=5.0,
+        default=2.0,
         ge=0,
         le=600,
         description="haproxy mode: how long a stopping replica stays reachable so load "
         "balancers drop it (Ray's default 30 s is for external ones; HAProxy reloads in "
-        "well under a second and retries a refused connection on another replica).",
+        "well under a second and retries a refused connection on another replica). Each "
+        "undeploy, promote and rollback waits it out.",
     )
     ray_num_cpus: int | None = Field(
         default=None,

@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import httpx
 
 from maas_ray.errors import DeploymentFailed, PlatformUnavailable
+
+# One connection pool per dashboard and credential, shared by every ServeAPI of the
+# process: a new httpx client builds an SSL context (~50 ms here, even for http://),
+# and an action polls the dashboard a few times a second.
+_CLIENTS: dict[tuple[str, float, tuple[tuple[str, str], ...]], httpx.Client] = {}
+_LOCK = threading.Lock()
+
+
+def _client(base: str, timeout_s: float, headers: dict[str, str]) -> httpx.Client:
+    key = (base, timeout_s, tuple(sorted(headers.items())))
+    with _LOCK:
+        if key not in _CLIENTS:
+            _CLIENTS[key] = httpx.Client(timeout=timeout_s, headers=headers)
+        return _CLIENTS[key]
 
 
 class ServeAPI:
@@ -21,9 +36,8 @@ class ServeAPI:
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
-            return httpx.request(
-                method, f"{self.base}{path}", timeout=self.timeout_s, headers=self.headers, **kwargs
-            )
+            http = _client(self.base, self.timeout_s, self.headers)
+            return http.request(method, f"{self.base}{path}", **kwargs)
         except httpx.HTTPError as exc:
             raise PlatformUnavailable(
                 f"Ray dashboard at {self.base} does not answer ({exc.__class__.__name__}); "

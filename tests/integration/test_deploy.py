@@ -15,7 +15,7 @@ from ray.util.state import list_actors
 from maas_ray import MaaS, Settings
 from maas_ray.errors import MaasError
 from maas_ray.security.ray_token import dashboard_headers
-from tests.conftest import FIGURES, maas, post
+from tests.conftest import FIGURES, auth, maas, post
 
 
 class Broken(mlflow.pyfunc.PythonModel):
@@ -183,13 +183,21 @@ def test_a_first_deploy_that_cannot_load_is_a_503_from_the_pool_never_a_500(
     bad = client.register("brokenfirst", Broken(), input_example=iris["X"].head(2)).version
     row = iris["X"].head(1).to_dict(orient="records")
     seen: list[tuple[int, str]] = []
+    unanswered: list[float] = []  # when, into the deploy, a request got no answer
     stop = threading.Event()
+    url = f"{live.serve_url}/v1/models/brokenfirst/predict"
+    started = time.monotonic()
 
     def poll() -> None:
-        while not stop.is_set():
-            r = post(live, "/v1/models/brokenfirst/predict", {"dataframe_records": row})
-            seen.append((r.status_code, r.json().get("code", "")))
-            stop.wait(0.2)  # each try makes the pool load the broken version: paced
+        with httpx.Client(headers=auth(live), timeout=10) as http:
+            while not stop.is_set():
+                sent = time.monotonic() - started
+                try:
+                    r = http.post(url, json={"dataframe_records": row})
+                    seen.append((r.status_code, r.json().get("code", "")))
+                except httpx.TimeoutException:
+                    unanswered.append(sent)
+                stop.wait(0.2)  # each try makes the pool load the broken version: paced
 
     poller = threading.Thread(target=poll)
     poller.start()
@@ -203,6 +211,15 @@ def test_a_first_deploy_that_cannot_load_is_a_503_from_the_pool_never_a_500(
     assert seen
     assert {status for status, _ in seen} <= {404, 503}, sorted(set(seen))
     assert (503, "platform_unavailable") in seen  # the pool tried, said why
+    # Known gap (timeouts come with the reliability work): once the model's own
+    # application holds its route, a request waits for a replica that never starts
+    # until the client gives up. Counted and reported, not hidden.
+    FIGURES.append(
+        f"broken first deploy: {len(seen)} answers {sorted(set(seen))}; "
+        f"{len(unanswered)} requests unanswered after 10 s (sent at "
+        + ", ".join(f"{t:.1f}" for t in unanswered)
+        + " s into the deploy)"
+    )
     assert client.registry.get_spec("brokenfirst") is None
     gone = post(live, "/v1/models/brokenfirst/predict", {"dataframe_records": row})
     assert gone.status_code == 404
