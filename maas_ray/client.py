@@ -19,6 +19,7 @@ from maas_ray.lifecycle import Lifecycle
 from maas_ray.registry.models import HistoryEvent, ModelInfo, VersionInfo
 from maas_ray.routes import url
 from maas_ray.settings import Settings
+from maas_ray.trainer import Training
 from maas_ray.transport import Transport
 from maas_ray.wire import FORMATS, VERSION_HEADER
 
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from maas_ray.registry import Registry
 
 
-class MaaS(Lifecycle):
+class MaaS(Lifecycle, Training):
     """Register, deploy and query models on a maas_ray platform.
 
     Args:
@@ -230,7 +231,13 @@ class MaaS(Lifecycle):
 
 
 def wrap_inputs(inputs: Any) -> dict[str, Any]:
-    """``{"inputs": x}`` unless ``x`` already is a scoring-format payload."""
+    """``{"inputs": x}`` unless ``x`` already is a scoring-format payload; a pandas
+    DataFrame goes as ``dataframe_split`` (its column names kept), a Series as a list."""
     if isinstance(inputs, dict) and any(k in inputs for k in FORMATS):
         return inputs
+    kind = type(inputs).__name__
+    if kind == "DataFrame" and hasattr(inputs, "to_dict"):
+        return {"dataframe_split": inputs.to_dict(orient="split", index=False)}
+    if kind == "Series" and hasattr(inputs, "tolist"):
+        return {"inputs": inputs.tolist()}
     return {"inputs": inputs}

@@ -109,6 +109,7 @@ _PREDICTS = "Predict; any method but POST answers 405."
 _NAMED = "/models/{name}"
 _SCORING = {"body": "ScoringRequest", "errors": (404,)}
 _FOUND = {"errors": (404,)}
+_JOBS = ("train", "metrics")  # who may read jobs
 
 ROUTES: tuple[Route, ...] = (
     # The data plane first: the guard tries routes in order, predict is the hot path.
@@ -235,6 +236,47 @@ ROUTES: tuple[Route, ...] = (
         "One operation: its state, the steps done, its result or error.",
         "Operation",
         **_FOUND,
+    ),
+    _admin(
+        "train",
+        "POST",
+        "/train",
+        ("train",),
+        summary="Train a pipeline as a Ray job; answers 202 with the job at once.",
+        body="TrainingSpec",
+        answer="JobInfo",
+        status=202,
+        errors=(503,),
+        params=("actor",),
+    ),
+    _admin("jobs", "GET", "/jobs", _JOBS, summary="Ray jobs, newest first.", answer="[JobInfo]"),
+    _admin(
+        "job",
+        "GET",
+        "/jobs/{job_id}",
+        _JOBS,
+        summary="One job: status, stage, and the result of a finished training.",
+        answer="JobInfo",
+        **_FOUND,
+    ),
+    _admin(
+        "job_logs",
+        "GET",
+        "/jobs/{job_id}/logs",
+        _JOBS,
+        summary="A job's log so far.",
+        answer="JobLogs",
+        **_FOUND,
+    ),
+    _admin(
+        "stop_job",
+        "POST",
+        "/jobs/{job_id}/stop",
+        ("train",),
+        summary="Stop a job (a finished one stays as it ended).",
+        answer="JobInfo",
+        errors=(404,),
+        params=("actor",),
     ),
     _keys("list_keys", "GET", "/keys", "Every API key (never the secrets).", "[KeyRecord]"),
     _keys(

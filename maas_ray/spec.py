@@ -1,15 +1,17 @@
-"""The deployment spec and its parts: what a user asks for, validated once.
+"""The specs: what a user asks for, validated once.
 
 The ground floor: the registry stores a ``DeploymentSpec`` as a tag, the control
 plane turns it into Serve applications, the replica gets its ``Batching`` and
-``Traffic``, and the SDK and CLI send it; all of them import it from here.
+``Traffic``, and the SDK and CLI send it; all of them import it from here. A
+``TrainingSpec`` is what ``maas train`` (SDK, CLI, management API, job) fits.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 # Names of the Serve applications and deployments the platform runs.
 GATEWAY_APP = "maas-gateway"
@@ -210,4 +212,101 @@ class DeploymentFile(BaseModel):
             raise ValueError(
                 f"give a version or an alias for {', '.join(loose)}: a file pins what it serves"
             )
+        return self
+
+
+# A model name as the registry takes it (see registry/_names.py): also the
+# training spec's ``name``.
+_NAME = r"^[^\W_][\w.-]{0,99}$"
+# ``module.sub:callable`` that returns an unfitted scikit-learn estimator.
+_FACTORY = r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_.]*$"
+# An estimator object the SDK pickled into the training's run.
+_STAGED = r"^runs:/[0-9a-f]{32}/[\w./-]+\.pkl$"
+# ``module.Class`` of a scikit-learn estimator, in an estimator spec.
+_CLASS = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$"
+CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
+REGRESSION_METRICS = ("mae", "rmse", "r2")
+LOWER_IS_BETTER = frozenset({"mae", "rmse"})
+
+
+class TrainingSpec(BaseModel):
+    """What ``maas train`` fits and registers: data, label, pipeline, split.
+
+    .. code-block:: yaml
+
+        kind: MaasTraining
+        name: sentiment
+        data: examples/sentiment/data.csv        # CSV or Parquet
+        label: label
+        pipeline:                                # or "package.module:factory"
+          - sklearn.feature_extraction.text.TfidfVectorizer: {analyzer: char_wb}
+          - sklearn.naive_bayes.MultinomialNB: {alpha: 1.0}
+
+    ``pipeline`` is an importable factory (``module:callable`` returning an unfitted
+    estimator) or estimator steps, each ``{"module.Class": {params}}``, chained with
+    scikit-learn's ``make_pipeline``; list values of params become tuples
+    (``ngram_range: [1, 3]``). ``data`` is a path the job can read, or an MLflow
+    artifact URI (``runs:/...``) where the SDK staged it.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["MaasTraining"] = Field(
+        default="MaasTraining", description="Marks a maas_ray training file."
+    )
+    name: str = Field(description="Registered model to add a version to.")
+    data: str = Field(min_length=1, max_length=4096, description="CSV/Parquet path or URI.")
+    label: str = Field(default="target", min_length=1, max_length=200)
+    pipeline: str | list[dict[str, dict[str, object]]] = Field(
+        description="'module:factory', or estimator steps [{'module.Class': {params}}]."
+    )
+    test_size: float = Field(default=0.2, gt=0, lt=1, description="Held-out share.")
+    seed: int = Field(default=0, ge=0, description="Seed of the split (and the estimator).")
+    num_cpus: float = Field(default=1.0, gt=0, le=256, description="CPUs the fit task takes.")
+    promote_if_better: str | None = Field(
+        default=None,
+        description="Promote to @production only if this held-out metric beats the "
+        "production version's on the same rows.",
+    )
+    description: str | None = Field(default=None, max_length=5000)
+    tags: dict[str, str] = Field(default_factory=dict)
+    data_sha256: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="Set by the SDK when it staged the data: checked against what is read.",
+    )
+    run_id: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{32}$",
+        description="MLflow run to log into (where the SDK staged the inputs); None: a new one.",
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _named(cls, name: str) -> str:
+        if not re.match(_NAME, name):
+            raise ValueError(
+                "use letters, digits, '-', '_' or '.', starting with a letter or digit"
+            )
+        return name
+
+    @model_validator(mode="after")
+    def _checked(self) -> TrainingSpec:
+        if isinstance(self.pipeline, str):
+            if not re.match(_FACTORY, self.pipeline) and not re.match(_STAGED, self.pipeline):
+                raise ValueError(
+                    f"got pipeline '{self.pipeline}': give 'module:factory' or estimator steps"
+                )
+        else:
+            if not self.pipeline:
+                raise ValueError("pipeline: give at least one estimator step")
+            for step in self.pipeline:
+                if len(step) != 1 or not re.match(_CLASS, next(iter(step))):
+                    raise ValueError(
+                        f"pipeline step {step}: give one {{'module.Class': {{params}}}} per step"
+                    )
+        metric = self.promote_if_better
+        if metric is not None and metric not in CLASSIFICATION_METRICS + REGRESSION_METRICS:
+            known = ", ".join(CLASSIFICATION_METRICS + REGRESSION_METRICS)
+            raise ValueError(f"promote_if_better: got '{metric}', one of {known}")
         return self

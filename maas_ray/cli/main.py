@@ -1,7 +1,7 @@
 """The ``maas`` command: a thin typer layer over the SDK and the control plane.
 
 The commands live in one module per concept (``platform``, ``models``, ``lifecycle``,
-``keys``); this module holds the app, its global options and the entry point.
+``keys``, ``training``); this module holds the app, its global options and the entry point.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from maas_ray.cli import keys, lifecycle, models, platform
+from maas_ray.cli import keys, lifecycle, models, platform, training
 from maas_ray.cli._common import overrides
 
 # MLflow and Ray load only in the commands that need them (`up`, `down`, `register`):
@@ -37,12 +37,14 @@ _COMMANDS: list[tuple[str, Callable[..., Any]]] = [
     ("history", lifecycle.history),
     ("undeploy", lifecycle.undeploy),
     ("predict", models.predict),
+    ("train", training.train),
     ("audit", keys.audit),
 ]
 for _name, _command in _COMMANDS:
     app.command(_name)(_command)
 app.add_typer(models.models_app, name="models")
 app.add_typer(keys.keys_app, name="keys")
+app.add_typer(training.jobs_app, name="jobs")
 
 
 @app.callback()

@@ -330,6 +330,8 @@ def _summary(action: str, answer: Any) -> str:
         return f"version {answer.get('version')} sha256 {str(answer.get('sha256'))[:16]}"
     if action == "apply":
         return ", ".join(f"{m}: {what}" for m, what in answer.items())
+    if action in ("train", "stop_job"):
+        return f"job {answer.get('id')} {answer.get('status')} run {answer.get('run_id')}"
     version = answer.get("version") or (answer.get("status") or {}).get("version")
     return f"version {version}, {answer.get('traffic') or answer.get('health') or ''}".strip(", ")
 
@@ -377,3 +379,7 @@ def _validated(model: type[Body], data: dict[str, Any]) -> Body:
         where = ".".join(str(x) for x in first["loc"]) or "body"
         text = str(first["msg"]).removeprefix("Value error, ")
         raise InvalidInput(f"{where}: {text}") from exc
+
+
+# The training and job routes' handlers live apart; importing them registers them.
+from maas_ray.gateway import jobs_api  # noqa: E402, F401

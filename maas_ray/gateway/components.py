@@ -59,6 +59,11 @@ _ERRORS: dict[str, tuple[str, str]] = {
         "DeploymentFailed",
         "The new replicas did not start; the change was undone. Code: `deployment_failed`.",
     ),
+    "503": (
+        "Unavailable",
+        "A part of the platform does not answer (Ray's job API, the registry). "
+        "Code: `platform_unavailable`.",
+    ),
 }
 
 

@@ -22,7 +22,8 @@ from maas_ray.registry.models import HistoryEvent, ModelInfo, VersionInfo
 from maas_ray.security.audit import AuditRecord
 from maas_ray.security.keys import KeyRecord
 from maas_ray.security.scopes import PER_MODEL, PLAIN
-from maas_ray.spec import Canary, DeploymentFile, DeploymentSpec, Shadow
+from maas_ray.spec import Canary, DeploymentFile, DeploymentSpec, Shadow, TrainingSpec
+from maas_ray.training.result import JobInfo, TrainResult
 
 _REF = "#/components/schemas/{model}"
 _MODELS: tuple[type[BaseModel], ...] = (
@@ -40,6 +41,9 @@ _MODELS: tuple[type[BaseModel], ...] = (
     KeyBody,
     AuditRecord,
     Operation,
+    TrainingSpec,
+    TrainResult,
+    JobInfo,
 )
 
 
@@ -165,6 +169,10 @@ def _scoring_schemas() -> dict[str, Any]:
 def _admin_schemas() -> dict[str, Any]:
     status = {"$ref": _REF.format(model="ModelStatus")}
     return {
+        "JobLogs": _object(
+            {"id": {"type": "string"}, "logs": {"type": "string"}},
+            description="A job's log so far.",
+        ),
         "Traffic": _object(
             {
                 "model": {"type": "string"},

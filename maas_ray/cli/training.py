@@ -1,0 +1,154 @@
+"""Training on the cluster: ``train --config FILE.yaml`` and ``jobs list|show|logs|stop``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from maas_ray.cli import _output as o
+from maas_ray.cli._common import OutputOpt, err, out, reports_errors, sdk, spinner
+from maas_ray.cli._output import Output, print_json, print_table
+from maas_ray.errors import BadRequest
+from maas_ray.training.result import JobInfo, TrainResult
+
+jobs_app = typer.Typer(help="Ray jobs on the platform's cluster (trainings).", no_args_is_help=True)
+JOB_COLUMNS = ("id", "kind", "model", "status", "stage", "started (UTC)", "submitted by")
+
+
+def _document(path: Path) -> dict[str, Any]:
+    import yaml
+
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise BadRequest(f"cannot read {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise BadRequest(f"{path} is not YAML: {str(exc).splitlines()[0]}") from exc
+    if not isinstance(doc, dict) or doc.get("kind") != "MaasTraining":
+        raise BadRequest(f"{path}: expected a YAML document with 'kind: MaasTraining'")
+    return doc
+
+
+@reports_errors
+def train(
+    config: Annotated[Path, typer.Option("--config", "-f", help="A kind: MaasTraining YAML file.")],
+    promote_if_better: Annotated[
+        str | None,
+        typer.Option(help="Promote only if this held-out metric beats @production's."),
+    ] = None,
+    detach: Annotated[
+        bool, typer.Option("--detach", help="Submit the job, print its id, do not wait.")
+    ] = False,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Train the file's pipeline on its data as a Ray job and register a new version.
+
+    The data and the pipeline are checked here first; the fit runs on the cluster.
+    The data path in the file is relative to the file. Not promoted unless
+    --promote-if-better (or the file's promote_if_better) says so and it wins.
+    """
+    doc = _document(config)
+    fields = {k: v for k, v in doc.items() if k not in ("data", "pipeline")}
+    if promote_if_better is not None:
+        fields["promote_if_better"] = promote_if_better
+    if "data" not in doc or "pipeline" not in doc:
+        raise BadRequest(f"{config}: give 'data' and 'pipeline'")
+    base = config.resolve().parent
+    with spinner(f"training {fields.get('name', '?')}") as say:
+        answer = sdk().train_spec(
+            base, doc["data"], doc["pipeline"], fields, wait=not detach, progress=say
+        )
+    if isinstance(answer, JobInfo):
+        err.print(f"job {answer.id} submitted; `maas jobs show {answer.id}` follows it")
+        print(answer.id)  # plain stdout, last line: `JOB=$(maas train ... --detach)`
+        return
+    _print_result(answer, output)
+
+
+def _print_result(result: TrainResult, output: Output) -> None:
+    if output is Output.json:
+        print_json(result.model_dump())
+        return
+    title = f"{result.model} version {result.version} (run {result.run_id}, {result.task})"
+    columns = ["metric", f"v{result.version} (new)"]
+    old = result.production or {}
+    if old:
+        columns.append(f"v{old['version']} (@production)")
+    rows = []
+    for metric, value in result.metrics.items():
+        row: list[o.Cell] = [metric, f"{value:.4f}"]
+        if old:
+            theirs = old["metrics"].get(metric)
+            row.append("-" if theirs is None else f"{theirs:.4f}")
+        rows.append(row)
+    print_table(out, title, columns, rows)
+    err.print(
+        f"held out {result.n_test} of {result.n_train + result.n_test} rows; "
+        f"data sha256 {result.data_sha256[:16]}",
+        highlight=False,
+    )
+    if result.promotion:
+        err.print(result.promotion, highlight=False)
+
+
+def _cells(job: JobInfo) -> list[o.Cell]:
+    started = o.when(job.start_time) if job.start_time else "-"
+    return [
+        job.id,
+        job.kind or "-",
+        job.model or "-",
+        job.status,
+        job.stage or "-",
+        started,
+        job.submitted_by or "-",
+    ]
+
+
+@jobs_app.command("list")
+@reports_errors
+def jobs_list(output: OutputOpt = Output.table) -> None:
+    """Jobs on the cluster, newest first."""
+    jobs = sdk().jobs()
+    if output is Output.json:
+        print_json([j.model_dump() for j in jobs])
+        return
+    print_table(out, "jobs", JOB_COLUMNS, [_cells(j) for j in jobs], empty="no jobs")
+
+
+@jobs_app.command("show")
+@reports_errors
+def jobs_show(
+    job_id: Annotated[str, typer.Argument(help="The job's id (see `maas jobs list`).")],
+    output: OutputOpt = Output.table,
+) -> None:
+    """One job: status, stage, message, and a finished training's result."""
+    job = sdk().job(job_id)
+    if output is Output.json:
+        print_json(job.model_dump())
+        return
+    print_table(out, "job", JOB_COLUMNS, [_cells(job)])
+    if job.message:
+        err.print(job.message, highlight=False)
+    if job.result is not None:
+        _print_result(job.result, Output.table)
+
+
+@jobs_app.command("logs")
+@reports_errors
+def jobs_logs(
+    job_id: Annotated[str, typer.Argument(help="The job's id (see `maas jobs list`).")],
+) -> None:
+    """A job's log so far."""
+    print(sdk().job_logs(job_id), end="")
+
+
+@jobs_app.command("stop")
+@reports_errors
+def jobs_stop(
+    job_id: Annotated[str, typer.Argument(help="The job's id (see `maas jobs list`).")],
+) -> None:
+    """Stop a job (what it registered before it stopped stays registered)."""
+    job = sdk().stop_job(job_id)
+    err.print(f"job {job.id}: {job.status}", highlight=False)

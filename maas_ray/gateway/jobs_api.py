@@ -1,0 +1,60 @@
+"""The management API's training and job routes (declared in ``maas_ray/routes.py``).
+
+``POST /v1/admin/train`` checks the spec, opens the training's MLflow run (unless
+the SDK staged one), submits ``python -m maas_ray.jobs.train`` as a Ray job and
+answers 202 with the job at once; ``/v1/admin/jobs`` lists, reads, and stops jobs.
+A training runs code the caller names (a factory, a pickled pipeline): only the
+``train`` scope (or ``admin``) opens it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from maas_ray.gateway.admin import Context, handles
+from maas_ray.jobs.submit import Jobs
+from maas_ray.spec import TrainingSpec
+
+
+@handles("train", TrainingSpec)
+def _train(c: Context) -> tuple[int, Any]:
+    from mlflow.tracking import MlflowClient
+
+    from maas_ray.training.run import new_run
+
+    spec: TrainingSpec = c.parsed
+    if spec.run_id is None:
+        spec = spec.model_copy(
+            update={"run_id": new_run(MlflowClient(c.settings.mlflow_uri), spec.name)}
+        )
+    jobs = Jobs(c.settings)
+    job_id = jobs.submit(
+        "train",
+        spec.name,
+        ["--spec", spec.model_dump_json(exclude_none=True)],
+        spec.run_id,
+        c.call.actor,
+    )
+    info = jobs.get(job_id)
+    return 202, info.model_dump()
+
+
+@handles("jobs")
+def _jobs(c: Context) -> tuple[int, Any]:
+    return 200, [job.model_dump() for job in Jobs(c.settings).list()]
+
+
+@handles("job")
+def _job(c: Context) -> tuple[int, Any]:
+    return 200, Jobs(c.settings).get(c.call.params["job_id"]).model_dump()
+
+
+@handles("job_logs")
+def _job_logs(c: Context) -> tuple[int, Any]:
+    job_id = c.call.params["job_id"]
+    return 200, {"id": job_id, "logs": Jobs(c.settings).logs(job_id)}
+
+
+@handles("stop_job")
+def _stop_job(c: Context) -> tuple[int, Any]:
+    return 200, Jobs(c.settings).stop(c.call.params["job_id"]).model_dump()

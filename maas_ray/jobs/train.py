@@ -1,0 +1,81 @@
+"""Train a pipeline and register it: ``python -m maas_ray.jobs.train --config FILE.yaml``.
+
+The same training as ``MaaS().train`` and ``maas train``; submitted as a Ray job::
+
+    ray job submit --address http://127.0.0.1:8265 --working-dir . \\
+        -- python -m maas_ray.jobs.train --config training.yaml
+
+``--config``: a ``kind: MaasTraining`` YAML file (its ``data`` path relative to the
+file). ``--spec``: the same document as JSON (what the management API submits).
+The last line printed is the result as JSON; a failure exits 1 with one line that
+says why, and leaves the registry unchanged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from maas_ray.errors import MaasError
+from maas_ray.jobs.submit import RESULT_PREFIX, STAGE_PREFIX
+from maas_ray.settings import Settings
+from maas_ray.spec import TrainingSpec
+
+
+def parse(argv: list[str] | None = None) -> tuple[TrainingSpec, Path | None]:
+    """The training spec from the command line, and the folder its data is relative to."""
+    parser = argparse.ArgumentParser(prog="python -m maas_ray.jobs.train", description=__doc__)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--config", type=Path, help="a kind: MaasTraining YAML file")
+    source.add_argument("--spec", help="the same document as JSON")
+    parser.add_argument("--promote-if-better", metavar="METRIC", default=None)
+    args = parser.parse_args(argv)
+    if args.config is not None:
+        try:
+            raw = yaml.safe_load(args.config.read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            parser.exit(1, f"error: cannot read {args.config}: {exc}\n")
+        base = args.config.resolve().parent
+    else:
+        raw, base = json.loads(args.spec), None
+    if args.promote_if_better:
+        raw = {**raw, "promote_if_better": args.promote_if_better}
+    try:
+        return TrainingSpec.model_validate(raw), base
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "spec"
+        parser.exit(1, f"error: {where}: {first['msg']}\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
+    spec, base = parse(argv)
+    import ray
+
+    from maas_ray.training.run import train
+
+    ray.init(log_to_driver=False)  # the job's cluster (RAY_ADDRESS from Ray's job API)
+    try:
+        result = train(spec, Settings(), base, say=lambda s: _out(f"{STAGE_PREFIX}{s}"))
+    except MaasError as exc:
+        _out(f"error: {exc.message}")
+        return 1
+    _out(RESULT_PREFIX + result.model_dump_json())
+    return 0
+
+
+def _out(line: str) -> None:
+    """One line of the job's log, at once (the job API reads it while the job runs)."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

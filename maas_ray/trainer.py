@@ -1,0 +1,165 @@
+"""The SDK's training verbs: train, and the Ray jobs that run trainings.
+
+``MaaS().train(data, pipeline, name=...)`` checks the data and the pipeline here,
+stages them in the training's MLflow run, and asks the management API to run
+``maas_ray.jobs.train`` as a Ray job (``POST /v1/admin/train``); it waits for the
+job (each stage to ``progress``) and returns the ``TrainResult``, or, with
+``wait=False``, the ``JobInfo`` at once. Inside the cluster (a Ray job's driver,
+``ray.is_initialized()``) the training runs in the calling process instead.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from maas_ray.errors import PlatformUnavailable, RemoteError
+from maas_ray.training.result import JobInfo, TrainResult
+
+if TYPE_CHECKING:
+    from maas_ray.settings import Settings
+    from maas_ray.spec import TrainingSpec
+    from maas_ray.transport import Transport
+
+Progress = Callable[[str], None]
+_POLL_S = 0.5
+_JOB_TIMEOUT_S = 3600.0  # how long train() waits for its job before it says so
+
+
+class Training:
+    """Mixed into ``MaaS``; needs its ``settings`` and ``_http`` transport."""
+
+    settings: Settings
+    _http: Transport
+
+    def train(
+        self,
+        data: Any,
+        pipeline: Any,
+        *,
+        name: str,
+        label: str = "target",
+        test_size: float = 0.2,
+        seed: int = 0,
+        num_cpus: float = 1.0,
+        promote_if_better: str | None = None,
+        description: str | None = None,
+        tags: dict[str, str] | None = None,
+        wait: bool = True,
+        progress: Progress | None = None,
+    ) -> Any:
+        """Fit ``pipeline`` on ``data`` on the cluster and register a new version of ``name``.
+
+        Args:
+            data: A pandas DataFrame (label in column ``label``), a list of
+                ``(features, label)`` pairs, or the path of a CSV or Parquet file.
+            pipeline: An unfitted scikit-learn estimator or pipeline, a factory
+                ``"module:callable"``, or estimator steps ``[{"module.Class": {params}}]``.
+            name: The registered model to add a version to.
+            label: The label column.
+            test_size: Share of rows held out (stratified for classification).
+            seed: Seed of the split and of the estimator's unset ``random_state``.
+            num_cpus: CPUs the fit task declares.
+            promote_if_better: A metric (``accuracy``, ``f1``, ``rmse``, ...): promote
+                to ``@production`` only if the new version beats it on the same rows.
+            description: The version's description.
+            tags: More tags for the version.
+            wait: False: return the job at once.
+            progress: Called with each stage of the training.
+
+        Returns:
+            ``TrainResult`` (version, run id, held-out metrics), or ``JobInfo`` with
+            ``wait=False``.
+        """
+        fields = {
+            "name": name,
+            "label": label,
+            "test_size": test_size,
+            "seed": seed,
+            "num_cpus": num_cpus,
+            "promote_if_better": promote_if_better,
+            "description": description,
+            "tags": tags or {},
+        }
+        return self.train_spec(None, data, pipeline, fields, wait=wait, progress=progress)
+
+    def train_spec(
+        self,
+        base: Path | None,
+        data: Any,
+        pipeline: Any,
+        fields: dict[str, Any],
+        *,
+        wait: bool = True,
+        progress: Progress | None = None,
+    ) -> Any:
+        """``train`` with the spec's fields as a dict (``maas train --config`` uses it);
+        a relative data path is taken from ``base``."""
+        from maas_ray.training.staging import checked, stage
+
+        say = progress or (lambda _: None)
+        say("checking the data and the pipeline")
+        spec, raw, suffix, pickled = checked(data, pipeline, fields, base)
+        say(f"staging {len(raw):,} bytes of data in MLflow")
+        spec = stage(self.settings, spec, raw, suffix, pickled)
+        if _in_cluster():
+            from maas_ray.training.run import train
+
+            return train(spec, self.settings, say=say)
+        job = JobInfo.model_validate(self._http.admin("train", _body(spec)))
+        say(f"job {job.id} submitted (run {spec.run_id})")
+        return self.wait_job(job, progress) if wait else job
+
+    def wait_job(self, job: JobInfo, progress: Progress | None = None) -> TrainResult:
+        """Wait for a training job; its result, or its error raised as a RemoteError."""
+        deadline = time.monotonic() + _JOB_TIMEOUT_S
+        said = None
+        while not job.done:
+            if progress is not None and job.stage and job.stage != said:
+                progress(job.stage)
+                said = job.stage
+            if time.monotonic() > deadline:
+                raise PlatformUnavailable(
+                    f"job {job.id} still {job.status} after {_JOB_TIMEOUT_S:.0f}s; "
+                    f"`maas jobs show {job.id}` tells how it goes"
+                )
+            time.sleep(_POLL_S)
+            job = self.job(job.id)
+        if job.status != "SUCCEEDED" or job.result is None:
+            raise RemoteError(
+                f"job {job.id} {job.status.lower()}: {job.message or 'no result'}; "
+                f"`maas jobs logs {job.id}` has its log",
+                status_code=422 if job.status == "FAILED" else 409,
+                remote_code="job_failed" if job.status == "FAILED" else "job_stopped",
+            )
+        return job.result
+
+    def jobs(self) -> list[JobInfo]:
+        """Ray jobs on the platform's cluster, newest first."""
+        return [JobInfo.model_validate(j) for j in self._http.admin("jobs")]
+
+    def job(self, job_id: str) -> JobInfo:
+        """One job: status, stage, and the result of a finished training."""
+        return JobInfo.model_validate(self._http.admin("job", job_id=job_id))
+
+    def job_logs(self, job_id: str) -> str:
+        """A job's log so far."""
+        return str(self._http.admin("job_logs", job_id=job_id)["logs"])
+
+    def stop_job(self, job_id: str) -> JobInfo:
+        """Stop a job; a finished one stays as it ended."""
+        return JobInfo.model_validate(self._http.admin("stop_job", job_id=job_id))
+
+
+def _body(spec: TrainingSpec) -> dict[str, Any]:
+    return spec.model_dump(exclude_none=True)
+
+
+def _in_cluster() -> bool:
+    """True in a process attached to a Ray cluster (a job's driver, a task)."""
+    import sys
+
+    ray = sys.modules.get("ray")
+    return bool(ray is not None and ray.is_initialized())

@@ -1,0 +1,236 @@
+"""Training as a service on the real cluster and MLflow server: the SDK's three lines,
+`maas train --config`, a `ray job submit` of the job entrypoint, the management
+API's train and job routes, and what a bad input or a failing job leaves behind."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from maas_ray import MaaS, Settings
+from maas_ray.errors import MaasError
+from maas_ray.training.data import sha256
+from tests.conftest import FIGURES, ROOT, auth, maas
+
+SENTIMENT = ROOT / "examples" / "sentiment" / "data.csv"
+
+
+@pytest.fixture(scope="module")
+def reviews() -> pd.DataFrame:
+    return pd.read_csv(SENTIMENT)
+
+
+def _versions(client: MaaS, name: str) -> list[str]:
+    try:
+        return [v.version for v in client.versions(name)]
+    except MaasError:
+        return []
+
+
+def test_three_lines_train_register_and_answer(
+    client: MaaS, live: Settings, reviews: pd.DataFrame
+) -> None:
+    """README's example: train from a DataFrame, deploy, predict from a DataFrame."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.naive_bayes import MultinomialNB
+    from sklearn.pipeline import make_pipeline
+
+    train_rows, test_rows = reviews.iloc[:-20], reviews.iloc[-20:]
+    stages: list[str] = []
+    pipeline = make_pipeline(
+        TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3)), MultinomialNB()
+    )
+    result = client.train(
+        train_rows, pipeline, name="trained", label="label", progress=stages.append
+    )
+    assert result.model == "trained"
+    assert result.task == "classification"
+    assert set(result.metrics) == {"accuracy", "precision", "recall", "f1", "roc_auc"}
+    assert result.metrics["accuracy"] > 0.8, result
+    assert result.n_test == round(len(train_rows) * 0.2 + 0.49)
+    assert not result.promoted
+    assert any("fitting on" in s for s in stages), stages
+    version = client.model("trained").versions[0]
+    assert version.version == result.version
+    assert version.tags["maas.run_id"] == result.run_id
+    assert version.tags["maas.data_sha256"] == result.data_sha256
+    assert version.sha256  # digest-checked like any other version
+    run = MlflowClient(live.mlflow_uri).get_run(result.run_id)
+    assert run.data.metrics["accuracy"] == pytest.approx(result.metrics["accuracy"])
+    assert run.data.params["n_test"] == str(result.n_test)
+    staged = run.info.artifact_uri
+    assert staged  # the inputs and the model are the run's artifacts
+    client.deploy("trained", result.version, num_cpus=0.25)
+    try:
+        answers = client.predict("trained", test_rows["text"])
+        assert len(answers) == 20
+        right = sum(a == b for a, b in zip(answers, test_rows["label"], strict=True))
+        assert right >= 16, answers
+        framed = client.predict("trained", test_rows[["text"]].head(3))
+        assert framed == answers[:3]
+    finally:
+        client.undeploy("trained")
+    FIGURES.append(
+        f"train (SDK, {len(train_rows)} reviews): version {result.version}, "
+        f"accuracy {result.metrics['accuracy']:.3f}; served 20 held back, {right} right"
+    )
+
+
+def _config(tmp_path: Path, **extra: Any) -> Path:
+    import yaml
+
+    data = tmp_path / "wine.csv"
+    from sklearn.datasets import load_wine
+
+    frame = load_wine(as_frame=True).frame
+    frame.to_csv(data, index=False)
+    doc = {
+        "kind": "MaasTraining",
+        "name": "wine",
+        "data": "wine.csv",  # relative to the file
+        "pipeline": [
+            {"sklearn.preprocessing.StandardScaler": {}},
+            {"sklearn.linear_model.LogisticRegression": {"C": 0.01, "max_iter": 500}},
+        ],
+        **extra,
+    }
+    path = tmp_path / "training.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def test_cli_train_from_a_file_then_promote_only_if_better(
+    client: MaaS, env: dict[str, str], tmp_path: Path
+) -> None:
+    config = _config(tmp_path)
+    first = json.loads(maas(env, "train", "--config", str(config), "-o", "json").stdout)
+    assert first["model"] == "wine"
+    assert first["data_sha256"] == sha256((tmp_path / "wine.csv").read_bytes())
+    assert first["promoted"] is False
+    # A first version promoted by hand; a weaker one (C tiny) is not promoted over it.
+    client.promote("wine", first["version"])
+    weak = _config(
+        tmp_path,
+        pipeline=[{"sklearn.linear_model.LogisticRegression": {"C": 0.00001, "max_iter": 50}}],
+    )
+    proc = maas(env, "train", "--config", str(weak), "--promote-if-better", "f1")
+    assert "kept v" in proc.stderr, proc.stderr
+    assert "(@production)" in proc.stdout  # both versions' scores side by side
+    assert client.model("wine").aliases["production"] == first["version"]
+    strong = _config(
+        tmp_path,
+        pipeline=[
+            {"sklearn.preprocessing.StandardScaler": {}},
+            {"sklearn.linear_model.LogisticRegression": {"C": 1.0, "max_iter": 500}},
+        ],
+    )
+    better = json.loads(
+        maas(env, "train", "-f", str(strong), "--promote-if-better", "f1", "-o", "json").stdout
+    )
+    assert better["promoted"] is True, better
+    assert better["production"]["version"] == first["version"]
+    assert better["metrics"]["f1"] > better["production"]["metrics"]["f1"]
+    assert client.model("wine").aliases["production"] == better["version"]
+
+
+@pytest.mark.parametrize(
+    ("edit", "words"),
+    [
+        ({"label": "nosuch"}, "no label column 'nosuch'"),
+        ({"data": "missing.csv"}, "no such file"),
+        ({"pipeline": "nosuchmodule:build"}, "cannot import nosuchmodule"),
+        ({"pipeline": [{"sklearn.linear_model.NoSuch": {}}]}, "has no 'NoSuch'"),
+        ({"test_size": 2}, "test_size"),
+    ],
+)
+def test_cli_bad_training_is_one_line_and_changes_nothing(
+    client: MaaS, env: dict[str, str], tmp_path: Path, edit: dict[str, Any], words: str
+) -> None:
+    before = _versions(client, "wine")
+    jobs = len(client.jobs())
+    proc = maas(env, "train", "--config", str(_config(tmp_path, **edit)), check=False)
+    assert proc.returncode == 1, proc.stdout
+    assert words in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert _versions(client, "wine") == before
+    assert len(client.jobs()) == jobs  # refused before any cluster work
+
+
+def test_ray_job_submit_of_the_train_entrypoint_registers(
+    client: MaaS, live: Settings, tmp_path: Path
+) -> None:
+    config = _config(tmp_path, name="wine-job")
+    proc = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "ray"),
+            "job",
+            "submit",
+            "--address",
+            live.dashboard_url,
+            "--",
+            "python",
+            "-m",
+            "maas_ray.jobs.train",
+            "--config",
+            str(config),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("MAAS_RESULT "))
+    result = json.loads(line.removeprefix("MAAS_RESULT "))
+    version = client.model("wine-job").versions[0]
+    assert version.version == result["version"]
+    assert version.tags["maas.run_id"] == result["run_id"]
+
+
+def test_the_train_api_answers_202_and_jobs_tell_how_it_went(
+    client: MaaS, live: Settings, tmp_path: Path
+) -> None:
+    config = _config(tmp_path, name="wine-api")
+    import yaml
+
+    spec = {**yaml.safe_load(config.read_text()), "data": str(tmp_path / "wine.csv")}
+    url = f"{live.serve_url}/v1/admin/train"
+    reader = client.create_key(["metrics"])["key"]
+    refused = httpx.post(url, json=spec, headers={"authorization": f"Bearer {reader}"})
+    assert refused.status_code == 403
+    bad = httpx.post(url, json={**spec, "pipeline": "nocolon"}, headers=auth(live))
+    assert bad.status_code in (400, 422), bad.text
+    resp = httpx.post(url, json=spec, headers=auth(live), timeout=60)
+    assert resp.status_code == 202, resp.text
+    job = resp.json()
+    assert job["kind"] == "train"
+    assert job["model"] == "wine-api"
+    assert job["run_id"]
+    result = client.wait_job(client.job(job["id"]))
+    assert result.model == "wine-api"
+    assert job["id"] in [j.id for j in client.jobs()]
+    shown = httpx.get(
+        f"{live.serve_url}/v1/admin/jobs/{job['id']}",
+        headers={"authorization": f"Bearer {reader}"},
+    )
+    assert shown.status_code == 200
+    assert shown.json()["status"] == "SUCCEEDED"
+    assert "MAAS_RESULT" in client.job_logs(job["id"])
+    # A job that fails on the cluster (its data has no such label) leaves the registry as it was.
+    before = _versions(client, "wine-api")
+    failing = httpx.post(url, json={**spec, "label": "nosuch"}, headers=auth(live), timeout=60)
+    assert failing.status_code == 202
+    with pytest.raises(MaasError) as info:
+        client.wait_job(client.job(failing.json()["id"]))
+    assert "no label column 'nosuch'" in info.value.message
+    assert _versions(client, "wine-api") == before
+    missing = httpx.get(f"{live.serve_url}/v1/admin/jobs/nosuchjob", headers=auth(live))
+    assert (missing.status_code, missing.json()["code"]) == (404, "not_found")
