@@ -36,7 +36,7 @@ BODIES: dict[str, Any] = {
     "apply": {"kind": "MaasDeployments", "models": []},
     "create_key": {"scopes": ["admin"]},
 }
-_PARAMS = {"name": "sentiment", "version": "1", "key_id": "abc", "op_id": "abc"}
+_PARAMS = {"name": "sentiment", "version": "1", "key_id": "abc", "op_id": "abc", "job_id": "abc"}
 # Every route of the table but the public ones, and two no route has, as (method,
 # path, JSON body or None).
 ROUTES = [

@@ -8,7 +8,8 @@ same requests every time; each is sent for real over HTTP with the admin key.
 
 Nothing is excluded except what would break the session: the lifecycle routes
 (deploy, undeploy, promote, rollback, canary, shadow, apply) never get a seeded
-model's name, and the admin key is never revoked. A request unanswered after
+model's name, the admin key is never revoked, and the train route gets only specs
+that fail validation (a valid one starts a Ray job). A request unanswered after
 TIMEOUT_S fails the test like a 5xx. Two small passes follow, without the
 Authorization header and with a random bearer token: every route but the health
 checks must answer 401 with a WWW-Authenticate challenge.
@@ -163,6 +164,17 @@ def protected(case: Case, seeded: Iterable[str], key_ids: Iterable[str]) -> bool
         # Any mention of a seeded model: the name, or a spec in an apply file.
         text = unquote(str(case.path_parameters or {})) + json.dumps(_jsonable(case.body))
         return any(name in text for name in seeded)
+    if op.method.upper() == "POST" and op.path == "/v1/admin/train":
+        # A valid spec starts a Ray job (a Python process): only invalid ones are sent.
+        from pydantic import ValidationError
+
+        from maas_ray.spec import TrainingSpec
+
+        try:
+            TrainingSpec.model_validate(_jsonable(case.body))
+        except ValidationError:
+            return False
+        return True
     if op.method.upper() == "DELETE":
         key = unquote(str((case.path_parameters or {}).get("key_id", "")))
         return any(kid in key for kid in key_ids)
