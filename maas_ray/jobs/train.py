@@ -67,6 +67,12 @@ def main(argv: list[str] | None = None) -> int:
     except MaasError as exc:
         _out(f"error: {exc.message}")
         return 1
+    except Exception as exc:  # the pipeline's own failure (e.g. inside the fit task)
+        logging.exception("training failed")  # the whole trace in the job's log
+        cause = getattr(exc, "cause", None) or exc  # a Ray task's error carries its cause
+        text = getattr(cause, "message", None) or f"{type(cause).__name__}: {cause}"
+        _out(f"error: {str(text).strip().splitlines()[0] if str(text).strip() else text}")
+        return 1
     _out(RESULT_PREFIX + result.model_dump_json())
     return 0
 

@@ -1,0 +1,92 @@
+"""The platform's view of a Ray job, read from Ray's job details and the job's log
+(a fake JobSubmissionClient): stage, result, failure message, unknown ids."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from maas_ray.errors import NotFound
+from maas_ray.jobs.submit import Jobs
+from maas_ray.settings import Settings
+
+RESULT = (
+    '{"model": "m", "version": "3", "run_id": "r", "task": "classification", '
+    '"metrics": {"accuracy": 0.9}, "data_sha256": "' + "a" * 64 + '", '
+    '"n_train": 8, "n_test": 2}'
+)
+
+
+class FakeRay:
+    def __init__(self, status: str, log: str) -> None:
+        self.status, self.log = status, log
+        self.submitted: list[dict[str, Any]] = []
+
+    def get_job_info(self, job_id: str) -> Any:
+        if job_id != "raysubmit_1":
+            raise RuntimeError(f"Job {job_id} does not exist")
+        return SimpleNamespace(
+            submission_id=job_id,
+            job_id=None,
+            status=SimpleNamespace(value=self.status),
+            metadata={"maas.kind": "train", "maas.model": "m", "maas.run_id": "r"},
+            entrypoint="python -m maas_ray.jobs.train --spec {}",
+            message="Job finished",
+            start_time=1_700_000_000_000,
+            end_time=None,
+        )
+
+    def get_job_logs(self, job_id: str) -> str:
+        self.get_job_info(job_id)
+        return self.log
+
+    def submit_job(self, **kwargs: Any) -> str:
+        self.submitted.append(kwargs)
+        return "raysubmit_1"
+
+
+def _jobs(status: str, log: str) -> tuple[Jobs, FakeRay]:
+    jobs = Jobs(Settings())
+    fake = FakeRay(status, log)
+    jobs._client = fake
+    return jobs, fake
+
+
+def test_a_running_job_shows_its_last_stage() -> None:
+    jobs, _ = _jobs("RUNNING", "stage: reading the data\nstage: fitting on 8 rows\nnoise\n")
+    info = jobs.get("raysubmit_1")
+    assert (info.status, info.stage, info.kind, info.model) == (
+        "RUNNING",
+        "fitting on 8 rows",
+        "train",
+        "m",
+    )
+    assert info.result is None
+    assert info.start_time == 1_700_000_000.0
+
+
+def test_a_finished_job_carries_its_result_and_a_failed_one_its_error() -> None:
+    jobs, _ = _jobs("SUCCEEDED", f"stage: done\nMAAS_RESULT {RESULT}\n")
+    info = jobs.get("raysubmit_1")
+    assert info.done
+    assert info.result is not None
+    assert (info.result.version, info.result.metrics) == ("3", {"accuracy": 0.9})
+    jobs, _ = _jobs("FAILED", "stage: reading the data\nerror: no label column 'x'\n")
+    failed = jobs.get("raysubmit_1")
+    assert failed.message == "no label column 'x'"
+
+
+def test_an_unknown_job_is_a_404_and_submissions_carry_metadata() -> None:
+    jobs, fake = _jobs("PENDING", "")
+    with pytest.raises(NotFound):
+        jobs.get("nosuch")
+    with pytest.raises(NotFound):
+        jobs.logs("nosuch")
+    job_id = jobs.submit("train", "m", ["--spec", '{"a": "b c"}'], "r", "key:admin")
+    assert job_id == "raysubmit_1"
+    sent = fake.submitted[0]
+    assert sent["entrypoint"] == 'python -m maas_ray.jobs.train --spec \'{"a": "b c"}\''
+    assert sent["metadata"]["maas.submitted_by"] == "key:admin"
+    assert sent["entrypoint_num_cpus"] == 0
