@@ -23,9 +23,8 @@ up: install
 down:
 	@if [ -x $(BIN)/maas ]; then $(BIN)/maas down; else echo "nothing installed"; fi
 
-# Two workers, each with a platform of its own (tests/conftest.py says which files go where).
 test: install
-	$(BIN)/python -m pytest -n 2 --dist loadgroup tests
+	$(BIN)/python -m pytest tests
 
 unit: install
 	$(BIN)/python -m pytest tests/unit

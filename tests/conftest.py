@@ -24,9 +24,7 @@ from maas_ray.control import platform
 
 ROOT = Path(__file__).resolve().parents[1]
 # Apart from the defaults (so `make test` runs beside `make up`) and outside the
-# worker port range below, which Ray hands to worker processes at random. `make test`
-# runs two pytest-xdist workers, each with a platform of its own: the second one's
-# ports are these plus WORKER_OFFSET, and the random ranges are split in two.
+# worker port range below, which Ray hands to worker processes at random.
 PORTS = {
     "mlflow_port": 25500,
     "serve_port": 28500,
@@ -43,53 +41,17 @@ PORTS = {
     "ingress_metrics_port": 20365,
     "ingress_stats_port": 23365,
 }
-WORKER_OFFSET = 50
-WORKER_PORTS = ("30000-30999", "31000-31999")
-INGRESS_PORTS = (
-    {"ingress_http_ports": "33000-33249", "ingress_grpc_ports": "33500-33749"},
-    {"ingress_http_ports": "33250-33499", "ingress_grpc_ports": "33750-33999"},
-)
-# Which xdist worker runs which files (each worker keeps its files' order and starts
-# one platform): about ten minutes each, the capacity and restore tests apart from
-# the lifecycle ones. A file not listed runs on the first worker.
-SECOND_WORKER = {
-    "test_deploy.py",
-    "test_lifecycle.py",
-    "test_manage.py",
-    "test_security.py",
-    "test_doors.py",
-    "test_errors.py",
-    "test_fuzz.py",
-    "test_serving.py",
-    "test_registry.py",
-}
+WORKER_PORTS = "30000-31999"
+INGRESS_PORTS = {"ingress_http_ports": "33000-33499", "ingress_grpc_ports": "33500-33999"}
 
 
 FIGURES: list[str] = []  # measured figures, printed at the end of the run
-_FIGURE = "maas-figure"
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Any:
-    """A test's figures travel with its report (from an xdist worker to the summary)."""
-    outcome = yield
-    report = outcome.get_result()
-    if report.when == "teardown" and FIGURES:
-        report.user_properties.extend((_FIGURE, line) for line in FIGURES)
-        FIGURES.clear()
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    lines = [
-        value
-        for reports in terminalreporter.stats.values()
-        for report in reports
-        for key, value in getattr(report, "user_properties", ())
-        if key == _FIGURE
-    ]
-    if lines:
+    if FIGURES:
         terminalreporter.section("figures measured by the integration tests")
-        for line in lines:
+        for line in FIGURES:
             terminalreporter.write_line(line)
 
 
@@ -102,17 +64,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        path = Path(str(item.fspath))
-        if "tests/integration" in str(path) or "tests/reliability" in str(path):
+        if "tests/integration" in str(item.fspath) or "tests/reliability" in str(item.fspath):
             item.add_marker(pytest.mark.integration)
-        worker = "second" if path.name in SECOND_WORKER else "first"
-        item.add_marker(pytest.mark.xdist_group(worker))
-
-
-def _worker() -> int:
-    """0 without xdist and on its first worker (gw0), 1 on the second."""
-    name = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
-    return 0 if name in ("gw0", "master") else 1
 
 
 JWT_SECRET = "test-hs256-secret-of-the-session-platform-0123456789"
@@ -139,7 +92,6 @@ def jwt_keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 def settings(tmp_path_factory: pytest.TempPathFactory, jwt_keys: dict[str, Any]) -> Settings:
     # Six logical CPUs and one logical GPU on a 2-core machine: enough to place
     # several replicas and to check fractional GPU placement without a GPU.
-    worker = _worker()
     return Settings(
         home=tmp_path_factory.mktemp("maas-home"),
         jwt_secret=JWT_SECRET,
@@ -148,10 +100,10 @@ def settings(tmp_path_factory: pytest.TempPathFactory, jwt_keys: dict[str, Any])
         ray_num_cpus=6,
         ray_num_gpus=1,
         deploy_timeout_s=180,
-        ray_worker_ports=WORKER_PORTS[worker],
+        ray_worker_ports=WORKER_PORTS,
         shared_models_per_replica=3,  # small, so the tests see the LRU evict
-        **{name: port + worker * WORKER_OFFSET for name, port in PORTS.items()},
-        **INGRESS_PORTS[worker],
+        **PORTS,
+        **INGRESS_PORTS,
     )
 
 
