@@ -249,6 +249,19 @@ ROUTES: tuple[Route, ...] = (
         errors=(503,),
         params=("actor",),
     ),
+    _admin(
+        "finetune",
+        "POST",
+        _NAMED + "/finetune",
+        ("train",),
+        summary="Fine-tune a PyTorch version with Ray Train as a Ray job; answers 202 "
+        "with the job at once.",
+        body="FinetuneBody",
+        answer="JobInfo",
+        status=202,
+        errors=(404, 503),
+        params=("actor",),
+    ),
     _admin("jobs", "GET", "/jobs", _JOBS, summary="Ray jobs, newest first.", answer="[JobInfo]"),
     _admin(
         "job",

@@ -310,3 +310,76 @@ class TrainingSpec(BaseModel):
             known = ", ".join(CLASSIFICATION_METRICS + REGRESSION_METRICS)
             raise ValueError(f"promote_if_better: got '{metric}', one of {known}")
         return self
+
+
+class FinetuneSpec(BaseModel):
+    """What ``maas finetune`` trains further with Ray Train: a registered PyTorch
+    version, new rows, and the run's shape (workers, epochs, learning rate).
+
+    ``from_version`` None: the version ``@production`` points at. ``data``: CSV or
+    Parquet with a ``label`` column; the other columns are the features, in the
+    order of the model's signature (by name where the signature names columns).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["MaasFinetune"] = Field(
+        default="MaasFinetune", description="Marks a maas_ray fine-tune document."
+    )
+    name: str = Field(description="Registered model whose version is trained further.")
+    from_version: str | None = Field(
+        default=None, pattern=r"^[1-9][0-9]{0,9}$", description="Parent; None: @production."
+    )
+    data: str = Field(min_length=1, max_length=4096, description="CSV/Parquet path or URI.")
+    label: str = Field(default="target", min_length=1, max_length=200)
+    workers: int = Field(default=1, ge=1, le=256, description="Ray Train workers (DDP).")
+    num_gpus_per_worker: float = Field(
+        default=0, ge=0, le=8, description="GPUs each worker takes; >0 trains with NCCL."
+    )
+    cpus_per_worker: float = Field(
+        default=1.0, gt=0, le=64, description="CPUs each worker declares."
+    )
+    epochs: int = Field(default=2, ge=1, le=10000)
+    lr: float = Field(default=1e-3, gt=0, le=10, description="Adam's learning rate.")
+    batch_size: int = Field(default=32, ge=1, le=65536, description="Rows per step per worker.")
+    test_size: float = Field(default=0.2, gt=0, lt=1, description="Held-out share.")
+    seed: int = Field(default=0, ge=0)
+    max_failures: int = Field(
+        default=1, ge=1, le=100, description="Worker failures the run recovers from."
+    )
+    promote_if_better: str | None = Field(
+        default=None,
+        description="Promote to @production only if this held-out metric beats the "
+        "production version's on the same rows.",
+    )
+    description: str | None = Field(default=None, max_length=5000)
+    tags: dict[str, str] = Field(default_factory=dict)
+    data_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    run_id: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$")
+
+    @field_validator("name")
+    @classmethod
+    def _named(cls, name: str | None) -> str | None:
+        return None if name is None else TrainingSpec._named(name)
+
+    @field_validator("promote_if_better")
+    @classmethod
+    def _metric(cls, metric: str | None) -> str | None:
+        if metric is not None and metric not in CLASSIFICATION_METRICS + REGRESSION_METRICS:
+            known = ", ".join(CLASSIFICATION_METRICS + REGRESSION_METRICS)
+            raise ValueError(f"got '{metric}', one of {known}")
+        return metric
+
+
+class FinetuneBody(FinetuneSpec):
+    """``POST /v1/admin/models/{name}/finetune``'s body: the spec, its name from the path."""
+
+    name: str | None = Field(  # type: ignore[assignment]
+        default=None, description="Taken from the path; if given, it must match."
+    )
+
+    def spec(self, name: str) -> FinetuneSpec:
+        """The spec for the model of the path (a different name in the body is a 400)."""
+        if self.name is not None and self.name != name:
+            raise ValueError(f"name: the body names '{self.name}', the path '{name}'")
+        return FinetuneSpec.model_validate({**self.model_dump(exclude={"name"}), "name": name})

@@ -1,4 +1,4 @@
-"""The SDK's training verbs: train, and the Ray jobs that run trainings.
+"""The SDK's training verbs: train, finetune, and the Ray jobs that run them.
 
 ``MaaS().train(data, pipeline, name=...)`` checks the data and the pipeline here,
 stages them in the training's MLflow run, and asks the management API to run
@@ -110,6 +110,86 @@ class Training:
             return train(spec, self.settings, say=say)
         job = JobInfo.model_validate(self._http.admin("train", _body(spec)))
         say(f"job {job.id} submitted (run {spec.run_id})")
+        return self.wait_job(job, progress) if wait else job
+
+    def finetune(
+        self,
+        name: str,
+        data: Any,
+        *,
+        from_version: str | int | None = None,
+        label: str = "target",
+        workers: int = 1,
+        num_gpus_per_worker: float = 0,
+        cpus_per_worker: float = 1.0,
+        epochs: int = 2,
+        lr: float = 1e-3,
+        batch_size: int = 32,
+        test_size: float = 0.2,
+        seed: int = 0,
+        max_failures: int = 1,
+        promote_if_better: str | None = None,
+        description: str | None = None,
+        tags: dict[str, str] | None = None,
+        wait: bool = True,
+        progress: Progress | None = None,
+    ) -> Any:
+        """Train a registered PyTorch version further with Ray Train; register the child.
+
+        Args:
+            name: The registered model.
+            data: A DataFrame or a CSV/Parquet path: the label column and the features
+                (the other columns, in the order of the model's signature).
+            from_version: The parent; None: the version ``@production`` names.
+            label: The label column.
+            workers: Ray Train workers (DDP: gloo on CPU, NCCL with GPUs).
+            num_gpus_per_worker: GPUs each worker takes.
+            cpus_per_worker: CPUs each worker declares.
+            epochs, lr, batch_size: The run (Adam; ``batch_size`` rows per worker step).
+            test_size: Share of rows held out; parent and child are scored on them.
+            seed: Seed of the split and of the workers.
+            max_failures: Worker-group failures the run resumes from its last checkpoint.
+            promote_if_better: Promote only if the child beats ``@production`` on this
+                held-out metric.
+            description, tags: The new version's.
+            wait: False: return the job at once.
+            progress: Called with each stage (one per epoch).
+
+        Returns:
+            ``TrainResult`` (the child's version and held-out metrics, its parent's
+            beside them in ``parent``), or ``JobInfo`` with ``wait=False``.
+        """
+        from maas_ray.training.staging import checked_finetune, stage
+
+        say = progress or (lambda _: None)
+        fields = {
+            "name": name,
+            "from_version": None if from_version is None else str(from_version),
+            "label": label,
+            "workers": workers,
+            "num_gpus_per_worker": num_gpus_per_worker,
+            "cpus_per_worker": cpus_per_worker,
+            "epochs": epochs,
+            "lr": lr,
+            "batch_size": batch_size,
+            "test_size": test_size,
+            "seed": seed,
+            "max_failures": max_failures,
+            "promote_if_better": promote_if_better,
+            "description": description,
+            "tags": tags or {},
+        }
+        say("checking the data and the model")
+        spec, raw, suffix = checked_finetune(self.settings, data, fields)
+        say(f"staging {len(raw):,} bytes of data in MLflow")
+        spec = stage(self.settings, spec, raw, suffix, verb="finetune")
+        if _in_cluster():
+            from maas_ray.training.finetune import finetune
+
+            return finetune(spec, self.settings, say=say)
+        body = spec.model_dump(exclude_none=True, exclude={"name"})
+        job = JobInfo.model_validate(self._http.admin("finetune", body, name=name))
+        say(f"job {job.id} submitted (run {spec.run_id}, from version {spec.from_version})")
         return self.wait_job(job, progress) if wait else job
 
     def wait_job(self, job: JobInfo, progress: Progress | None = None) -> TrainResult:

@@ -181,6 +181,18 @@ def maas(env: dict[str, str], *args: str, check: bool = True) -> subprocess.Comp
     return proc
 
 
+def ray_job_submit(settings: Settings, *entrypoint: str) -> subprocess.CompletedProcess[str]:
+    """`ray job submit --address DASHBOARD -- ENTRYPOINT` as typed, waiting for the end."""
+    cmd = [str(Path(sys.executable).parent / "ray"), "job", "submit", "--address"]
+    return subprocess.run(
+        [*cmd, settings.dashboard_url, "--", *entrypoint],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
 @pytest.fixture(scope="session")
 def iris_frame() -> Any:
     from sklearn.datasets import load_iris

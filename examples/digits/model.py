@@ -54,6 +54,10 @@ class DigitsClassifier(mlflow.pyfunc.PythonModel):
         self.model.load_state_dict(state)
         self.model.eval()
 
+    # Fine-tuning (`maas finetune`): the CNN is `model`, its state_dict the `weights`
+    # artifact; it takes raw pixels and outputs one logit per digit.
+    finetune_loss = "cross_entropy"
+
     # np.ndarray (not list[...]) on purpose: MLflow then infers the signature from the
     # float32 input example (a tensor spec) and the scoring server parses
     # {"inputs": [[...], ...]} into a float32 array before calling predict.

@@ -57,6 +57,25 @@ class TabularClassifier(mlflow.pyfunc.PythonModel):
         self.model.load_state_dict(state)
         self.model.eval()
 
+    # Fine-tuning (`maas finetune`): the module above is `model`, its state_dict the
+    # `weights` artifact; it outputs P(class 1). Rows are standardised as at predict
+    # time; labels may be class names or 0/1.
+    finetune_loss = "binary_probability"
+
+    def finetune_inputs(self, rows: np.ndarray) -> np.ndarray:
+        x = np.asarray(rows, dtype=np.float32).reshape(-1, self.mean.shape[0])
+        return (x - self.mean) / self.scale
+
+    def finetune_targets(self, labels: np.ndarray) -> np.ndarray:
+        index = {**{name: i for i, name in enumerate(self.classes)}, 0: 0, 1: 1}
+        out = []
+        for value in labels:
+            key = value if isinstance(value, str) else int(value)
+            if key not in index:
+                raise ValueError(f"'{value}' is none of {', '.join(self.classes)}, 0, 1")
+            out.append(index[key])
+        return np.asarray(out, dtype=np.float32)
+
     # np.ndarray (not list[...]) on purpose: MLflow then infers the signature from the
     # float32 input example (a tensor spec) and the scoring server parses
     # {"inputs": [[...], ...]} into a float32 array before calling predict.

@@ -38,6 +38,7 @@ _COMMANDS: list[tuple[str, Callable[..., Any]]] = [
     ("undeploy", lifecycle.undeploy),
     ("predict", models.predict),
     ("train", training.train),
+    ("finetune", training.finetune),
     ("audit", keys.audit),
 ]
 for _name, _command in _COMMANDS:

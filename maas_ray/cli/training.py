@@ -1,7 +1,11 @@
-"""Training on the cluster: ``train --config FILE.yaml`` and ``jobs list|show|logs|stop``."""
+"""Training on the cluster: ``train --config FILE.yaml``, ``finetune NAME --data FILE``,
+and ``jobs list|show|logs|stop``."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -67,20 +71,118 @@ def train(
     _print_result(answer, output)
 
 
+@reports_errors
+def finetune(
+    name: Annotated[str, typer.Argument(help="The registered PyTorch model.")],
+    data: Annotated[
+        Path, typer.Option("--data", help="CSV or Parquet: the label column and the features.")
+    ],
+    from_version: Annotated[
+        str | None, typer.Option(help="The parent version (default: @production's).")
+    ] = None,
+    label: Annotated[str, typer.Option(help="The label column.")] = "target",
+    workers: Annotated[int, typer.Option(help="Ray Train workers (DDP).")] = 1,
+    num_gpus_per_worker: Annotated[
+        float, typer.Option(help="GPUs per worker (>0 trains with NCCL).")
+    ] = 0,
+    cpus_per_worker: Annotated[float, typer.Option(help="CPUs each worker declares.")] = 1.0,
+    epochs: Annotated[int, typer.Option(help="Passes over the training rows.")] = 2,
+    lr: Annotated[float, typer.Option(help="Adam's learning rate.")] = 1e-3,
+    batch_size: Annotated[int, typer.Option(help="Rows per step per worker.")] = 32,
+    promote_if_better: Annotated[
+        str | None,
+        typer.Option(help="Promote only if this held-out metric beats @production's."),
+    ] = None,
+    detach: Annotated[
+        bool, typer.Option("--detach", help="Submit the job, print its id, do not wait.")
+    ] = False,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Train a registered PyTorch version further with Ray Train; register the child.
+
+    The parent (the platform's PyTorch packaging, or mlflow.pytorch) and the data are
+    checked here first; the workers run on the cluster, a checkpoint each epoch.
+    Shows each epoch, then the held-out metrics of parent and child side by side.
+    Not promoted unless --promote-if-better says so and the child wins.
+    """
+    with epoch_progress(f"fine-tuning {name}", epochs) as say:
+        answer = sdk().finetune(
+            name,
+            data,
+            from_version=from_version,
+            label=label,
+            workers=workers,
+            num_gpus_per_worker=num_gpus_per_worker,
+            cpus_per_worker=cpus_per_worker,
+            epochs=epochs,
+            lr=lr,
+            batch_size=batch_size,
+            promote_if_better=promote_if_better,
+            wait=not detach,
+            progress=say,
+        )
+    if isinstance(answer, JobInfo):
+        err.print(f"job {answer.id} submitted; `maas jobs show {answer.id}` follows it")
+        print(answer.id)
+        return
+    _print_result(answer, output)
+
+
+@contextmanager
+def epoch_progress(title: str, epochs: int) -> Iterator[Callable[[str], None]]:
+    """A bar of the epochs done (from the job's ``epoch N/E`` stages), each epoch's
+    line kept above it; other stages update its text."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(title, total=epochs)
+
+        def say(text: str) -> None:
+            match = _EPOCH.match(text)
+            if match:
+                bar.update(task, completed=int(match.group(1)))
+                bar.console.print(f"  {text}", highlight=False)
+            bar.update(task, description=f"{title}: {text}"[:100])
+
+        yield say
+
+
+_EPOCH = re.compile(r"^epoch (\d+)/(\d+)")
+
+
 def _print_result(result: TrainResult, output: Output) -> None:
     if output is Output.json:
         print_json(result.model_dump())
         return
     title = f"{result.model} version {result.version} (run {result.run_id}, {result.task})"
     columns = ["metric", f"v{result.version} (new)"]
+    others = []  # the parent's and @production's scores on the same rows, beside it
+    if result.parent:
+        others.append((f"v{result.parent['version']} (parent)", result.parent))
     old = result.production or {}
-    if old:
-        columns.append(f"v{old['version']} (@production)")
+    if old and (not result.parent or old["version"] != result.parent["version"]):
+        others.append((f"v{old['version']} (@production)", old))
+    columns += [header for header, _ in others]
     rows = []
     for metric, value in result.metrics.items():
         row: list[o.Cell] = [metric, f"{value:.4f}"]
-        if old:
-            theirs = old["metrics"].get(metric)
+        for _, other in others:
+            theirs = other["metrics"].get(metric)
             row.append("-" if theirs is None else f"{theirs:.4f}")
         rows.append(row)
     print_table(out, title, columns, rows)
@@ -89,6 +191,13 @@ def _print_result(result: TrainResult, output: Output) -> None:
         f"data sha256 {result.data_sha256[:16]}",
         highlight=False,
     )
+    if result.figures.get("train_seconds"):
+        f = result.figures
+        err.print(
+            f"Ray Train run {f['train_seconds']:.1f} s on {f.get('workers', 1):g} workers "
+            f"(workers started, then {f.get('train_samples_per_s', 0):,.0f} samples/s)",
+            highlight=False,
+        )
     if result.promotion:
         err.print(result.promotion, highlight=False)
 

@@ -3,6 +3,9 @@
 ``POST /v1/admin/train`` checks the spec, opens the training's MLflow run (unless
 the SDK staged one), submits ``python -m maas_ray.jobs.train`` as a Ray job and
 answers 202 with the job at once; ``/v1/admin/jobs`` lists, reads, and stops jobs.
+``POST /v1/admin/models/{name}/finetune`` checks what it can without loading the
+model (it exists, it is PyTorch, the data reads and fits its signature), pins the
+parent version, and submits ``python -m maas_ray.jobs.finetune`` the same way.
 A training runs code the caller names (a factory, a pickled pipeline): only the
 ``train`` scope (or ``admin``) opens it.
 """
@@ -11,9 +14,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from maas_ray.gateway.admin import Context, handles
+from maas_ray.errors import BadRequest, MaasError
+from maas_ray.gateway.admin import Call, Context, _object, _validated, handles
 from maas_ray.jobs.submit import Jobs
-from maas_ray.spec import TrainingSpec
+from maas_ray.spec import FinetuneBody, FinetuneSpec, TrainingSpec
 
 
 @handles("train", TrainingSpec)
@@ -37,6 +41,45 @@ def _train(c: Context) -> tuple[int, Any]:
     )
     info = jobs.get(job_id)
     return 202, info.model_dump()
+
+
+def _finetune_body(call: Call) -> FinetuneSpec:
+    body = _validated(FinetuneBody, _object(call.body or b"{}"))
+    try:
+        return body.spec(call.params["name"])
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from exc
+
+
+@handles("finetune", _finetune_body)
+def _finetune(c: Context) -> tuple[int, Any]:
+    from mlflow.tracking import MlflowClient
+
+    from maas_ray.training.finetune import check
+    from maas_ray.training.run import load, new_run
+
+    spec: FinetuneSpec = c.parsed
+    try:
+        frame, _ = load(spec)
+    except MaasError:
+        raise
+    except Exception as exc:  # an artifact URI MLflow cannot read: the caller's to fix
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BadRequest(f"could not read data '{spec.data}': {first}"[:500]) from exc
+    version = check(c.settings, spec, frame, full=False)
+    update: dict[str, Any] = {"from_version": version}  # the parent, pinned now
+    if spec.run_id is None:
+        update["run_id"] = new_run(MlflowClient(c.settings.mlflow_uri), spec.name, "finetune")
+    spec = spec.model_copy(update=update)
+    jobs = Jobs(c.settings)
+    job_id = jobs.submit(
+        "finetune",
+        spec.name,
+        ["--spec", spec.model_dump_json(exclude_none=True)],
+        spec.run_id,
+        c.call.actor,
+    )
+    return 202, jobs.get(job_id).model_dump()
 
 
 @handles("jobs")

@@ -22,7 +22,14 @@ from maas_ray.registry.models import HistoryEvent, ModelInfo, VersionInfo
 from maas_ray.security.audit import AuditRecord
 from maas_ray.security.keys import KeyRecord
 from maas_ray.security.scopes import PER_MODEL, PLAIN
-from maas_ray.spec import Canary, DeploymentFile, DeploymentSpec, Shadow, TrainingSpec
+from maas_ray.spec import (
+    Canary,
+    DeploymentFile,
+    DeploymentSpec,
+    FinetuneBody,
+    Shadow,
+    TrainingSpec,
+)
 from maas_ray.training.result import JobInfo, TrainResult
 
 _REF = "#/components/schemas/{model}"
@@ -42,6 +49,7 @@ _MODELS: tuple[type[BaseModel], ...] = (
     AuditRecord,
     Operation,
     TrainingSpec,
+    FinetuneBody,
     TrainResult,
     JobInfo,
 )

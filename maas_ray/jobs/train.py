@@ -17,7 +17,9 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import ValidationError
@@ -55,15 +57,25 @@ def parse(argv: list[str] | None = None) -> tuple[TrainingSpec, Path | None]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
     spec, base = parse(argv)
-    import ray
 
-    from maas_ray.training.run import train
+    def work(settings: Settings, say: Callable[[str], None]) -> Any:
+        from maas_ray.training.run import train
+
+        return train(spec, settings, base, say=say)
+
+    return run_job(work)
+
+
+def run_job(work: Callable[[Settings, Callable[[str], None]], Any]) -> int:
+    """Run a training job's work on the job's cluster: its stages as ``stage:`` lines,
+    its result as the last line, or one ``error:`` line (and exit 1)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
+    import ray
 
     ray.init(log_to_driver=False)  # the job's cluster (RAY_ADDRESS from Ray's job API)
     try:
-        result = train(spec, Settings(), base, say=lambda s: _out(f"{STAGE_PREFIX}{s}"))
+        result = work(Settings(), lambda s: _out(f"{STAGE_PREFIX}{s}"))
     except MaasError as exc:
         _out(f"error: {exc.message}")
         return 1

@@ -38,6 +38,13 @@ class TrainResult(BaseModel):
     production: dict[str, Any] | None = Field(
         default=None, description="The production version and its scores on the same rows."
     )
+    parent: dict[str, Any] | None = Field(
+        default=None, description="A fine-tune's parent version and its scores on the same rows."
+    )
+    figures: dict[str, float] = Field(
+        default_factory=dict,
+        description="How the training ran: seconds, samples/s, workers (fine-tunes).",
+    )
 
     def __str__(self) -> str:
         scores = ", ".join(f"{k} {v:.4f}" for k, v in self.metrics.items())

@@ -22,7 +22,7 @@ from mlflow.tracking import MlflowClient
 
 from maas_ray.errors import BadRequest, MaasError
 from maas_ray.settings import Settings
-from maas_ray.spec import TrainingSpec
+from maas_ray.spec import FinetuneSpec, TrainingSpec
 from maas_ray.training import data as datamod
 from maas_ray.training.estimators import build, task_of
 from maas_ray.training.evaluate import better, positive_scores, scores
@@ -43,7 +43,7 @@ logger = logging.getLogger(__name__)
 Say = Callable[[str], None]
 
 
-def load(spec: TrainingSpec, base: Path | None = None) -> tuple[pd.DataFrame, str]:
+def load(spec: TrainingSpec | FinetuneSpec, base: Path | None = None) -> tuple[pd.DataFrame, str]:
     """The spec's data as a frame, and its SHA-256 (checked against the staged one)."""
     source = spec.data
     if "://" in source or source.startswith("runs:/"):
@@ -82,7 +82,7 @@ def train(
     mlflow.set_registry_uri(settings.mlflow_uri)
     client = MlflowClient(settings.mlflow_uri)
     run_id = spec.run_id or new_run(client, spec.name)
-    stage = _stages(client, run_id, say)
+    stage = stages(client, run_id, say)
     try:
         stage("reading the data")
         frame, digest = load(spec, base)
@@ -96,7 +96,7 @@ def train(
         stage(f"logging the run ({', '.join(f'{k} {v:.4f}' for k, v in fitted.metrics.items())})")
         uri = _log(spec, fitted, X, train_rows, task, digest, run_id, len(test_rows))
         stage("registering")
-        version = _register(settings, spec, uri, run_id, digest)
+        version = register(settings, spec, uri, run_id, digest)
         result = TrainResult(
             model=spec.name,
             version=version,
@@ -109,7 +109,11 @@ def train(
         )
         if spec.promote_if_better:
             stage(f"comparing with @{PRODUCTION} on the held-out rows")
-            _promote_if_better(settings, spec, result, X, y, test_rows, fitted)
+            held_out = (X, y, test_rows)
+            promote_if_better(
+                settings, spec.name, spec.promote_if_better or "", result,
+                lambda version: _score_version(settings, spec.name, version, *held_out, task),
+            )  # fmt: skip
         client.set_tag(run_id, VERSION_TAG, version)
         client.set_tag(run_id, PROMOTED_TAG, str(result.promoted).lower())
         stage("done")
@@ -120,14 +124,14 @@ def train(
         raise
 
 
-def new_run(client: MlflowClient, name: str) -> str:
+def new_run(client: MlflowClient, name: str, verb: str = "train") -> str:
     """A new run in the training experiment, named after the model."""
     experiment = client.get_experiment_by_name(EXPERIMENT)
     exp_id = experiment.experiment_id if experiment else client.create_experiment(EXPERIMENT)
-    return str(client.create_run(exp_id, run_name=f"train-{name}").info.run_id)
+    return str(client.create_run(exp_id, run_name=f"{verb}-{name}").info.run_id)
 
 
-def _stages(client: MlflowClient, run_id: str, say: Say) -> Say:
+def stages(client: MlflowClient, run_id: str, say: Say) -> Say:
     def stage(text: str) -> None:
         say(text)
         client.set_tag(run_id, STAGE_TAG, text)
@@ -177,39 +181,45 @@ def _params(spec: TrainingSpec, estimator: Any, n_train: int, n_test: int) -> di
     return dict(list(params.items())[:100])
 
 
-def _register(settings: Settings, spec: TrainingSpec, uri: str, run_id: str, digest: str) -> str:
+def register(
+    settings: Settings,
+    spec: TrainingSpec | FinetuneSpec,
+    uri: str,
+    run_id: str,
+    digest: str,
+    lineage: dict[str, str] | None = None,
+) -> str:
+    """Register the logged model through the management API (digest, audit); its
+    version, tagged with the run, the data's SHA-256 and any ``lineage``."""
     from maas_ray.transport import Transport
 
-    tags = {**spec.tags, RUN_ID_TAG: run_id, DATA_TAG: digest}
+    tags = {**spec.tags, RUN_ID_TAG: run_id, DATA_TAG: digest, **(lineage or {})}
     body = {"model_uri": uri, "description": spec.description, "tags": tags}
     with Transport(settings) as http:
         answer = http.admin("register", body, name=spec.name)
     return str(answer["version"])
 
 
-def _promote_if_better(
+def promote_if_better(
     settings: Settings,
-    spec: TrainingSpec,
+    name: str,
+    metric: str,
     result: TrainResult,
-    X: pd.DataFrame,
-    y: pd.Series,
-    test_rows: Any,
-    fitted: Fitted,
+    score: Callable[[str], dict[str, float]],
 ) -> None:
-    """Score @production on the same held-out rows; promote the new version if it wins."""
+    """Score @production on the held-out rows (``score(version)``); promote the new
+    version only if it wins on ``metric``. ``result`` says what was decided."""
     from maas_ray.registry import Registry
     from maas_ray.transport import Transport
 
-    metric = spec.promote_if_better or ""
     new = result.metrics.get(metric)
-    registry = Registry(settings.mlflow_uri)
     try:
-        current = registry.resolve(spec.name, None, PRODUCTION)
+        current = Registry(settings.mlflow_uri).resolve(name, None, PRODUCTION)
     except MaasError:
         current = None
     if current is not None:
         try:
-            old = _score_version(registry, spec.name, current.version, X, y, test_rows, result.task)
+            old = score(current.version)
         except Exception as exc:  # the old version cannot take these rows: say so, keep it
             result.promotion = (
                 f"kept v{current.version}: it could not be scored on these rows ({exc})"[:500]
@@ -225,7 +235,7 @@ def _promote_if_better(
             )
             return
     with Transport(settings) as http:
-        http.admin("promote", {"version": result.version, "alias": PRODUCTION}, name=spec.name)
+        http.admin("promote", {"version": result.version, "alias": PRODUCTION}, name=name)
     result.promoted = True
     result.promotion = (
         f"promoted: {metric} {new:.4f} beats v{current.version}'s "
@@ -236,11 +246,15 @@ def _promote_if_better(
 
 
 def _score_version(
-    registry: Any, name: str, version: str, X: pd.DataFrame, y: pd.Series, rows: Any, task: str
+    settings: Settings, name: str, version: str, X: pd.DataFrame, y: pd.Series, rows: Any, task: str
 ) -> dict[str, float]:
     """A registered version's scores on the held-out rows (class scores too, for
     ``roc_auc``, where it is a scikit-learn model)."""
     import mlflow.pyfunc
+
+    from maas_ray.registry import Registry
+
+    registry = Registry(settings.mlflow_uri)
 
     held_out = datamod.take(datamod.model_input(X), rows)
     labels = y.to_numpy()[rows]

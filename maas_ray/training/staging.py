@@ -13,16 +13,18 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
 from maas_ray.errors import BadRequest
 from maas_ray.settings import Settings
-from maas_ray.spec import TrainingSpec
+from maas_ray.spec import FinetuneSpec, TrainingSpec
 from maas_ray.training import data as datamod
 from maas_ray.training.estimators import build, task_of
 from maas_ray.training.fit import split_rows
+
+Staged = TypeVar("Staged", TrainingSpec, FinetuneSpec)
 
 
 def checked(
@@ -53,10 +55,10 @@ def checked(
     return spec.model_copy(update={"data_sha256": datamod.sha256(raw)}), raw, suffix, pickled
 
 
-def _spec(fields: dict[str, Any]) -> TrainingSpec:
+def _spec(fields: dict[str, Any], model: type[Staged] = TrainingSpec) -> Staged:  # type: ignore[assignment]
     """The spec, or the first thing wrong with it in one line (a 400)."""
     try:
-        return TrainingSpec.model_validate(fields)
+        return model.model_validate(fields)
     except ValidationError as exc:
         first = exc.errors()[0]
         text = str(first["msg"]).removeprefix("Value error, ")
@@ -67,15 +69,20 @@ def _spec(fields: dict[str, Any]) -> TrainingSpec:
 
 
 def stage(
-    settings: Settings, spec: TrainingSpec, raw: bytes, suffix: str, pickled: bytes | None
-) -> TrainingSpec:
+    settings: Settings,
+    spec: Staged,
+    raw: bytes,
+    suffix: str,
+    pickled: bytes | None = None,
+    verb: str = "train",
+) -> Staged:
     """Open the training's run, put the inputs in it; the spec pointing at them."""
     from mlflow.tracking import MlflowClient
 
     from maas_ray.training.run import new_run
 
     client = MlflowClient(settings.mlflow_uri)
-    run_id = new_run(client, spec.name)
+    run_id = new_run(client, spec.name, verb)
     update: dict[str, Any] = {"run_id": run_id, "data": f"runs:/{run_id}/input/data{suffix}"}
     with tempfile.TemporaryDirectory(prefix="maas-stage-") as tmp:
         path = Path(tmp) / f"data{suffix}"
@@ -87,3 +94,21 @@ def stage(
             client.log_artifact(run_id, str(pickle), artifact_path="input")
             update["pipeline"] = f"runs:/{run_id}/input/pipeline.pkl"
     return spec.model_copy(update=update)
+
+
+def checked_finetune(
+    settings: Settings, data: Any, fields: dict[str, Any]
+) -> tuple[FinetuneSpec, bytes, str]:
+    """The fine-tune's spec (its parent pinned, its data's SHA-256 set) and the data's
+    bytes and suffix, after every check that needs no cluster (the parent is
+    downloaded and loaded here: its packaging, signature and labels are checked)."""
+    from maas_ray.training.finetune import check
+
+    spec = _spec(
+        {**fields, "data": str(data) if isinstance(data, str | Path) else "in-memory"},
+        FinetuneSpec,
+    )
+    frame, raw, suffix = datamod.to_frame(data, spec.label)
+    version = check(settings, spec, frame, full=True)
+    update = {"from_version": version, "data_sha256": datamod.sha256(raw)}
+    return spec.model_copy(update=update), raw, suffix

@@ -5,8 +5,6 @@ API's train and job routes, and what a bad input or a failing job leaves behind.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +16,7 @@ from mlflow.tracking import MlflowClient
 from maas_ray import MaaS, Settings
 from maas_ray.errors import MaasError
 from maas_ray.training.data import sha256
-from tests.conftest import FIGURES, ROOT, auth, maas
+from tests.conftest import FIGURES, ROOT, auth, maas, ray_job_submit
 
 SENTIMENT = ROOT / "examples" / "sentiment" / "data.csv"
 
@@ -164,24 +162,13 @@ def test_ray_job_submit_of_the_train_entrypoint_registers(
     client: MaaS, live: Settings, tmp_path: Path
 ) -> None:
     config = _config(tmp_path, name="wine-job")
-    proc = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "ray"),
-            "job",
-            "submit",
-            "--address",
-            live.dashboard_url,
-            "--",
-            "python",
-            "-m",
-            "maas_ray.jobs.train",
-            "--config",
-            str(config),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    proc = ray_job_submit(
+        live,
+        "python",
+        "-m",
+        "maas_ray.jobs.train",
+        "--config",
+        str(config),
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     line = next(x for x in proc.stdout.splitlines() if x.startswith("MAAS_RESULT "))

@@ -42,7 +42,7 @@ pytestmark = pytest.mark.slow
 
 SEEDED = ("digits", "minilm", "sentiment", "tabular")
 # Routes that change what serves: only random model names (404s) reach them.
-LIFECYCLE = ("deploy", "undeploy", "promote", "rollback", "canary", "shadow")
+LIFECYCLE = ("deploy", "undeploy", "promote", "rollback", "canary", "shadow", "finetune")
 PUBLIC = {r.path for r in ROUTES if r.scopes is None}  # health, /openapi.json, /docs
 MIN_CASES = 1000
 DEFAULT_CASES = 30  # per operation and generation mode, unless CASES says otherwise

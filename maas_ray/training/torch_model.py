@@ -1,0 +1,247 @@
+"""A registered PyTorch version opened for fine-tuning, and the child saved back.
+
+Two packagings can be trained further:
+
+* the platform's own (``examples/tabular``, ``examples/digits``): MLflow
+  models-from-code whose ``PythonModel`` holds the module as ``model`` (its
+  ``state_dict`` is the ``weights`` artifact) and names its loss in
+  ``finetune_loss``; ``finetune_inputs(rows)`` and ``finetune_targets(labels)``,
+  where present, turn raw rows and labels into what the module takes and what
+  the loss compares with (the standardisation, the class names). The child
+  keeps the parent's code and other artifacts, with new weights.
+* models logged with ``mlflow.pytorch``: the module itself. Rows go in as
+  float32; the loss follows the output's width (more than one column: cross
+  entropy over integer labels; one: mean squared error).
+
+Anything else is refused with a one-line reason. ``inspect`` reads only the
+``MLmodel`` file (cheap: the management API uses it); ``open_parent`` downloads
+the version, checks its digest, and loads it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from maas_ray.errors import BadRequest
+
+CODE, PYTORCH = "code", "pytorch"
+# What each loss compares: a probability of class 1, a logit of class 1, one logit
+# per class, a number.
+LOSSES = {
+    "binary_probability": "classification",
+    "binary_logits": "classification",
+    "cross_entropy": "classification",
+    "mse": "regression",
+}
+WEIGHTS = "weights"  # the artifact holding a code model's state_dict
+
+
+@dataclass
+class Layout:
+    """What ``MLmodel`` says: the packaging, the code file, the input's shape."""
+
+    kind: str
+    columns: list[str] | None  # the signature's column names; None: a tensor input
+    width: int | None  # a tensor input's features per row
+    code: str | None = None  # a code model's file, in the model's folder
+    artifacts: dict[str, str] = field(default_factory=dict)  # name -> path in the folder
+    signature: Any = None
+
+
+def inspect(mlmodel: Path, name: str, version: str) -> Layout:
+    """The packaging of a version from its ``MLmodel`` file; refuses what cannot be tuned."""
+    from mlflow.models import Model
+
+    meta = Model.load(str(mlmodel))
+    flavors = meta.flavors
+    where = f"version {version} of '{name}'"
+    pyfunc = flavors.get("python_function", {})
+    if "pytorch" in flavors:
+        kind, code = PYTORCH, None
+    elif pyfunc.get("loader_module") == "mlflow.pyfunc.loaders.code_model":
+        kind, code = CODE, Path(str(pyfunc.get("model_code_path", ""))).name
+        if WEIGHTS not in (pyfunc.get("artifacts") or {}):
+            raise BadRequest(f"{where} has no '{WEIGHTS}' artifact: it is not a PyTorch package")
+    else:
+        other = next((f for f in flavors if f != "python_function"), "python_function")
+        raise BadRequest(
+            f"{where} is a {other} model: maas finetune trains PyTorch models "
+            "(the platform's packaging, or mlflow.pytorch)"
+        )
+    columns, width = None, None
+    signature = meta.signature
+    if signature is None:
+        raise BadRequest(f"{where} has no signature: its feature columns are unknown")
+    inputs = signature.inputs
+    if inputs.has_input_names() and not inputs.is_tensor_spec():
+        columns = [str(n) for n in inputs.input_names()]
+    else:
+        shape = inputs.inputs[0].shape if inputs.inputs else ()
+        width = int(np.prod([d for d in shape[1:]])) if len(shape) > 1 else 1
+        if any(d < 0 for d in shape[1:]):
+            raise BadRequest(f"{where} takes input of shape {shape}: its width is unknown")
+    artifacts = {k: v["path"] for k, v in (pyfunc.get("artifacts") or {}).items()}
+    return Layout(kind, columns, width, code, artifacts, signature)
+
+
+def rows_of(layout: Layout, X: pd.DataFrame, where: str) -> np.ndarray:
+    """The feature columns as the float32 rows the model takes (signature order)."""
+    if layout.columns is not None:
+        missing = [c for c in layout.columns if c not in X.columns]
+        if missing:
+            raise BadRequest(f"the data lacks the model's input columns: {', '.join(missing[:10])}")
+        X = X[layout.columns]
+    elif X.shape[1] != layout.width:
+        raise BadRequest(
+            f"{where} takes {layout.width} features per row; the data has {X.shape[1]} "
+            f"columns besides the label"
+        )
+    non_numeric = [str(c) for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]
+    if non_numeric:
+        raise BadRequest(f"feature columns that are not numbers: {', '.join(non_numeric[:10])}")
+    if X.isna().any().any():
+        raise BadRequest("the features have empty cells: fill or drop those rows")
+    return X.to_numpy(dtype=np.float32)
+
+
+@dataclass
+class Parent:
+    """The parent loaded: the module, and how rows and labels become its input and targets."""
+
+    layout: Layout
+    folder: Path
+    module: Any
+    loss: str
+    python_model: Any = None
+
+    @property
+    def task(self) -> str:
+        return LOSSES[self.loss]
+
+    def inputs(self, rows: np.ndarray) -> np.ndarray:
+        hook = getattr(self.python_model, "finetune_inputs", None)
+        return np.asarray(hook(rows) if hook else rows, dtype=np.float32)
+
+    def targets(self, labels: Any) -> np.ndarray:
+        """Labels as the loss takes them; a label the model cannot learn is a 400."""
+        labels = np.asarray(labels)
+        hook = getattr(self.python_model, "finetune_targets", None)
+        try:
+            out = np.asarray(hook(labels)) if hook else labels
+            if self.loss == "cross_entropy":
+                as_int = out.astype(np.int64)
+                if not np.array_equal(as_int, out.astype(np.float64)) or as_int.min() < 0:
+                    raise ValueError("class labels must be integers 0..K-1")
+                return as_int
+            return out.astype(np.float32)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise BadRequest(f"labels the model cannot learn from: {exc}") from exc
+
+    def predictions(self, model: Any, rows: np.ndarray) -> np.ndarray:
+        """A loaded pyfunc's answers for ``rows``, in the targets' terms."""
+        data: Any = rows
+        if self.layout.columns is not None:
+            data = pd.DataFrame(rows, columns=self.layout.columns)
+        out = model.predict(data)
+        out = out.to_numpy() if isinstance(out, pd.DataFrame | pd.Series) else np.asarray(out)
+        if out.ndim == 2 and out.shape[1] > 1:
+            out = out.argmax(axis=1)  # one logit per class
+        elif out.ndim == 2:
+            out = out[:, 0]
+        if self.task == "classification":
+            if self.loss != "cross_entropy":
+                out = self.targets(out) if self.python_model is not None else out >= 0.5
+            out = np.asarray(out).astype(np.int64)
+        return out
+
+
+def open_parent(settings: Any, name: str, version: str, dst: Path) -> Parent:
+    """Download the version (digest checked) into ``dst`` and load it for training."""
+    from maas_ray.registry import Registry
+
+    folder = Registry(settings.mlflow_uri).download_verified(name, version, dst)
+    layout = inspect(folder / "MLmodel", name, version)
+    return load(layout, folder, f"version {version} of '{name}'")
+
+
+def load(layout: Layout, folder: Path, where: str) -> Parent:
+    """The module of a downloaded version (a worker does this too)."""
+    import torch
+
+    if layout.kind == PYTORCH:
+        import mlflow.pytorch
+
+        module = mlflow.pytorch.load_model(str(folder))
+        with torch.no_grad():
+            width = layout.width or len(layout.columns or [])
+            out = module(torch.zeros((2, width), dtype=torch.float32))
+        loss = "cross_entropy" if out.ndim == 2 and out.shape[1] > 1 else "mse"
+        return Parent(layout, folder, module, loss)
+    import mlflow.pyfunc
+
+    python_model = mlflow.pyfunc.load_model(str(folder)).unwrap_python_model()
+    module = getattr(python_model, "model", None)
+    declared = getattr(python_model, "finetune_loss", None)
+    if not isinstance(module, torch.nn.Module) or declared not in LOSSES:
+        raise BadRequest(
+            f"{where} does not open for fine-tuning: its PythonModel needs a torch module "
+            f"as `model` and `finetune_loss` (one of {', '.join(LOSSES)})"
+        )
+    return Parent(layout, folder, module, str(declared), python_model)
+
+
+def save_child(parent: Parent, state: dict[str, Any], example: Any) -> Any:
+    """Log the child (the parent's packaging, new weights) under the active run."""
+    from maas_ray.registry._logging import log_model
+
+    parent.module.load_state_dict(state)
+    parent.module.eval()
+    if parent.layout.kind == PYTORCH:
+        import mlflow.pytorch
+
+        # The parent's format: pt2 (traced; needs an array example) or pickle.
+        pickled = any(parent.folder.glob("data/*.pth"))
+        return mlflow.pytorch.log_model(
+            pytorch_model=parent.module,
+            name="model",
+            signature=parent.layout.signature,
+            input_example=example,
+            serialization_format="pickle" if pickled else "pt2",
+            pip_requirements=_requirements(parent.folder),
+        )
+    import torch
+
+    with tempfile.TemporaryDirectory(prefix="maas-child-") as tmp:
+        artifacts = {}
+        for key, rel in parent.layout.artifacts.items():
+            if key == WEIGHTS:
+                continue
+            target = Path(tmp) / Path(rel).name
+            shutil.copyfile(parent.folder / rel, target)
+            artifacts[key] = str(target)
+        weights = Path(tmp) / Path(parent.layout.artifacts[WEIGHTS]).name
+        torch.save(parent.module.state_dict(), weights)
+        artifacts[WEIGHTS] = str(weights)
+        code = Path(tmp) / (parent.layout.code or "model.py")
+        shutil.copyfile(parent.folder / (parent.layout.code or "model.py"), code)
+        return log_model(
+            str(code),
+            registered_model_name=None,
+            input_example=example,
+            signature=parent.layout.signature,
+            artifacts=artifacts,
+        )
+
+
+def _requirements(folder: Path) -> list[str] | None:
+    path = folder / "requirements.txt"
+    if not path.is_file():
+        return None
+    return [line for line in path.read_text().splitlines() if line and not line.startswith("#")]

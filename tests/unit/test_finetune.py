@@ -1,0 +1,180 @@
+"""The pure parts of fine-tuning: what a version's MLmodel says (packaging, input
+width or columns), which versions open for training, how rows and labels become
+the module's input and targets, the losses, and the spec and job arguments.
+
+Models are saved to local folders with MLflow (no server, no cluster)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow.pyfunc
+import mlflow.pytorch
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from maas_ray.errors import BadRequest
+from maas_ray.jobs import finetune as job
+from maas_ray.spec import FinetuneBody, FinetuneSpec
+from maas_ray.training.torch_loop import loss_fn
+from maas_ray.training.torch_model import CODE, PYTORCH, inspect, load, rows_of
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def tabular(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tabular example's packaging, untrained weights, saved to a folder."""
+    from examples.tabular.model import BreastCancerMLP
+
+    tmp = tmp_path_factory.mktemp("tabular")
+    torch.manual_seed(0)
+    weights = tmp / "weights.pt"
+    torch.save(BreastCancerMLP().state_dict(), weights)
+    scaler = tmp / "scaler.json"
+    classes = ["malignant", "benign"]
+    scaler.write_text(json.dumps({"mean": [0.0] * 30, "scale": [2.0] * 30, "classes": classes}))
+    folder = tmp / "model"
+    mlflow.pyfunc.save_model(
+        str(folder),
+        python_model=str(ROOT / "examples" / "tabular" / "model.py"),
+        artifacts={"weights": str(weights), "scaler": str(scaler)},
+        input_example=np.zeros((2, 30), dtype=np.float32),
+    )
+    return folder
+
+
+def _pytorch(tmp: Path, outputs: int, columns: list[str] | None = None) -> Path:
+    module = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, outputs))
+    example: object = np.zeros((2, 3), dtype=np.float32)
+    if columns is not None:
+        example = pd.DataFrame(np.zeros((2, 3), dtype=np.float32), columns=columns)
+    folder = tmp / f"torch-{outputs}-{bool(columns)}"
+    # pt2 (the default) traces with an array; named columns need the pickle format
+    fmt = "pickle" if columns is not None else "pt2"
+    mlflow.pytorch.save_model(module, str(folder), input_example=example, serialization_format=fmt)
+    return folder
+
+
+def test_the_platforms_packaging_opens_with_its_hooks(tabular: Path) -> None:
+    layout = inspect(tabular / "MLmodel", "tabular", "1")
+    assert layout.kind == CODE
+    assert layout.width == 30
+    assert layout.columns is None
+    assert set(layout.artifacts) == {"weights", "scaler"}
+    parent = load(layout, tabular, "v1")
+    assert parent.loss == "binary_probability"
+    assert parent.task == "classification"
+    assert isinstance(parent.module, nn.Module)
+    # names, 0/1 numbers and their strings all map to the class index
+    assert parent.targets(np.array(["malignant", "benign", 0, 1], dtype=object)).tolist() == [
+        0,
+        1,
+        0,
+        1,
+    ]
+    with pytest.raises(BadRequest, match="none of malignant, benign"):
+        parent.targets(np.array(["healthy"], dtype=object))
+    rows = np.full((4, 30), 4.0, dtype=np.float32)
+    assert np.allclose(parent.inputs(rows), 2.0)  # standardised: (4 - 0) / 2
+    served = mlflow.pyfunc.load_model(str(tabular))
+    predicted = parent.predictions(served, rows)
+    assert predicted.dtype == np.int64
+    assert set(predicted.tolist()) <= {0, 1}
+
+
+def test_rows_must_fit_the_signature(tabular: Path) -> None:
+    layout = inspect(tabular / "MLmodel", "tabular", "1")
+    good = pd.DataFrame(np.zeros((3, 30)), columns=[f"f{i}" for i in range(30)])
+    assert rows_of(layout, good, "v1").shape == (3, 30)
+    with pytest.raises(BadRequest, match="takes 30 features per row; the data has 29"):
+        rows_of(layout, good.iloc[:, :29], "v1")
+    text = good.assign(f3="x")
+    with pytest.raises(BadRequest, match="not numbers: f3"):
+        rows_of(layout, text, "v1")
+    holes = good.astype(float)
+    holes.iloc[1, 2] = np.nan
+    with pytest.raises(BadRequest, match="empty cells"):
+        rows_of(layout, holes, "v1")
+
+
+def test_mlflow_pytorch_models_take_their_loss_from_the_output(tmp_path: Path) -> None:
+    three = _pytorch(tmp_path, 3)
+    classes = load(inspect(three / "MLmodel", "m", "1"), three, "")
+    assert classes.layout.kind == PYTORCH
+    assert classes.loss == "cross_entropy"
+    assert classes.targets(np.array([0, 2, 1])).dtype == np.int64
+    with pytest.raises(BadRequest, match="integers"):
+        classes.targets(np.array([0.5, 1.0]))
+    number = _pytorch(tmp_path, 1)
+    assert load(inspect(number / "MLmodel", "m", "1"), number, "").loss == "mse"
+
+
+def test_named_columns_are_taken_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")
+    folder = _pytorch(tmp_path, 2, ["a", "b", "c"])
+    layout = inspect(folder / "MLmodel", "m", "1")
+    assert layout.columns == ["a", "b", "c"]
+    frame = pd.DataFrame({"c": [3.0], "a": [1.0], "b": [2.0], "extra": [9.0]})
+    assert rows_of(layout, frame, "v1").tolist() == [[1.0, 2.0, 3.0]]
+    with pytest.raises(BadRequest, match="lacks the model's input columns: b"):
+        rows_of(layout, frame.drop(columns=["b"]), "v1")
+    assert load(layout, folder, "v1").loss == "cross_entropy"
+
+
+def test_other_models_are_refused_in_one_line(tmp_path: Path) -> None:
+    import mlflow.sklearn
+    from sklearn.linear_model import LogisticRegression
+
+    fitted = LogisticRegression().fit([[0.0], [1.0]], [0, 1])
+    folder = tmp_path / "sk"
+    mlflow.sklearn.save_model(fitted, str(folder), serialization_format="cloudpickle")
+    with pytest.raises(BadRequest, match="is a sklearn model: maas finetune trains PyTorch"):
+        inspect(folder / "MLmodel", "iris", "3")
+
+
+@pytest.mark.parametrize(
+    ("kind", "out", "target"),
+    [
+        ("binary_probability", torch.tensor([0.9, 0.1]), torch.tensor([1.0, 0.0])),
+        ("binary_logits", torch.tensor([[3.0], [-3.0]]), torch.tensor([1.0, 0.0])),
+        ("cross_entropy", torch.tensor([[5.0, 0.0], [0.0, 5.0]]), torch.tensor([0, 1])),
+        ("mse", torch.tensor([[1.0], [2.0]]), torch.tensor([1.0, 2.0])),
+    ],
+)
+def test_losses_are_small_for_right_answers(
+    kind: str, out: torch.Tensor, target: torch.Tensor
+) -> None:
+    assert float(loss_fn(kind)(out, target)) < 0.12
+
+
+def test_the_spec_and_the_route_body() -> None:
+    spec = FinetuneSpec(name="tabular", data="rows.csv")
+    assert (spec.workers, spec.epochs, spec.max_failures, spec.from_version) == (1, 2, 1, None)
+    for bad in ({"workers": 0}, {"epochs": 0}, {"lr": 0}, {"max_failures": 0}, {"name": "_x"}):
+        with pytest.raises(ValueError, match="validation error for FinetuneSpec"):
+            FinetuneSpec.model_validate({"name": "tabular", "data": "rows.csv", **bad})
+    with pytest.raises(ValueError, match="one of accuracy"):
+        FinetuneSpec(name="t", data="d.csv", promote_if_better="speed")
+    body = FinetuneBody(data="runs:/x/data.csv", workers=2)
+    assert body.spec("tabular").name == "tabular"
+    assert FinetuneBody(name="tabular", data="d.csv").spec("tabular").name == "tabular"
+    with pytest.raises(ValueError, match="the body names 'digits', the path 'tabular'"):
+        FinetuneBody(name="digits", data="d.csv").spec("tabular")
+
+
+def test_the_job_takes_flags_or_a_spec(capsys: pytest.CaptureFixture[str]) -> None:
+    spec = job.parse(["tabular", "--data", "/tmp/rows.csv", "--workers", "2", "--epochs", "1"])
+    assert (spec.name, spec.data, spec.workers, spec.epochs) == ("tabular", "/tmp/rows.csv", 2, 1)
+    whole = FinetuneSpec(name="digits", data="d.csv", lr=0.01).model_dump_json()
+    assert job.parse(["--spec", whole]).lr == 0.01
+    with pytest.raises(SystemExit):
+        job.parse(["tabular"])
+    with pytest.raises(SystemExit) as exit_:
+        job.parse(["tabular", "--data", "d.csv", "--workers", "0"])
+    assert exit_.value.code == 1
+    assert "workers" in capsys.readouterr().err
