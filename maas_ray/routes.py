@@ -250,6 +250,19 @@ ROUTES: tuple[Route, ...] = (
         params=("actor",),
     ),
     _admin(
+        "tune",
+        "POST",
+        "/tune",
+        ("train",),
+        summary="Search a pipeline's hyperparameters with Ray Tune as a Ray job, register "
+        "the best; answers 202 with the job at once.",
+        body="TuningSpec",
+        answer="JobInfo",
+        status=202,
+        errors=(503,),
+        params=("actor",),
+    ),
+    _admin(
         "finetune",
         "POST",
         _NAMED + "/finetune",

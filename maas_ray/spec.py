@@ -383,3 +383,69 @@ class FinetuneBody(FinetuneSpec):
         if self.name is not None and self.name != name:
             raise ValueError(f"name: the body names '{self.name}', the path '{name}'")
         return FinetuneSpec.model_validate({**self.model_dump(exclude={"name"}), "name": name})
+
+
+# A hyperparameter's declared space: values to try each (a grid), or a range to sample.
+DISTRIBUTIONS = ("uniform", "loguniform", "randint")
+
+
+class TuningSpec(TrainingSpec):
+    """What ``maas tune`` searches: a ``MaasTraining`` document plus a small space.
+
+    .. code-block:: yaml
+
+        kind: MaasTuning
+        name: sentiment
+        data: data.csv
+        label: label
+        pipeline:
+          - sklearn.feature_extraction.text.TfidfVectorizer: {analyzer: char_wb}
+          - sklearn.naive_bayes.MultinomialNB: {}
+        search:                                  # scikit-learn's get_params() names
+          multinomialnb__alpha: {loguniform: [0.01, 1.0]}
+          tfidfvectorizer__ngram_range: [[1, 2], [1, 3]]
+        metric: f1
+        trials: 4
+
+    A list is a grid (every value is tried, times ``trials``); ``{uniform|loguniform|
+    randint: [low, high]}`` is sampled once per trial.
+    """
+
+    kind: Literal["MaasTuning"] = Field(  # type: ignore[assignment]
+        default="MaasTuning", description="Marks a maas_ray tuning file."
+    )
+    search: dict[str, list[object] | dict[str, list[float]]] = Field(
+        min_length=1,
+        max_length=20,
+        description="Estimator parameter -> values (a grid) or {distribution: [low, high]}.",
+    )
+    metric: str = Field(default="accuracy", description="The held-out metric to optimise.")
+    trials: int = Field(default=1, ge=1, le=200, description="Samples of the space.")
+
+    @model_validator(mode="after")
+    def _space(self) -> TuningSpec:
+        if self.metric not in CLASSIFICATION_METRICS + REGRESSION_METRICS:
+            known = ", ".join(CLASSIFICATION_METRICS + REGRESSION_METRICS)
+            raise ValueError(f"metric: got '{self.metric}', one of {known}")
+        for param, space in self.search.items():
+            if isinstance(space, list):
+                if not space:
+                    raise ValueError(f"search.{param}: give at least one value")
+                continue
+            if len(space) != 1 or next(iter(space)) not in DISTRIBUTIONS:
+                raise ValueError(
+                    f"search.{param}: give a list of values or one of "
+                    f"{', '.join(DISTRIBUTIONS)}: [low, high]"
+                )
+            kind, bounds = next(iter(space.items()))
+            if len(bounds) != 2 or not bounds[0] < bounds[1]:
+                raise ValueError(f"search.{param}.{kind}: give [low, high] with low < high")
+            if kind == "loguniform" and bounds[0] <= 0:
+                raise ValueError(f"search.{param}.loguniform: low must be above 0")
+        trials = self.trials
+        grid = 1
+        for space in self.search.values():
+            grid *= len(space) if isinstance(space, list) else 1
+        if grid * trials > 200:
+            raise ValueError(f"search: {grid * trials} trials; keep it to 200 at most")
+        return self

@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from maas_ray.errors import PlatformUnavailable, RemoteError
+from maas_ray.spec import TrainingSpec
 from maas_ray.training.result import JobInfo, TrainResult
 
 if TYPE_CHECKING:
     from maas_ray.settings import Settings
-    from maas_ray.spec import TrainingSpec
     from maas_ray.transport import Transport
 
 Progress = Callable[[str], None]
@@ -97,20 +97,71 @@ class Training:
     ) -> Any:
         """``train`` with the spec's fields as a dict (``maas train --config`` uses it);
         a relative data path is taken from ``base``."""
+        from maas_ray.spec import TuningSpec
         from maas_ray.training.staging import checked, stage
 
+        tuning = fields.get("kind") == "MaasTuning" or "search" in fields
         say = progress or (lambda _: None)
         say("checking the data and the pipeline")
-        spec, raw, suffix, pickled = checked(data, pipeline, fields, base)
+        model = TuningSpec if tuning else TrainingSpec
+        spec, raw, suffix, pickled = checked(data, pipeline, fields, base, model)
         say(f"staging {len(raw):,} bytes of data in MLflow")
-        spec = stage(self.settings, spec, raw, suffix, pickled)
+        spec = stage(self.settings, spec, raw, suffix, pickled, "tune" if tuning else "train")
         if _in_cluster():
             from maas_ray.training.run import train
+            from maas_ray.training.tune import tune
 
+            if isinstance(spec, TuningSpec):
+                return tune(spec, self.settings, say=say)
             return train(spec, self.settings, say=say)
-        job = JobInfo.model_validate(self._http.admin("train", _body(spec)))
+        route = "tune" if tuning else "train"
+        job = JobInfo.model_validate(self._http.admin(route, _body(spec)))
         say(f"job {job.id} submitted (run {spec.run_id})")
         return self.wait_job(job, progress) if wait else job
+
+    def tune(
+        self,
+        data: Any,
+        pipeline: Any,
+        *,
+        name: str,
+        search: dict[str, Any],
+        metric: str = "accuracy",
+        trials: int = 1,
+        label: str = "target",
+        test_size: float = 0.2,
+        seed: int = 0,
+        num_cpus: float = 1.0,
+        promote_if_better: str | None = None,
+        description: str | None = None,
+        tags: dict[str, str] | None = None,
+        wait: bool = True,
+        progress: Progress | None = None,
+    ) -> Any:
+        """Search ``pipeline``'s hyperparameters with Ray Tune; register the best.
+
+        ``search`` maps scikit-learn parameter names (``get_params()``) to a list of
+        values (a grid) or ``{"uniform"|"loguniform"|"randint": [low, high]}``; each
+        trial is a child MLflow run of the search's run; the best on the held-out
+        ``metric`` is fit, logged and registered as ``train`` does. Trials run at
+        most as many at once as the CPUs beside serving hold. The other arguments
+        are ``train``'s.
+        """
+        fields = {
+            "kind": "MaasTuning",
+            "name": name,
+            "search": search,
+            "metric": metric,
+            "trials": trials,
+            "label": label,
+            "test_size": test_size,
+            "seed": seed,
+            "num_cpus": num_cpus,
+            "promote_if_better": promote_if_better,
+            "description": description,
+            "tags": tags or {},
+        }
+        return self.train_spec(None, data, pipeline, fields, wait=wait, progress=progress)
 
     def finetune(
         self,
@@ -195,11 +246,14 @@ class Training:
     def wait_job(self, job: JobInfo, progress: Progress | None = None) -> TrainResult:
         """Wait for a training job; its result, or its error raised as a RemoteError."""
         deadline = time.monotonic() + _JOB_TIMEOUT_S
-        said = None
-        while not job.done:
-            if progress is not None and job.stage and job.stage != said:
-                progress(job.stage)
-                said = job.stage
+        said = 0  # stages passed on so far: each once, none skipped between two polls
+        while True:
+            if progress is not None:
+                for stage in job.stages[said:]:
+                    progress(stage)
+                said = max(said, len(job.stages))
+            if job.done:
+                break
             if time.monotonic() > deadline:
                 raise PlatformUnavailable(
                     f"job {job.id} still {job.status} after {_JOB_TIMEOUT_S:.0f}s; "

@@ -38,6 +38,7 @@ _COMMANDS: list[tuple[str, Callable[..., Any]]] = [
     ("undeploy", lifecycle.undeploy),
     ("predict", models.predict),
     ("train", training.train),
+    ("tune", training.tune),
     ("finetune", training.finetune),
     ("audit", keys.audit),
 ]

@@ -21,7 +21,7 @@ jobs_app = typer.Typer(help="Ray jobs on the platform's cluster (trainings).", n
 JOB_COLUMNS = ("id", "kind", "model", "status", "stage", "started (UTC)", "submitted by")
 
 
-def _document(path: Path) -> dict[str, Any]:
+def _document(path: Path, kind: str = "MaasTraining") -> dict[str, Any]:
     import yaml
 
     try:
@@ -30,21 +30,25 @@ def _document(path: Path) -> dict[str, Any]:
         raise BadRequest(f"cannot read {path}: {exc.strerror}") from exc
     except yaml.YAMLError as exc:
         raise BadRequest(f"{path} is not YAML: {str(exc).splitlines()[0]}") from exc
-    if not isinstance(doc, dict) or doc.get("kind") != "MaasTraining":
-        raise BadRequest(f"{path}: expected a YAML document with 'kind: MaasTraining'")
+    if not isinstance(doc, dict) or doc.get("kind") != kind:
+        raise BadRequest(f"{path}: expected a YAML document with 'kind: {kind}'")
     return doc
+
+
+PromoteOpt = Annotated[
+    str | None,
+    typer.Option(help="Promote only if this held-out metric beats @production's."),
+]
+DetachOpt = Annotated[
+    bool, typer.Option("--detach", help="Submit the job, print its id, do not wait.")
+]
 
 
 @reports_errors
 def train(
     config: Annotated[Path, typer.Option("--config", "-f", help="A kind: MaasTraining YAML file.")],
-    promote_if_better: Annotated[
-        str | None,
-        typer.Option(help="Promote only if this held-out metric beats @production's."),
-    ] = None,
-    detach: Annotated[
-        bool, typer.Option("--detach", help="Submit the job, print its id, do not wait.")
-    ] = False,
+    promote_if_better: PromoteOpt = None,
+    detach: DetachOpt = False,
     output: OutputOpt = Output.table,
 ) -> None:
     """Train the file's pipeline on its data as a Ray job and register a new version.
@@ -53,14 +57,43 @@ def train(
     The data path in the file is relative to the file. Not promoted unless
     --promote-if-better (or the file's promote_if_better) says so and it wins.
     """
-    doc = _document(config)
+    _run_file(config, "MaasTraining", "training", promote_if_better, detach, output)
+
+
+@reports_errors
+def tune(
+    config: Annotated[Path, typer.Option("--config", "-f", help="A kind: MaasTuning YAML file.")],
+    promote_if_better: PromoteOpt = None,
+    detach: DetachOpt = False,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Search the file's hyperparameter space with Ray Tune; register the best.
+
+    A kind: MaasTuning file is a training file plus `search` (scikit-learn parameter
+    names, each with a list of values or a uniform, loguniform or randint range),
+    `metric` and `trials`. Each trial is a child MLflow run; as many run at once as
+    the CPUs beside serving hold. The best is fit, scored and registered as `maas
+    train` does; not promoted unless it wins with --promote-if-better.
+    """
+    _run_file(config, "MaasTuning", "tuning", promote_if_better, detach, output)
+
+
+def _run_file(
+    config: Path,
+    kind: str,
+    verb: str,
+    promote_if_better: str | None,
+    detach: bool,
+    output: Output,
+) -> None:
+    doc = _document(config, kind)
     fields = {k: v for k, v in doc.items() if k not in ("data", "pipeline")}
     if promote_if_better is not None:
         fields["promote_if_better"] = promote_if_better
     if "data" not in doc or "pipeline" not in doc:
         raise BadRequest(f"{config}: give 'data' and 'pipeline'")
     base = config.resolve().parent
-    with spinner(f"training {fields.get('name', '?')}") as say:
+    with spinner(f"{verb} {fields.get('name', '?')}") as say:
         answer = sdk().train_spec(
             base, doc["data"], doc["pipeline"], fields, wait=not detach, progress=say
         )
@@ -89,13 +122,8 @@ def finetune(
     epochs: Annotated[int, typer.Option(help="Passes over the training rows.")] = 2,
     lr: Annotated[float, typer.Option(help="Adam's learning rate.")] = 1e-3,
     batch_size: Annotated[int, typer.Option(help="Rows per step per worker.")] = 32,
-    promote_if_better: Annotated[
-        str | None,
-        typer.Option(help="Promote only if this held-out metric beats @production's."),
-    ] = None,
-    detach: Annotated[
-        bool, typer.Option("--detach", help="Submit the job, print its id, do not wait.")
-    ] = False,
+    promote_if_better: PromoteOpt = None,
+    detach: DetachOpt = False,
     output: OutputOpt = Output.table,
 ) -> None:
     """Train a registered PyTorch version further with Ray Train; register the child.
@@ -191,6 +219,8 @@ def _print_result(result: TrainResult, output: Output) -> None:
         f"data sha256 {result.data_sha256[:16]}",
         highlight=False,
     )
+    if result.figures.get("trials"):
+        err.print(f"best of {result.figures['trials']:g} trials (each a child run)")
     if result.figures.get("train_seconds"):
         f = result.figures
         err.print(

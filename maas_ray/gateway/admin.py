@@ -330,7 +330,7 @@ def _summary(action: str, answer: Any) -> str:
         return f"version {answer.get('version')} sha256 {str(answer.get('sha256'))[:16]}"
     if action == "apply":
         return ", ".join(f"{m}: {what}" for m, what in answer.items())
-    if action in ("train", "finetune", "stop_job"):
+    if action in ("train", "tune", "finetune", "stop_job"):
         return f"job {answer.get('id')} {answer.get('status')} run {answer.get('run_id')}"
     version = answer.get("version") or (answer.get("status") or {}).get("version")
     return f"version {version}, {answer.get('traffic') or answer.get('health') or ''}".strip(", ")

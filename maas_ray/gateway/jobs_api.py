@@ -2,7 +2,8 @@
 
 ``POST /v1/admin/train`` checks the spec, opens the training's MLflow run (unless
 the SDK staged one), submits ``python -m maas_ray.jobs.train`` as a Ray job and
-answers 202 with the job at once; ``/v1/admin/jobs`` lists, reads, and stops jobs.
+answers 202 with the job at once (``POST /v1/admin/tune``: the same for a search,
+``maas_ray.jobs.tune``); ``/v1/admin/jobs`` lists, reads, and stops jobs.
 ``POST /v1/admin/models/{name}/finetune`` checks what it can without loading the
 model (it exists, it is PyTorch, the data reads and fits its signature), pins the
 parent version, and submits ``python -m maas_ray.jobs.finetune`` the same way.
@@ -17,11 +18,20 @@ from typing import Any
 from maas_ray.errors import BadRequest, MaasError
 from maas_ray.gateway.admin import Call, Context, _object, _validated, handles
 from maas_ray.jobs.submit import Jobs
-from maas_ray.spec import FinetuneBody, FinetuneSpec, TrainingSpec
+from maas_ray.spec import FinetuneBody, FinetuneSpec, TrainingSpec, TuningSpec
 
 
 @handles("train", TrainingSpec)
 def _train(c: Context) -> tuple[int, Any]:
+    return _submit(c, "train")
+
+
+@handles("tune", TuningSpec)
+def _tune(c: Context) -> tuple[int, Any]:
+    return _submit(c, "tune")
+
+
+def _submit(c: Context, kind: str) -> tuple[int, Any]:
     from mlflow.tracking import MlflowClient
 
     from maas_ray.training.run import new_run
@@ -29,11 +39,11 @@ def _train(c: Context) -> tuple[int, Any]:
     spec: TrainingSpec = c.parsed
     if spec.run_id is None:
         spec = spec.model_copy(
-            update={"run_id": new_run(MlflowClient(c.settings.mlflow_uri), spec.name)}
+            update={"run_id": new_run(MlflowClient(c.settings.mlflow_uri), spec.name, kind)}
         )
     jobs = Jobs(c.settings)
     job_id = jobs.submit(
-        "train",
+        kind,
         spec.name,
         ["--spec", spec.model_dump_json(exclude_none=True)],
         spec.run_id,

@@ -29,6 +29,7 @@ from maas_ray.spec import (
     FinetuneBody,
     Shadow,
     TrainingSpec,
+    TuningSpec,
 )
 from maas_ray.training.result import JobInfo, TrainResult
 
@@ -49,6 +50,7 @@ _MODELS: tuple[type[BaseModel], ...] = (
     AuditRecord,
     Operation,
     TrainingSpec,
+    TuningSpec,
     FinetuneBody,
     TrainResult,
     JobInfo,

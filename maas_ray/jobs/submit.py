@@ -68,11 +68,12 @@ class Jobs:
             raise NotFound(f"no job '{job_id}' on this cluster") from exc
         info = self._info(details)
         log = self.logs(job_id)
-        for line in reversed(log.splitlines()):
-            if info.stage is None and line.startswith(STAGE_PREFIX):
-                info.stage = line.removeprefix(STAGE_PREFIX)
-            if info.result is None and line.startswith(RESULT_PREFIX):
+        for line in log.splitlines():
+            if line.startswith(STAGE_PREFIX):
+                info.stages.append(line.removeprefix(STAGE_PREFIX))
+            elif line.startswith(RESULT_PREFIX):
                 info.result = TrainResult.model_validate_json(line.removeprefix(RESULT_PREFIX))
+        info.stage = info.stages[-1] if info.stages else None
         if info.status == "FAILED":
             errors = [line for line in log.splitlines() if line.startswith("error: ")]
             if errors:

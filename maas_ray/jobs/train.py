@@ -30,11 +30,18 @@ from maas_ray.settings import Settings
 from maas_ray.spec import TrainingSpec
 
 
-def parse(argv: list[str] | None = None) -> tuple[TrainingSpec, Path | None]:
-    """The training spec from the command line, and the folder its data is relative to."""
-    parser = argparse.ArgumentParser(prog="python -m maas_ray.jobs.train", description=__doc__)
+def parse(
+    argv: list[str] | None = None, model: type[TrainingSpec] = TrainingSpec, doc: str | None = None
+) -> tuple[TrainingSpec, Path | None]:
+    """The training spec from the command line, and the folder its data is relative to
+    (``model``: ``TuningSpec`` for ``maas_ray.jobs.tune``)."""
+    kind = model.model_fields["kind"].default
+    job = "tune" if kind == "MaasTuning" else "train"
+    parser = argparse.ArgumentParser(
+        prog=f"python -m maas_ray.jobs.{job}", description=doc or __doc__
+    )
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--config", type=Path, help="a kind: MaasTraining YAML file")
+    source.add_argument("--config", type=Path, help=f"a kind: {kind} YAML file")
     source.add_argument("--spec", help="the same document as JSON")
     parser.add_argument("--promote-if-better", metavar="METRIC", default=None)
     args = parser.parse_args(argv)
@@ -49,7 +56,7 @@ def parse(argv: list[str] | None = None) -> tuple[TrainingSpec, Path | None]:
     if args.promote_if_better:
         raw = {**raw, "promote_if_better": args.promote_if_better}
     try:
-        return TrainingSpec.model_validate(raw), base
+        return model.model_validate(raw), base
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "spec"

@@ -78,7 +78,7 @@ def check(settings: Settings, spec: FinetuneSpec, frame: pd.DataFrame, full: boo
     if full:
         with tempfile.TemporaryDirectory(prefix="maas-inspect-") as tmp:
             parent = open_parent(settings, spec.name, version, Path(tmp))
-            rows_of(parent.layout, X, where)
+            parent.inputs(rows_of(parent.layout, X, where)[:8])  # texts a packaging embeds
             parent.targets(y.to_numpy())
             split_rows(y, parent.task, spec.test_size, spec.seed)
         return version
@@ -143,7 +143,7 @@ def _finetune(
     state, figures = _train(spec, settings, stage, run_id, version, inputs, targets, train_rows,
                             test_rows)  # fmt: skip
     stage("logging the fine-tuned version")
-    example = _example(parent, rows[train_rows[:2]])
+    example = parent.model_input(rows[train_rows[:2]])
     with mlflow.start_run(run_id=run_id):
         info = _save(parent, state, example)
         child = mlflow.pyfunc.load_model(info.model_uri)
@@ -308,12 +308,6 @@ def _truth(parent: Parent, targets: np.ndarray) -> np.ndarray:
     if parent.task == "classification":
         return np.asarray(targets).astype(np.int64)
     return np.asarray(targets)
-
-
-def _example(parent: Parent, rows: np.ndarray) -> Any:
-    if parent.layout.columns is not None:
-        return pd.DataFrame(rows, columns=parent.layout.columns)
-    return rows
 
 
 def _score(

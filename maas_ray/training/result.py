@@ -60,6 +60,9 @@ class JobInfo(BaseModel):
     model: str | None = None
     run_id: str | None = None
     stage: str | None = Field(default=None, description="Where a training is now.")
+    stages: list[str] = Field(
+        default_factory=list, description="Every stage so far, oldest first (one per epoch)."
+    )
     entrypoint: str
     message: str | None = None
     submitted_by: str | None = None

@@ -72,10 +72,21 @@ def pipeline_of(spec: TrainingSpec) -> Any:
     return build(spec.pipeline)
 
 
+# Picks the estimator to fit from the pipeline, the rows and the split (tune.py's search).
+Choose = Callable[..., Any]
+
+
 def train(
-    spec: TrainingSpec, settings: Settings, base: Path | None = None, say: Say = logger.info
+    spec: TrainingSpec,
+    settings: Settings,
+    base: Path | None = None,
+    say: Say = logger.info,
+    choose: Choose | None = None,
 ) -> TrainResult:
-    """Run one training on the cluster this process is attached to (``ray.init``)."""
+    """Run one training on the cluster this process is attached to (``ray.init``).
+
+    ``choose(estimator, X, y, train_rows, test_rows, task, run_id, stage)``, when
+    given, returns the estimator to fit instead (a hyperparameter search's best)."""
     import ray
 
     mlflow.set_tracking_uri(settings.mlflow_uri)
@@ -90,6 +101,8 @@ def train(
         estimator = seeded(pipeline_of(spec), spec.seed)
         task = task_of(estimator, y)
         train_rows, test_rows = split_rows(y, task, spec.test_size, spec.seed)
+        if choose is not None:
+            estimator = choose(estimator, X, y, train_rows, test_rows, task, run_id, stage)
         stage(f"fitting on {len(train_rows)} rows ({spec.num_cpus:g} CPU, a Ray task)")
         fit = ray.remote(num_cpus=spec.num_cpus, max_retries=0)(fit_and_score)
         fitted: Fitted = ray.get(fit.remote(estimator, X, y, train_rows, test_rows, task))

@@ -19,19 +19,24 @@ from pydantic import ValidationError
 
 from maas_ray.errors import BadRequest
 from maas_ray.settings import Settings
-from maas_ray.spec import FinetuneSpec, TrainingSpec
+from maas_ray.spec import FinetuneSpec, TrainingSpec, TuningSpec
 from maas_ray.training import data as datamod
 from maas_ray.training.estimators import build, task_of
 from maas_ray.training.fit import split_rows
 
-Staged = TypeVar("Staged", TrainingSpec, FinetuneSpec)
+Staged = TypeVar("Staged", TrainingSpec, FinetuneSpec, TuningSpec)
 
 
 def checked(
-    data: Any, pipeline: Any, fields: dict[str, Any], base: Path | None = None
+    data: Any,
+    pipeline: Any,
+    fields: dict[str, Any],
+    base: Path | None = None,
+    model: type[TrainingSpec] = TrainingSpec,
 ) -> tuple[TrainingSpec, bytes, str, bytes | None]:
     """The spec to submit (data and pipeline still to stage), the data's bytes and
-    file suffix, and the pickled pipeline (None: the spec names it)."""
+    file suffix, and the pickled pipeline (None: the spec names it). ``model``:
+    ``TuningSpec`` for a search (its parameters are checked against the pipeline)."""
     if isinstance(data, str | Path) and base is not None and not Path(data).is_absolute():
         data = base / data
     named = isinstance(pipeline, str | list)
@@ -41,11 +46,16 @@ def checked(
             "data": str(data) if isinstance(data, str | Path) else "in-memory",
             # An object is staged as a pickle; until then a stand-in passes the check.
             "pipeline": pipeline if named else "staged:pipeline",
-        }
+        },
+        model,
     )
     frame, raw, suffix = datamod.to_frame(data, spec.label)
     X, y = datamod.split_label(frame, spec.label)
     estimator = build(pipeline)  # a factory that does not import fails here, not on the cluster
+    if isinstance(spec, TuningSpec):
+        from maas_ray.training.tune import checked_space
+
+        checked_space(spec, estimator)
     split_rows(y, task_of(estimator, y), spec.test_size, spec.seed)
     pickled = None
     if not named:

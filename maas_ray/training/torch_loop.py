@@ -55,6 +55,7 @@ def train_loop(config: dict[str, Any]) -> None:
     """One worker's training (``train_loop_per_worker``)."""
     import ray.train
     import torch
+    import torch.distributed as dist
     from ray.train.torch import prepare_model
 
     from maas_ray.settings import Settings
@@ -83,6 +84,13 @@ def train_loop(config: dict[str, Any]) -> None:
             )
     model = prepare_model(module)
     device = ray.train.torch.get_device()
+    if rank == 0 and state is None:  # what the group trains on: gloo/cpu or nccl/cuda
+        from mlflow.tracking import MlflowClient
+
+        backend = dist.get_backend() if dist.is_initialized() else "none"
+        tags = {"maas.backend": str(backend), "maas.device": device.type}
+        for key, value in tags.items():
+            MlflowClient(config["tracking_uri"]).set_tag(config["run_id"], key, value)
     loss_of = loss_fn(parent.loss)
     shard = ray.train.get_dataset_shard("train")
     held_x = torch.as_tensor(config["held_x"], device=device)

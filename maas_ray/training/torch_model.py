@@ -50,6 +50,7 @@ class Layout:
     kind: str
     columns: list[str] | None  # the signature's column names; None: a tensor input
     width: int | None  # a tensor input's features per row
+    flat: bool = False  # a 1-D tensor input (one value per row, e.g. a text)
     code: str | None = None  # a code model's file, in the model's folder
     artifacts: dict[str, str] = field(default_factory=dict)  # name -> path in the folder
     signature: Any = None
@@ -75,7 +76,7 @@ def inspect(mlmodel: Path, name: str, version: str) -> Layout:
             f"{where} is a {other} model: maas finetune trains PyTorch models "
             "(the platform's packaging, or mlflow.pytorch)"
         )
-    columns, width = None, None
+    columns, width, flat = None, None, False
     signature = meta.signature
     if signature is None:
         raise BadRequest(f"{where} has no signature: its feature columns are unknown")
@@ -85,14 +86,16 @@ def inspect(mlmodel: Path, name: str, version: str) -> Layout:
     else:
         shape = inputs.inputs[0].shape if inputs.inputs else ()
         width = int(np.prod([d for d in shape[1:]])) if len(shape) > 1 else 1
+        flat = len(shape) <= 1
         if any(d < 0 for d in shape[1:]):
             raise BadRequest(f"{where} takes input of shape {shape}: its width is unknown")
     artifacts = {k: v["path"] for k, v in (pyfunc.get("artifacts") or {}).items()}
-    return Layout(kind, columns, width, code, artifacts, signature)
+    return Layout(kind, columns, width, flat, code, artifacts, signature)
 
 
 def rows_of(layout: Layout, X: pd.DataFrame, where: str) -> np.ndarray:
-    """The feature columns as the float32 rows the model takes (signature order)."""
+    """The feature columns as the rows the model takes (signature order): float32,
+    or, for the platform's packaging, whatever its ``finetune_inputs`` reads (texts)."""
     if layout.columns is not None:
         missing = [c for c in layout.columns if c not in X.columns]
         if missing:
@@ -103,12 +106,14 @@ def rows_of(layout: Layout, X: pd.DataFrame, where: str) -> np.ndarray:
             f"{where} takes {layout.width} features per row; the data has {X.shape[1]} "
             f"columns besides the label"
         )
-    non_numeric = [str(c) for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]
-    if non_numeric:
-        raise BadRequest(f"feature columns that are not numbers: {', '.join(non_numeric[:10])}")
     if X.isna().any().any():
         raise BadRequest("the features have empty cells: fill or drop those rows")
-    return X.to_numpy(dtype=np.float32)
+    non_numeric = [str(c) for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]
+    if not non_numeric:
+        return X.to_numpy(dtype=np.float32)
+    if layout.kind == PYTORCH:
+        raise BadRequest(f"feature columns that are not numbers: {', '.join(non_numeric[:10])}")
+    return X.to_numpy(dtype=object)  # the packaging's finetune_inputs turns them into numbers
 
 
 @dataclass
@@ -127,7 +132,10 @@ class Parent:
 
     def inputs(self, rows: np.ndarray) -> np.ndarray:
         hook = getattr(self.python_model, "finetune_inputs", None)
-        return np.asarray(hook(rows) if hook else rows, dtype=np.float32)
+        try:
+            return np.asarray(hook(rows) if hook else rows, dtype=np.float32)
+        except (ValueError, TypeError) as exc:
+            raise BadRequest(f"rows the model cannot take: {exc}"[:300]) from exc
 
     def targets(self, labels: Any) -> np.ndarray:
         """Labels as the loss takes them; a label the model cannot learn is a 400."""
@@ -144,11 +152,15 @@ class Parent:
         except (ValueError, KeyError, TypeError) as exc:
             raise BadRequest(f"labels the model cannot learn from: {exc}") from exc
 
+    def model_input(self, rows: np.ndarray) -> Any:
+        """Rows as the model's signature takes them (a frame, a 2-D or a 1-D array)."""
+        if self.layout.columns is not None:
+            return pd.DataFrame(rows, columns=self.layout.columns)
+        return rows.reshape(-1) if self.layout.flat else rows
+
     def predictions(self, model: Any, rows: np.ndarray) -> np.ndarray:
         """A loaded pyfunc's answers for ``rows``, in the targets' terms."""
-        data: Any = rows
-        if self.layout.columns is not None:
-            data = pd.DataFrame(rows, columns=self.layout.columns)
+        data = self.model_input(rows)
         out = model.predict(data)
         out = out.to_numpy() if isinstance(out, pd.DataFrame | pd.Series) else np.asarray(out)
         if out.ndim == 2 and out.shape[1] > 1:
@@ -156,8 +168,10 @@ class Parent:
         elif out.ndim == 2:
             out = out[:, 0]
         if self.task == "classification":
-            if self.loss != "cross_entropy":
-                out = self.targets(out) if self.python_model is not None else out >= 0.5
+            if out.dtype.kind in "OUS":  # class names: as the labels are mapped
+                out = self.targets(out)
+            elif self.loss == "binary_probability" and self.python_model is None:
+                out = out >= 0.5
             out = np.asarray(out).astype(np.int64)
         return out
 

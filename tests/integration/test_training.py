@@ -223,3 +223,46 @@ def test_the_train_api_answers_202_and_jobs_tell_how_it_went(
     assert _versions(client, "wine") == before
     missing = httpx.get(f"{live.serve_url}/v1/admin/jobs/nosuchjob", headers=auth(live))
     assert (missing.status_code, missing.json()["code"]) == (404, "not_found")
+
+
+def test_cli_tune_searches_logs_trials_as_child_runs_and_registers_the_best(
+    client: MaaS, live: Settings, env: dict[str, str], tmp_path: Path
+) -> None:
+    """`maas tune --config` over a grid of two C values: two trials, each a child run
+    of the search's run, the best (the larger C) registered, tagged with the trials."""
+    import yaml
+
+    config = _config(tmp_path, name="wine-tuned")
+    doc = {
+        **yaml.safe_load(config.read_text()),
+        "kind": "MaasTuning",
+        "search": {"logisticregression__C": [0.0001, 1.0]},
+        "metric": "f1",
+    }
+    config.write_text(yaml.safe_dump(doc))
+    proc = maas(env, "tune", "--config", str(config), "-o", "json")
+    result = json.loads(proc.stdout)
+    assert result["model"] == "wine-tuned"
+    assert result["figures"]["trials"] == 2
+    version = client.model("wine-tuned").versions[0]
+    assert version.version == result["version"]
+    assert version.tags["maas.run_id"] == result["run_id"]
+    tracking = MlflowClient(live.mlflow_uri)
+    run = tracking.get_run(result["run_id"])
+    assert run.data.tags["maas.tune_trials"] == "2"
+    assert float(run.data.params["best.logisticregression__C"]) == 1.0
+    children = tracking.search_runs(
+        [run.info.experiment_id], f"tags.mlflow.parentRunId = '{result['run_id']}'"
+    )
+    assert sorted(float(c.data.params["logisticregression__C"]) for c in children) == [
+        0.0001,
+        1.0,
+    ]
+    assert all("f1" in c.data.metrics for c in children)
+    best = max(c.data.metrics["f1"] for c in children)
+    assert result["metrics"]["f1"] == pytest.approx(best)
+    bad = {**doc, "search": {"logisticregression__nosuch": [1]}}
+    config.write_text(yaml.safe_dump(bad))
+    refused = maas(env, "tune", "--config", str(config), check=False)
+    assert refused.returncode == 1
+    assert "no parameter logisticregression__nosuch" in refused.stderr, refused.stderr

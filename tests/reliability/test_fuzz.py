@@ -164,14 +164,15 @@ def protected(case: Case, seeded: Iterable[str], key_ids: Iterable[str]) -> bool
         # Any mention of a seeded model: the name, or a spec in an apply file.
         text = unquote(str(case.path_parameters or {})) + json.dumps(_jsonable(case.body))
         return any(name in text for name in seeded)
-    if op.method.upper() == "POST" and op.path == "/v1/admin/train":
+    if op.method.upper() == "POST" and op.path in ("/v1/admin/train", "/v1/admin/tune"):
         # A valid spec starts a Ray job (a Python process): only invalid ones are sent.
         from pydantic import ValidationError
 
-        from maas_ray.spec import TrainingSpec
+        from maas_ray.spec import TrainingSpec, TuningSpec
 
+        model = TuningSpec if op.path.endswith("/tune") else TrainingSpec
         try:
-            TrainingSpec.model_validate(_jsonable(case.body))
+            model.model_validate(_jsonable(case.body))
         except ValidationError:
             return False
         return True

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import mlflow.pyfunc
 import mlflow.pytorch
@@ -93,9 +94,10 @@ def test_rows_must_fit_the_signature(tabular: Path) -> None:
     assert rows_of(layout, good, "v1").shape == (3, 30)
     with pytest.raises(BadRequest, match="takes 30 features per row; the data has 29"):
         rows_of(layout, good.iloc[:, :29], "v1")
-    text = good.assign(f3="x")
-    with pytest.raises(BadRequest, match="not numbers: f3"):
-        rows_of(layout, text, "v1")
+    text = good.assign(f3="x")  # the packaging's finetune_inputs reads the rows, and refuses
+    parent = load(layout, tabular, "v1")
+    with pytest.raises(BadRequest, match="rows the model cannot take"):
+        parent.inputs(rows_of(layout, text, "v1"))
     holes = good.astype(float)
     holes.iloc[1, 2] = np.nan
     with pytest.raises(BadRequest, match="empty cells"):
@@ -123,6 +125,8 @@ def test_named_columns_are_taken_by_name(tmp_path: Path, monkeypatch: pytest.Mon
     assert rows_of(layout, frame, "v1").tolist() == [[1.0, 2.0, 3.0]]
     with pytest.raises(BadRequest, match="lacks the model's input columns: b"):
         rows_of(layout, frame.drop(columns=["b"]), "v1")
+    with pytest.raises(BadRequest, match="not numbers: c"):  # mlflow.pytorch: numbers only
+        rows_of(layout, frame.assign(c="x"), "v1")
     assert load(layout, folder, "v1").loss == "cross_entropy"
 
 
@@ -178,3 +182,73 @@ def test_the_job_takes_flags_or_a_spec(capsys: pytest.CaptureFixture[str]) -> No
         job.parse(["tabular", "--data", "d.csv", "--workers", "0"])
     assert exit_.value.code == 1
     assert "workers" in capsys.readouterr().err
+
+
+def test_the_reviews_packaging_embeds_texts_for_its_head(tmp_path: Path) -> None:
+    """examples/minilm_reviews: texts in (a 1-D string signature), minilm embeddings to the head."""
+    from examples.minilm_reviews.model import SentimentHead
+
+    torch.save(SentimentHead(2).state_dict(), tmp_path / "weights.pt")
+    (tmp_path / "labels.json").write_text(json.dumps({"classes": ["negative", "positive"]}))
+    folder = tmp_path / "model"
+    mlflow.pyfunc.save_model(
+        str(folder),
+        python_model=str(ROOT / "examples" / "minilm_reviews" / "model.py"),
+        artifacts={
+            "weights": str(tmp_path / "weights.pt"),
+            "labels": str(tmp_path / "labels.json"),
+        },
+        input_example=np.asarray(["good", "bad"], dtype=object),
+    )
+    layout = inspect(folder / "MLmodel", "reviews", "1")
+    assert (layout.kind, layout.flat, layout.width) == (CODE, True, 1)
+    parent = load(layout, folder, "v1")
+    assert parent.loss == "cross_entropy"
+    frame = pd.DataFrame({"text": ["a fine book", "这本书很无聊", "dull"]})
+    rows = rows_of(layout, frame, "v1")
+    assert parent.inputs(rows).shape == (3, 384)
+    assert parent.targets(np.array(["positive", "negative"])).tolist() == [1, 0]
+    with pytest.raises(BadRequest, match="'meh' is none of negative, positive"):
+        parent.targets(np.array(["meh"]))
+
+    class Served:  # the loaded PythonModel as a pyfunc answers (one minilm load, not two)
+        def predict(self, data: Any) -> Any:
+            return parent.python_model.predict(None, data)
+
+    assert parent.predictions(Served(), rows).shape == (3,)
+
+
+def test_a_tuning_space_is_checked_and_becomes_ray_tunes() -> None:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from maas_ray.spec import TuningSpec
+    from maas_ray.training.tune import checked_space, space
+
+    spec = TuningSpec(
+        name="wine",
+        data="d.csv",
+        pipeline="pkg.mod:build",
+        search={"logisticregression__C": {"loguniform": [0.01, 10]}, "x__n": [[1, 2], [1, 3]]},
+        metric="f1",
+        trials=3,
+    )
+    tuned = space(spec)
+    assert tuned["x__n"] == {"grid_search": [(1, 2), (1, 3)]}  # lists become tuples
+    assert 0.01 <= tuned["logisticregression__C"].sample() <= 10
+    pipeline = make_pipeline(StandardScaler(), LogisticRegression())
+    with pytest.raises(BadRequest, match="the pipeline has no parameter x__n"):
+        checked_space(spec, pipeline)
+    ok = spec.model_copy(update={"search": {"logisticregression__C": [0.1, 1.0]}})
+    checked_space(ok, pipeline)
+    for bad, words in (
+        ({"search": {"a": {"normal": [0, 1]}}}, "a list of values or one of"),
+        ({"search": {"a": {"uniform": [2, 1]}}}, "low < high"),
+        ({"search": {"a": {"loguniform": [0, 1]}}}, "low must be above 0"),
+        ({"metric": "speed"}, "metric: got 'speed'"),
+        ({"search": {"a": list(range(201))}}, "200 at most"),
+    ):
+        fields = {"name": "w", "data": "d.csv", "pipeline": "p.m:f", "search": {"a": [1]}, **bad}
+        with pytest.raises(ValueError, match=words):
+            TuningSpec.model_validate(fields)

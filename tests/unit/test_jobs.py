@@ -65,6 +65,27 @@ def test_a_running_job_shows_its_last_stage() -> None:
     )
     assert info.result is None
     assert info.start_time == 1_700_000_000.0
+    assert info.stages == ["reading the data", "fitting on 8 rows"]  # none lost between polls
+
+
+def test_waiting_passes_on_every_stage_once_even_those_between_polls() -> None:
+    from maas_ray.trainer import Training
+    from maas_ray.training.result import JobInfo
+
+    def job(status: str, stages: list[str]) -> JobInfo:
+        return JobInfo(id="j", status=status, entrypoint="e", stages=stages)  # type: ignore[arg-type]
+
+    later = [job("RUNNING", ["a", "b", "c"]), job("SUCCEEDED", ["a", "b", "c", "d", "e"])]
+    later[-1].result = None
+    seen: list[str] = []
+
+    class Fake(Training):
+        def job(self, job_id: str) -> JobInfo:
+            return later.pop(0)
+
+    with pytest.raises(Exception, match="no result"):
+        Fake().wait_job(job("RUNNING", ["a"]), seen.append)
+    assert seen == ["a", "b", "c", "d", "e"]
 
 
 def test_a_finished_job_carries_its_result_and_a_failed_one_its_error() -> None:
