@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from maas_ray.cli import _output as o
-from maas_ray.cli._common import OutputOpt, err, out, reports_errors, sdk, spinner
+from maas_ray.cli._common import OutputOpt, err, out, reports_errors, sdk
 from maas_ray.cli._output import Output, print_json, print_table
 from maas_ray.errors import BadRequest
 from maas_ray.training.result import JobInfo, TrainResult
@@ -93,7 +93,7 @@ def _run_file(
     if "data" not in doc or "pipeline" not in doc:
         raise BadRequest(f"{config}: give 'data' and 'pipeline'")
     base = config.resolve().parent
-    with spinner(f"{verb} {fields.get('name', '?')}") as say:
+    with step_progress(f"{verb} {fields.get('name', '?')}", None, _TRIAL) as say:
         answer = sdk().train_spec(
             base, doc["data"], doc["pipeline"], fields, wait=not detach, progress=say
         )
@@ -133,7 +133,7 @@ def finetune(
     Shows each epoch, then the held-out metrics of parent and child side by side.
     Not promoted unless --promote-if-better says so and the child wins.
     """
-    with epoch_progress(f"fine-tuning {name}", epochs) as say:
+    with step_progress(f"fine-tuning {name}", epochs, _EPOCH) as say:
         answer = sdk().finetune(
             name,
             data,
@@ -157,9 +157,11 @@ def finetune(
 
 
 @contextmanager
-def epoch_progress(title: str, epochs: int) -> Iterator[Callable[[str], None]]:
-    """A bar of the epochs done (from the job's ``epoch N/E`` stages), each epoch's
-    line kept above it; other stages update its text."""
+def step_progress(
+    title: str, total: int | None, step: re.Pattern[str]
+) -> Iterator[Callable[[str], None]]:
+    """A bar of the steps done (a job's ``epoch N/E`` or ``trial N/T`` stages), each
+    step's line kept above it; other stages update its text."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -178,12 +180,12 @@ def epoch_progress(title: str, epochs: int) -> Iterator[Callable[[str], None]]:
         console=err,
         transient=True,
     ) as bar:
-        task = bar.add_task(title, total=epochs)
+        task = bar.add_task(title, total=total)
 
         def say(text: str) -> None:
-            match = _EPOCH.match(text)
+            match = step.match(text)
             if match:
-                bar.update(task, completed=int(match.group(1)))
+                bar.update(task, completed=int(match.group(1)), total=int(match.group(2)))
                 bar.console.print(f"  {text}", highlight=False)
             bar.update(task, description=f"{title}: {text}"[:100])
 
@@ -191,6 +193,7 @@ def epoch_progress(title: str, epochs: int) -> Iterator[Callable[[str], None]]:
 
 
 _EPOCH = re.compile(r"^epoch (\d+)/(\d+)")
+_TRIAL = re.compile(r"^trial (\d+)/(\d+)")
 
 
 def _print_result(result: TrainResult, output: Output) -> None:
@@ -224,7 +227,7 @@ def _print_result(result: TrainResult, output: Output) -> None:
     if result.figures.get("train_seconds"):
         f = result.figures
         err.print(
-            f"Ray Train run {f['train_seconds']:.1f} s on {f.get('workers', 1):g} workers "
+            f"Ray Train run {f['train_seconds']:.1f} s on {f.get('workers', 1):g} worker(s) "
             f"(workers started, then {f.get('train_samples_per_s', 0):,.0f} samples/s)",
             highlight=False,
         )

@@ -65,7 +65,7 @@ def _finetune_body(call: Call) -> FinetuneSpec:
 def _finetune(c: Context) -> tuple[int, Any]:
     from mlflow.tracking import MlflowClient
 
-    from maas_ray.training.finetune import check
+    from maas_ray.training.finetune import check, fits
     from maas_ray.training.run import load, new_run
 
     spec: FinetuneSpec = c.parsed
@@ -77,6 +77,7 @@ def _finetune(c: Context) -> tuple[int, Any]:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise BadRequest(f"could not read data '{spec.data}': {first}"[:500]) from exc
     version = check(c.settings, spec, frame, full=False)
+    fits(spec)  # the workers fit beside serving now (this replica is on the cluster)
     update: dict[str, Any] = {"from_version": version}  # the parent, pinned now
     if spec.run_id is None:
         update["run_id"] = new_run(MlflowClient(c.settings.mlflow_uri), spec.name, "finetune")

@@ -139,7 +139,7 @@ def _finetune(
     served = mlflow.pyfunc.load_model(str(parent.folder))
     before = scores(parent.task, truth, parent.predictions(served, rows[test_rows]))
     stage(f"v{version} on {len(test_rows)} held-out rows: {_line(before)}")
-    _fits(spec)
+    fits(spec)
     state, figures = _train(spec, settings, stage, run_id, version, inputs, targets, train_rows,
                             test_rows)  # fmt: skip
     stage("logging the fine-tuned version")
@@ -180,7 +180,7 @@ def _finetune(
     return result
 
 
-def _fits(spec: FinetuneSpec) -> None:
+def fits(spec: FinetuneSpec) -> None:
     """The workers fit beside what serving holds now, or a one-line 400 (Ray would
     otherwise wait for CPUs that replicas keep)."""
     import ray

@@ -284,6 +284,7 @@ def test_the_finetune_route_refuses_bad_input_with_4xx(live: Settings, rows: Pat
         ("nosuch", {"data": str(rows)}, 404),
         ("sentiment", {"data": str(rows)}, 400),
         ("tabular", {"data": str(rows), "workers": 0}, 422),
+        ("tabular", {"data": str(rows), "workers": 200}, 400),  # more CPUs than are free
         ("tabular", {"data": str(rows), "name": "digits"}, 400),
         ("tabular", {"data": str(rows), "label": "nosuch"}, 400),
         ("tabular", {"data": "/nonexistent/rows.csv"}, 400),
