@@ -20,7 +20,12 @@ import pandas as pd
 
 from maas_ray.errors import BadRequest
 from maas_ray.settings import Settings
-from maas_ray.spec import LOWER_IS_BETTER, TuningSpec
+from maas_ray.spec import (
+    CLASSIFICATION_METRICS,
+    LOWER_IS_BETTER,
+    REGRESSION_METRICS,
+    TuningSpec,
+)
 from maas_ray.training.fit import fit_and_score
 from maas_ray.training.result import TrainResult
 from maas_ray.training.run import Say, train
@@ -73,27 +78,41 @@ def trial(
     train_rows: Any,
     test_rows: Any,
     task: str,
-    run_id: str,
-    tracking_uri: str,
 ) -> None:
-    """One trial (a Ray Tune function trainable): fit, score, log a child run, report."""
-    from mlflow.tracking import MlflowClient
+    """One trial (a Ray Tune function trainable): fit and score, report the scores.
+    The search logs each trial's child run afterwards, one at a time (no trials
+    writing to the tracking server at once)."""
     from ray import tune
     from sklearn.base import clone
 
     chosen = clone(estimator).set_params(**config)
     fitted = fit_and_score(chosen, X, y, train_rows, test_rows, task)
-    client = MlflowClient(tracking_uri)
+    tune.report({**fitted.metrics, "fit_seconds": fitted.fit_s})
+
+
+def log_trials(settings: Settings, run_id: str, grid: Any) -> int:
+    """Each trial as a child run of the search's run (params, scores, or its error);
+    returns how many failed."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(settings.mlflow_uri)
     experiment = client.get_run(run_id).info.experiment_id
-    child = client.create_run(experiment, tags={PARENT_RUN_TAG: run_id}, run_name="trial")
-    child_id = child.info.run_id
-    for key, value in config.items():
-        client.log_param(child_id, key, str(value)[:500])
-    for key, score in fitted.metrics.items():
-        client.log_metric(child_id, key, score)
-    client.log_metric(child_id, "fit_seconds", fitted.fit_s)
-    client.set_terminated(child_id)
-    tune.report({**fitted.metrics, "child_run_id": child_id})
+    failed = 0
+    for i in range(len(grid)):
+        result = grid[i]
+        tags = {PARENT_RUN_TAG: run_id}
+        child_id = client.create_run(experiment, tags=tags, run_name=f"trial-{i + 1}").info.run_id
+        for key, value in (result.config or {}).items():
+            client.log_param(child_id, key, str(value)[:500])
+        scores = result.metrics or {}
+        for key in (*CLASSIFICATION_METRICS, *REGRESSION_METRICS, "fit_seconds"):
+            if isinstance(scores.get(key), int | float):
+                client.log_metric(child_id, key, float(scores[key]))
+        if result.error is not None:
+            failed += 1
+            client.set_tag(child_id, "maas.error", str(result.error)[:4000])
+        client.set_terminated(child_id, "FAILED" if result.error is not None else "FINISHED")
+    return failed
 
 
 def concurrency(spec: TuningSpec) -> int:
@@ -157,6 +176,11 @@ def _search(
         total *= len(values) if isinstance(values, list) else 1
 
     class Progress(ray_tune.Callback):
+        def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **_: Any) -> None:
+            done[0] += 1
+            shown = ", ".join(f"{k}={v}" for k, v in trial.config.items())
+            stage(f"trial {done[0]}/{total}: {shown} -> failed")
+
         def on_trial_complete(
             self, iteration: int, trials: list[Any], trial: Any, **_: Any
         ) -> None:
@@ -169,7 +193,7 @@ def _search(
     trainable = ray_tune.with_resources(
         ray_tune.with_parameters(
             trial, estimator=estimator, X=X, y=y, train_rows=train_rows, test_rows=test_rows,
-            task=task, run_id=run_id, tracking_uri=settings.mlflow_uri,
+            task=task,
         ),
         {"cpu": spec.num_cpus},
     )  # fmt: skip
@@ -189,9 +213,11 @@ def _search(
     plural = "s" if at_once > 1 else ""
     stage(f"searching: {at_once} trial{plural} at once, {spec.num_cpus:g} CPU each (Ray Tune)")
     grid = tuner.fit()
-    errors = [grid[i].error for i in range(len(grid)) if grid[i].error is not None]
-    if len(errors) == len(grid):
-        raise BadRequest(f"every trial failed; the first: {errors[0]}"[:500])
+    failed = log_trials(settings, run_id, grid)
+    if failed == len(grid):
+        raise BadRequest(f"every trial failed; the first: {grid[0].error}"[:500])
+    if failed:
+        stage(f"{failed} of {len(grid)} trials failed (their child runs say why)")
     best = grid.get_best_result(metric=spec.metric, mode=mode)
     config, metrics = dict(best.config or {}), best.metrics or {}
     stage(f"best of {len(grid)} trials: {spec.metric} {metrics.get(spec.metric)} with {config}")
