@@ -42,7 +42,7 @@ from maas_ray.training.result import (
     TrainResult,
 )
 from maas_ray.training.run import Say, load, new_run, promote_if_better, register, stages
-from maas_ray.training.torch_model import Parent, inspect, open_parent, rows_of
+from maas_ray.training.torch_model import Parent, inspect, open_parent, rows_of, save_child
 from maas_ray.wire import PRODUCTION
 
 logger = logging.getLogger(__name__)
@@ -145,7 +145,7 @@ def _finetune(
     stage("logging the fine-tuned version")
     example = parent.model_input(rows[train_rows[:2]])
     with mlflow.start_run(run_id=run_id):
-        info = _save(parent, state, example)
+        info = save_child(parent, state, example)
         child = mlflow.pyfunc.load_model(info.model_uri)
         after = scores(parent.task, truth, parent.predictions(child, rows[test_rows]))
         mlflow.log_params(_params(spec, version, len(train_rows), len(test_rows), parent))
@@ -295,12 +295,6 @@ def _watch(settings: Settings, run_id: str, epochs: int, stage: Say, done: threa
                 f"held_out_loss {held.get(step, float('nan')):.4f}"
             )
             said = step
-
-
-def _save(parent: Parent, state: dict[str, Any], example: Any) -> Any:
-    from maas_ray.training.torch_model import save_child
-
-    return save_child(parent, state, example)
 
 
 def _truth(parent: Parent, targets: np.ndarray) -> np.ndarray:

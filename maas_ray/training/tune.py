@@ -148,8 +148,7 @@ def tune(
             client.log_param(run_id, f"best.{key}"[:250], str(value)[:500])
         return estimator.set_params(**best)
 
-    tagged = spec.model_copy(update={"tags": {**spec.tags}})
-    result = train(tagged, settings, base, say, choose=search)
+    result = train(spec, settings, base, say, choose=search)
     result.figures = {"trials": float(found.get("trials", 0))}
     return result
 
