@@ -16,12 +16,13 @@ import orjson
 
 from maas_ray.control.status import ModelStatus, NodeResources, Operation
 from maas_ray.lifecycle import Lifecycle
+from maas_ray.monitoring.models import FeedbackAnswer, MonitoringReport
 from maas_ray.registry.models import HistoryEvent, ModelInfo, VersionInfo
 from maas_ray.routes import url
 from maas_ray.settings import Settings
 from maas_ray.trainer import Training
 from maas_ray.transport import Transport
-from maas_ray.wire import FORMATS, VERSION_HEADER
+from maas_ray.wire import FORMATS, JSON, REQUEST_ID_HEADER, VERSION_HEADER
 
 if TYPE_CHECKING:
     from maas_ray.control.deployer import ControlPlane
@@ -199,25 +200,62 @@ class MaaS(Lifecycle, Training):
         *,
         payload: dict[str, Any] | None = None,
         version: str | int | None = None,
+        request_id: str | None = None,
     ) -> list[Any]:
-        """Predict over HTTP; ``inputs`` become ``{"inputs": ...}`` unless ``payload`` is given."""
+        """Predict over HTTP; ``inputs`` become ``{"inputs": ...}`` unless ``payload`` is given.
+
+        ``request_id`` names the request (``x-request-id``) so ``feedback`` can label
+        it later; ``predict_raw`` also returns the id the platform gave.
+        """
         body = payload if payload is not None else wrap_inputs(inputs)
         return self.predict_raw(
-            name, orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), "application/json", version
+            name,
+            orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY),
+            "application/json",
+            version,
+            request_id=request_id,
         )["predictions"]
 
     def predict_raw(
-        self, name: str, body: bytes, content_type: str, version: str | int | None = None
+        self,
+        name: str,
+        body: bytes,
+        content_type: str,
+        version: str | int | None = None,
+        *,
+        request_id: str | None = None,
     ) -> dict[str, Any]:
-        """POST a ready body to the model's predict route and return the JSON answer."""
+        """POST a ready body to the predict route; the JSON answer plus ``version`` (that
+        answered) and ``request_id`` (the answer's ``x-request-id``)."""
         path = (
             url("predict", name=name)
             if version is None
             else url("predict_version", name=name, version=version)
         )
-        data, resp = self._send("POST", path, content=body, headers={"content-type": content_type})
+        headers = {"content-type": content_type}
+        if request_id is not None:
+            headers[REQUEST_ID_HEADER] = request_id
+        data, resp = self._send("POST", path, content=body, headers=headers)
         data["version"] = resp.headers.get(VERSION_HEADER)
+        data["request_id"] = resp.headers.get(REQUEST_ID_HEADER)
         return data
+
+    # -- monitoring --------------------------------------------------------------------
+    def feedback(self, name: str, labels: dict[str, Any] | list[dict[str, Any]]) -> FeedbackAnswer:
+        """Send ground truth: ``{"request_id": ..., "label": ...}`` or a list of them."""
+        data, _ = self._send(
+            "POST",
+            url("feedback", name=name),
+            content=orjson.dumps(labels),
+            headers={"content-type": JSON},
+        )
+        return FeedbackAnswer.model_validate(data)
+
+    def monitoring(self, name: str, window_s: float | None = None) -> MonitoringReport:
+        """Per version and arm: requests, errors, latency, and quality from the labels."""
+        params = {} if window_s is None else {"window_s": window_s}
+        data, _ = self._send("GET", url("monitoring", name=name), params=params)
+        return MonitoringReport.model_validate(data)
 
     def _admin(self, route: str, body: Any = None, *args: Any, **kwargs: Any) -> Any:
         return self._http.admin(route, body, *args, **kwargs)

@@ -150,6 +150,32 @@ ROUTES: tuple[Route, ...] = (
         "Traffic",
         **_FOUND,
     ),
+    _model(
+        "feedback",
+        "POST",
+        "/feedback",
+        "feedback:{name}",
+        "Ground truth for earlier predictions, by their x-request-id (one label or a "
+        "list); answers 202 with how many joined a logged prediction.",
+        "FeedbackAnswer",
+        body="FeedbackBody",
+        status=202,
+        errors=(404, 503),
+    ),
+    Route(
+        "monitoring",
+        "GET",
+        MODELS_PREFIX + "/{name}/monitoring",
+        ("metrics", _PREDICT),
+        "model",
+        "models",
+        "Per version and arm (production, canary, shadow): requests, errors, latency "
+        "percentiles, and accuracy/F1 or MAE/RMSE from the labels, over a window and "
+        "all time.",
+        answer="MonitoringReport",
+        errors=(404, 503),
+        params=("window_s",),
+    ),
     _public("healthz", "/healthz", "health", _HEALTH, "Health"),
     _public("v2_live", "/v2/health/live", "health", _HEALTH, "Health"),
     _public("v2_ready", "/v2/health/ready", "health", _HEALTH, "Health"),

@@ -133,6 +133,15 @@ class DeploymentSpec(BaseModel):
         "mask, besides the emails, phone, card and ID numbers masked everywhere.",
     )
 
+    log_percent: float | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        description="Share of predictions recorded in the prediction log, 0-100 (monitoring "
+        "and feedback join only logged ones); default: MAAS_MONITOR_PERCENT (10), 100 while "
+        "a canary or shadow runs.",
+    )
+
     @model_validator(mode="after")
     def _consistent(self) -> DeploymentSpec:
         if self.version is not None and self.alias is not None:
@@ -151,7 +160,15 @@ class DeploymentSpec(BaseModel):
         if self.canary is not None and self.shadow is not None:
             raise ValueError("give either a canary or a shadow, not both")
         if self.mode == "shared":
-            sized = ("num_replicas", "min_replicas", "max_replicas", "canary", "shadow", "batching")
+            sized = (
+                "num_replicas",
+                "min_replicas",
+                "max_replicas",
+                "canary",
+                "shadow",
+                "batching",
+                "log_percent",  # the pool logs at MAAS_MONITOR_PERCENT
+            )
             given = [f for f in sized if getattr(self, f) is not None]
             if given or self.num_gpus:
                 drop = ", ".join(given) or "num_gpus"

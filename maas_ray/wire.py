@@ -14,6 +14,7 @@ CSV = "text/csv"
 
 VERSION_HEADER = "x-maas-model-version"  # the version that answered
 SERVED_BY_HEADER = "x-maas-served-by"  # "shared-pool" when the warm pool answered
+REQUEST_ID_HEADER = "x-request-id"  # every answer's id (Serve's ingress sets it); feedback names it
 ACTOR_HEADER = "x-maas-actor"  # who typed the command (self-reported; the key is verified)
 
 PRODUCTION = "production"  # the alias a deploy follows unless told otherwise

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from maas_ray.cli import keys, lifecycle, models, platform, training
+from maas_ray.cli import keys, lifecycle, models, monitor, platform, training
 from maas_ray.cli._common import overrides
 
 # MLflow and Ray load only in the commands that need them (`up`, `down`, `register`):
@@ -37,6 +37,8 @@ _COMMANDS: list[tuple[str, Callable[..., Any]]] = [
     ("history", lifecycle.history),
     ("undeploy", lifecycle.undeploy),
     ("predict", models.predict),
+    ("feedback", monitor.feedback),
+    ("monitor", monitor.monitor),
     ("train", training.train),
     ("tune", training.tune),
     ("finetune", training.finetune),

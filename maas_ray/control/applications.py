@@ -48,6 +48,7 @@ def applications(
         app["route_prefix"] = None  # reached through the primary only
         if spec.shadow is not None:
             app["args"]["background"] = True
+        app["args"]["arm"] = spec.side  # its answers are logged as the canary's or shadow's
         apps.append(app)
     return apps
 
@@ -104,6 +105,8 @@ def application(
         args["batching"] = spec.batching.model_dump()
     if spec.mask_fields:
         args["mask_fields"] = spec.mask_fields
+    if spec.log_percent is not None:
+        args["log_percent"] = spec.log_percent
     return {
         "name": spec.model,
         "route_prefix": model_prefix(spec.model),
@@ -160,15 +163,20 @@ def shared_application(
 
 
 def serve_config(
-    applications: list[dict[str, Any]], host: str, port: int, tracking_uri: str
+    applications: list[dict[str, Any]],
+    host: str,
+    port: int,
+    tracking_uri: str,
+    *,
+    access_log: bool = False,
 ) -> dict[str, Any]:
     """A whole ServeDeploySchema document: the gateway, the management API, the given
     applications."""
     return {
         "proxy_location": "HeadOnly",
         "http_options": {"host": host, "port": port},
-        # Access logs cost ~25% of throughput on the hot path (see DESIGN.md).
-        "logging_config": {"enable_access_log": False},
+        # Access logs cost ~25% of throughput on the hot path: off unless MAAS_ACCESS_LOG.
+        "logging_config": {"enable_access_log": access_log},
         "applications": [
             gateway_application(tracking_uri),
             admin_application(tracking_uri),

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from typing import Any
 
 import orjson
@@ -37,6 +38,9 @@ from maas_ray.errors import (
     VersionNotDeployed,
 )
 from maas_ray.gateway import docs
+from maas_ray.monitoring.link import ROUTES as MONITORING_ROUTES
+from maas_ray.monitoring.link import AdminLink
+from maas_ray.monitoring.log import PredictionLog
 from maas_ray.registry import Registry
 from maas_ray.routes import Match, match
 from maas_ray.security.auth import Guard
@@ -46,7 +50,7 @@ from maas_ray.serving.http import read_body
 from maas_ray.serving.shared import model_id
 from maas_ray.settings import Settings
 from maas_ray.spec import SHARED_APP, SHARED_DEPLOYMENT
-from maas_ray.wire import JSON, SERVED_BY_HEADER, VERSION_HEADER
+from maas_ray.wire import JSON, REQUEST_ID_HEADER, SERVED_BY_HEADER, VERSION_HEADER
 
 logger = logging.getLogger(__name__)
 SHARED_REFRESH_S = 2.0
@@ -67,6 +71,9 @@ class Gateway:
         self._pooled_at = 0.0
         self._pool: DeploymentHandle | None = None
         self._document: dict[str, Any] | None = None  # the OpenAPI document
+        self.tracking_uri = tracking_uri
+        self.admin = AdminLink(self.max_body)
+        self._logs: dict[str, PredictionLog] = {}  # shared-pool models' prediction logs
 
     async def __call__(self, request: Request) -> Response:
         try:
@@ -86,6 +93,13 @@ class Gateway:
             self.guard.check(request.method, path, request.headers.get("authorization"), found)
         except MaasError as exc:
             return error_response(exc)
+        if route is not None and route.name in MONITORING_ROUTES and found.allowed:
+            # A shared or undeployed model's feedback and figures (a dedicated model's
+            # own replicas pass these on themselves).
+            try:
+                return await self.admin.answer(route.name, found.params["name"], request)
+            except MaasError as exc:
+                return error_response(exc)
         if route is not None and route.app == "model":
             name = found.params["name"]
             version = await self._pool_version(name)
@@ -153,6 +167,7 @@ class Gateway:
         if not found.allowed:
             raise MethodNotAllowed(request.method, request.scope["path"], found.methods)
         body = await read_body(request, self.max_body)
+        started = time.perf_counter()
         try:
             if self._pool is None:
                 self._pool = serve.get_deployment_handle(SHARED_DEPLOYMENT, app_name=SHARED_APP)
@@ -165,6 +180,13 @@ class Gateway:
                 f"model '{name}' version {version} is not ready yet: its replicas are "
                 "starting; retry in a few seconds"
             ) from exc
+        log = self._logs.get(name)
+        if log is None:
+            log = self._logs[name] = PredictionLog(name, self.tracking_uri)
+        request_id = request.headers.get(REQUEST_ID_HEADER) or str(uuid.uuid4())
+        took = time.perf_counter() - started
+        ctype = request.headers.get("content-type")
+        log.record(request_id, version, "production", status, took, body, ctype, out)
         headers = {VERSION_HEADER: version, SERVED_BY_HEADER: "shared-pool"}
         return Response(out, status_code=status, media_type=JSON, headers=headers)
 

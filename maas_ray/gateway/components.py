@@ -115,6 +115,11 @@ def _parameters() -> dict[str, Any]:
         "audit_limit": _query(
             "limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}, "At most."
         ),
+        "window_s": _query(
+            "window_s",
+            {"type": "number", "exclusiveMinimum": 0, "maximum": 31_536_000},
+            "The sliding window in seconds (default: the platform's MAAS_MONITOR_WINDOW_S).",
+        ),
         "timeout_s": {
             "name": "timeout_s",
             "in": "query",

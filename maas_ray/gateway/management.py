@@ -24,12 +24,13 @@ from starlette.responses import Response
 from maas_ray.errors import MaasError, MethodNotAllowed, NotFound, UnsupportedMediaType
 from maas_ray.gateway import admin
 from maas_ray.gateway.operations import Operations
+from maas_ray.monitoring.api import Monitor
 from maas_ray.registry import Registry
 from maas_ray.routes import Match, match, url
 from maas_ray.security.auth import Guard
 from maas_ray.security.log_masking import install_replica_logging
 from maas_ray.security.scopes import Principal
-from maas_ray.serving.http import UNEXPECTED, error_response, read_body
+from maas_ray.serving.http import UNEXPECTED, encode_error, error_response, read_body
 from maas_ray.settings import Settings
 from maas_ray.wire import ACTOR_HEADER, JSON
 
@@ -53,6 +54,26 @@ class ManagementAPI:
         self.registry = Registry(tracking_uri)
         self.reads = ThreadPoolExecutor(max_workers=4, thread_name_prefix="maas-admin-read")
         self.operations = Operations()
+        self.monitoring = Monitor(self.registry, tracking_uri)
+
+    async def monitor(
+        self, route: str, model: str, body: bytes, query: dict[str, str]
+    ) -> tuple[int, bytes]:
+        """The feedback and monitoring routes, passed on by a model's replica or the gateway.
+
+        Returns (HTTP status, JSON body); never raises (errors are JSON answers).
+        """
+        loop = asyncio.get_running_loop()
+        try:
+            status, answer = await loop.run_in_executor(
+                self.reads, self.monitoring.handle, route, model, body, query
+            )
+        except MaasError as exc:
+            return exc.status_code, encode_error(exc)
+        except Exception:
+            logger.exception("unexpected error on %s of %s", route, model)
+            return UNEXPECTED.status_code, encode_error(UNEXPECTED)
+        return status, orjson.dumps(answer)
 
     async def __call__(self, request: Request) -> Response:
         try:

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from maas_ray.control.status import ModelStatus, NodeResources, Operation
 from maas_ray.gateway.admin import KeyBody, PromoteBody, RegisterBody, RollbackBody
+from maas_ray.monitoring.models import FeedbackAnswer, FeedbackItem, MonitoringReport
 from maas_ray.registry.models import HistoryEvent, ModelInfo, VersionInfo
 from maas_ray.security.audit import AuditRecord
 from maas_ray.security.keys import KeyRecord
@@ -54,6 +55,9 @@ _MODELS: tuple[type[BaseModel], ...] = (
     FinetuneBody,
     TrainResult,
     JobInfo,
+    FeedbackItem,
+    FeedbackAnswer,
+    MonitoringReport,
 )
 
 
@@ -223,6 +227,13 @@ def _admin_schemas() -> dict[str, Any]:
             },
             required=("model", "alias"),
         ),
+        "FeedbackBody": {
+            "description": "One label, or a list of at most 10,000.",
+            "anyOf": [
+                _ref("FeedbackItem"),
+                {"type": "array", "items": _ref("FeedbackItem"), "minItems": 1, "maxItems": 10_000},
+            ],
+        },
         "UndeployAnswer": _object({"model": {"type": "string"}, "undeployed": {"const": True}}),
         "ApplyAnswer": {
             "type": "object",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from ray.serve import Application
@@ -27,6 +27,12 @@ class ModelAppArgs(BaseModel):
     inline: bool = Field(
         default=True, description="Run fast predicts on the event loop (off when autoscaling)."
     )
+    arm: Literal["production", "canary", "shadow"] = Field(
+        default="production", description="Which arm the prediction log records it as."
+    )
+    log_percent: float | None = Field(
+        default=None, ge=0, le=100, description="Share of predictions logged (None: default)."
+    )
     mask_fields: list[str] = Field(
         default_factory=list, description="Input fields whose values errors and logs mask."
     )
@@ -48,4 +54,6 @@ def build_app(args: dict[str, Any]) -> Application:
         batching=parsed.batching.model_dump() if parsed.batching else None,
         inline=parsed.inline,
         mask_fields=parsed.mask_fields,
+        arm=parsed.arm,
+        log_percent=parsed.log_percent,
     )

@@ -11,6 +11,7 @@ import logging
 import math
 import os
 import time
+import uuid
 from collections import Counter
 from typing import Any
 
@@ -21,6 +22,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from maas_ray.errors import MaasError, MethodNotAllowed, NotFound, VersionNotDeployed
+from maas_ray.monitoring.link import ROUTES as MONITORING_ROUTES
+from maas_ray.monitoring.link import AdminLink
+from maas_ray.monitoring.log import PredictionLog
 from maas_ray.registry import Registry
 from maas_ray.routes import Match, match
 from maas_ray.security.auth import Guard
@@ -31,7 +35,7 @@ from maas_ray.serving.runtime import ModelRuntime
 from maas_ray.serving.split import Mirrored, TrafficSplit
 from maas_ray.settings import Settings
 from maas_ray.spec import Batching, Traffic
-from maas_ray.wire import JSON, VERSION_HEADER
+from maas_ray.wire import JSON, REQUEST_ID_HEADER, VERSION_HEADER
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +68,8 @@ class ModelServer:
         batching: dict[str, Any] | None = None,
         inline: bool = True,
         mask_fields: list[str] | None = None,
+        arm: str = "production",
+        log_percent: float | None = None,
     ) -> None:
         settings = Settings()
         install_replica_logging()
@@ -91,6 +97,13 @@ class ModelServer:
         # idle, so queueing (in HAProxy) would never scale it up.
         self.inline = inline
         self.split = TrafficSplit(self.runtime.name, self.runtime.version)
+        # What this replica answers, sampled into the prediction log (monitoring/log.py).
+        self.arm = arm
+        self.log = PredictionLog(
+            model, tracking_uri, percent=log_percent, mask_fields=self.mask_fields
+        )
+        self.log.challenged(arm != "production")  # a canary or shadow logs everything
+        self.admin = AdminLink(self.max_body)
         # Exported with Serve's metrics (Prometheus): which version answered, how.
         self._requests = metrics.Counter(
             "maas_requests",
@@ -105,6 +118,8 @@ class ModelServer:
     def reconfigure(self, config: dict[str, Any] | None) -> None:
         """Serve's user_config: the traffic split (``{"canary": ..., "shadow": ...}``)."""
         self.split.reconfigure(Traffic.model_validate(config or {}))
+        if self.arm == "production":
+            self.log.challenged(self.split.version is not None)
 
     # -- handle API ------------------------------------------------------------
     async def predict(self, payload: dict[str, Any]) -> dict[str, Any]:
@@ -117,20 +132,33 @@ class ModelServer:
         out = await self._predict(body, JSON)
         return {**orjson.loads(out), "version": self.runtime.version}
 
-    async def answer(self, body: bytes, content_type: str | None) -> tuple[int, bytes]:
-        """A predict over a handle that never raises: (HTTP status, JSON body)."""
+    async def answer(
+        self, body: bytes, content_type: str | None, request_id: str | None = None
+    ) -> tuple[int, bytes]:
+        """A predict over a handle that never raises: (HTTP status, JSON body).
+
+        With ``request_id`` (a primary forwarding to its canary, a mirrored request)
+        the answer goes into this replica's prediction log under its arm.
+        """
+        started = time.perf_counter()
         try:
-            return 200, await self._predict(body, content_type)
+            status, out = 200, await self._predict(body, content_type)
         except MaasError as exc:
-            return exc.status_code, encode_error(exc)
+            status, out = exc.status_code, encode_error(exc)
+        if request_id is not None:
+            took = time.perf_counter() - started
+            self.log.record(
+                request_id, self.runtime.version, self.arm, status, took, body, content_type, out
+            )
+        return status, out
 
     async def compare(self, mirrored: list[Mirrored]) -> None:
         """Shadow side: predict on mirrored requests, count agreement with the primary.
 
-        ``mirrored`` holds (body, content type, primary's answer) per request.
+        ``mirrored`` holds (body, content type, primary's answer, request id) per request.
         """
-        for body, content_type, primary in mirrored:
-            status, out = await self.answer(body, content_type)
+        for body, content_type, primary, request_id in mirrored:
+            status, out = await self.answer(body, content_type, request_id)
             self.split.record(status, primary, out)
 
     async def stats(self) -> dict[str, Any]:
@@ -146,6 +174,10 @@ class ModelServer:
             response = await self._route(request, found)
         except MaasError as exc:
             response = error_response(exc, self._headers, self._masked(exc, request))
+            rid = request.headers.get(REQUEST_ID_HEADER, "-")
+            logger.info(
+                "request %s: %s answered %d %s", rid, request.method, exc.status_code, exc.code
+            )
         except Exception:
             # A bug of ours: still a JSON answer, and the trace in the replica's log.
             logger.exception("unexpected error on %s %s", request.method, request.url.path)
@@ -198,6 +230,8 @@ class ModelServer:
             raise VersionNotDeployed(self.runtime.name, target)
         if route.name in ("predict", "predict_version"):
             return await self._serve_predict(request, target)
+        if route.name in MONITORING_ROUTES:
+            return await self.admin.answer(route.name, self.runtime.name, request)
         if route.name == "traffic":
             return Response(orjson.dumps(await self.split.report()), media_type=JSON)
         handle = self.split.handle if target is not None and target != version else None
@@ -214,19 +248,35 @@ class ModelServer:
         if self.mask_fields:
             request.state.body = body  # for masking its values out of an error message
         ctype = request.headers.get("content-type")
+        # Serve's ingress sets x-request-id (the client's own, else a new UUID) on the
+        # request and echoes it on the answer; a direct caller (tests) may have none.
+        request_id = request.headers.get(REQUEST_ID_HEADER) or str(uuid.uuid4())
         split = self.split
         challenger = split.pick(target, request.headers)
         if challenger is not None:
-            status, out = await split.forward(body, ctype)
-            if status is not None:
+            status, out = await split.forward(body, ctype, request_id)
+            if status is not None:  # the challenger logged it as the canary's answer
                 split.answered[challenger] += 1
                 return Response(
                     out, status_code=status, media_type=JSON, headers={VERSION_HEADER: challenger}
                 )
-        out = await self._predict(body, ctype)
-        split.answered[self.runtime.version] += 1
+        started = time.perf_counter()
+        version = self.runtime.version
+        try:
+            out = await self._predict(body, ctype)
+        except MaasError as exc:
+            took = time.perf_counter() - started
+            answer = encode_error(exc)
+            self.log.record(
+                request_id, version, self.arm, exc.status_code, took, body, ctype, answer
+            )
+            raise
+        self.log.record(
+            request_id, version, self.arm, 200, time.perf_counter() - started, body, ctype, out
+        )
+        split.answered[version] += 1
         if split.shadow is not None:  # checked here too: no call per request without one
-            split.mirror(body, ctype, out)
+            split.mirror(body, ctype, out, request_id)
         return Response(out, media_type=JSON, headers=self._headers)
 
     async def _predict(self, body: bytes, ctype: str | None) -> bytes:

@@ -28,8 +28,8 @@ logger = logging.getLogger(__name__)
 MIRROR_EVERY_S = 0.05
 MIRROR_QUEUE_MAX = 1000
 
-Mirrored = tuple[bytes, str | None, bytes]
-"""One mirrored request: (body, content type, the primary's answer)."""
+Mirrored = tuple[bytes, str | None, bytes, str]
+"""One mirrored request: (body, content type, the primary's answer, request id)."""
 
 
 class TrafficSplit:
@@ -108,11 +108,13 @@ class TrafficSplit:
             return challenger
         return None
 
-    async def forward(self, body: bytes, ctype: str | None) -> tuple[int | None, bytes]:
+    async def forward(
+        self, body: bytes, ctype: str | None, request_id: str | None = None
+    ) -> tuple[int | None, bytes]:
         """The challenger's (HTTP status, JSON body); status None: the primary answers."""
         assert self.handle is not None
         try:
-            status, out = await self.handle.answer.remote(body, ctype)
+            status, out = await self.handle.answer.remote(body, ctype, request_id)
             return status, out
         except Exception:
             # The challenger is going away (promote or rollback under way): the
@@ -120,13 +122,13 @@ class TrafficSplit:
             logger.warning("challenger of %s did not answer", self.model, exc_info=True)
             return None, b""
 
-    def mirror(self, body: bytes, ctype: str | None, primary: bytes) -> None:
+    def mirror(self, body: bytes, ctype: str | None, primary: bytes, request_id: str) -> None:
         """After the primary answered: queue the request for the shadow, for its share."""
         if self.shadow is not None and self.handle is not None:
             if to_challenger(self.shadow.percent):
-                self._enqueue(body, ctype, primary)
+                self._enqueue(body, ctype, primary, request_id)
 
-    def _enqueue(self, body: bytes, ctype: str | None, primary: bytes) -> None:
+    def _enqueue(self, body: bytes, ctype: str | None, primary: bytes, request_id: str) -> None:
         """Queue one request for the shadow; a flusher sends the queue every MIRROR_EVERY_S.
 
         One handle call per batch instead of per request keeps the mirror's cost
@@ -136,7 +138,7 @@ class TrafficSplit:
         if len(self._queue) >= MIRROR_QUEUE_MAX:
             self.agreement["dropped"] += 1
             return
-        self._queue.append((body, ctype, primary))
+        self._queue.append((body, ctype, primary, request_id))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.get_running_loop().create_task(self._flush())
 

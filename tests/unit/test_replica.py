@@ -51,10 +51,14 @@ class FakeChallenger:
 
     def __init__(self) -> None:
         self.asked: list[bytes] = []
+        self.request_ids: list[str | None] = []
         self.answer = self
 
-    async def remote(self, body: bytes, content_type: str | None) -> tuple[int, bytes]:
+    async def remote(
+        self, body: bytes, content_type: str | None, request_id: str | None = None
+    ) -> tuple[int, bytes]:
         self.asked.append(body)
+        self.request_ids.append(request_id)
         return 200, b'{"predictions": [2]}'
 
 
@@ -222,3 +226,38 @@ async def test_a_canary_share_is_forwarded_and_a_pin_to_it_always_is(replica: An
     server.reconfigure(Traffic().model_dump())
     gone = await client.post("/v1/models/iris/versions/2/predict", json=ROWS, headers=headers)
     assert gone.status_code == 404
+
+
+async def test_each_answer_is_logged_under_its_request_id_and_arm(replica: Any) -> None:
+    client, server = replica
+    server.log.percent = 100.0  # everything, so every answer below is kept whole
+    headers = {**_bearer("predict:iris"), "x-request-id": "req-1"}
+    assert (await client.post(PREDICT, json=ROWS, headers=headers)).status_code == 200
+    bad = {**headers, "x-request-id": "req-2"}
+    assert (await client.post(PREDICT, json={"inputs": "x"}, headers=bad)).status_code == 422
+    records = {r[0]: r for r in server.log._records}
+    assert set(records) == {"req-1", "req-2"}
+    rid, _, version, arm, status, latency_ms, _, body, answer = records["req-1"]
+    assert (version, arm, status, answer) == ("1", "production", 200, b'{"predictions":[0,2]}')
+    assert latency_ms > 0
+    assert b"dataframe_records" in body
+    assert records["req-2"][4] == 422
+    counts = server.log._counts[("1", "production")]
+    assert (counts.requests, counts.errors, len(counts.latencies)) == (2, 1, 2)
+
+
+async def test_a_canary_answer_is_logged_by_the_canary_with_the_same_request_id(
+    replica: Any,
+) -> None:
+    client, server = replica
+    challenger = FakeChallenger()
+    server.reconfigure(Traffic(canary=Canary(version="2", percent=100)).model_dump())
+    assert server.log.percent == 100.0  # a canary runs: every answer is logged
+    server.split._handle = challenger
+    headers = {**_bearer("predict:iris"), "x-request-id": "to-canary"}
+    resp = await client.post(PREDICT, json=ROWS, headers=headers)
+    assert resp.headers["x-maas-model-version"] == "2"
+    assert challenger.request_ids == ["to-canary"]
+    assert server.log._records == []  # the primary did not answer it, so does not log it
+    server.reconfigure(Traffic().model_dump())
+    assert server.log.percent == 10.0  # the default share again

@@ -40,7 +40,8 @@ from maas_ray.settings import Settings
         ("GET", "/v1/admin/models/iris", ("metrics", "deploy", "register")),
         ("GET", "/openapi.json", None),
         ("GET", "/anything/else", ()),
-        ("POST", "/v1/models/iris/feedback", ()),  # no such route (yet): any credential
+        ("POST", "/v1/models/iris/feedback", ("feedback:iris",)),
+        ("GET", "/v1/models/iris/monitoring", ("metrics", "predict:iris")),
         ("POST", "/v1/models/a/b/predict", ()),  # a name never spans a '/'
         ("GET", "/metrics", ()),
     ],

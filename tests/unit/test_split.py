@@ -175,22 +175,22 @@ async def test_mirrored_requests_reach_the_shadow_in_one_batch(
     monkeypatch.setattr(split_module, "MIRROR_QUEUE_MAX", 2)
     link = _split(Traffic(shadow=Shadow(version="2")))
     for i in range(3):
-        link.mirror(str(i).encode(), "application/json", b"out")
+        link.mirror(str(i).encode(), "application/json", b"out", str(i))
     assert link.agreement["dropped"] == 1  # past the queue's limit
     handle: Any = link.handle
     await _flushed(handle, 1)
     assert handle.compare.calls == [
-        ([(b"0", "application/json", b"out"), (b"1", "application/json", b"out")],)
+        ([(b"0", "application/json", b"out", "0"), (b"1", "application/json", b"out", "1")],)
     ]
-    link.mirror(b"3", None, b"out")  # the flusher ended with its queue: a new one sends it
+    link.mirror(b"3", None, b"out", "3")  # the flusher ended with its queue: a new one sends it
     await _flushed(handle, 2)
-    assert handle.compare.calls[1] == ([(b"3", None, b"out")],)
+    assert handle.compare.calls[1] == ([(b"3", None, b"out", "3")],)
 
 
 @pytest.mark.anyio
 async def test_a_shadow_at_zero_percent_gets_nothing(lookups: list[dict[str, Any]]) -> None:
     link = _split(Traffic(shadow=Shadow(version="2", percent=0)))
-    link.mirror(b"{}", None, b"out")
+    link.mirror(b"{}", None, b"out", "x")
     await asyncio.sleep(split_module.MIRROR_EVERY_S * 2)
     handle: Any = link.handle
     assert handle.compare.calls == []

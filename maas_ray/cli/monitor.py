@@ -1,0 +1,166 @@
+"""Monitoring: ``maas feedback`` (ground truth in) and ``maas monitor`` (figures out)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.live import Live
+
+from maas_ray.cli._common import OutputOpt, out, reports_errors, sdk, spinner
+from maas_ray.cli._output import Cell, Output, is_terminal, print_json, print_table, render_rich
+from maas_ray.monitoring.models import MAX_FEEDBACK, Figures, MonitoringReport
+
+MONITOR_COLUMNS = (
+    "version",
+    "arm",
+    "requests",
+    "errors",
+    "p50 / p95 / p99 ms",
+    "logged",
+    "labelled",
+    "quality (window)",
+    "quality (all time)",
+)
+
+
+def _label(text: str) -> Any:
+    """A CSV cell as the label it means: a whole number, a number, else the text."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def read_labels(file: Path) -> list[dict[str, Any]]:
+    """A CSV with ``request_id`` and ``label`` columns, or a JSON list, as feedback items."""
+    if file.suffix.lower() == ".json":
+        data = json.loads(file.read_text())
+        return data if isinstance(data, list) else [data]
+    with file.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = {"request_id", "label"} - set(reader.fieldnames or [])
+        if missing:
+            raise typer.BadParameter(
+                f"{file} has no {' or '.join(sorted(missing))} column: its header must name "
+                "request_id and label"
+            )
+        return [{"request_id": row["request_id"], "label": _label(row["label"])} for row in reader]
+
+
+@reports_errors
+def feedback(
+    name: str,
+    file: Annotated[
+        Path,
+        typer.Option(
+            exists=True, dir_okay=False, help="CSV with request_id,label columns (or a .json list)."
+        ),
+    ],
+) -> None:
+    """Send ground-truth labels for earlier predictions of NAME, joined by request id."""
+    try:
+        items = read_labels(file)
+    except (json.JSONDecodeError, UnicodeDecodeError, csv.Error) as exc:
+        raise typer.BadParameter(f"cannot read {file}: {exc}") from exc
+    if not items:
+        raise typer.BadParameter(f"{file} holds no labels")
+    accepted = unknown = 0
+    shown: list[str] = []
+    with spinner(f"sending {len(items)} labels") as step:
+        for start in range(0, len(items), MAX_FEEDBACK):
+            answer = sdk().feedback(name, items[start : start + MAX_FEEDBACK])
+            accepted += answer.accepted
+            unknown += answer.unknown_request_id
+            shown.extend(answer.unknown)
+            step(f"{min(start + MAX_FEEDBACK, len(items))}/{len(items)}")
+    out.print(
+        f"stored {len(items)} labels for {name}: {accepted} joined a logged prediction, "
+        f"{unknown} with a request id not in the log (yet)",
+        highlight=False,
+    )
+    if shown:
+        out.print(f"unknown, e.g.: {', '.join(shown[:5])}", highlight=False)
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def _quality(f: Figures) -> str:
+    if f.task == "regression":
+        return f"mae {f.mae:.4g}  rmse {f.rmse:.4g}"
+    if f.task == "classification" and f.accuracy is not None and f.f1 is not None:
+        return f"acc {f.accuracy:.3f}  f1 {f.f1:.3f}  (n={f.labelled})"
+    return "not enough labels" if f.logged else "-"
+
+
+def monitor_rows(report: MonitoringReport) -> list[list[Cell]]:
+    rows: list[list[Cell]] = []
+    for v in report.versions:
+        w = v.window
+        errors = "-" if w.error_rate is None else f"{w.errors} ({w.error_rate:.1%})"
+        rows.append(
+            [
+                v.version,
+                v.arm,
+                str(w.requests),
+                errors,
+                f"{_ms(w.p50_ms)} / {_ms(w.p95_ms)} / {_ms(w.p99_ms)}",
+                str(w.logged),
+                "-" if w.labelled_share is None else f"{w.labelled} ({w.labelled_share:.0%})",
+                _quality(w),
+                _quality(v.all_time),
+            ]
+        )
+    return rows
+
+
+def _title(report: MonitoringReport) -> str:
+    minutes = report.window_s / 60
+    return f"{report.model}: the last {minutes:g} min, per version and arm"
+
+
+@reports_errors
+def monitor(
+    name: str,
+    window: Annotated[
+        float | None, typer.Option(help="Window in seconds (default: the platform's, 1 h).")
+    ] = None,
+    once: Annotated[bool, typer.Option(help="Print the figures once and exit.")] = False,
+    every: Annotated[float, typer.Option(help="Seconds between refreshes.", min=0.5)] = 2.0,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Throughput, errors, latency and quality of NAME per version, live (Ctrl-C ends)."""
+    client = sdk()
+    report = client.monitoring(name, window)
+    if output is Output.json:
+        print_json(report.model_dump(mode="json"))
+        return
+    if once or not is_terminal(out):
+        print_table(
+            out,
+            _title(report),
+            MONITOR_COLUMNS,
+            monitor_rows(report),
+            empty=f"{name}: nothing logged yet",
+        )
+        return
+    with Live(
+        render_rich(_title(report), MONITOR_COLUMNS, monitor_rows(report)),
+        console=out,
+        refresh_per_second=4,
+    ) as live:
+        try:
+            while True:
+                time.sleep(every)
+                report = client.monitoring(name, window)
+                live.update(render_rich(_title(report), MONITOR_COLUMNS, monitor_rows(report)))
+        except KeyboardInterrupt:
+            pass

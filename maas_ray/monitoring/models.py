@@ -1,0 +1,102 @@
+"""What the feedback and monitoring routes take and answer (pydantic, so typed)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, RootModel
+
+Scalar = str | int | float | bool
+Arm = Literal["production", "canary", "shadow"]
+MAX_FEEDBACK = 10_000  # labels per request
+
+
+class FeedbackItem(BaseModel):
+    """The ground truth of one earlier prediction, joined to it by its request id."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    request_id: str = Field(
+        min_length=1,
+        max_length=200,
+        pattern=r"^[\x21-\x7e]+$",
+        description="The x-request-id of the predict answer.",
+    )
+    label: Scalar | list[Scalar] = Field(
+        description="The true label (or value) of the request's one row, or one per row."
+    )
+
+
+class FeedbackBody(RootModel[FeedbackItem | list[FeedbackItem]]):
+    """One label, or a list of them."""
+
+    def items(self) -> list[FeedbackItem]:
+        """The labels, always as a list."""
+        root = self.root
+        return root if isinstance(root, list) else [root]
+
+
+class FeedbackAnswer(BaseModel):
+    """What became of a feedback request (202: stored, joined when the figures are read)."""
+
+    model: str
+    accepted: int = Field(description="Labels stored whose request id is in the log.")
+    unknown_request_id: int = Field(
+        description="Labels stored whose request id is not in the log (yet): not sampled, "
+        "or still in a replica's buffer; joined if its prediction is logged later."
+    )
+    unknown: list[str] = Field(description="Up to 20 of the unknown request ids.")
+
+
+class ClassFigures(BaseModel):
+    precision: float
+    recall: float
+    f1: float
+    support: int
+
+
+class Confusion(BaseModel):
+    labels: list[str] = Field(description="Row (true) and column (predicted) order.")
+    matrix: list[list[int]]
+
+
+class Figures(BaseModel):
+    """A version's figures over one span (the window, or all time); null: no data."""
+
+    requests: int = Field(description="Predict answers (every one, not only the logged).")
+    errors: int = Field(description="Answers with a 4xx or 5xx status.")
+    error_rate: float | None
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    logged: int = Field(description="Predictions in the log (the sample).")
+    labelled: int = Field(description="Logged prediction rows with a label.")
+    labelled_share: float | None = Field(description="labelled / logged rows.")
+    task: Literal["classification", "regression"] | None = None
+    accuracy: float | None = None
+    precision: float | None = Field(default=None, description="Macro average.")
+    recall: float | None = Field(default=None, description="Macro average.")
+    f1: float | None = Field(default=None, description="Macro average.")
+    per_class: dict[str, ClassFigures] | None = None
+    confusion: Confusion | None = None
+    mae: float | None = None
+    rmse: float | None = None
+
+
+class VersionFigures(BaseModel):
+    """One version in one arm: its window next to all time."""
+
+    version: str
+    arm: Arm
+    window: Figures
+    all_time: Figures
+
+
+class MonitoringReport(BaseModel):
+    """``GET /v1/models/{name}/monitoring``: every version and arm on the same window."""
+
+    model: str
+    window_s: float
+    since: float = Field(description="Start of the window (Unix time).")
+    generated_at: float
+    versions: list[VersionFigures]

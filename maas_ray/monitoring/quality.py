@@ -1,0 +1,202 @@
+"""Figures from the monitoring tables: operational, and quality from joined labels.
+
+Pure functions of the tables (no MLflow, no Ray), so they are unit-tested with
+the exact figures scikit-learn gives. A label joins the logged prediction with
+the same request id: a scalar label to a one-row answer, a list of labels row by
+row. The last label sent for a request id wins.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from maas_ray.monitoring.models import Arm, ClassFigures, Confusion, Figures, VersionFigures
+
+ARMS: tuple[Arm, ...] = ("production", "canary", "shadow")
+
+
+def latest_labels(labels: pa.Table) -> dict[str, Any]:
+    """request id -> label, the last one sent for each id."""
+    out: dict[str, Any] = {}
+    if labels.num_rows == 0:
+        return out
+    order = np.argsort(np.asarray(labels.column("time").to_numpy()), kind="stable")
+    ids = labels.column("request_id").to_pylist()
+    values = labels.column("label").to_pylist()
+    for i in order:
+        out[ids[i]] = orjson.loads(values[i])
+    return out
+
+
+def _row_values(answer: str) -> list[Any] | None:
+    """The per-row predictions of a logged answer (None: not a predictions answer)."""
+    try:
+        parsed = orjson.loads(answer)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(parsed, dict) or not isinstance(parsed.get("predictions"), list):
+        return None
+    rows = []
+    for row in parsed["predictions"]:
+        if isinstance(row, dict):  # a model answering {"label": ..., "score": ...} per row
+            row = row.get("label", row.get("prediction"))
+        rows.append(row)
+    return rows
+
+
+def pairs(
+    outputs: list[str], request_ids: list[str], labels: dict[str, Any]
+) -> list[tuple[Any, Any]]:
+    """(label, prediction) per labelled row of the logged answers."""
+    out: list[tuple[Any, Any]] = []
+    for rid, answer in zip(request_ids, outputs, strict=True):
+        if rid not in labels:
+            continue
+        rows = _row_values(answer)
+        if rows is None:
+            continue
+        label = labels[rid]
+        truths = label if isinstance(label, list) else [label]
+        if len(truths) != len(rows):
+            continue  # a label that does not fit the answer's rows is not joined
+        out.extend((t, p) for t, p in zip(truths, rows, strict=True) if _scalar(t) and _scalar(p))
+    return out
+
+
+def _scalar(value: Any) -> bool:
+    return isinstance(value, str | int | float | bool) and not (
+        isinstance(value, float) and not math.isfinite(value)
+    )
+
+
+def task_of(joined: list[tuple[Any, Any]]) -> str | None:
+    """classification, unless every value is a number and some are fractional."""
+    if not joined:
+        return None
+    values = [v for pair in joined for v in pair]
+    numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+    if numbers and any(isinstance(v, float) and not float(v).is_integer() for v in values):
+        return "regression"
+    return "classification"
+
+
+def quality(joined: list[tuple[Any, Any]]) -> dict[str, Any]:
+    """Accuracy, macro precision/recall/F1, per class and confusion; or MAE and RMSE."""
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+    task = task_of(joined)
+    if task is None:
+        return {}
+    if task == "regression":
+        truth = np.array([float(t) for t, _ in joined])
+        pred = np.array([float(p) for _, p in joined])
+        error = pred - truth
+        return {
+            "task": task,
+            "mae": float(np.mean(np.abs(error))),
+            "rmse": float(np.sqrt(np.mean(error**2))),
+        }
+    truth_s = [_name(t) for t, _ in joined]
+    pred_s = [_name(p) for _, p in joined]
+    classes = sorted(set(truth_s) | set(pred_s))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        truth_s, pred_s, labels=classes, zero_division=0
+    )
+    matrix = confusion_matrix(truth_s, pred_s, labels=classes)
+    return {
+        "task": task,
+        "accuracy": float(np.mean([t == p for t, p in zip(truth_s, pred_s, strict=True)])),
+        "precision": float(np.mean(precision)),
+        "recall": float(np.mean(recall)),
+        "f1": float(np.mean(f1)),
+        "per_class": {
+            c: ClassFigures(
+                precision=float(precision[i]),
+                recall=float(recall[i]),
+                f1=float(f1[i]),
+                support=int(support[i]),
+            )
+            for i, c in enumerate(classes)
+        },
+        "confusion": Confusion(labels=classes, matrix=matrix.astype(int).tolist()),
+    }
+
+
+def _name(value: Any) -> str:
+    """A class as text: 1 and 1.0 and "1" are the same class."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _percentile(latencies: list[float], weights: list[float], q: float) -> float | None:
+    if not latencies:
+        return None
+    order = np.argsort(latencies)
+    values = np.asarray(latencies)[order]
+    cumulative = np.cumsum(np.asarray(weights)[order])
+    index = int(np.searchsorted(cumulative, q / 100.0 * cumulative[-1]))
+    return round(float(values[min(index, len(values) - 1)]), 3)
+
+
+def figures(predictions: pa.Table, ops: pa.Table, labels: dict[str, Any]) -> Figures:
+    """The figures of one version and arm over the rows given (already cut to a span)."""
+    requests = int(pc.sum(ops.column("requests")).as_py() or 0) if ops.num_rows else 0
+    errors = int(pc.sum(ops.column("errors")).as_py() or 0) if ops.num_rows else 0
+    latencies: list[float] = []
+    weights: list[float] = []
+    for n, sample in zip(
+        ops.column("requests").to_pylist(), ops.column("latency_ms").to_pylist(), strict=True
+    ):
+        if sample:
+            latencies.extend(sample)
+            weights.extend([n / len(sample)] * len(sample))  # a sample stands for its interval
+    outputs = predictions.column("outputs").to_pylist()
+    ids = predictions.column("request_id").to_pylist()
+    rows = sum(len(r) for r in map(_row_values, outputs) if r is not None)
+    joined = pairs(outputs, ids, labels)
+    return Figures(
+        requests=requests,
+        errors=errors,
+        error_rate=round(errors / requests, 6) if requests else None,
+        p50_ms=_percentile(latencies, weights, 50),
+        p95_ms=_percentile(latencies, weights, 95),
+        p99_ms=_percentile(latencies, weights, 99),
+        logged=predictions.num_rows,
+        labelled=len(joined),
+        labelled_share=round(len(joined) / rows, 6) if rows else None,
+        **quality(joined),
+    )
+
+
+def _where(data: pa.Table, arm: str, since: float | None) -> pa.Table:
+    mask = pc.equal(data.column("arm"), arm)
+    if since is not None:
+        mask = pc.and_(mask, pc.greater_equal(data.column("time"), since))
+    return data.filter(mask)
+
+
+def report(
+    version: str, predictions: pa.Table, ops: pa.Table, labels: dict[str, Any], since: float
+) -> list[VersionFigures]:
+    """One entry per arm this version answered in: the window next to all time."""
+    arms = set(ops.column("arm").to_pylist()) | set(predictions.column("arm").to_pylist())
+    out = []
+    for arm in [a for a in ARMS if a in arms]:
+        out.append(
+            VersionFigures(
+                version=version,
+                arm=arm,
+                window=figures(_where(predictions, arm, since), _where(ops, arm, since), labels),
+                all_time=figures(_where(predictions, arm, None), _where(ops, arm, None), labels),
+            )
+        )
+    return out

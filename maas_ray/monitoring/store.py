@@ -1,0 +1,162 @@
+"""The monitoring store: sealed Parquet files in the artifacts of MLflow runs.
+
+Each model has an experiment ``maas-monitor/{name}``; in it, one run per version
+(tag ``maas.stream`` = ``version:N``) holds that version's ``predictions`` and
+``ops`` files, and one run (``labels``) the model's labels. Files are partitioned
+by day (``predictions/day=2026-12-04/<id>.parquet.sealed``) and never change
+once written, so a reader downloads each one once and keeps it.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from pathlib import Path
+
+import pyarrow as pa
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from maas_ray.monitoring.crypto import SealError, load_key
+from maas_ray.monitoring.records import empty, from_sealed, to_sealed
+from maas_ray.settings import Settings
+
+logger = logging.getLogger(__name__)
+EXPERIMENT_PREFIX = "maas-monitor/"
+STREAM_TAG = "maas.stream"
+LABELS_STREAM = "labels"
+SUFFIX = ".parquet.sealed"
+CACHE_FILES = 20_000  # files a reader keeps decoded (they never change)
+
+
+def experiment_name(model: str) -> str:
+    """The MLflow experiment of a model's monitoring."""
+    return EXPERIMENT_PREFIX + model
+
+
+def version_stream(version: str) -> str:
+    return f"version:{version}"
+
+
+class MonitorStore:
+    """Reads and writes one platform's monitoring files through the MLflow server."""
+
+    def __init__(self, tracking_uri: str, settings: Settings | None = None) -> None:
+        self.client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
+        self.key = load_key(settings or Settings())
+        self._runs: dict[tuple[str, str], str] = {}
+        self._files: OrderedDict[str, pa.Table] = OrderedDict()
+        self._lock = threading.Lock()
+
+    # -- runs ----------------------------------------------------------------------
+    def experiment_id(self, model: str, create: bool = True) -> str | None:
+        """The id of ``model``'s monitoring experiment (made on first write)."""
+        name = experiment_name(model)
+        found = self.client.get_experiment_by_name(name)
+        if found is not None:
+            return str(found.experiment_id)
+        if not create:
+            return None
+        try:
+            return str(self.client.create_experiment(name, tags={"maas.model": model}))
+        except MlflowException:
+            found = self.client.get_experiment_by_name(name)  # another replica made it
+            if found is None:
+                raise
+            return str(found.experiment_id)
+
+    def run_id(self, model: str, stream: str) -> str:
+        """The run that holds ``stream``'s files (made on first write)."""
+        cached = self._runs.get((model, stream))
+        if cached is not None:
+            return cached
+        experiment = self.experiment_id(model)
+        assert experiment is not None
+        runs = self.client.search_runs(
+            [experiment], filter_string=f"tags.`{STREAM_TAG}` = '{stream}'", max_results=1
+        )
+        if runs:
+            run_id = runs[0].info.run_id
+        else:
+            title = stream.replace("version:", "version ")
+            run = self.client.create_run(
+                experiment, run_name=title, tags={STREAM_TAG: stream, "maas.model": model}
+            )
+            run_id = run.info.run_id
+        self._runs[(model, stream)] = run_id
+        return run_id
+
+    def streams(self, model: str) -> dict[str, list[str]]:
+        """Every stream of ``model`` and its run ids (two replicas may each make one)."""
+        experiment = self.experiment_id(model, create=False)
+        if experiment is None:
+            return {}
+        out: dict[str, list[str]] = {}
+        for run in self.client.search_runs([experiment], max_results=10_000):
+            stream = run.data.tags.get(STREAM_TAG)
+            if stream:
+                out.setdefault(stream, []).append(run.info.run_id)
+        return out
+
+    # -- files ----------------------------------------------------------------------
+    def write(self, model: str, stream: str, kind: str, data: pa.Table) -> str:
+        """Seal ``data`` and add it as a new file of ``kind``; returns its artifact path."""
+        run_id = self.run_id(model, stream)
+        day = time.strftime("%Y-%m-%d", time.gmtime())
+        folder = f"{kind}/day={day}"
+        name = f"{time.time():.3f}-{uuid.uuid4().hex[:12]}{SUFFIX}"
+        with tempfile.TemporaryDirectory(prefix="maas-monitor-") as tmp:
+            local = Path(tmp) / name
+            local.write_bytes(to_sealed(self.key, data))
+            self.client.log_artifact(run_id, str(local), artifact_path=folder)
+        return f"{folder}/{name}"
+
+    def read(
+        self, model: str, kind: str, streams: dict[str, list[str]] | None = None
+    ) -> dict[str, pa.Table]:
+        """Every file of ``kind``, per stream, as one table each (empty if none)."""
+        streams = self.streams(model) if streams is None else streams
+        out: dict[str, pa.Table] = {}
+        for stream, run_ids in streams.items():
+            parts = [t for run_id in run_ids for t in self._read_run(run_id, kind)]
+            out[stream] = pa.concat_tables(parts) if parts else empty(kind)
+        return out
+
+    def _read_run(self, run_id: str, kind: str) -> list[pa.Table]:
+        tables = []
+        for day in self.client.list_artifacts(run_id, kind):
+            if not day.is_dir:
+                continue
+            for info in self.client.list_artifacts(run_id, day.path):
+                if info.is_dir or not info.path.endswith(SUFFIX):
+                    continue
+                data = self._file(run_id, info.path)
+                if data is not None:
+                    tables.append(data)
+        return tables
+
+    def _file(self, run_id: str, path: str) -> pa.Table | None:
+        key = f"{run_id}/{path}"
+        with self._lock:
+            if key in self._files:
+                self._files.move_to_end(key)
+                return self._files[key]
+        with tempfile.TemporaryDirectory(prefix="maas-monitor-") as tmp:
+            local = self.client.download_artifacts(run_id, path, tmp)
+            sealed = Path(local).read_bytes()
+        try:
+            data = from_sealed(self.key, sealed)
+        except (SealError, pa.ArrowInvalid):
+            logger.warning(
+                "skipping monitoring file %s of run %s: not readable with this key", path, run_id
+            )
+            return None
+        with self._lock:
+            self._files[key] = data
+            while len(self._files) > CACHE_FILES:
+                self._files.popitem(last=False)
+        return data

@@ -1,0 +1,219 @@
+"""Monitoring's pure parts: sealing, sampling, the feedback body, and the figures
+(checked against scikit-learn on the same labels)."""
+
+from __future__ import annotations
+
+import base64
+import os
+import stat
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pytest
+from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
+
+from maas_ray.errors import BadRequest, InvalidInput, InvalidJSON
+from maas_ray.monitoring import quality
+from maas_ray.monitoring.api import parse_feedback, window
+from maas_ray.monitoring.crypto import SealError, load_key, seal, unseal
+from maas_ray.monitoring.log import PredictionLog, sampled
+from maas_ray.monitoring.records import from_sealed, table, to_sealed
+from maas_ray.settings import Settings
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"  # Serve's replicas run on asyncio
+
+
+def test_the_key_is_made_once_owner_only_and_opens_what_it_sealed(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path)
+    key = load_key(settings)
+    path = tmp_path / "security" / "monitor.key"
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert load_key(settings) == key
+    assert len(key) == 32
+    sealed = seal(key, b"hello")
+    assert b"hello" not in sealed
+    assert unseal(key, sealed) == b"hello"
+    with pytest.raises(SealError):
+        unseal(os.urandom(32), sealed)
+    with pytest.raises(SealError):
+        unseal(key, sealed[:-1] + bytes([sealed[-1] ^ 1]))
+    given = base64.b64encode(os.urandom(32)).decode()
+    assert load_key(Settings(home=tmp_path, monitor_key=given)) == base64.b64decode(given)
+
+
+def test_a_sealed_table_reads_back_and_hides_its_text(tmp_path: Path) -> None:
+    key = load_key(Settings(home=tmp_path))
+    rows = [{"request_id": "r1", "time": 1.0, "label": '"secret-label"'}]
+    sealed = to_sealed(key, table("labels", rows))
+    assert b"secret-label" not in sealed
+    assert b"r1" not in sealed
+    assert from_sealed(key, sealed).to_pylist() == rows
+
+
+def test_sampling_is_by_request_id_and_near_its_share() -> None:
+    ids = [f"id-{i}" for i in range(20_000)]
+    share = sum(sampled(i, 10.0) for i in ids) / len(ids)
+    assert 0.08 < share < 0.12, share
+    assert all(sampled(i, 100.0) for i in ids[:100])
+    assert not any(sampled(i, 0.0) for i in ids[:100])
+    assert [sampled(i, 10.0) for i in ids[:50]] == [sampled(i, 10.0) for i in ids[:50]]
+
+
+@pytest.mark.anyio
+async def test_the_buffer_is_bounded_and_counts_what_it_drops(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path, monitor_buffer=10, monitor_flush_s=3600)
+    log = PredictionLog("m", "http://127.0.0.1:1", percent=100.0, settings=settings)
+    for i in range(25):
+        log.record(f"r{i}", "1", "production", 200, 0.001, b"{}", None, b"{}")
+    assert len(log._records) == 10
+    assert log.dropped == 15
+    assert log._records[0][0] == "r15"  # the oldest went first
+    assert log._counts[("1", "production")].requests == 25  # every answer still counted
+    assert log._task is not None
+    log._task.cancel()
+
+
+def test_inputs_are_masked_before_they_are_written(tmp_path: Path) -> None:
+    log = PredictionLog("m", "http://x", mask_fields=["name"], settings=Settings(home=tmp_path))
+    body = orjson.dumps(
+        {"dataframe_records": [{"name": "Ada Lovelace", "mail": "ada@example.com", "x": 3}]}
+    )
+    text = log._masked(body)
+    assert "Ada" not in text
+    assert "ada@example.com" not in text
+    assert '"x":3' in text
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        (b"", BadRequest),
+        (b"{", InvalidJSON),
+        (b"[]", BadRequest),
+        (b"3", InvalidInput),
+        (b'{"request_id": "a"}', InvalidInput),
+        (b'{"request_id": "", "label": 1}', InvalidInput),
+        (b'{"request_id": "a", "label": {"x": 1}}', InvalidInput),
+        (b'{"request_id": "a", "label": 1, "extra": 2}', InvalidInput),
+        (b'[{"request_id": "a", "label": 1}, 7]', InvalidInput),
+    ],
+)
+def test_a_bad_feedback_body_is_a_4xx(body: bytes, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        parse_feedback(body)
+
+
+def test_feedback_takes_one_label_or_a_list() -> None:
+    one = parse_feedback(b'{"request_id": "a", "label": "cat"}')
+    assert [(i.request_id, i.label) for i in one] == [("a", "cat")]
+    many = parse_feedback(
+        b'[{"request_id": "a", "label": 1}, {"request_id": "b", "label": [0, 1]}]'
+    )
+    assert [i.label for i in many] == [1, [0, 1]]
+
+
+def test_the_window_is_checked() -> None:
+    assert window({"window_s": "60"}) == 60.0
+    assert window({}) == Settings().monitor_window_s
+    for bad in ("0", "-5", "nan", "inf", "x", "1e12"):
+        with pytest.raises(InvalidInput):
+            window({"window_s": bad})
+
+
+def _logged(rows: list[tuple[str, list[object], float]]) -> tuple[object, object]:
+    predictions = table(
+        "predictions",
+        [
+            {
+                "request_id": rid,
+                "time": at,
+                "version": "1",
+                "arm": "production",
+                "status": 200,
+                "latency_ms": 1.0,
+                "content_type": "application/json",
+                "inputs": "{}",
+                "outputs": orjson.dumps({"predictions": preds}).decode(),
+            }
+            for rid, preds, at in rows
+        ],
+    )
+    ops = table(
+        "ops",
+        [
+            {
+                "time": 100.0,
+                "version": "1",
+                "arm": "production",
+                "requests": 8,
+                "errors": 1,
+                "latency_ms": [1.0, 2.0, 3.0, 40.0],
+            },
+        ],
+    )
+    return predictions, ops
+
+
+def test_classification_figures_match_scikit_learn() -> None:
+    rng = np.random.default_rng(0)
+    truth = rng.choice(["cat", "dog", "eel"], size=60).tolist()
+    pred = [t if rng.random() < 0.7 else rng.choice(["cat", "dog", "eel"]) for t in truth]
+    rows = [(f"r{i}", [p], 100.0) for i, p in enumerate(pred)] + [("unlabelled", ["cat"], 100.0)]
+    predictions, ops = _logged(rows)
+    labels_rows = [{"request_id": f"r{i}", "time": 1.0, "label": '"wrong"'} for i in range(60)] + [
+        {"request_id": f"r{i}", "time": 2.0, "label": orjson.dumps(t).decode()}
+        for i, t in enumerate(truth)
+    ]  # sent twice: the later label wins
+    labels = quality.latest_labels(table("labels", labels_rows))
+    [entry] = quality.report("1", predictions, ops, labels, since=0.0)
+    got = entry.window
+    assert got.task == "classification"
+    assert got.labelled == 60
+    assert got.logged == 61
+    assert got.accuracy == pytest.approx(accuracy_score(truth, pred))
+    assert got.f1 == pytest.approx(f1_score(truth, pred, average="macro"))
+    assert got.precision == pytest.approx(precision_score(truth, pred, average="macro"))
+    assert got.recall == pytest.approx(recall_score(truth, pred, average="macro"))
+    assert got.per_class is not None
+    assert set(got.per_class) == {"cat", "dog", "eel"}
+    assert got.confusion is not None
+    assert sum(map(sum, got.confusion.matrix)) == 60
+    assert got.labelled_share == pytest.approx(60 / 61)
+    assert (got.requests, got.errors, got.error_rate) == (8, 1, 0.125)
+    assert got.p50_ms == 2.0
+    assert got.p99_ms == 40.0
+
+
+def test_an_empty_window_is_null_not_zero() -> None:
+    predictions, ops = _logged([("r1", [1], 100.0)])
+    labels = {"r1": 1}
+    [entry] = quality.report("1", predictions, ops, labels, since=1000.0)
+    assert entry.window.requests == 0
+    assert entry.window.error_rate is None
+    assert entry.window.accuracy is None
+    assert entry.window.p50_ms is None
+    assert entry.window.labelled_share is None
+    assert entry.all_time.accuracy == 1.0
+
+
+def test_regression_figures_and_row_wise_labels() -> None:
+    predictions, ops = _logged([("r1", [1.5, 2.0], 100.0), ("r2", [3.25], 100.0)])
+    labels = {"r1": [1.0, 2.0], "r2": 3.0, "r3": 9.0}
+    [entry] = quality.report("1", predictions, ops, labels, since=0.0)
+    errors = np.array([0.5, 0.0, 0.25])
+    assert entry.window.task == "regression"
+    assert entry.window.labelled == 3
+    assert entry.window.mae == pytest.approx(np.mean(np.abs(errors)))
+    assert entry.window.rmse == pytest.approx(np.sqrt(np.mean(errors**2)))
+    assert entry.window.accuracy is None
+
+
+def test_a_label_that_does_not_fit_the_rows_is_not_joined() -> None:
+    predictions, ops = _logged([("r1", [0, 1], 100.0)])
+    [entry] = quality.report("1", predictions, ops, {"r1": 1}, since=0.0)
+    assert entry.window.labelled == 0
+    assert entry.window.accuracy is None
