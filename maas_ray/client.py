@@ -251,9 +251,14 @@ class MaaS(Lifecycle, Training):
         )
         return FeedbackAnswer.model_validate(data)
 
-    def monitoring(self, name: str, window_s: float | None = None) -> MonitoringReport:
-        """Per version and arm: requests, errors, latency, and quality from the labels."""
-        params = {} if window_s is None else {"window_s": window_s}
+    def monitoring(
+        self, name: str, window_s: float | None = None, buckets: int = 0
+    ) -> MonitoringReport:
+        """Per version and arm: requests, errors, latency, and quality from the labels;
+        ``buckets`` > 0 adds the window as that many points (``series``)."""
+        params: dict[str, Any] = {} if window_s is None else {"window_s": window_s}
+        if buckets:
+            params["buckets"] = buckets
         data, _ = self._send("GET", url("monitoring", name=name), params=params)
         return MonitoringReport.model_validate(data)
 

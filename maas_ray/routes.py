@@ -174,7 +174,19 @@ ROUTES: tuple[Route, ...] = (
         "all time.",
         answer="MonitoringReport",
         errors=(404, 503),
-        params=("window_s",),
+        params=("window_s", "buckets"),
+    ),
+    Route(
+        "metrics",
+        "GET",
+        "/metrics",
+        ("metrics",),
+        "gateway",
+        "monitoring",
+        "Prometheus text format from Ray's metrics exporter on every node: the platform's "
+        "maas_* families (requests by status, batch sizes, quality, drift) and Serve's "
+        "ray_serve_* (latency histograms, in-flight requests, replicas).",
+        answer="Metrics",
     ),
     _public("healthz", "/healthz", "health", _HEALTH, "Health"),
     _public("v2_live", "/v2/health/live", "health", _HEALTH, "Health"),

@@ -215,6 +215,13 @@ class Settings(BaseSettings):
     monitor_window_s: float = Field(
         default=3600.0, gt=0, description="The sliding window of the monitoring figures."
     )
+    monitor_metrics_s: float = Field(
+        default=60.0,
+        ge=1,
+        le=86_400,
+        description="How often the management application logs each serving version's "
+        "figures as MLflow metrics of its monitoring run (charts in the MLflow UI).",
+    )
     monitor_key: SecretStr | None = Field(
         default=None,
         description="Base64 of the 32-byte AES-GCM key that encrypts the prediction log and "

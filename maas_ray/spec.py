@@ -57,6 +57,49 @@ class Batching(BaseModel):
     )
 
 
+LOWER_IS_BETTER = frozenset({"mae", "rmse"})  # metrics where less is better
+
+
+class QualityCheck(BaseModel):
+    """When a served version counts as degraded, from the labels sent as feedback."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    metric: Literal["accuracy", "precision", "recall", "f1", "mae", "rmse"] = Field(
+        default="f1", description="Figure of the sliding window to check (macro averages)."
+    )
+    min: float | None = Field(default=None, description="Lowest good value (accuracy...f1).")
+    max: float | None = Field(default=None, ge=0, description="Highest good value (mae, rmse).")
+    min_labels: int = Field(
+        default=50, ge=1, le=10_000_000, description="Labelled predictions needed to judge."
+    )
+
+    @model_validator(mode="after")
+    def _bound(self) -> QualityCheck:
+        if self.metric in LOWER_IS_BETTER:
+            if self.max is None or self.min is not None:
+                raise ValueError(f"{self.metric}: give max (lower is better), not min")
+        elif self.min is None or self.max is not None or not 0 <= self.min <= 1:
+            raise ValueError(f"{self.metric}: give min, between 0 and 1")
+        return self
+
+
+class DriftCheck(BaseModel):
+    """When a served version's inputs count as drifted from its reference."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    psi_max: float = Field(
+        default=0.2, gt=0, le=100, description="A feature drifts at this PSI or more."
+    )
+    min_rows: int = Field(
+        default=200,
+        ge=1,
+        le=10_000_000,
+        description="Live rows needed in the window to judge (fewer: PSI is mostly noise).",
+    )
+
+
 class Traffic(BaseModel):
     """A primary's traffic settings (its deployment's user_config): at most one side."""
 
@@ -133,6 +176,16 @@ class DeploymentSpec(BaseModel):
         "mask, besides the emails, phone, card and ID numbers masked everywhere.",
     )
 
+    quality: QualityCheck | None = Field(
+        default=None,
+        description="Flag the version degraded when this figure of the labels crosses its "
+        "bound (maas status: ok / degraded / not enough labels).",
+    )
+    drift: DriftCheck | None = Field(
+        default=None,
+        description="Drift thresholds (default: PSI 0.2 over at least 200 rows); a drifted "
+        "version shows 'drifting' in maas status.",
+    )
     log_percent: float | None = Field(
         default=None,
         ge=0,
@@ -243,7 +296,6 @@ _STAGED = r"^runs:/[0-9a-f]{32}/[\w./-]+\.pkl$"
 _CLASS = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$"
 CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
 REGRESSION_METRICS = ("mae", "rmse", "r2")
-LOWER_IS_BETTER = frozenset({"mae", "rmse"})
 
 
 class TrainingSpec(BaseModel):

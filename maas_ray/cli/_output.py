@@ -115,6 +115,7 @@ STATUS_COLUMNS = (
     "GPUs",
     "health",
     "route",
+    "quality",
 )
 NODE_COLUMNS = ("node", "CPU", "GPU", "memory (GiB)")
 SERVING_COLUMNS = ("version", "role", "replicas", "answered (this replica)", "agreement")
@@ -149,6 +150,7 @@ def status_cells(r: ModelStatus) -> list[Cell]:
         f"{r.num_gpus:g}",
         health,
         r.route,
+        Styled(r.quality, "red" if r.quality.startswith("degraded") else ""),
     ]
 
 

@@ -59,6 +59,13 @@ def deploy(
     shared: Annotated[
         bool, typer.Option("--shared", help="Serve from the shared multiplexed pool.")
     ] = False,
+    log_percent: Annotated[
+        float | None,
+        typer.Option(
+            help="Share of predictions in the prediction log, 0-100 (default: "
+            "MAAS_MONITOR_PERCENT, 10; 100 while a canary or shadow runs)."
+        ),
+    ] = None,
     timeout: Annotated[
         int | None,
         typer.Option(
@@ -92,6 +99,7 @@ def deploy(
                     "batch_wait_timeout_s": batch_wait_ms / 1000,
                 },
                 mode="shared" if shared else "dedicated",
+                log_percent=log_percent,
                 progress=progress,
                 timeout_s=timeout,
             )

@@ -122,6 +122,41 @@ def monitor_rows(report: MonitoringReport) -> list[list[Cell]]:
     return rows
 
 
+PLOT_BUCKETS = 30
+
+
+def write_plot(report: MonitoringReport, path: Path) -> None:
+    """Requests/s, p95 latency, and quality per version and arm over the window, as a PNG."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise typer.BadParameter("--plot needs matplotlib: pip install matplotlib") from exc
+    bucket_s = report.bucket_s or 1.0
+    fig, axes = plt.subplots(3, 1, figsize=(9, 8), sharex=True)
+    for v in report.versions:
+        label = f"v{v.version} {v.arm}"
+        minutes = [(p.start - report.generated_at) / 60 for p in v.series]
+        axes[0].plot(minutes, [p.requests / bucket_s for p in v.series], label=label)
+        axes[1].plot(minutes, [p.p95_ms for p in v.series], label=label)
+        quality = [p.f1 if p.f1 is not None else p.rmse for p in v.series]
+        axes[2].plot(minutes, quality, marker="o", label=label)
+    axes[0].set_ylabel("requests/s")
+    axes[1].set_ylabel("p95 latency (ms)")
+    axes[2].set_ylabel("F1 (macro) or RMSE")
+    axes[2].set_xlabel("minutes from now")
+    axes[0].set_title(_title(report))
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        if report.versions:
+            ax.legend(loc="upper left", fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def _title(report: MonitoringReport) -> str:
     minutes = report.window_s / 60
     return f"{report.model}: the last {minutes:g} min, per version and arm"
@@ -134,11 +169,21 @@ def monitor(
         float | None, typer.Option(help="Window in seconds (default: the platform's, 1 h).")
     ] = None,
     once: Annotated[bool, typer.Option(help="Print the figures once and exit.")] = False,
+    plot: Annotated[
+        Path | None,
+        typer.Option(help="Write the window as charts over time to this PNG file and exit."),
+    ] = None,
     every: Annotated[float, typer.Option(help="Seconds between refreshes.", min=0.5)] = 2.0,
     output: OutputOpt = Output.table,
 ) -> None:
     """Throughput, errors, latency and quality of NAME per version, live (Ctrl-C ends)."""
     client = sdk()
+    if plot is not None:
+        with spinner(f"charting {name}"):
+            report = client.monitoring(name, window, buckets=PLOT_BUCKETS)
+            write_plot(report, plot)
+        out.print(f"wrote {plot}", highlight=False)
+        return
     report = client.monitoring(name, window)
     if output is Output.json:
         print_json(report.model_dump(mode="json"))

@@ -40,6 +40,12 @@ class ModelStatus(BaseModel):
         default_factory=list,
         description="What may not work as asked, e.g. an autoscaling maximum beyond capacity.",
     )
+    quality: str = Field(
+        default="-",
+        description="The serving version's labelled quality over the monitoring window: "
+        "'ok', 'degraded' or 'not enough labels' against the spec's quality check, with "
+        "the figure; without a check, the figure alone; '-' with no labels.",
+    )
 
 
 class NodeResources(BaseModel):

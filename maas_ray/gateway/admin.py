@@ -11,6 +11,7 @@ before is put back.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -22,15 +23,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from maas_ray.control.deployer import ControlPlane
 from maas_ray.errors import BadRequest, InvalidInput, InvalidJSON, MaasError, NotFound
 from maas_ray.gateway.operations import Operations, Progress
+from maas_ray.monitoring.api import Monitor
 from maas_ray.registry import Registry
 from maas_ray.routes import BY_NAME, Route
 from maas_ray.security.audit import AuditLog
 from maas_ray.security.keys import KeyStore
 from maas_ray.security.scopes import Principal
 from maas_ray.settings import Settings
-from maas_ray.spec import Canary, DeploymentFile, DeploymentSpec, Shadow
+from maas_ray.spec import Canary, DeploymentFile, DeploymentSpec, QualityCheck, Shadow
 from maas_ray.wire import PRODUCTION
 
+logger = logging.getLogger(__name__)
 Body = TypeVar("Body", bound=BaseModel)
 # Audit action names that differ from the route's name.
 _ACTIONS = {"create_key": "key.create", "revoke_key": "key.revoke"}
@@ -185,7 +188,20 @@ def handle(
 # -- reads ---------------------------------------------------------------------------
 @handles("status")
 def _status(c: Context) -> tuple[int, Any]:
-    return 200, [row.model_dump() for row in c.control.status()]
+    rows = c.control.status()
+    monitor = Monitor.current  # the management replica's (None in a bare handler test)
+    if monitor is not None:
+        for row in rows:
+            try:
+                spec = c.registry.get_spec(row.model) or {}
+                check = spec.get("quality")
+                row.quality = monitor.quality(
+                    row.model, row.version, None if check is None else QualityCheck(**check)
+                )
+            except Exception:  # the figures are extra: status answers without them
+                logger.warning("no quality figures for %s", row.model, exc_info=True)
+                row.quality = "unavailable"
+    return 200, [row.model_dump() for row in rows]
 
 
 @handles("cluster")

@@ -38,6 +38,7 @@ from maas_ray.errors import (
     VersionNotDeployed,
 )
 from maas_ray.gateway import docs
+from maas_ray.monitoring import prometheus
 from maas_ray.monitoring.link import ROUTES as MONITORING_ROUTES
 from maas_ray.monitoring.link import AdminLink
 from maas_ray.monitoring.log import PredictionLog
@@ -88,9 +89,14 @@ class Gateway:
         found = match(request.method, path)
         route = found.route
         try:
-            if route is not None and route.app == "gateway" and found.allowed:
+            public = route is not None and route.scopes is None
+            if route is not None and route.app == "gateway" and found.allowed and public:
                 return await self._own(route.name, found.params)
             self.guard.check(request.method, path, request.headers.get("authorization"), found)
+            if route is not None and route.name == "metrics" and found.allowed:
+                loop = asyncio.get_running_loop()
+                text = await loop.run_in_executor(None, prometheus.scrape)
+                return Response(text, media_type=prometheus.CONTENT_TYPE)
         except MaasError as exc:
             return error_response(exc)
         if route is not None and route.name in MONITORING_ROUTES and found.allowed:

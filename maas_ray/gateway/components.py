@@ -120,6 +120,11 @@ def _parameters() -> dict[str, Any]:
             {"type": "number", "exclusiveMinimum": 0, "maximum": 31_536_000},
             "The sliding window in seconds (default: the platform's MAAS_MONITOR_WINDOW_S).",
         ),
+        "buckets": _query(
+            "buckets",
+            {"type": "integer", "minimum": 0, "maximum": 500, "default": 0},
+            "Also give the window as this many equal buckets (`series`, for charts).",
+        ),
         "timeout_s": {
             "name": "timeout_s",
             "in": "query",

@@ -55,6 +55,7 @@ class ManagementAPI:
         self.reads = ThreadPoolExecutor(max_workers=4, thread_name_prefix="maas-admin-read")
         self.operations = Operations()
         self.monitoring = Monitor(self.registry, tracking_uri)
+        self.monitoring.start_metrics(settings.monitor_metrics_s)
 
     async def monitor(
         self, route: str, model: str, body: bytes, query: dict[str, str]

@@ -136,6 +136,9 @@ def _answer(route: Route) -> dict[str, Any]:
         return _ok("The OpenAPI document.", {"type": "object"})
     if route.answer == "Page":
         return {"description": route.summary, "content": {"text/html": {"schema": _TEXT}}}
+    if route.answer == "Metrics":
+        text = {"text/plain": {"schema": _TEXT}}
+        return {"description": f"{route.summary} (Prometheus text format 0.0.4)", "content": text}
     if route.answer == "Asset":
         types = sorted(set(ASSETS.values()))
         return {"description": route.summary, "content": {t: {"schema": _TEXT} for t in types}}

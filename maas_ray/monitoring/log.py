@@ -155,7 +155,11 @@ class PredictionLog:
             counts, self._counts = self._counts, {}
             try:
                 await loop.run_in_executor(None, self._write, records, counts)
-            except Exception:
+            except Exception as exc:
+                if isinstance(exc, RuntimeError) and "after shutdown" in str(exc):
+                    # The replica is stopping (its executor is gone): nothing more to do.
+                    logger.info("replica stopping: %d log records not written", len(records))
+                    return
                 if not self._failing:
                     logger.warning(
                         "monitoring store unreachable; %d records kept for the next try",

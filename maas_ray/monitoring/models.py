@@ -83,13 +83,56 @@ class Figures(BaseModel):
     rmse: float | None = None
 
 
+class FeatureDrift(BaseModel):
+    """One input feature's live distribution against the version's reference."""
+
+    feature: str
+    kind: Literal["numeric", "categorical", "text"]
+    psi: float = Field(description="Population stability index (text: of length, tokens).")
+    unseen_tokens: float | None = Field(
+        default=None, description="Text: share of live tokens the reference never saw."
+    )
+    drifted: bool = False
+
+
+class Drift(BaseModel):
+    """A version's live inputs in the window against its reference statistics."""
+
+    status: Literal["ok", "drifting", "not enough data", "no reference"]
+    reference_rows: int = 0
+    live_rows: int = 0
+    features: list[FeatureDrift] = Field(default_factory=list)
+
+
+class Point(BaseModel):
+    """One bucket of a series: what happened between ``start`` and the next bucket."""
+
+    start: float = Field(description="Unix time the bucket starts.")
+    requests: int
+    errors: int
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    labelled: int
+    accuracy: float | None = None
+    f1: float | None = None
+    mae: float | None = None
+    rmse: float | None = None
+
+
 class VersionFigures(BaseModel):
-    """One version in one arm: its window next to all time."""
+    """One version in one arm: its window next to all time (and the window in buckets)."""
 
     version: str
     arm: Arm
     window: Figures
     all_time: Figures
+    drift: Drift | None = Field(
+        default=None, description="Inputs in the window against the version's reference."
+    )
+    series: list[Point] = Field(
+        default_factory=list, description="The window in ?buckets=N equal buckets, oldest first."
+    )
 
 
 class MonitoringReport(BaseModel):
@@ -98,5 +141,6 @@ class MonitoringReport(BaseModel):
     model: str
     window_s: float
     since: float = Field(description="Start of the window (Unix time).")
+    bucket_s: float | None = Field(default=None, description="Length of a series bucket.")
     generated_at: float
     versions: list[VersionFigures]

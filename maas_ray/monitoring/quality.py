@@ -16,7 +16,15 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from maas_ray.monitoring.models import Arm, ClassFigures, Confusion, Figures, VersionFigures
+from maas_ray.monitoring.models import (
+    Arm,
+    ClassFigures,
+    Confusion,
+    Figures,
+    Point,
+    VersionFigures,
+)
+from maas_ray.spec import LOWER_IS_BETTER, QualityCheck
 
 ARMS: tuple[Arm, ...] = ("production", "canary", "shadow")
 
@@ -177,26 +185,114 @@ def figures(predictions: pa.Table, ops: pa.Table, labels: dict[str, Any]) -> Fig
     )
 
 
-def _where(data: pa.Table, arm: str, since: float | None) -> pa.Table:
+def _where(data: pa.Table, arm: str, since: float | None, until: float | None = None) -> pa.Table:
     mask = pc.equal(data.column("arm"), arm)
     if since is not None:
         mask = pc.and_(mask, pc.greater_equal(data.column("time"), since))
+    if until is not None:
+        mask = pc.and_(mask, pc.less(data.column("time"), until))
     return data.filter(mask)
 
 
+def series(
+    predictions: pa.Table,
+    ops: pa.Table,
+    labels: dict[str, Any],
+    since: float,
+    bucket_s: float,
+    buckets: int,
+) -> list[Point]:
+    """The figures of ``buckets`` equal spans from ``since`` on (tables of one arm)."""
+    points = []
+    for i in range(buckets):
+        start = since + i * bucket_s
+        f = figures(
+            _where_time(predictions, start, start + bucket_s),
+            _where_time(ops, start, start + bucket_s),
+            labels,
+        )
+        points.append(
+            Point(
+                start=start,
+                **f.model_dump(
+                    include={
+                        "requests",
+                        "errors",
+                        "p50_ms",
+                        "p95_ms",
+                        "p99_ms",
+                        "labelled",
+                        "accuracy",
+                        "f1",
+                        "mae",
+                        "rmse",
+                    }  # fmt: skip
+                ),
+            )
+        )
+    return points
+
+
+def _where_time(data: pa.Table, since: float, until: float) -> pa.Table:
+    times = data.column("time")
+    return data.filter(pc.and_(pc.greater_equal(times, since), pc.less(times, until)))
+
+
 def report(
-    version: str, predictions: pa.Table, ops: pa.Table, labels: dict[str, Any], since: float
+    version: str,
+    predictions: pa.Table,
+    ops: pa.Table,
+    labels: dict[str, Any],
+    since: float,
+    buckets: int = 0,
+    until: float | None = None,
 ) -> list[VersionFigures]:
-    """One entry per arm this version answered in: the window next to all time."""
+    """One entry per arm this version answered in: the window next to all time.
+
+    ``buckets`` > 0 also splits the window (``since`` to ``until``) into that many
+    equal spans, each with its own figures (a chart's points).
+    """
     arms = set(ops.column("arm").to_pylist()) | set(predictions.column("arm").to_pylist())
     out = []
     for arm in [a for a in ARMS if a in arms]:
-        out.append(
-            VersionFigures(
-                version=version,
-                arm=arm,
-                window=figures(_where(predictions, arm, since), _where(ops, arm, since), labels),
-                all_time=figures(_where(predictions, arm, None), _where(ops, arm, None), labels),
-            )
+        mine, counted = _where(predictions, arm, None), _where(ops, arm, None)
+        entry = VersionFigures(
+            version=version,
+            arm=arm,
+            window=figures(_where(predictions, arm, since), _where(ops, arm, since), labels),
+            all_time=figures(mine, counted, labels),
         )
+        if buckets > 0 and until is not None:
+            bucket_s = (until - since) / buckets
+            entry.series = series(mine, counted, labels, since, bucket_s, buckets)
+        out.append(entry)
     return out
+
+
+EMPTY = Figures(
+    requests=0,
+    errors=0,
+    error_rate=None,
+    p50_ms=None,
+    p95_ms=None,
+    p99_ms=None,
+    logged=0,
+    labelled=0,
+    labelled_share=None,
+)
+
+
+def verdict(check: QualityCheck | None, f: Figures) -> str:
+    """A status cell: the check's outcome with its figure, or the figure alone."""
+    metric = check.metric if check is not None else ("f1" if f.task != "regression" else "rmse")
+    value = getattr(f, metric)
+    shown = "-" if value is None else f"{metric} {value:.3f} (n={f.labelled})"
+    if check is None:
+        return shown
+    if f.labelled < check.min_labels or value is None:
+        return f"not enough labels ({f.labelled}/{check.min_labels})"
+    if metric in LOWER_IS_BETTER:
+        bad = check.max is not None and value > check.max
+    else:
+        bad = check.min is not None and value < check.min
+    return f"{'degraded' if bad else 'ok'}: {shown}"

@@ -21,7 +21,7 @@ import pyarrow as pa
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from maas_ray.monitoring.crypto import SealError, load_key
+from maas_ray.monitoring.crypto import SealError, load_key, seal, unseal
 from maas_ray.monitoring.records import empty, from_sealed, to_sealed
 from maas_ray.settings import Settings
 
@@ -51,6 +51,7 @@ class MonitorStore:
         self._runs: dict[tuple[str, str], str] = {}
         self._files: OrderedDict[str, pa.Table] = OrderedDict()
         self._lock = threading.Lock()
+        self._blobs: dict[tuple[str, str], bytes] = {}
 
     # -- runs ----------------------------------------------------------------------
     def experiment_id(self, model: str, create: bool = True) -> str | None:
@@ -114,6 +115,31 @@ class MonitorStore:
             local.write_bytes(to_sealed(self.key, data))
             self.client.log_artifact(run_id, str(local), artifact_path=folder)
         return f"{folder}/{name}"
+
+    def write_blob(self, model: str, stream: str, name: str, data: bytes) -> None:
+        """Seal ``data`` as the file ``blobs/<name>`` of ``stream`` (replacing it)."""
+        run_id = self.run_id(model, stream)
+        with tempfile.TemporaryDirectory(prefix="maas-monitor-") as tmp:
+            local = Path(tmp) / (name + ".sealed")
+            local.write_bytes(seal(self.key, data))
+            self.client.log_artifact(run_id, str(local), artifact_path="blobs")
+        self._blobs[(run_id, name)] = data
+
+    def read_blob(self, run_ids: list[str], name: str) -> bytes | None:
+        """The first of ``run_ids`` that holds ``blobs/<name>``, opened; None: none does."""
+        for run_id in run_ids:
+            if (run_id, name) in self._blobs:
+                return self._blobs[(run_id, name)]
+            listed = {i.path for i in self.client.list_artifacts(run_id, "blobs")}
+            path = f"blobs/{name}.sealed"
+            if path not in listed:
+                continue
+            with tempfile.TemporaryDirectory(prefix="maas-monitor-") as tmp:
+                local = self.client.download_artifacts(run_id, path, tmp)
+                data = unseal(self.key, Path(local).read_bytes())
+            self._blobs[(run_id, name)] = data
+            return data
+        return None
 
     def read(
         self, model: str, kind: str, streams: dict[str, list[str]] | None = None

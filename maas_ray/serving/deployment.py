@@ -111,6 +111,12 @@ class ModelServer:
             # Ray annotates tag_keys as Tuple[str] (one element); any length works.
             tag_keys=("model", "version", "status"),  # type: ignore[arg-type]
         )
+        self._batch_sizes = metrics.Histogram(
+            "maas_batch_size",
+            description="Requests per model call of a batching replica.",
+            boundaries=[1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024],
+            tag_keys=("model", "version"),  # type: ignore[arg-type]
+        )
         self._counts: Counter[tuple[str, str]] = Counter()  # (version, status) since flush
         self._metrics_task: asyncio.Task[None] | None = None
         self._predict_s = float("inf")  # moving average of one predict call; inf: unknown
@@ -317,6 +323,8 @@ class ModelServer:
     async def _batched(self, inputs: list[Any]) -> list[bytes | MaasError]:
         """Parsed inputs of concurrent requests, predicted together (sizes from the spec)."""
         loop = asyncio.get_running_loop()
+        tags = {"model": self.runtime.name, "version": self.runtime.version}
+        self._batch_sizes.observe(len(inputs), tags=tags)  # once a batch: cheap
         answers: list[bytes | MaasError] = await loop.run_in_executor(
             None, self.runtime.predict_many, inputs
         )

@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
+from mlflow.tracking import MlflowClient
 from sklearn.metrics import accuracy_score, f1_score
 
 from maas_ray import MaaS, Settings
@@ -43,18 +45,17 @@ def _production(report: MonitoringReport, version: str) -> Any:
     return next(v for v in report.versions if (v.version, v.arm) == (version, "production"))
 
 
-def _wait_logged(client: MaaS, version: str, n: int, timeout_s: float = 30.0) -> Any:
-    """Poll the figures until ``n`` predictions are in the log (replicas flush every 5 s)."""
+def _label_when_logged(
+    client: MaaS, model: str, labels: list[dict[str, Any]], timeout_s: float = 30.0
+) -> None:
+    """Send ``labels`` until every request id is in the log (replicas write every 5 s)."""
     deadline = time.monotonic() + timeout_s
     while True:
-        report = client.monitoring("sentiment")
-        entry = next(
-            (v for v in report.versions if (v.version, v.arm) == (version, "production")), None
-        )
-        if entry is not None and entry.all_time.logged >= n:
-            return entry
-        assert time.monotonic() < deadline, f"{n} predictions not logged in {timeout_s}s"
-        time.sleep(0.5)
+        answer = client.feedback(model, labels)
+        if answer.accepted == len(labels):
+            return
+        assert time.monotonic() < deadline, f"not logged in {timeout_s}s: {answer}"
+        time.sleep(1)
 
 
 def test_request_ids_feedback_and_live_accuracy(
@@ -81,10 +82,9 @@ def test_request_ids_feedback_and_live_accuracy(
     assert bad.status_code in (400, 422)
     assert UUID.match(bad.headers["x-request-id"])  # errors carry one too
 
-    _wait_logged(client, version, len(rows))
-    # One label first wrong, then right: the last one sent wins.
-    first_wrong = {"request_id": sampled_ids[0], "label": "wrong-label"}
-    assert client.feedback("sentiment", first_wrong).accepted == 1
+    # Every label first wrong, then right: the last one sent for an id wins.
+    wrong = [{"request_id": rid, "label": "wrong-label"} for rid in sampled_ids]
+    _label_when_logged(client, "sentiment", wrong)
     labels = [
         {"request_id": rid, "label": lab} for rid, (_, lab) in zip(sampled_ids, rows, strict=True)
     ]
@@ -131,6 +131,48 @@ def test_request_ids_feedback_and_live_accuracy(
     assert "acc " in shown.stdout
     assert "f1 " in shown.stdout
 
+    status = maas(env, "status")
+    row = next(line for line in status.stdout.splitlines() if line.startswith("sentiment "))
+    expected = f1_score(truth, predictions, average="macro")
+    assert row.rstrip().endswith(f"f1 {expected:.3f} (n={len(rows)})"), status.stdout
+
+    chart = tmp_path / "sentiment.png"
+    maas(env, "monitor", "sentiment", "--plot", str(chart))
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # Every MAAS_MONITOR_METRICS_S (5 s here) the figures become MLflow metrics.
+    tracking = MlflowClient(live.mlflow_uri)
+    experiment = tracking.get_experiment_by_name("maas-monitor/sentiment")
+    [run] = tracking.search_runs(
+        [experiment.experiment_id], filter_string=f"tags.`maas.stream` = 'version:{version}'"
+    )
+    deadline = time.monotonic() + 15
+    while not tracking.get_metric_history(run.info.run_id, "production/f1"):
+        assert time.monotonic() < deadline, "no production/f1 metric logged in 15 s"
+        time.sleep(1)
+    [*_, last] = tracking.get_metric_history(run.info.run_id, "production/f1")
+    assert last.value == pytest.approx(expected)
+
+    # Prometheus: Ray's exporter, filtered, behind the metrics scope.
+    assert httpx.get(f"{live.serve_url}/metrics").status_code == 401
+    deadline = time.monotonic() + 40
+    while True:
+        scraped = httpx.get(f"{live.serve_url}/metrics", headers=auth(live), timeout=30)
+        assert scraped.status_code == 200, scraped.text
+        lines = scraped.text.splitlines()
+        mine = [line for line in lines if 'model="sentiment"' in line]
+        wanted = {
+            "requests": any(line.startswith("ray_maas_requests") for line in mine),
+            "quality": any(
+                line.startswith("ray_maas_quality") and 'metric="f1"' in line for line in mine
+            ),
+            "histogram": any(re.match(r"ray_serve_\w+_bucket\{", line) for line in lines),
+        }
+        if all(wanted.values()):
+            break
+        assert time.monotonic() < deadline, (wanted, scraped.text[-3000:])
+        time.sleep(2)
+
     # At rest: sealed files; nothing a user sent is readable in the artifact store.
     files = glob.glob(str(live.home / "artifacts" / "**" / "*.parquet.sealed"), recursive=True)
     assert files
@@ -142,3 +184,52 @@ def test_request_ids_feedback_and_live_accuracy(
     logs = glob.glob("/tmp/ray/session_*/logs/serve/replica_sentiment_*.log")
     wanted = f"request {bad.headers['x-request-id']}: POST answered {bad.status_code}"
     assert any(wanted in Path(f).read_text(errors="replace") for f in logs), logs
+
+
+def test_a_drifted_input_stream_is_flagged_and_an_undrifted_one_is_not(
+    client: MaaS, live: Settings, env: dict[str, str]
+) -> None:
+    """On a shared-pool model (no replica to start): its first 500 logged rows become
+    the reference; the same distribution stays ok, a shifted one drifts."""
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = load_iris(return_X_y=True)
+    model = LogisticRegression(max_iter=300).fit(x, y)
+    client.register("drifty", model, input_example=x[:2])
+    client.deploy("drifty", "1", mode="shared")
+    rng = np.random.default_rng(7)
+
+    def send(n_requests: int, shift: float) -> None:
+        for rid in _ids(n_requests, in_sample=True):
+            rows = x[rng.integers(0, len(x), 50)] + rng.normal(0, 0.05, (50, 4)) + shift
+            headers = {**auth(live), "x-request-id": rid}
+            resp = post(
+                live, "/v1/models/drifty/predict", {"inputs": rows.tolist()}, headers=headers
+            )
+            assert resp.status_code == 200, resp.text
+
+    def drift_when(done: Any, timeout_s: float = 30.0) -> Any:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            report = client.monitoring("drifty")
+            entry = next((v for v in report.versions if v.arm == "production"), None)
+            if entry is not None and entry.drift is not None and done(entry.drift):
+                return entry.drift
+            assert time.monotonic() < deadline, entry
+            time.sleep(1)
+
+    send(10, 0.0)  # 500 rows: the reference
+    ref = drift_when(lambda d: d.status != "no reference")
+    assert ref.reference_rows == 500
+    send(5, 0.0)
+    same = drift_when(lambda d: d.live_rows >= 250)
+    assert same.status == "ok", same
+    send(5, 4.0)
+    moved = drift_when(lambda d: d.live_rows >= 500)
+    assert moved.status == "drifting", moved
+    assert {f.feature for f in moved.features if f.drifted} == {"0", "1", "2", "3"}
+    status = maas(env, "status")
+    row = next(line for line in status.stdout.splitlines() if line.startswith("drifty "))
+    assert "drifting (0, 1, 2, 3)" in row, status.stdout
+    client.undeploy("drifty")

@@ -11,15 +11,18 @@ from pathlib import Path
 import numpy as np
 import orjson
 import pytest
+from pydantic import ValidationError
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
 
 from maas_ray.errors import BadRequest, InvalidInput, InvalidJSON
-from maas_ray.monitoring import quality
+from maas_ray.monitoring import drift, quality
 from maas_ray.monitoring.api import parse_feedback, window
 from maas_ray.monitoring.crypto import SealError, load_key, seal, unseal
 from maas_ray.monitoring.log import PredictionLog, sampled
+from maas_ray.monitoring.models import Figures
 from maas_ray.monitoring.records import from_sealed, table, to_sealed
 from maas_ray.settings import Settings
+from maas_ray.spec import QualityCheck
 
 
 @pytest.fixture
@@ -217,3 +220,115 @@ def test_a_label_that_does_not_fit_the_rows_is_not_joined() -> None:
     [entry] = quality.report("1", predictions, ops, {"r1": 1}, since=0.0)
     assert entry.window.labelled == 0
     assert entry.window.accuracy is None
+
+
+def _figures(**kw: object) -> Figures:
+    base = {
+        "requests": 10, "errors": 0, "error_rate": 0.0, "p50_ms": 1.0, "p95_ms": 1.0,
+        "p99_ms": 1.0, "logged": 10, "labelled": 60, "labelled_share": 1.0,
+        "task": "classification", "accuracy": 0.9, "f1": 0.75,
+    }  # fmt: skip
+    return Figures.model_validate({**base, **kw})
+
+
+def test_the_status_cell_judges_the_check_or_shows_the_figure() -> None:
+    check = QualityCheck(metric="f1", min=0.8, min_labels=50)
+    assert quality.verdict(check, _figures()) == "degraded: f1 0.750 (n=60)"
+    assert quality.verdict(check, _figures(f1=0.85)) == "ok: f1 0.850 (n=60)"
+    assert quality.verdict(check, _figures(labelled=12)) == "not enough labels (12/50)"
+    assert quality.verdict(None, _figures()) == "f1 0.750 (n=60)"
+    assert quality.verdict(None, quality.EMPTY) == "-"
+    rmse = QualityCheck(metric="rmse", max=2.0, min_labels=1)
+    regression = _figures(task="regression", accuracy=None, f1=None, rmse=2.5)
+    assert quality.verdict(rmse, regression) == "degraded: rmse 2.500 (n=60)"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"metric": "f1"},  # no bound
+        {"metric": "f1", "min": 1.5},
+        {"metric": "f1", "max": 0.2},
+        {"metric": "rmse", "min": 0.2},
+        {"metric": "auc", "min": 0.5},
+        {"metric": "f1", "min": 0.5, "min_labels": 0},
+    ],
+)
+def test_a_bad_quality_check_is_refused(bad: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        QualityCheck.model_validate(bad)
+
+
+def test_logged_bodies_parse_into_rows_in_each_format() -> None:
+    split = '{"dataframe_split": {"columns": ["a", "b"], "data": [[1, "x"], [2, "y"]]}}'
+    assert drift.rows_of(split, "application/json").to_dict("list") == {
+        "a": [1, 2],
+        "b": ["x", "y"],
+    }
+    records = '{"dataframe_records": [{"a": 1}, {"a": 3}]}'
+    assert drift.rows_of(records, None)["a"].tolist() == [1, 3]
+    assert drift.rows_of('{"inputs": [[1, 2], [3, 4]]}', None).columns.tolist() == ["0", "1"]
+    assert drift.rows_of('{"inputs": ["good", "bad"]}', None)["input"].tolist() == ["good", "bad"]
+    assert drift.rows_of("a,b\n1,2\n", "text/csv")["b"].tolist() == [2]
+    assert drift.frame_of(["{not json", '{"inputs": [[5]]}'], [None, None])["0"].tolist() == [5]
+
+
+def _frame(rng: np.random.Generator, n: int, shift: float = 0.0, words: str = "good") -> object:
+    import pandas as pd
+
+    return pd.DataFrame(
+        {
+            "x": rng.normal(shift, 1.0, n),
+            "colour": rng.choice(["red", "green", "blue"], n, p=[0.6, 0.3, 0.1]),
+            "review": [f"this book is {words} and I liked reading it {i % 7}" for i in range(n)],
+        }
+    )
+
+
+def test_a_shifted_stream_drifts_and_the_same_one_does_not() -> None:
+    rng = np.random.default_rng(1)
+    ref = drift.reference(_frame(rng, 400))
+    assert {f: v["kind"] for f, v in ref["features"].items()} == {
+        "x": "numeric",
+        "colour": "categorical",
+        "review": "text",
+    }
+    same = drift.compare(ref, _frame(rng, 400))
+    assert same.status == "ok", same
+    assert all(f.psi < 0.2 for f in same.features)
+    moved = _frame(rng, 400, shift=1.5, words="a long and utterly unexpected vocabulary here")
+    moved["colour"] = "blue"
+    found = drift.compare(ref, moved)
+    assert found.status == "drifting"
+    assert {f.feature for f in found.features if f.drifted} == {"x", "colour", "review"}
+    review = next(f for f in found.features if f.feature == "review")
+    assert review.unseen_tokens is not None
+    assert review.unseen_tokens > 0.3
+    assert drift.compare(ref, _frame(rng, 20)).status == "not enough data"
+
+
+def test_psi_is_zero_for_equal_shares_and_grows_with_the_gap() -> None:
+    assert drift.psi([0.5, 0.5], [0.5, 0.5]) == 0.0
+    assert 0 < drift.psi([0.5, 0.5], [0.4, 0.6]) < drift.psi([0.5, 0.5], [0.1, 0.9])
+
+
+def test_metrics_keep_the_platforms_and_serves_families_only() -> None:
+    from maas_ray.monitoring.prometheus import keep
+
+    text = "\n".join(
+        [
+            "# HELP ray_maas_requests_total Requests answered.",
+            "# TYPE ray_maas_requests_total counter",
+            'ray_maas_requests_total{model="m",status="200",version="1"} 3.0',
+            "# HELP ray_node_cpu_utilization CPU.",
+            'ray_node_cpu_utilization{ip="127.0.0.1"} 4.0',
+            'ray_serve_deployment_processing_latency_ms_bucket{le="1.0"} 2.0',
+        ]
+    )
+    kept = keep(text)
+    assert kept == [
+        "# HELP ray_maas_requests_total Requests answered.",
+        "# TYPE ray_maas_requests_total counter",
+        'ray_maas_requests_total{model="m",status="200",version="1"} 3.0',
+        'ray_serve_deployment_processing_latency_ms_bucket{le="1.0"} 2.0',
+    ]

@@ -43,7 +43,7 @@ from maas_ray.settings import Settings
         ("POST", "/v1/models/iris/feedback", ("feedback:iris",)),
         ("GET", "/v1/models/iris/monitoring", ("metrics", "predict:iris")),
         ("POST", "/v1/models/a/b/predict", ()),  # a name never spans a '/'
-        ("GET", "/metrics", ()),
+        ("GET", "/metrics", ("metrics",)),
     ],
 )
 def test_required_scopes(method: str, path: str, needed: tuple[str, ...] | None) -> None:
