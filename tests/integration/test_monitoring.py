@@ -140,15 +140,15 @@ def test_request_ids_feedback_and_live_accuracy(
     maas(env, "monitor", "sentiment", "--plot", str(chart))
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
-    # Every MAAS_MONITOR_METRICS_S (5 s here) the figures become MLflow metrics.
+    # Every MAAS_MONITOR_METRICS_S (15 s here) the figures become MLflow metrics.
     tracking = MlflowClient(live.mlflow_uri)
     experiment = tracking.get_experiment_by_name("maas-monitor/sentiment")
     [run] = tracking.search_runs(
         [experiment.experiment_id], filter_string=f"tags.`maas.stream` = 'version:{version}'"
     )
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 40
     while not tracking.get_metric_history(run.info.run_id, "production/f1"):
-        assert time.monotonic() < deadline, "no production/f1 metric logged in 15 s"
+        assert time.monotonic() < deadline, "no production/f1 metric logged in 40 s"
         time.sleep(1)
     [*_, last] = tracking.get_metric_history(run.info.run_id, "production/f1")
     assert last.value == pytest.approx(expected)
