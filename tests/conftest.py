@@ -102,7 +102,6 @@ def settings(tmp_path_factory: pytest.TempPathFactory, jwt_keys: dict[str, Any])
         deploy_timeout_s=180,
         ray_worker_ports=WORKER_PORTS,
         shared_models_per_replica=3,  # small, so the tests see the LRU evict
-        monitor_metrics_s=15,  # figures into MLflow metrics soon enough to see, not a load
         **PORTS,
         **INGRESS_PORTS,
     )

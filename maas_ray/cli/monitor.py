@@ -13,7 +13,7 @@ from rich.live import Live
 
 from maas_ray.cli._common import OutputOpt, out, reports_errors, sdk, spinner
 from maas_ray.cli._output import Cell, Output, is_terminal, print_json, print_table, render_rich
-from maas_ray.monitoring.models import MAX_FEEDBACK, Figures, MonitoringReport
+from maas_ray.monitoring.models import MAX_FEEDBACK, Drift, Figures, MonitoringReport
 
 MONITOR_COLUMNS = (
     "version",
@@ -25,6 +25,7 @@ MONITOR_COLUMNS = (
     "labelled",
     "quality (window)",
     "quality (all time)",
+    "drift",
 )
 
 
@@ -101,6 +102,18 @@ def _quality(f: Figures) -> str:
     return "not enough labels" if f.logged else "-"
 
 
+def _drift(found: Drift | None) -> str:
+    if found is None:
+        return "-"
+    if found.status == "drifting":
+        worst = sorted((f for f in found.features if f.drifted), key=lambda f: -f.psi)
+        return "drifting: " + ", ".join(f"{f.feature} {f.psi:.2f}" for f in worst[:3])
+    if found.status == "ok":
+        top = max((f.psi for f in found.features), default=0.0)
+        return f"ok (max PSI {top:.2f}, {found.live_rows} rows)"
+    return found.status
+
+
 def monitor_rows(report: MonitoringReport) -> list[list[Cell]]:
     rows: list[list[Cell]] = []
     for v in report.versions:
@@ -117,6 +130,7 @@ def monitor_rows(report: MonitoringReport) -> list[list[Cell]]:
                 "-" if w.labelled_share is None else f"{w.labelled} ({w.labelled_share:.0%})",
                 _quality(w),
                 _quality(v.all_time),
+                _drift(v.drift),
             ]
         )
     return rows

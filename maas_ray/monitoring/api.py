@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -27,19 +28,17 @@ from maas_ray.monitoring.models import (
     Drift,
     FeedbackAnswer,
     FeedbackItem,
-    Figures,
     MonitoringReport,
 )
 from maas_ray.monitoring.records import table
 from maas_ray.monitoring.store import (
-    EXPERIMENT_PREFIX,
     LABELS_STREAM,
     MonitorStore,
-    version_stream,
 )
 from maas_ray.registry import Registry
 from maas_ray.settings import Settings
 from maas_ray.spec import DriftCheck, QualityCheck
+from maas_ray.training.result import RUN_ID_TAG
 
 logger = logging.getLogger(__name__)
 UNKNOWN_SHOWN = 20
@@ -47,7 +46,8 @@ MAX_WINDOW_S = 365 * 24 * 3600.0
 MAX_BUCKETS = 500
 QUALITY_TTL_S = 5.0
 REFERENCE_BLOB = "reference.json"
-DRIFT_MAX_REQUESTS = 2000  # logged requests of the window parsed to judge drift
+DRIFT_MAX_REQUESTS = 2000
+TRAINING_ROWS = 10_000  # a training set larger than this is sampled for the reference
 
 
 class Monitor:
@@ -59,9 +59,9 @@ class Monitor:
         self.registry = registry
         self.tracking_uri = tracking_uri
         self._store: MonitorStore | None = None
-        self._metrics: threading.Thread | None = None
+        self._publisher: Any = None  # publish.Publisher, once started
         self._reports: dict[str, tuple[float, MonitoringReport]] = {}
-        self._prom: dict[str, Any] | None = None  # Prometheus gauges, made in the replica
+        self._signatures: dict[tuple[str, str], list[str]] = {}
         Monitor.current = self
 
     @property
@@ -99,6 +99,8 @@ class Monitor:
             for i in items
         ]
         self.store.write(model, LABELS_STREAM, "labels", table("labels", rows))
+        if self._publisher is not None:
+            self._publisher.soon(model)  # quality changed: into MLflow and the gauges now
         unknown = sorted({i.request_id for i in items} - known)
         return FeedbackAnswer(
             model=model,
@@ -107,8 +109,15 @@ class Monitor:
             unknown=unknown[:UNKNOWN_SHOWN],
         )
 
-    def report(self, model: str, window_s: float, buckets: int = 0) -> MonitoringReport:
-        """Every version and arm of ``model``, the same window for all (in ``buckets``)."""
+    def report(
+        self,
+        model: str,
+        window_s: float,
+        buckets: int = 0,
+        spec: dict[str, Any] | None = None,
+    ) -> MonitoringReport:
+        """Every version and arm of ``model``, the same window for all (in ``buckets``);
+        ``spec``: the model's stored deployment spec, if the caller has it already."""
         now = time.time()
         since = now - window_s
         streams = self.store.streams(model)
@@ -117,7 +126,8 @@ class Monitor:
         versioned = {k: v for k, v in streams.items() if k.startswith("version:")}
         predictions = self.store.read(model, "predictions", versioned)
         ops = self.store.read(model, "ops", versioned)
-        check = self._drift_check(model)
+        stored = spec if spec is not None else self.registry.get_spec(model) or {}
+        check = DriftCheck.model_validate(stored.get("drift") or {})
         out = []
         for stream in sorted(versioned, key=_version_order, reverse=True):
             version = stream.removeprefix("version:")
@@ -126,8 +136,9 @@ class Monitor:
                 version, logged, ops.get(stream, table("ops", [])), labels, since, buckets, now
             )
             ref = self._reference(model, stream, versioned[stream], logged)
+            names = self._names(model, version)
             for entry in entries:
-                entry.drift = _drift(ref, logged, entry.arm, since, check)
+                entry.drift = _drift(ref, logged, entry.arm, since, check, names)
             out.extend(entries)
         return MonitoringReport(
             model=model,
@@ -138,19 +149,25 @@ class Monitor:
             versions=out,
         )
 
-    def _drift_check(self, model: str) -> DriftCheck:
-        spec = self.registry.get_spec(model) or {}
-        return DriftCheck.model_validate(spec.get("drift") or {})
-
     def _reference(
         self, model: str, stream: str, run_ids: list[str], logged: pa.Table
     ) -> dict[str, Any] | None:
-        """The version's reference statistics: stored, else built from its first logged
-        inputs once there are ``REFERENCE_ROWS`` rows of them (None until then)."""
+        """The version's reference statistics: stored, else built (and stored) from the
+        data the platform trained it on, else from its first logged inputs once there
+        are ``REFERENCE_ROWS`` rows of them (None until then)."""
         stored = self.store.read_blob(run_ids, REFERENCE_BLOB)
         if stored is not None:
             ref: dict[str, Any] = orjson.loads(stored)
             return ref
+        version = stream.removeprefix("version:")
+        trained = self._training_frame(model, version)
+        if trained is not None:
+            ref = drift.reference(trained)
+            ref["until"] = 0.0
+            ref["source"] = "training data"
+            self.store.write_blob(model, stream, REFERENCE_BLOB, orjson.dumps(ref))
+            return ref
+        names = self._names(model, version)
         ok = logged.filter(pc.equal(logged.column("status"), 200))
         ok = ok.take(pc.sort_indices(ok, sort_keys=[("time", "ascending")]))
         frames, rows, until = [], 0, 0.0
@@ -160,7 +177,7 @@ class Monitor:
             ok.column("time").to_pylist(),
             strict=True,
         ):
-            frame = drift.frame_of([text], [ctype])
+            frame = drift.named(drift.frame_of([text], [ctype]), names)
             if frame.empty:
                 continue
             frames.append(frame)
@@ -171,8 +188,45 @@ class Monitor:
             return None
         ref = drift.reference(pd.concat(frames, ignore_index=True))
         ref["until"] = until
+        ref["source"] = "first logged inputs"
         self.store.write_blob(model, stream, REFERENCE_BLOB, orjson.dumps(ref))
         return ref
+
+    def _names(self, model: str, version: str) -> list[str]:
+        """The version's signature's input names (cached: versions never change)."""
+        if (model, version) not in self._signatures:
+            info = self.registry.get_version(model, version)
+            self._signatures[(model, version)] = drift.input_names(info.signature)
+        return self._signatures[(model, version)]
+
+    def _training_frame(self, model: str, version: str) -> pd.DataFrame | None:
+        """The features the platform trained ``version`` on (None: not trained here)."""
+        from maas_ray.training.data import parse
+
+        run_id = self.registry.get_version(model, version).tags.get(RUN_ID_TAG)
+        if not run_id:
+            return None
+        client = self.store.client
+        label = client.get_run(run_id).data.params.get("label")
+        staged = [f for f in client.list_artifacts(run_id, "input") if "/data." in f.path]
+        if not staged:
+            return None
+        with tempfile.TemporaryDirectory(prefix="maas-monitor-") as tmp:
+            local = Path(client.download_artifacts(run_id, staged[0].path, tmp))
+            frame = parse(local.read_bytes(), local.suffix.lower(), staged[0].path)
+        frame = frame.drop(columns=[label], errors="ignore") if label else frame
+        if len(frame) > TRAINING_ROWS:
+            frame = frame.sample(TRAINING_ROWS, random_state=0)
+        return frame
+
+    def start_metrics(self, every_s: float) -> None:
+        """Publish every version's figures every ``every_s`` (``publish.py``), in a thread."""
+        from maas_ray.monitoring.publish import Publisher
+
+        if self._publisher is None:
+            publisher = Publisher(self)
+            publisher.start(every_s)
+            self._publisher = publisher
 
     # -- maas status's quality column ----------------------------------------------------
     def quality(self, model: str, version: str | None, check: QualityCheck | None) -> str:
@@ -194,121 +248,14 @@ class Monitor:
                 return cell
         return quality.verdict(check, quality.EMPTY) if check is not None else "-"
 
-    # -- MLflow metrics ------------------------------------------------------------------
-    def start_metrics(self, every_s: float) -> None:
-        """Log every version's figures as MLflow metrics every ``every_s``, in a thread."""
-        if self._metrics is None:
-            self._metrics = threading.Thread(
-                target=self._metrics_loop,
-                args=(every_s,),
-                name="maas-monitor-metrics",
-                daemon=True,
-            )
-            self._metrics.start()
-
-    def _metrics_loop(self, every_s: float) -> None:
-        while True:
-            time.sleep(every_s - time.time() % every_s)  # on the interval's boundary
-            try:
-                self.log_metrics(every_s)
-            except Exception:
-                logger.warning("could not log monitoring metrics", exc_info=True)
-
-    def log_metrics(self, every_s: float, now: float | None = None) -> int:
-        """Each version's last interval (traffic, latency) and window (quality) as metrics.
-
-        Keys are ``ARM/NAME`` (``production/f1``, ``canary/p95_ms``) of the version's
-        monitoring run, at step ``floor(now / every_s)``; returns how many were logged.
-        """
-        from mlflow.entities import Metric
-
-        now = time.time() if now is None else now
-        step = int(now // every_s)
-        logged = 0
-        for model in self.models():
-            report = self.report(model, Settings().monitor_window_s)
-            streams = self.store.streams(model)
-            last = self._recent(model, streams, now - every_s)
-            for entry in report.versions:
-                run_ids = streams.get(version_stream(entry.version))
-                if not run_ids:
-                    continue
-                recent = last.get((entry.version, entry.arm))
-                values = _metric_values(entry.window, recent, every_s, entry.drift)
-                if not values:
-                    continue
-                self._gauges(model, entry, values)
-                stamp = int(now * 1000)
-                metrics = [Metric(f"{entry.arm}/{k}", v, stamp, step) for k, v in values.items()]
-                self.store.client.log_batch(run_ids[0], metrics=metrics)
-                logged += len(metrics)
-        return logged
-
-    def _gauges(self, model: str, entry: Any, values: dict[str, float]) -> None:
-        """The same figures as Prometheus gauges (``GET /metrics``), in this replica."""
-        if self._prom is None:
-            from ray.serve import metrics
-
-            keys = ("model", "version", "arm")
-            self._prom = {
-                "quality": metrics.Gauge(
-                    "maas_quality",
-                    description="A version's labelled quality over the monitoring window.",
-                    tag_keys=(*keys, "metric"),  # type: ignore[arg-type]
-                ),
-                "psi": metrics.Gauge(
-                    "maas_drift_psi",
-                    description="PSI of a feature's live inputs against the reference.",
-                    tag_keys=(*keys, "feature"),  # type: ignore[arg-type]
-                ),
-                "alert": metrics.Gauge(
-                    "maas_alert",
-                    description="1 while a version is degraded (quality check) or drifting.",
-                    tag_keys=(*keys, "kind"),  # type: ignore[arg-type]
-                ),
-            }
-        tags = {"model": model, "version": entry.version, "arm": entry.arm}
-        for name in ("accuracy", "precision", "recall", "f1", "mae", "rmse"):
-            if name in values:
-                self._prom["quality"].set(values[name], tags={**tags, "metric": name})
-        drifting = 0.0
-        if entry.drift is not None:
-            for f in entry.drift.features:
-                self._prom["psi"].set(f.psi, tags={**tags, "feature": f.feature})
-            drifting = float(entry.drift.status == "drifting")
-        self._prom["alert"].set(drifting, tags={**tags, "kind": "drifting"})
-        check = self._quality_check(model)
-        degraded = check is not None and quality.verdict(check, entry.window).startswith("degraded")
-        self._prom["alert"].set(float(degraded), tags={**tags, "kind": "degraded"})
-
-    def _quality_check(self, model: str) -> QualityCheck | None:
-        spec = self.registry.get_spec(model) or {}
-        check = spec.get("quality")
-        return None if check is None else QualityCheck.model_validate(check)
-
-    def models(self) -> list[str]:
-        """Every model with a monitoring experiment."""
-        found = self.store.client.search_experiments(
-            filter_string=f"name LIKE '{EXPERIMENT_PREFIX}%'", max_results=1000
-        )
-        return [e.name.removeprefix(EXPERIMENT_PREFIX) for e in found]
-
-    def _recent(
-        self, model: str, streams: dict[str, list[str]], since: float
-    ) -> dict[tuple[str, str], Figures]:
-        """(version, arm) -> figures of answers since ``since`` (the last interval)."""
-        versioned = {k: v for k, v in streams.items() if k.startswith("version:")}
-        ops = self.store.read(model, "ops", versioned)
-        out: dict[tuple[str, str], Figures] = {}
-        for stream, data in ops.items():
-            version = stream.removeprefix("version:")
-            for entry in quality.report(version, table("predictions", []), data, {}, since):
-                out[(version, entry.arm)] = entry.window
-        return out
-
 
 def _drift(
-    ref: dict[str, Any] | None, logged: pa.Table, arm: str, since: float, check: DriftCheck
+    ref: dict[str, Any] | None,
+    logged: pa.Table,
+    arm: str,
+    since: float,
+    check: DriftCheck,
+    names: list[str],
 ) -> Drift:
     """One arm's inputs in the window (after the reference's) against the reference."""
     if ref is None:
@@ -325,36 +272,7 @@ def _drift(
     frame = drift.frame_of(
         live.column("inputs").to_pylist(), live.column("content_type").to_pylist()
     )
-    return drift.compare(ref, frame, check.psi_max, check.min_rows)
-
-
-def _metric_values(
-    window: Figures, recent: Figures | None, every_s: float, found: Drift | None = None
-) -> dict[str, float]:
-    """The metrics of one version and arm: the last interval's traffic, the window's quality."""
-    values: dict[str, float | None] = {}
-    if recent is not None and recent.requests:
-        values.update(
-            requests_per_s=recent.requests / every_s,
-            error_rate=recent.error_rate,
-            p50_ms=recent.p50_ms,
-            p95_ms=recent.p95_ms,
-            p99_ms=recent.p99_ms,
-        )
-    if window.labelled:
-        values.update(
-            labelled=float(window.labelled),
-            accuracy=window.accuracy,
-            precision=window.precision,
-            recall=window.recall,
-            f1=window.f1,
-            mae=window.mae,
-            rmse=window.rmse,
-        )
-    if found is not None:
-        for f in found.features:
-            values[f"psi/{f.feature}"] = f.psi
-    return {k: float(v) for k, v in values.items() if v is not None}
+    return drift.compare(ref, drift.named(frame, names), check.psi_max, check.min_rows)
 
 
 def _version_order(stream: str) -> int:

@@ -1,7 +1,9 @@
 """Input drift: reference statistics per feature, and PSI of live inputs against them.
 
-A version's reference is built from the first ``REFERENCE_ROWS`` inputs it logged
-(its input example's shape, as callers send it); the live window is compared
+A version's reference is built from its training data, where the platform trained it
+(the features of the run's staged ``input/data.*``), else from the first
+``REFERENCE_ROWS`` inputs it logged; positional inputs take their names from the
+version's signature, so the two line up. The live window is compared
 with it feature by feature with the population stability index,
 
     PSI = sum over bins of (live% - ref%) * ln(live% / ref%)
@@ -60,6 +62,23 @@ def rows_of(inputs: str, content_type: str | None) -> pd.DataFrame:
     if all(isinstance(r, dict) for r in rows):
         return pd.DataFrame(rows)
     return pd.DataFrame({"input": rows})
+
+
+def input_names(signature: dict[str, Any] | None) -> list[str]:
+    """The column names a version's signature gives its inputs ([] for tensors)."""
+    raw = (signature or {}).get("inputs")
+    specs = orjson.loads(raw) if isinstance(raw, str) else raw or []
+    names = [s.get("name") for s in specs if isinstance(s, dict)]
+    return [str(n) for n in names] if names and all(names) else []
+
+
+def named(frame: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """Positional columns (0, 1, ... or one unnamed ``input``) as the signature names them."""
+    columns = [str(c) for c in frame.columns]
+    positional = columns == [str(i) for i in range(len(columns))] or columns == ["input"]
+    if names and positional and len(columns) == len(names):
+        return frame.set_axis(names, axis=1)
+    return frame
 
 
 def frame_of(inputs: list[str], content_types: list[str | None]) -> pd.DataFrame:
@@ -150,8 +169,14 @@ def compare(
     ref: dict[str, Any], live: pd.DataFrame, psi_max: float = 0.2, min_rows: int = 200
 ) -> Drift:
     """Each reference feature's PSI over the live rows; drifted where PSI >= ``psi_max``."""
+    source = ref.get("source")
     if len(live) < min_rows:
-        return Drift(status="not enough data", reference_rows=ref["rows"], live_rows=len(live))
+        return Drift(
+            status="not enough data",
+            reference=source,
+            reference_rows=ref["rows"],
+            live_rows=len(live),
+        )
     out = []
     for name, feature in ref["features"].items():
         column = live[name].dropna() if name in live.columns else pd.Series(dtype=object)
@@ -189,6 +214,7 @@ def compare(
     drifted = any(f.drifted for f in out)
     return Drift(
         status="drifting" if drifted else "ok",
+        reference=source,
         reference_rows=ref["rows"],
         live_rows=len(live),
         features=out,

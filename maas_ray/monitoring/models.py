@@ -99,6 +99,9 @@ class Drift(BaseModel):
     """A version's live inputs in the window against its reference statistics."""
 
     status: Literal["ok", "drifting", "not enough data", "no reference"]
+    reference: Literal["training data", "first logged inputs"] | None = Field(
+        default=None, description="Where the reference statistics came from."
+    )
     reference_rows: int = 0
     live_rows: int = 0
     features: list[FeatureDrift] = Field(default_factory=list)

@@ -31,6 +31,7 @@ STREAM_TAG = "maas.stream"
 LABELS_STREAM = "labels"
 SUFFIX = ".parquet.sealed"
 CACHE_FILES = 20_000  # files a reader keeps decoded (they never change)
+STREAMS_TTL_S = 5.0  # how long a model's list of runs (and a missing blob) is trusted
 
 
 def experiment_name(model: str) -> str:
@@ -52,6 +53,8 @@ class MonitorStore:
         self._files: OrderedDict[str, pa.Table] = OrderedDict()
         self._lock = threading.Lock()
         self._blobs: dict[tuple[str, str], bytes] = {}
+        self._missing: dict[tuple[str, str], float] = {}  # blobs looked for, not there
+        self._streams: dict[str, tuple[float, dict[str, list[str]]]] = {}
 
     # -- runs ----------------------------------------------------------------------
     def experiment_id(self, model: str, create: bool = True) -> str | None:
@@ -89,18 +92,26 @@ class MonitorStore:
             )
             run_id = run.info.run_id
         self._runs[(model, stream)] = run_id
+        self._streams.pop(model, None)  # a run this store may have just made: read anew
         return run_id
 
     def streams(self, model: str) -> dict[str, list[str]]:
-        """Every stream of ``model`` and its run ids (two replicas may each make one)."""
-        experiment = self.experiment_id(model, create=False)
-        if experiment is None:
-            return {}
+        """Every stream of ``model`` and its run ids (two replicas may each make one).
+
+        Read again after STREAMS_TTL_S: a stream's run is made once, by the first write
+        of a new version.
+        """
+        cached = self._streams.get(model)
+        if cached is not None and time.monotonic() - cached[0] < STREAMS_TTL_S:
+            return cached[1]
         out: dict[str, list[str]] = {}
-        for run in self.client.search_runs([experiment], max_results=10_000):
-            stream = run.data.tags.get(STREAM_TAG)
-            if stream:
-                out.setdefault(stream, []).append(run.info.run_id)
+        experiment = self.experiment_id(model, create=False)
+        if experiment is not None:
+            for run in self.client.search_runs([experiment], max_results=10_000):
+                stream = run.data.tags.get(STREAM_TAG)
+                if stream:
+                    out.setdefault(stream, []).append(run.info.run_id)
+        self._streams[model] = (time.monotonic(), out)
         return out
 
     # -- files ----------------------------------------------------------------------
@@ -130,9 +141,13 @@ class MonitorStore:
         for run_id in run_ids:
             if (run_id, name) in self._blobs:
                 return self._blobs[(run_id, name)]
+            missed = self._missing.get((run_id, name))
+            if missed is not None and time.monotonic() - missed < STREAMS_TTL_S:
+                continue
             listed = {i.path for i in self.client.list_artifacts(run_id, "blobs")}
             path = f"blobs/{name}.sealed"
             if path not in listed:
+                self._missing[(run_id, name)] = time.monotonic()
                 continue
             with tempfile.TemporaryDirectory(prefix="maas-monitor-") as tmp:
                 local = self.client.download_artifacts(run_id, path, tmp)

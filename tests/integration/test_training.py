@@ -5,6 +5,7 @@ API's train and job routes, and what a bad input or a failing job leaves behind.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,17 @@ def test_three_lines_train_register_and_answer(
         assert right >= 16, answers
         framed = client.predict("trained", test_rows[["text"]].head(3))
         assert framed == answers[:3]
+        # Drift is judged against the training data the platform kept in the run.
+        deadline = time.monotonic() + 30
+        while True:
+            report = client.monitoring("trained")
+            found = [v.drift for v in report.versions if v.drift and v.drift.reference]
+            if found:
+                break
+            assert time.monotonic() < deadline, report
+            time.sleep(1)
+        assert found[0].reference == "training data"
+        assert found[0].reference_rows == len(train_rows)
     finally:
         client.undeploy("trained")
     FIGURES.append(

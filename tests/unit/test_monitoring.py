@@ -332,3 +332,40 @@ def test_metrics_keep_the_platforms_and_serves_families_only() -> None:
         'ray_maas_requests_total{model="m",status="200",version="1"} 3.0',
         'ray_serve_deployment_processing_latency_ms_bucket{le="1.0"} 2.0',
     ]
+
+
+def test_the_monitor_table_shows_figures_quality_and_drift() -> None:
+    from maas_ray.cli.monitor import monitor_rows
+    from maas_ray.monitoring.models import Drift, FeatureDrift, MonitoringReport, VersionFigures
+
+    drifted = Drift(
+        status="drifting",
+        reference_rows=500,
+        live_rows=300,
+        features=[
+            FeatureDrift(feature="x", kind="numeric", psi=0.9, drifted=True),
+            FeatureDrift(feature="y", kind="numeric", psi=0.05),
+        ],
+    )
+    entry = VersionFigures(
+        version="2", arm="canary", window=_figures(), all_time=_figures(), drift=drifted
+    )
+    report = MonitoringReport(model="m", window_s=3600, since=0, generated_at=1, versions=[entry])
+    [row] = monitor_rows(report)
+    assert row[:4] == ["2", "canary", "10", "0 (0.0%)"]
+    assert row[7] == "acc 0.900  f1 0.750  (n=60)"
+    assert row[-1] == "drifting: x 0.90"
+
+
+def test_positional_inputs_take_the_signatures_names() -> None:
+    import pandas as pd
+
+    signature = {"inputs": '[{"type": "string", "name": "text", "required": true}]'}
+    names = drift.input_names(signature)
+    assert names == ["text"]
+    texts = drift.rows_of('{"inputs": ["a good book"]}', None)
+    assert drift.named(texts, names).columns.tolist() == ["text"]
+    tensor = {"inputs": '[{"type": "tensor", "tensor-spec": {"dtype": "float64"}}]'}
+    assert drift.input_names(tensor) == []
+    frame = pd.DataFrame({"a": [1]})
+    assert drift.named(frame, ["x"]) is frame  # named already: kept
