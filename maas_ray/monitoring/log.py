@@ -48,6 +48,8 @@ class _Counts:
     errors: int = 0
     seen: int = 0  # latencies offered to the reservoir
     latencies: list[float] = field(default_factory=list)
+    batches: int = 0  # model calls of a batching replica
+    batched: int = 0  # requests in them
 
     def add(self, status: int, latency_ms: float) -> None:
         self.requests += 1
@@ -109,6 +111,14 @@ class PredictionLog:
         """A canary or shadow started (100% logged) or ended (the default share)."""
         if self.spec_percent is None:
             self.percent = 100.0 if yes else self.default_percent
+
+    def batch(self, version: str, arm: str, size: int) -> None:
+        """Count one model call of ``size`` joined requests (a batching replica)."""
+        counts = self._counts.get((version, arm))
+        if counts is None:
+            counts = self._counts[(version, arm)] = _Counts()
+        counts.batches += 1
+        counts.batched += size
 
     def record(
         self,
@@ -189,6 +199,8 @@ class PredictionLog:
                 new.requests += old.requests
                 new.errors += old.errors
                 new.latencies = (new.latencies + old.latencies)[:LATENCIES_KEPT]
+                new.batches += old.batches
+                new.batched += old.batched
 
     async def flush(self) -> None:
         """Write what is buffered now (tests, and a replica shutting down)."""
@@ -235,6 +247,8 @@ class PredictionLog:
                     "requests": c.requests,
                     "errors": c.errors,
                     "latency_ms": c.latencies,
+                    "batches": c.batches,
+                    "batched": c.batched,
                 }
             )
         # ops first: a retry after a failed predictions write may count twice, never lose.

@@ -69,6 +69,9 @@ class Figures(BaseModel):
     p50_ms: float | None
     p95_ms: float | None
     p99_ms: float | None
+    batch_size: float | None = Field(
+        default=None, description="Mean requests per model call (batching replicas)."
+    )
     logged: int = Field(description="Predictions in the log (the sample).")
     labelled: int = Field(description="Logged prediction rows with a label.")
     labelled_share: float | None = Field(description="labelled / logged rows.")

@@ -187,6 +187,7 @@ def _metric_values(
             p50_ms=recent.p50_ms,
             p95_ms=recent.p95_ms,
             p99_ms=recent.p99_ms,
+            batch_size=recent.batch_size,
         )
     if window.labelled:
         values.update(

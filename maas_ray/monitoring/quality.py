@@ -159,6 +159,8 @@ def figures(predictions: pa.Table, ops: pa.Table, labels: dict[str, Any]) -> Fig
     """The figures of one version and arm over the rows given (already cut to a span)."""
     requests = int(pc.sum(ops.column("requests")).as_py() or 0) if ops.num_rows else 0
     errors = int(pc.sum(ops.column("errors")).as_py() or 0) if ops.num_rows else 0
+    batches = int(pc.sum(ops.column("batches")).as_py() or 0) if ops.num_rows else 0
+    batched = int(pc.sum(ops.column("batched")).as_py() or 0) if ops.num_rows else 0
     latencies: list[float] = []
     weights: list[float] = []
     for n, sample in zip(
@@ -178,6 +180,7 @@ def figures(predictions: pa.Table, ops: pa.Table, labels: dict[str, Any]) -> Fig
         p50_ms=_percentile(latencies, weights, 50),
         p95_ms=_percentile(latencies, weights, 95),
         p99_ms=_percentile(latencies, weights, 99),
+        batch_size=round(batched / batches, 3) if batches else None,
         logged=predictions.num_rows,
         labelled=len(joined),
         labelled_share=round(len(joined) / rows, 6) if rows else None,

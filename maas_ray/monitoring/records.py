@@ -37,6 +37,8 @@ OPS = pa.schema(
         ("requests", pa.int64()),
         ("errors", pa.int64()),
         ("latency_ms", pa.list_(pa.float32())),
+        ("batches", pa.int64()),
+        ("batched", pa.int64()),
     ]
 )
 LABELS = pa.schema([("request_id", pa.string()), ("time", pa.float64()), ("label", pa.string())])
@@ -63,3 +65,16 @@ def from_sealed(key: bytes, sealed: bytes) -> pa.Table:
 def empty(kind: str) -> pa.Table:
     """A table of ``kind`` with no rows."""
     return SCHEMAS[kind].empty_table()
+
+
+def conform(kind: str, data: pa.Table) -> pa.Table:
+    """A table read back in the current schema of ``kind``: columns a file written by an
+    older version lacks are nulls, columns it has that are gone are dropped."""
+    schema = SCHEMAS[kind]
+    columns = [
+        data.column(f.name).cast(f.type)
+        if f.name in data.column_names
+        else pa.nulls(data.num_rows, f.type)
+        for f in schema
+    ]
+    return pa.Table.from_arrays(columns, schema=schema)

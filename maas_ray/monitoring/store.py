@@ -22,7 +22,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from maas_ray.monitoring.crypto import SealError, load_key, seal, unseal
-from maas_ray.monitoring.records import empty, from_sealed, to_sealed
+from maas_ray.monitoring.records import conform, empty, from_sealed, to_sealed
 from maas_ray.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -177,7 +177,7 @@ class MonitorStore:
                     continue
                 data = self._file(run_id, info.path)
                 if data is not None:
-                    tables.append(data)
+                    tables.append(conform(kind, data))
         return tables
 
     def _file(self, run_id: str, path: str) -> pa.Table | None:

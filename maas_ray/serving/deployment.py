@@ -325,6 +325,7 @@ class ModelServer:
         loop = asyncio.get_running_loop()
         tags = {"model": self.runtime.name, "version": self.runtime.version}
         self._batch_sizes.observe(len(inputs), tags=tags)  # once a batch: cheap
+        self.log.batch(self.runtime.version, self.arm, len(inputs))
         answers: list[bytes | MaasError] = await loop.run_in_executor(
             None, self.runtime.predict_many, inputs
         )

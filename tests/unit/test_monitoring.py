@@ -369,3 +369,33 @@ def test_positional_inputs_take_the_signatures_names() -> None:
     assert drift.input_names(tensor) == []
     frame = pd.DataFrame({"a": [1]})
     assert drift.named(frame, ["x"]) is frame  # named already: kept
+
+
+def test_an_older_ops_file_reads_back_in_the_current_schema() -> None:
+    import pyarrow as pa
+
+    from maas_ray.monitoring.records import conform
+
+    old = pa.table({"time": [1.0], "version": ["1"], "arm": ["production"], "requests": [4]})
+    now = conform("ops", old)
+    assert now.schema == table("ops", []).schema
+    assert now.column("batches").to_pylist() == [None]
+    [entry] = quality.report("1", table("predictions", []), now, {}, since=0.0)
+    assert entry.window.requests == 4
+    assert entry.window.batch_size is None
+
+
+def test_batches_give_the_mean_batch_size(tmp_path: Path) -> None:
+    log = PredictionLog("m", "http://x", settings=Settings(home=tmp_path))
+    log.batch("1", "production", 8)
+    log.batch("1", "production", 4)
+    counts = log._counts[("1", "production")]
+    ops = table(
+        "ops",
+        [
+            {"time": 1.0, "version": "1", "arm": "production", "requests": 12, "errors": 0,
+             "latency_ms": [1.0], "batches": counts.batches, "batched": counts.batched},
+        ],
+    )  # fmt: skip
+    [entry] = quality.report("1", table("predictions", []), ops, {}, since=0.0)
+    assert entry.window.batch_size == 6.0
