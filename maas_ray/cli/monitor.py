@@ -154,7 +154,7 @@ def write_plot(report: MonitoringReport, path: Path) -> None:
         label = f"v{v.version} {v.arm}"
         minutes = [(p.start - report.generated_at) / 60 for p in v.series]
         axes[0].plot(minutes, [p.requests / bucket_s for p in v.series], label=label)
-        axes[1].plot(minutes, [p.p95_ms for p in v.series], label=label)
+        axes[1].plot(minutes, [p.p95_ms for p in v.series], marker=".", label=label)
         quality = [p.f1 if p.f1 is not None else p.rmse for p in v.series]
         axes[2].plot(minutes, quality, marker="o", label=label)
     axes[0].set_ylabel("requests/s")
