@@ -27,6 +27,7 @@ from maas_ray.monitoring.models import (
 from maas_ray.spec import LOWER_IS_BETTER, QualityCheck
 
 ARMS: tuple[Arm, ...] = ("production", "canary", "shadow")
+POINT_FIGURES = set(Point.model_fields) - {"start"}  # what a series point copies
 
 
 def latest_labels(labels: pa.Table) -> dict[str, Any]:
@@ -188,12 +189,18 @@ def figures(predictions: pa.Table, ops: pa.Table, labels: dict[str, Any]) -> Fig
     )
 
 
-def _where(data: pa.Table, arm: str, since: float | None, until: float | None = None) -> pa.Table:
-    mask = pc.equal(data.column("arm"), arm)
+def _where(
+    data: pa.Table, arm: str | None, since: float | None, until: float | None = None
+) -> pa.Table:
+    """The rows of ``arm`` (None: any) with ``since <= time < until`` (None: unbounded)."""
+    times = data.column("time")
+    mask = pc.is_valid(times)
+    if arm is not None:
+        mask = pc.and_(mask, pc.equal(data.column("arm"), arm))
     if since is not None:
-        mask = pc.and_(mask, pc.greater_equal(data.column("time"), since))
+        mask = pc.and_(mask, pc.greater_equal(times, since))
     if until is not None:
-        mask = pc.and_(mask, pc.less(data.column("time"), until))
+        mask = pc.and_(mask, pc.less(times, until))
     return data.filter(mask)
 
 
@@ -209,36 +216,10 @@ def series(
     points = []
     for i in range(buckets):
         start = since + i * bucket_s
-        f = figures(
-            _where_time(predictions, start, start + bucket_s),
-            _where_time(ops, start, start + bucket_s),
-            labels,
-        )
-        points.append(
-            Point(
-                start=start,
-                **f.model_dump(
-                    include={
-                        "requests",
-                        "errors",
-                        "p50_ms",
-                        "p95_ms",
-                        "p99_ms",
-                        "labelled",
-                        "accuracy",
-                        "f1",
-                        "mae",
-                        "rmse",
-                    }  # fmt: skip
-                ),
-            )
-        )
+        end = start + bucket_s
+        f = figures(_where(predictions, None, start, end), _where(ops, None, start, end), labels)
+        points.append(Point(start=start, **f.model_dump(include=POINT_FIGURES)))
     return points
-
-
-def _where_time(data: pa.Table, since: float, until: float) -> pa.Table:
-    times = data.column("time")
-    return data.filter(pc.and_(pc.greater_equal(times, since), pc.less(times, until)))
 
 
 def report(

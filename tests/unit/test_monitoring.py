@@ -399,3 +399,12 @@ def test_batches_give_the_mean_batch_size(tmp_path: Path) -> None:
     )  # fmt: skip
     [entry] = quality.report("1", table("predictions", []), ops, {}, since=0.0)
     assert entry.window.batch_size == 6.0
+
+
+def test_a_series_splits_the_window_into_buckets() -> None:
+    predictions, ops = _logged([("r1", [1], 100.0)])
+    [entry] = quality.report("1", predictions, ops, {"r1": 1}, since=0.0, buckets=2, until=200.0)
+    assert [p.start for p in entry.series] == [0.0, 100.0]
+    assert [p.requests for p in entry.series] == [0, 8]  # the ops row is at t=100
+    assert entry.series[1].accuracy == 1.0
+    assert entry.series[0].accuracy is None
