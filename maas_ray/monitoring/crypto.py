@@ -9,7 +9,6 @@ store without the key holds nothing readable.
 from __future__ import annotations
 
 import base64
-import os
 import secrets
 import time
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from maas_ray.security.ray_token import write_once
 from maas_ray.settings import Settings
 
 MAGIC = b"MAASLOG1"
@@ -40,17 +40,9 @@ def load_key(settings: Settings) -> bytes:
             raise ValueError("MAAS_MONITOR_KEY must be the base64 of 32 bytes")
         return key
     path = key_file(settings)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    try:
-        # O_EXCL: of two replicas starting at once, one writes the key, both read it.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass
-    else:
-        with os.fdopen(fd, "w") as out:
-            out.write(base64.b64encode(secrets.token_bytes(32)).decode() + "\n")
+    write_once(path, base64.b64encode(secrets.token_bytes(32)).decode() + "\n")
     key = b""
-    for _ in range(50):  # the writer may be between open and write
+    for _ in range(50):  # another process may be between creating the file and writing it
         key = base64.b64decode(path.read_text().strip() or "")
         if key:
             break

@@ -20,6 +20,7 @@ import ipaddress
 import os
 import secrets
 import sys
+from pathlib import Path
 
 from maas_ray.settings import Settings
 
@@ -41,9 +42,9 @@ def on_loopback(host: str) -> bool:
         return False
 
 
-def ensure_token(settings: Settings) -> bool:
-    """Create the cluster's token (0600) unless it exists; True if it was created."""
-    path = settings.ray_token_file
+def write_once(path: Path, secret: str) -> bool:
+    """Write ``secret`` to a new owner-only file (0600) unless ``path`` exists already;
+    True if this call wrote it. Of two processes racing, exactly one writes."""
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -51,8 +52,13 @@ def ensure_token(settings: Settings) -> bool:
         path.chmod(0o600)  # an older copy, or one a user copied in, stays owner-only
         return False
     with os.fdopen(fd, "w") as out:
-        out.write(secrets.token_hex(32))  # 256 bits, Ray's own format
+        out.write(secret)
     return True
+
+
+def ensure_token(settings: Settings) -> bool:
+    """Create the cluster's token (0600) unless it exists; True if it was created."""
+    return write_once(settings.ray_token_file, secrets.token_hex(32))  # Ray's own format
 
 
 def read_token(settings: Settings) -> str | None:
