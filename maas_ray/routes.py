@@ -313,6 +313,30 @@ ROUTES: tuple[Route, ...] = (
         errors=(404, 503),
         params=("actor",),
     ),
+    _admin(
+        "retrain",
+        "POST",
+        _NAMED + "/retrain",
+        ("train",),
+        summary="Retrain the serving version on its labelled predictions as a Ray job; the "
+        "result then runs as a canary and is promoted only if it beats production on the "
+        "labels that follow. Answers 202 with the retrain's state at once.",
+        body="RetrainBody",
+        body_required=False,
+        answer="RetrainState",
+        status=202,
+        errors=(404, 409, 503),
+        params=("actor",),
+    ),
+    _admin(
+        "retrain_state",
+        "GET",
+        _NAMED + "/retrain",
+        ("train", *READERS),
+        summary="The model's last retrain: its step, job, version and decision.",
+        answer="RetrainState",
+        **_FOUND,
+    ),
     _admin("jobs", "GET", "/jobs", _JOBS, summary="Ray jobs, newest first.", answer="[JobInfo]"),
     _admin(
         "job",

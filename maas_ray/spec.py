@@ -100,6 +100,44 @@ class DriftCheck(BaseModel):
     )
 
 
+class RetrainPolicy(BaseModel):
+    """Close the loop: retrain a degraded version on its labelled predictions, canary the
+    result, promote it only if it beats production on the labels that follow."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    when: Literal["degraded", "manual"] = Field(
+        default="degraded",
+        description="degraded: start by itself when the quality check says so; manual: "
+        "only `maas retrain NAME` starts one (the rest of the loop runs the same).",
+    )
+    min_labels: int = Field(
+        default=200,
+        ge=10,
+        le=10_000_000,
+        description="Labelled predictions of the window needed to retrain on; the canary "
+        "then needs as many labelled answers (and production as many, over the same "
+        "time) before the two are compared.",
+    )
+    canary_percent: float = Field(
+        default=10, gt=0, lt=100, description="Share of requests the retrained version answers."
+    )
+    window_s: float | None = Field(
+        default=None,
+        gt=0,
+        le=365 * 24 * 3600,
+        description="How far back labelled predictions are taken (default: the monitoring "
+        "window, MAAS_MONITOR_WINDOW_S).",
+    )
+    cooldown_s: float = Field(
+        default=3600,
+        ge=0,
+        le=365 * 24 * 3600,
+        description="After a retrain ends, how long a degraded version waits before the next.",
+    )
+    epochs: int = Field(default=2, ge=1, le=1000, description="Fine-tune epochs (PyTorch).")
+
+
 class Traffic(BaseModel):
     """A primary's traffic settings (its deployment's user_config): at most one side."""
 
@@ -186,6 +224,11 @@ class DeploymentSpec(BaseModel):
         description="Drift thresholds (default: PSI 0.2 over at least 200 rows); a drifted "
         "version shows 'drifting' in maas status.",
     )
+    retrain: RetrainPolicy | None = Field(
+        default=None,
+        description="Retrain the version on its labelled predictions when it degrades, "
+        "canary the result, promote it if it beats production (maas retrain by hand).",
+    )
     log_percent: float | None = Field(
         default=None,
         ge=0,
@@ -212,6 +255,8 @@ class DeploymentSpec(BaseModel):
                 )
         if self.canary is not None and self.shadow is not None:
             raise ValueError("give either a canary or a shadow, not both")
+        if self.retrain is not None and self.retrain.when == "degraded" and self.quality is None:
+            raise ValueError("retrain when degraded needs a quality check (quality: metric, min)")
         if self.mode == "shared":
             sized = (
                 "num_replicas",
@@ -221,6 +266,7 @@ class DeploymentSpec(BaseModel):
                 "shadow",
                 "batching",
                 "log_percent",  # the pool logs at MAAS_MONITOR_PERCENT
+                "retrain",  # its result runs as a canary: dedicated replicas
             )
             given = [f for f in sized if getattr(self, f) is not None]
             if given or self.num_gpus:
@@ -332,6 +378,11 @@ class TrainingSpec(BaseModel):
     test_size: float = Field(default=0.2, gt=0, lt=1, description="Held-out share.")
     seed: int = Field(default=0, ge=0, description="Seed of the split (and the estimator).")
     num_cpus: float = Field(default=1.0, gt=0, le=256, description="CPUs the fit task takes.")
+    array_input: bool = Field(
+        default=False,
+        description="Fit on, and serve, a 2-D array without column names (what a version "
+        "registered from a NumPy array takes), not named columns.",
+    )
     promote_if_better: str | None = Field(
         default=None,
         description="Promote to @production only if this held-out metric beats the "

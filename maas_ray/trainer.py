@@ -1,4 +1,4 @@
-"""The SDK's training verbs: train, finetune, and the Ray jobs that run them.
+"""The SDK's training verbs: train, finetune, retrain, and the Ray jobs that run them.
 
 ``MaaS().train(data, pipeline, name=...)`` checks the data and the pipeline here,
 stages them in the training's MLflow run, and asks the management API to run
@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from maas_ray.errors import PlatformUnavailable, RemoteError
+from maas_ray.monitoring.models import RetrainState
 from maas_ray.spec import TrainingSpec
 from maas_ray.training.result import JobInfo, TrainResult
 
@@ -269,6 +270,60 @@ class Training:
                 remote_code="job_failed" if job.status == "FAILED" else "job_stopped",
             )
         return job.result
+
+    def retrain(
+        self,
+        name: str,
+        *,
+        min_labels: int | None = None,
+        canary_percent: float | None = None,
+        window_s: float | None = None,
+        epochs: int | None = None,
+        wait: bool = True,
+        progress: Progress | None = None,
+    ) -> RetrainState:
+        """Retrain the serving version of ``name`` on its labelled predictions.
+
+        The management replica stages the window's labelled predictions and runs the
+        training as a Ray job (a scikit-learn version's estimator fit again, a
+        PyTorch version fine-tuned); the new version then runs as a canary and is
+        promoted only if it beats production on the labels that follow. Arguments
+        left None take the deployment spec's ``retrain`` policy, else its defaults.
+
+        Args:
+            wait: Wait until the job ended and the canary started (or it failed).
+            progress: Called with the job's stages.
+
+        Returns:
+            The retrain's ``RetrainState`` (``state``: training, canary, failed, ...).
+        """
+        asked = {
+            "min_labels": min_labels,
+            "canary_percent": canary_percent,
+            "window_s": window_s,
+            "epochs": epochs,
+        }
+        body = {k: v for k, v in asked.items() if v is not None}
+        state = RetrainState.model_validate(self._http.admin("retrain", body, name=name))
+        if not wait:
+            return state
+        say = progress or (lambda _: None)
+        say(f"{state.kind} job {state.job_id} on {state.rows} labelled predictions")
+        if state.job_id is not None:
+            try:
+                self.wait_job(self.job(state.job_id), progress)
+            except RemoteError:
+                pass  # the retrain's state says why
+        deadline = time.monotonic() + self.settings.deploy_timeout_s + 60
+        while state.state == "training" and time.monotonic() < deadline:
+            say(f"starting version {state.version or '?'} as a canary")
+            time.sleep(_POLL_S)
+            state = self.retraining(name)
+        return state
+
+    def retraining(self, name: str) -> RetrainState:
+        """The last retrain of ``name``: its step, job, version and decision."""
+        return RetrainState.model_validate(self._http.admin("retrain_state", name=name))
 
     def jobs(self) -> list[JobInfo]:
         """Ray jobs on the platform's cluster, newest first."""

@@ -42,6 +42,7 @@ _COMMANDS: list[tuple[str, Callable[..., Any]]] = [
     ("train", training.train),
     ("tune", training.tune),
     ("finetune", training.finetune),
+    ("retrain", training.retrain),
     ("audit", keys.audit),
 ]
 for _name, _command in _COMMANDS:

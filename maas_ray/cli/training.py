@@ -156,6 +156,67 @@ def finetune(
     _print_result(answer, output)
 
 
+@reports_errors
+def retrain(
+    name: Annotated[str, typer.Argument(help="The deployed model.")],
+    min_labels: Annotated[
+        int | None, typer.Option(help="Labelled predictions needed (spec's retrain, else 200).")
+    ] = None,
+    canary_percent: Annotated[
+        float | None, typer.Option(help="Share the retrained version answers (else 10).")
+    ] = None,
+    window_s: Annotated[
+        float | None, typer.Option(help="How far back labels are taken, in seconds.")
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(help="Fine-tune epochs (PyTorch).")] = None,
+    show: Annotated[
+        bool, typer.Option("--show", help="Show the last retrain of NAME; start nothing.")
+    ] = False,
+    detach: DetachOpt = False,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Retrain NAME's serving version on its labelled predictions; canary the result.
+
+    The predictions of the window that have labels (maas feedback) are the data: a
+    scikit-learn version's estimator is fit again on them, a PyTorch version is
+    fine-tuned, as a Ray job. The new version then answers --canary-percent of the
+    requests and is promoted only if it beats production on the labels that follow
+    (or the canary is ended). Every step is in `maas history NAME` and `maas audit`.
+    A deployment spec's `retrain: {when: degraded}` does the same by itself.
+    """
+    client = sdk()
+    if show:
+        state = client.retraining(name)
+    else:
+        with step_progress(f"retraining {name}", None, _EPOCH) as say:
+            state = client.retrain(
+                name,
+                min_labels=min_labels,
+                canary_percent=canary_percent,
+                window_s=window_s,
+                epochs=epochs,
+                wait=not detach,
+                progress=say,
+            )
+    if output is Output.json:
+        print_json(state.model_dump())
+        return
+    rows: list[list[o.Cell]] = [
+        ["state", state.state],
+        ["reason", state.reason],
+        ["from version", state.from_version],
+        ["kind", f"{state.kind} on {state.rows} labelled predictions"],
+        ["job", state.job_id or "-"],
+        ["run", state.run_id or "-"],
+        ["new version", state.version or "-"],
+        ["canary", f"{state.canary_percent:g}%"],
+        ["decided on", f"{state.metric}, {state.min_labels} labels per arm"],
+        ["started (UTC)", o.when(state.started_at)],
+        ["message", state.message or "-"],
+    ]
+    print_table(out, f"retrain of {name}", ["", ""], rows)
+
+
 @contextmanager
 def step_progress(
     title: str, total: int | None, step: re.Pattern[str]

@@ -346,6 +346,11 @@ def _summary(action: str, answer: Any) -> str:
         return f"version {answer.get('version')} sha256 {str(answer.get('sha256'))[:16]}"
     if action == "apply":
         return ", ".join(f"{m}: {what}" for m, what in answer.items())
+    if action == "retrain":
+        return (
+            f"{answer.get('kind')} job {answer.get('job_id')} from version "
+            f"{answer.get('from_version')} on {answer.get('rows')} labelled predictions"
+        )
     if action in ("train", "tune", "finetune", "stop_job"):
         return f"job {answer.get('id')} {answer.get('status')} run {answer.get('run_id')}"
     version = answer.get("version") or (answer.get("status") or {}).get("version")

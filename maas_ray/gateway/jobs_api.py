@@ -8,16 +8,19 @@ answers 202 with the job at once (``POST /v1/admin/tune``: the same for a search
 model (it exists, it is PyTorch, the data reads and fits its signature), pins the
 parent version, and submits ``python -m maas_ray.jobs.finetune`` the same way.
 A training runs code the caller names (a factory, a pickled pipeline): only the
-``train`` scope (or ``admin``) opens it.
+``train`` scope (or ``admin``) opens it. ``POST /v1/admin/models/{name}/retrain``
+starts the monitoring's retrain loop by hand (``monitoring/retrain.py``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from maas_ray.errors import BadRequest, MaasError
+from maas_ray.errors import BadRequest, MaasError, NotFound, PlatformUnavailable
 from maas_ray.gateway.admin import Call, Context, _object, _validated, handles
 from maas_ray.jobs.submit import Jobs
+from maas_ray.monitoring.api import Monitor
+from maas_ray.monitoring.models import RetrainBody
 from maas_ray.spec import FinetuneBody, FinetuneSpec, TrainingSpec, TuningSpec
 
 
@@ -91,6 +94,27 @@ def _finetune(c: Context) -> tuple[int, Any]:
         c.call.actor,
     )
     return 202, jobs.get(job_id).model_dump()
+
+
+def _retrainer() -> Any:
+    monitor = Monitor.current  # the management replica's
+    if monitor is None:
+        raise PlatformUnavailable("the management application's monitor is not running")
+    return monitor.retrainer
+
+
+@handles("retrain", RetrainBody, optional=True)
+def _retrain(c: Context) -> tuple[int, Any]:
+    state = _retrainer().by_hand(c.call.name, c.parsed, c.call.actor)
+    return 202, state.model_dump()
+
+
+@handles("retrain_state")
+def _retrain_state(c: Context) -> tuple[int, Any]:
+    state = _retrainer().state(c.call.name)
+    if state is None:
+        raise NotFound(f"'{c.call.name}' has never been retrained (maas retrain starts one)")
+    return 200, state.model_dump()
 
 
 @handles("jobs")

@@ -26,7 +26,7 @@ from maas_ray.gateway import admin
 from maas_ray.gateway.operations import Operations
 from maas_ray.monitoring.api import Monitor
 from maas_ray.registry import Registry
-from maas_ray.routes import Match, match, url
+from maas_ray.routes import BY_NAME, Match, match, url
 from maas_ray.security.auth import Guard
 from maas_ray.security.log_masking import install_replica_logging
 from maas_ray.security.scopes import Principal
@@ -55,7 +55,24 @@ class ManagementAPI:
         self.reads = ThreadPoolExecutor(max_workers=4, thread_name_prefix="maas-admin-read")
         self.operations = Operations()
         self.monitoring = Monitor(self.registry, tracking_uri)
+        self.monitoring.retrainer.act = self.act
         self.monitoring.start_metrics(settings.monitor_metrics_s)
+
+    def act(self, route: str, model: str, body: dict[str, Any], actor: str) -> Any:
+        """Run management route ``route`` for ``model`` as one of this replica's operations
+        (one at a time with every other change, audited), on the caller's thread's
+        behalf: what the retrain loop canaries, promotes and ends with. Its answer, or
+        its MaasError raised."""
+        call = admin.Call(
+            route=BY_NAME[route],
+            principal=Principal(name=actor, scopes=frozenset({"admin"})),
+            params={"name": model},
+            body=orjson.dumps(body),
+        )
+        _, future = self.operations.submit(
+            route, model, actor, lambda progress: admin.handle(self.registry, call, None, progress)
+        )
+        return future.result()[1]
 
     async def monitor(
         self, route: str, model: str, body: bytes, query: dict[str, str]

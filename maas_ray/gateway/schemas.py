@@ -18,7 +18,13 @@ from pydantic import BaseModel
 
 from maas_ray.control.status import ModelStatus, NodeResources, Operation
 from maas_ray.gateway.admin import KeyBody, PromoteBody, RegisterBody, RollbackBody
-from maas_ray.monitoring.models import FeedbackAnswer, FeedbackItem, MonitoringReport
+from maas_ray.monitoring.models import (
+    FeedbackAnswer,
+    FeedbackItem,
+    MonitoringReport,
+    RetrainBody,
+    RetrainState,
+)
 from maas_ray.registry.models import HistoryEvent, ModelInfo, VersionInfo
 from maas_ray.security.audit import AuditRecord
 from maas_ray.security.keys import KeyRecord
@@ -58,6 +64,8 @@ _MODELS: tuple[type[BaseModel], ...] = (
     FeedbackItem,
     FeedbackAnswer,
     MonitoringReport,
+    RetrainBody,
+    RetrainState,
 )
 
 

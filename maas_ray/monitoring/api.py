@@ -31,6 +31,7 @@ from maas_ray.monitoring.models import (
     MonitoringReport,
 )
 from maas_ray.monitoring.records import table
+from maas_ray.monitoring.retrain import Retrainer
 from maas_ray.monitoring.store import (
     LABELS_STREAM,
     MonitorStore,
@@ -62,6 +63,7 @@ class Monitor:
         self._publisher: Any = None  # publish.Publisher, once started
         self._reports: dict[str, tuple[float, MonitoringReport]] = {}
         self._signatures: dict[tuple[str, str], list[str]] = {}
+        self.retrainer = Retrainer(self)
         Monitor.current = self
 
     @property
@@ -227,6 +229,7 @@ class Monitor:
             publisher = Publisher(self)
             publisher.start(every_s)
             self._publisher = publisher
+            self.retrainer.watch = publisher.watch
 
     # -- maas status's quality column ----------------------------------------------------
     def quality(self, model: str, version: str | None, check: QualityCheck | None) -> str:

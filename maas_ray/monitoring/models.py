@@ -150,3 +150,52 @@ class MonitoringReport(BaseModel):
     bucket_s: float | None = Field(default=None, description="Length of a series bucket.")
     generated_at: float
     versions: list[VersionFigures]
+
+
+RetrainPhase = Literal["training", "canary", "promoted", "kept", "failed", "ended"]
+
+
+class RetrainBody(BaseModel):
+    """``maas retrain NAME``: what differs from the deployment spec's ``retrain`` policy
+    (or from the policy's defaults when the spec has none)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_labels: int | None = Field(default=None, ge=10, le=10_000_000)
+    canary_percent: float | None = Field(default=None, gt=0, lt=100)
+    window_s: float | None = Field(default=None, gt=0, le=365 * 24 * 3600)
+    epochs: int | None = Field(default=None, ge=1, le=1000)
+
+
+class RetrainState(BaseModel):
+    """A model's last retrain: where it is, and what it decided."""
+
+    model: str
+    state: RetrainPhase = Field(
+        description="training (the job runs), canary (the result answers its share until "
+        "enough labels compare it), then promoted / kept (decided), failed, or ended (a "
+        "person promoted or ended the canary first)."
+    )
+    reason: str = Field(description="Why it started: the degraded check, or by hand.")
+    actor: str = Field(description="Who started it (maas-monitor when it started by itself).")
+    from_version: str = Field(description="The production version it retrains.")
+    kind: Literal["train", "finetune"] = Field(
+        description="train: the version's scikit-learn estimator, cloned and fit again; "
+        "finetune: the PyTorch version trained further."
+    )
+    rows: int = Field(description="Labelled predictions it trains on.")
+    window_s: float = Field(description="How far back they were taken.")
+    metric: str = Field(description="What production and the canary are compared on.")
+    min_labels: int
+    canary_percent: float
+    job_id: str | None = None
+    run_id: str | None = None
+    version: str | None = Field(default=None, description="The retrained version.")
+    started_at: float
+    canary_since: float | None = None
+    ended_at: float | None = None
+    message: str | None = Field(default=None, description="The last thing that happened.")
+
+    @property
+    def active(self) -> bool:
+        return self.state in ("training", "canary")

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from maas_ray.monitoring.api import Monitor
 
 logger = logging.getLogger(__name__)
+WATCH_S = 3.0  # how often a running retrain job is looked at
 
 
 class Publisher:
@@ -37,6 +38,7 @@ class Publisher:
         self._prom: dict[str, Any] | None = None  # Prometheus gauges, made in the replica
         self.every_s = Settings().monitor_metrics_s
         self._pending: set[str] = set()  # models to publish before the next interval
+        self._watched: set[str] = set()  # models whose retrain job runs: polled
         self._lock = threading.Lock()
         self._wake = threading.Event()
 
@@ -55,13 +57,27 @@ class Publisher:
             self._pending.add(model)
         self._wake.set()
 
+    def watch(self, model: str) -> None:
+        """Look at ``model``'s retrain again in ``WATCH_S`` (its job runs)."""
+        with self._lock:
+            self._watched.add(model)
+
     def _loop(self) -> None:
         next_tick = _boundary(self.every_s)
         while True:
-            self._wake.wait(max(0.0, next_tick - time.time()))
+            wait_s = next_tick - time.time()
+            if self._watched:
+                wait_s = min(wait_s, WATCH_S)
+            self._wake.wait(max(0.0, wait_s))
             self._wake.clear()
             with self._lock:
                 pending, self._pending = self._pending, set()
+                watched, self._watched = self._watched, set()
+            try:
+                for model in watched - pending:
+                    self.monitor.retrainer.step(model, self.monitor.registry.get_spec(model))
+            except Exception:
+                logger.warning("could not move a retrain on", exc_info=True)
             try:
                 if time.time() >= next_tick:
                     next_tick = _boundary(self.every_s)
@@ -97,6 +113,10 @@ class Publisher:
         if not streams:
             return 0  # never logged anything: nothing to publish
         report = self.monitor.report(model, Settings().monitor_window_s, spec=spec)
+        try:
+            self.monitor.retrainer.step(model, spec, report)
+        except Exception:
+            logger.warning("could not move %s's retrain on", model, exc_info=True)
         last = self._recent(model, streams, now - every_s)
         check = (spec or {}).get("quality")
         logged = 0

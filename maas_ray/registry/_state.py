@@ -11,7 +11,7 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
-from maas_ray.registry._convert import TAG_HISTORY, TAG_SPEC
+from maas_ray.registry._convert import TAG_HISTORY, TAG_RETRAIN, TAG_SPEC
 from maas_ray.registry._names import _validate_alias
 from maas_ray.registry.models import HistoryEvent
 
@@ -59,6 +59,15 @@ class _ModelState:
             if TAG_SPEC in rm.tags:
                 specs[rm.name] = json.loads(rm.tags[TAG_SPEC])
         return specs
+
+    def get_retrain(self, name: str) -> dict[str, Any] | None:
+        """The model's last retrain (``monitoring/retrain.py``'s state), or None."""
+        raw = self._registered(name).tags.get(TAG_RETRAIN)
+        return json.loads(raw) if raw else None
+
+    def set_retrain(self, name: str, state: dict[str, Any]) -> None:
+        """Store the model's retrain state (one per model: the last one)."""
+        self.client.set_registered_model_tag(name, TAG_RETRAIN, json.dumps(state, sort_keys=True))
 
     # -- aliases and history ------------------------------------------------------
     def set_alias(self, name: str, alias: str, version: str) -> str | None:

@@ -110,10 +110,13 @@ def split_label(frame: pd.DataFrame, label: str) -> tuple[pd.DataFrame, pd.Serie
     return X, y
 
 
-def model_input(X: pd.DataFrame) -> pd.DataFrame | np.ndarray:
+def model_input(X: pd.DataFrame, array: bool = False) -> pd.DataFrame | np.ndarray:
     """What the pipeline is fit on and the served version takes: one text column is a
     1-D array of strings (what a TF-IDF step expects, and ``{"inputs": ["..."]}``
-    at predict time); anything else keeps its named columns."""
+    at predict time); anything else keeps its named columns, or with ``array`` is a
+    2-D array (``{"inputs": [[...]]}``, like a model registered from NumPy)."""
+    if array and X.shape[1] > 1:
+        return X.to_numpy()
     if X.shape[1] == 1 and (
         X.iloc[:, 0].dtype == object or pd.api.types.is_string_dtype(X.iloc[:, 0])
     ):

@@ -69,10 +69,17 @@ class Fitted:
 
 
 def fit_and_score(
-    estimator: Any, X: pd.DataFrame, y: pd.Series, train: Any, test: Any, task: str
+    estimator: Any,
+    X: pd.DataFrame,
+    y: pd.Series,
+    train: Any,
+    test: Any,
+    task: str,
+    array: bool = False,
 ) -> Fitted:
-    """Fit on the training rows, score on the held-out rows (runs as a Ray task)."""
-    data = model_input(X)
+    """Fit on the training rows, score on the held-out rows (runs as a Ray task;
+    ``array``: fit on a 2-D array, see ``data.model_input``)."""
+    data = model_input(X, array)
     labels = y.to_numpy()
     started = time.perf_counter()
     estimator.fit(take(data, train), labels[train])

@@ -105,7 +105,9 @@ def train(
             estimator = choose(estimator, X, y, train_rows, test_rows, task, run_id, stage)
         stage(f"fitting on {len(train_rows)} rows ({spec.num_cpus:g} CPU, a Ray task)")
         fit = ray.remote(num_cpus=spec.num_cpus, max_retries=0)(fit_and_score)
-        fitted: Fitted = ray.get(fit.remote(estimator, X, y, train_rows, test_rows, task))
+        fitted: Fitted = ray.get(
+            fit.remote(estimator, X, y, train_rows, test_rows, task, spec.array_input)
+        )
         stage(f"logging the run ({', '.join(f'{k} {v:.4f}' for k, v in fitted.metrics.items())})")
         uri = _log(spec, fitted, X, train_rows, task, digest, run_id, len(test_rows))
         stage("registering")
@@ -125,7 +127,9 @@ def train(
             held_out = (X, y, test_rows)
             promote_if_better(
                 settings, spec.name, spec.promote_if_better or "", result,
-                lambda version: _score_version(settings, spec.name, version, *held_out, task),
+                lambda version: _score_version(
+                    settings, spec.name, version, *held_out, task, spec.array_input
+                ),
             )  # fmt: skip
         client.set_tag(run_id, VERSION_TAG, version)
         client.set_tag(run_id, PROMOTED_TAG, str(result.promoted).lower())
@@ -164,7 +168,7 @@ def _log(
 ) -> str:
     from maas_ray.registry._logging import log_model
 
-    example = datamod.take(datamod.model_input(X), train_rows[:2])
+    example = datamod.take(datamod.model_input(X, spec.array_input), train_rows[:2])
     with mlflow.start_run(run_id=run_id):
         mlflow.log_params(_params(spec, fitted.estimator, len(train_rows), n_test))
         mlflow.log_metrics({**fitted.metrics, "fit_seconds": fitted.fit_s})
@@ -259,7 +263,14 @@ def promote_if_better(
 
 
 def _score_version(
-    settings: Settings, name: str, version: str, X: pd.DataFrame, y: pd.Series, rows: Any, task: str
+    settings: Settings,
+    name: str,
+    version: str,
+    X: pd.DataFrame,
+    y: pd.Series,
+    rows: Any,
+    task: str,
+    array: bool = False,
 ) -> dict[str, float]:
     """A registered version's scores on the held-out rows (class scores too, for
     ``roc_auc``, where it is a scikit-learn model)."""
@@ -269,7 +280,7 @@ def _score_version(
 
     registry = Registry(settings.mlflow_uri)
 
-    held_out = datamod.take(datamod.model_input(X), rows)
+    held_out = datamod.take(datamod.model_input(X, array), rows)
     labels = y.to_numpy()[rows]
     with tempfile.TemporaryDirectory(prefix="maas-compare-") as tmp:
         local = registry.download_verified(name, version, tmp)

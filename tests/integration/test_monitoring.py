@@ -235,3 +235,100 @@ def test_a_drifted_input_stream_is_flagged_and_an_undrifted_one_is_not(
     row = next(line for line in status.stdout.splitlines() if line.startswith("drifty "))
     assert "drifting (0, 1, 2, 3)" in row, status.stdout
     client.undeploy("drifty")
+
+
+def _retrain_when(client: MaaS, model: str, done: Any, timeout_s: float) -> Any:
+    """The model's retrain state once ``done(state)``; fails with the last one seen."""
+    from maas_ray.errors import RemoteError
+
+    deadline = time.monotonic() + timeout_s
+    state = None
+    while True:
+        try:
+            state = client.retraining(model)
+        except RemoteError as exc:
+            if exc.status_code != 404:  # 404: none yet
+                raise
+        if state is not None and done(state):
+            return state
+        assert time.monotonic() < deadline, state
+        time.sleep(1)
+
+
+def test_a_degraded_version_retrains_itself_canaries_the_result_and_promotes_it(
+    client: MaaS, live: Settings, env: dict[str, str]
+) -> None:
+    """The world changes (every label shifts by one class): the quality check says
+    degraded, a retrain on the labelled predictions starts by itself, its version runs
+    as a canary, and wins on the labels that follow."""
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = load_iris(return_X_y=True)
+    client.register("loopy", LogisticRegression(max_iter=300).fit(x, y), input_example=x[:2])
+    client.deploy(
+        "loopy",
+        "1",
+        num_cpus=0.25,
+        log_percent=100,
+        quality={"metric": "accuracy", "min": 0.8, "min_labels": 30},
+        retrain={"min_labels": 60, "canary_percent": 50},
+    )
+    rng = np.random.default_rng(3)
+
+    def send(n: int) -> list[dict[str, Any]]:
+        """n single-row predictions; their labels in the changed world."""
+        labels = []
+        for i in rng.integers(0, len(x), n):
+            rid = f"loop-{uuid.uuid4().hex[:12]}"
+            headers = {**auth(live), "x-request-id": rid}
+            body = {"inputs": [x[i].tolist()]}
+            resp = post(live, "/v1/models/loopy/predict", body, headers=headers)
+            assert resp.status_code == 200, resp.text
+            labels.append({"request_id": rid, "label": int((y[i] + 1) % 3)})
+        return labels
+
+    _label_when_logged(client, "loopy", send(80))
+    state = _retrain_when(client, "loopy", lambda s: s.state != "training", 240)
+    assert state.state == "canary", state
+    assert (state.actor, state.from_version, state.version, state.rows) == (
+        "maas-monitor", "1", "2", 80,
+    )  # fmt: skip
+    assert state.reason.startswith("degraded: accuracy"), state.reason
+    assert state.kind == "train"
+    tags = next(v for v in client.versions("loopy") if v.version == "2").tags
+    assert tags["maas.parent_version"] == "1"
+    assert tags["maas.retrain"].startswith("degraded: accuracy")
+    row = next(r for r in client.status() if r.model == "loopy")
+    assert row.challenger is not None, row
+    assert (row.challenger.version, row.challenger.role) == ("2", "canary"), row
+    assert "50%" in row.traffic, row
+    # The retrained version takes the same input as its parent (a 2-D array).
+    one = post(live, "/v1/models/loopy/versions/2/predict", {"inputs": [x[0].tolist()]})
+    assert one.status_code == 200, one.text
+
+    deadline = time.monotonic() + 180
+    while state.state == "canary":
+        assert time.monotonic() < deadline, state
+        _label_when_logged(client, "loopy", send(40))
+        state = _retrain_when(client, "loopy", lambda s: True, 5)
+        if state.state == "canary":
+            time.sleep(2)  # the publisher decides right after the labels arrive
+            state = client.retraining("loopy")
+    assert state.state == "promoted", state
+    assert "accuracy" in (state.message or "")
+    assert "against production v1's" in state.message
+    history = [e.action for e in client.history("loopy")]
+    for action in ("retrain", "retrain-trained", "canary", "promote", "retrain-promoted"):
+        assert action in history, history
+    audited = {(r["actor"], r["action"]) for r in client.audit("loopy", limit=50)}
+    for action in ("retrain", "canary", "promote", "retrain-promoted"):
+        assert ("maas-monitor", action) in audited, audited
+    rows = maas(env, "retrain", "loopy", "--show").stdout
+    assert "promoted" in rows, rows
+    assert "degraded: accuracy" in rows, rows
+    # By hand, with the canary gone and production now healthy: too few new labels.
+    again = maas(env, "retrain", "loopy", "--min-labels", "100000", check=False)
+    assert again.returncode != 0, again.stdout
+    assert "labelled predictions" in again.stderr, again.stderr
+    client.undeploy("loopy")
