@@ -215,6 +215,8 @@ def retrain(
         ["message", state.message or "-"],
     ]
     print_table(out, f"retrain of {name}", ["", ""], rows)
+    if state.state == "failed" and not show:
+        raise typer.Exit(1)
 
 
 @contextmanager
