@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import threading
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from maas_ray.security.masking import mask_text
 from maas_ray.settings import Settings
 
 logger = logging.getLogger(__name__)
+CLOSE_S = 5.0  # how long a stopping replica waits for its buffer to be written
 MAX_INPUT_CHARS = 64 * 1024  # longer inputs are cut (the log is for looking, not replay)
 LATENCIES_KEPT = 256  # latency sample per version, arm and interval
 
@@ -213,6 +215,28 @@ class PredictionLog:
             except Exception:
                 self._requeue(records, counts)
                 raise
+
+    def close(self, timeout_s: float = CLOSE_S) -> None:
+        """Write what is buffered, waiting at most ``timeout_s`` (a replica stopping:
+        Serve then ends the process, so the write runs in a thread of its own and what
+        it has not written in time is lost and said so)."""
+        records, self._records = self._records, []
+        counts, self._counts = self._counts, {}
+        if not records and not counts:
+            return
+        n = len(records)
+
+        def write() -> None:
+            try:
+                self._write(records, counts)
+            except Exception:
+                logger.warning("replica stopping: %d log records not written", n, exc_info=True)
+
+        writer = threading.Thread(target=write, name="maas-log-close", daemon=True)
+        writer.start()
+        writer.join(timeout_s)
+        if writer.is_alive():
+            logger.warning("replica stopping: %d log records not written in %gs", n, timeout_s)
 
     # -- the writer thread ----------------------------------------------------------
     def _write(self, records: list[Raw], counts: dict[tuple[str, str], _Counts]) -> None:

@@ -121,6 +121,15 @@ class ModelServer:
         self._metrics_task: asyncio.Task[None] | None = None
         self._predict_s = float("inf")  # moving average of one predict call; inf: unknown
 
+    def __del__(self) -> None:
+        """Serve calls this once when the replica stops gracefully (a promote, a
+        rollback, a scale-down, an undeploy): the prediction log's buffer is written
+        first, so only a replica that dies loses what it held (garbage collection may
+        call it again: nothing is left to write then)."""
+        log = self.__dict__.get("log")
+        if log is not None:
+            log.close()
+
     def reconfigure(self, config: dict[str, Any] | None) -> None:
         """Serve's user_config: the traffic split (``{"canary": ..., "shadow": ...}``)."""
         self.split.reconfigure(Traffic.model_validate(config or {}))

@@ -7,6 +7,7 @@ import base64
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
@@ -76,6 +77,34 @@ async def test_the_buffer_is_bounded_and_counts_what_it_drops(tmp_path: Path) ->
     assert log.dropped == 15
     assert log._records[0][0] == "r15"  # the oldest went first
     assert log._counts[("1", "production")].requests == 25  # every answer still counted
+    assert log._task is not None
+    log._task.cancel()
+
+
+@pytest.mark.anyio
+async def test_a_stopping_replica_writes_its_buffer_and_never_waits_long(tmp_path: Path) -> None:
+    import threading
+
+    written: list[int] = []
+    hold = threading.Event()
+
+    class Log(PredictionLog):
+        def _write(self, records: Any, counts: Any) -> None:
+            hold.wait()
+            written.append(len(records))
+
+    settings = Settings(home=tmp_path, monitor_flush_s=3600)
+    log = Log("m", "http://127.0.0.1:1", percent=100.0, settings=settings)
+    for i in range(3):
+        log.record(f"r{i}", "1", "production", 200, 0.001, b"{}", None, b"{}")
+    log.close(timeout_s=0.2)  # the store hangs: close gives up, the replica stops anyway
+    assert written == []
+    hold.set()
+    log.record("r3", "1", "production", 200, 0.001, b"{}", None, b"{}")
+    log.close()
+    assert written[-1] == 1
+    log.close()  # nothing left: garbage collection calling it again writes nothing
+    assert len(written) <= 2
     assert log._task is not None
     log._task.cancel()
 
