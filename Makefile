@@ -23,9 +23,8 @@ up: install
 down:
 	@if [ -x $(BIN)/maas ]; then $(BIN)/maas down; else echo "nothing installed"; fi
 
-# Two pytest-xdist workers, whole files each, each with a platform of its own.
 test: install
-	$(BIN)/python -m pytest -n 2 --dist loadfile tests
+	$(BIN)/python -m pytest tests
 
 unit: install
 	$(BIN)/python -m pytest tests/unit

@@ -23,54 +23,29 @@ from maas_ray import MaaS, Settings
 from maas_ray.control import platform
 
 ROOT = Path(__file__).resolve().parents[1]
-# `make test` runs the suite in two pytest-xdist workers (whole files each); every
-# worker starts a platform of its own, on ports of its own: its index spaces them.
-WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
-assert WORKER < 4, "the test ports below leave room for four workers"
 # Apart from the defaults (so `make test` runs beside `make up`) and outside the
 # worker port range below, which Ray hands to worker processes at random.
 PORTS = {
-    name: port + 10 * WORKER
-    for name, port in {
-        "mlflow_port": 25500,
-        "serve_port": 28500,
-        "dashboard_port": 28765,
-        "ray_port": 26879,
-        "ray_client_port": 21501,
-        "ray_agent_port": 25365,
-        "ray_agent_grpc_port": 25366,
-        "ray_runtime_env_port": 25367,
-        "ray_metrics_port": 25368,
-        "ray_node_manager_port": 25369,
-        "ray_object_manager_port": 25370,
-        "ingress_fallback_port": 22365,
-        "ingress_metrics_port": 20365,
-        "ingress_stats_port": 23365,
-    }.items()
+    "mlflow_port": 25500,
+    "serve_port": 28500,
+    "dashboard_port": 28765,
+    "ray_port": 26879,
+    "ray_client_port": 21501,
+    "ray_agent_port": 25365,
+    "ray_agent_grpc_port": 25366,
+    "ray_runtime_env_port": 25367,
+    "ray_metrics_port": 25368,
+    "ray_node_manager_port": 25369,
+    "ray_object_manager_port": 25370,
+    "ingress_fallback_port": 22365,
+    "ingress_metrics_port": 20365,
+    "ingress_stats_port": 23365,
 }
-
-
-def _ports(first: int, each: int) -> str:
-    low = first + each * WORKER
-    return f"{low}-{low + each - 1}"
-
-
-WORKER_PORTS = _ports(30000, 500)
-INGRESS_PORTS = {"ingress_http_ports": _ports(33000, 125), "ingress_grpc_ports": _ports(33500, 125)}
+WORKER_PORTS = "30000-31999"
+INGRESS_PORTS = {"ingress_http_ports": "33000-33499", "ingress_grpc_ports": "33500-33999"}
 
 
 FIGURES: list[str] = []  # measured figures, printed at the end of the run
-
-
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    output = getattr(session.config, "workeroutput", None)
-    if output is not None:  # an xdist worker: its figures go to the controller
-        output["figures"] = list(FIGURES)
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_testnodedown(node: Any, error: Any) -> None:
-    FIGURES.extend(getattr(node, "workeroutput", {}).get("figures", []))
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
