@@ -291,9 +291,9 @@ def test_a_degraded_version_retrains_itself_canaries_the_result_and_promotes_it(
     _label_when_logged(client, "loopy", send(80))
     state = _retrain_when(client, "loopy", lambda s: s.state != "training", 240)
     assert state.state == "canary", state
-    assert (state.actor, state.from_version, state.version, state.rows) == (
-        "maas-monitor", "1", "2", 80,
-    )  # fmt: skip
+    assert (state.actor, state.from_version, state.version) == ("maas-monitor", "1", "2")
+    # The labels that tipped it: 60 (min_labels) or more of the 80, as the log caught up.
+    assert 60 <= state.rows <= 80, state
     assert state.reason.startswith("degraded: accuracy"), state.reason
     assert state.kind == "train"
     tags = next(v for v in client.versions("loopy") if v.version == "2").tags
