@@ -235,7 +235,7 @@ class MaaS(Lifecycle, Training):
         headers = {"content-type": content_type}
         if request_id is not None:
             headers[REQUEST_ID_HEADER] = request_id
-        data, resp = self._send("POST", path, content=body, headers=headers)
+        data, resp = self._send("POST", path, content=body, headers=headers, idempotent=True)
         data["version"] = resp.headers.get(VERSION_HEADER)
         data["request_id"] = resp.headers.get(REQUEST_ID_HEADER)
         return data
@@ -248,6 +248,7 @@ class MaaS(Lifecycle, Training):
             url("feedback", name=name),
             content=orjson.dumps(labels),
             headers={"content-type": JSON},
+            idempotent=True,  # the last label per request id wins
         )
         return FeedbackAnswer.model_validate(data)
 

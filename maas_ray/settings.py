@@ -122,6 +122,22 @@ class Settings(BaseSettings):
     request_timeout_s: float = Field(
         default=60.0, gt=0, description="HTTP timeout of the CLI and SDK."
     )
+    retries: int = Field(
+        default=3,
+        ge=0,
+        le=20,
+        description="How often the CLI and SDK try an idempotent call again (a GET, a "
+        "predict, feedback) that was answered 503 or 429 or whose connection failed.",
+    )
+    retry_backoff_s: float = Field(
+        default=0.2, gt=0, le=60, description="First pause before a retry; doubles each time."
+    )
+    retry_max_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        description="Longest pause between two tries (a longer Retry-After is cut to it).",
+    )
     shared_models_per_replica: int = Field(
         default=8, ge=1, le=10_000, description="LRU bound of the shared pool, per replica."
     )

@@ -3,10 +3,18 @@
 A long management action answers 202 with an operation; ``Transport.admin``
 waits for it (polling ``/v1/admin/operations/{id}``, each new step reported to
 ``progress``) unless told not to, so the SDK's verbs still return their result.
+
+Idempotent calls (every GET, predict, feedback) are tried again, up to
+``MAAS_RETRIES`` times, when answered 503 or 429 or when the connection fails:
+after ``Retry-After`` when the answer gives one, else after a pause drawn at random
+up to ``MAAS_RETRY_BACKOFF_S`` x 2^try ("full jitter", so clients that failed
+together do not come back together), never longer than ``MAAS_RETRY_MAX_S``. A
+change (deploy, register, ...) is never sent twice.
 """
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
 from typing import Any
@@ -25,6 +33,11 @@ Progress = Callable[[str], None]
 # Waiting on an operation: the deploy timeout (what the platform allows) plus slack.
 _SLACK_S = 60.0
 _POLL_S = (0.1, 0.5)  # first and longest pause between two polls
+RETRIED_STATUS = frozenset({429, 503})
+# Failures before the request reached the model (or of its connection): safe to retry
+# for an idempotent call. A read timeout is not one: the call may still be running.
+RETRIED_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.ReadError,
+                  httpx.WriteError, httpx.RemoteProtocolError, httpx.PoolTimeout)  # fmt: skip
 
 
 class Transport:
@@ -94,21 +107,43 @@ class Transport:
             )
         return op.result
 
-    def send(self, method: str, path: str, **kwargs: Any) -> tuple[dict[str, Any], httpx.Response]:
-        """One HTTP call that answers a JSON object."""
-        resp = self.request(method, path, **kwargs)
+    def send(
+        self, method: str, path: str, *, idempotent: bool = False, **kwargs: Any
+    ) -> tuple[dict[str, Any], httpx.Response]:
+        """One HTTP call that answers a JSON object (``idempotent``: retried, see above)."""
+        resp = self.request(method, path, idempotent=idempotent, **kwargs)
         data = decoded(resp)
         return (data if isinstance(data, dict) else {"predictions": data}), resp
 
-    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """One HTTP call; errors become PlatformUnavailable or RemoteError."""
-        try:
-            resp = self.http.request(method, f"{self.settings.serve_url}{path}", **kwargs)
-        except httpx.HTTPError as exc:
-            raise PlatformUnavailable(
-                f"the platform at {self.settings.serve_url} does not answer "
-                f"({exc.__class__.__name__}); is it up? run `maas up`"
-            ) from exc
+    def request(
+        self, method: str, path: str, *, idempotent: bool = False, **kwargs: Any
+    ) -> httpx.Response:
+        """One HTTP call; errors become PlatformUnavailable or RemoteError. A GET, or a
+        call marked ``idempotent``, is retried on 503, 429 and connection failures."""
+        tries = 1 + (self.settings.retries if idempotent or method == "GET" else 0)
+        for attempt in range(tries):
+            last = attempt == tries - 1
+            try:
+                resp = self.http.request(method, f"{self.settings.serve_url}{path}", **kwargs)
+            except RETRIED_ERRORS as exc:
+                if last:
+                    raise self._unavailable(exc) from exc
+                time.sleep(pause(attempt, None, self.settings))
+                continue
+            except httpx.HTTPError as exc:
+                raise self._unavailable(exc) from exc
+            if resp.status_code not in RETRIED_STATUS or last:
+                break
+            time.sleep(pause(attempt, resp.headers.get("retry-after"), self.settings))
+        return self._checked(resp)
+
+    def _unavailable(self, exc: Exception) -> PlatformUnavailable:
+        return PlatformUnavailable(
+            f"the platform at {self.settings.serve_url} does not answer "
+            f"({exc.__class__.__name__}); is it up? run `maas up`"
+        )
+
+    def _checked(self, resp: httpx.Response) -> httpx.Response:
         if resp.status_code >= 400:
             data = decoded(resp, check=False)
             data = data if isinstance(data, dict) else {}
@@ -132,6 +167,17 @@ class Transport:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def pause(attempt: int, retry_after: str | None, settings: Settings) -> float:
+    """Seconds to wait before try ``attempt + 2``: the answer's ``Retry-After`` (in
+    seconds) when it gives one, else full jitter over the doubled backoff; both capped."""
+    if retry_after is not None:
+        try:
+            return min(max(float(retry_after), 0.0), settings.retry_max_s)
+        except ValueError:
+            pass  # an HTTP date: take the backoff instead
+    return random.uniform(0, min(settings.retry_backoff_s * 2**attempt, settings.retry_max_s))
 
 
 def decoded(resp: httpx.Response, check: bool = True) -> Any:

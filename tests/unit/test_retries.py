@@ -1,0 +1,96 @@
+"""The SDK's retries: idempotent calls only, on 503/429 and failed connections, with
+Retry-After honoured and full jitter otherwise (httpx's MockTransport as the server)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from maas_ray.errors import PlatformUnavailable, RemoteError
+from maas_ray.settings import Settings
+from maas_ray.transport import Transport, pause
+
+
+def _transport(tmp_path: Path, answers: list[object], **settings: object) -> tuple[Transport, list]:
+    """A Transport whose server gives ``answers`` in turn (an int: that status; an
+    exception: raised); returns it and the requests seen."""
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        answer = answers[min(len(seen), len(answers)) - 1]
+        if isinstance(answer, Exception):
+            raise answer
+        status, headers = answer if isinstance(answer, tuple) else (answer, {})
+        body = {"ok": True} if status < 400 else {"error": "busy", "code": "busy"}
+        return httpx.Response(status, json=body, headers=headers)
+
+    t = Transport(Settings(home=tmp_path, api_key="k", **settings))
+    t.http = httpx.Client(transport=httpx.MockTransport(handler))
+    return t, seen
+
+
+@pytest.fixture
+def slept(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    pauses: list[float] = []
+    monkeypatch.setattr("maas_ray.transport.time.sleep", pauses.append)
+    return pauses
+
+
+def test_a_get_is_retried_on_503_until_it_answers(tmp_path: Path, slept: list[float]) -> None:
+    t, seen = _transport(tmp_path, [503, 503, 200], retry_backoff_s=0.2)
+    assert t.send("GET", "/v1/admin/status")[0] == {"ok": True}
+    assert len(seen) == 3
+    assert len(slept) == 2
+    assert 0 <= slept[0] <= 0.2
+    assert 0 <= slept[1] <= 0.4
+
+
+def test_a_predict_honours_retry_after_on_429(tmp_path: Path, slept: list[float]) -> None:
+    t, seen = _transport(tmp_path, [(429, {"retry-after": "2"}), 200], retry_max_s=10)
+    t.send("POST", "/v1/models/m/predict", idempotent=True, content=b"{}")
+    assert (len(seen), slept) == (2, [2.0])
+
+
+def test_a_change_is_never_sent_twice(tmp_path: Path, slept: list[float]) -> None:
+    t, seen = _transport(tmp_path, [503, 200])
+    with pytest.raises(RemoteError) as info:
+        t.request("POST", "/v1/admin/models/m/deploy", content=b"{}")
+    assert info.value.status_code == 503
+    assert (len(seen), slept) == (1, [])
+
+
+def test_failed_connections_are_retried_then_said(tmp_path: Path, slept: list[float]) -> None:
+    refused = httpx.ConnectError("connection refused")
+    t, seen = _transport(tmp_path, [refused], retries=2)
+    with pytest.raises(PlatformUnavailable, match="does not answer"):
+        t.send("POST", "/v1/models/m/predict", idempotent=True, content=b"{}")
+    assert (len(seen), len(slept)) == (3, 2)
+    t, seen = _transport(tmp_path, [refused, 200])
+    assert t.send("GET", "/healthz")[0] == {"ok": True}
+
+
+def test_a_read_timeout_is_not_retried(tmp_path: Path, slept: list[float]) -> None:
+    t, seen = _transport(tmp_path, [httpx.ReadTimeout("slow")])
+    with pytest.raises(PlatformUnavailable):
+        t.send("POST", "/v1/models/m/predict", idempotent=True, content=b"{}")
+    assert len(seen) == 1
+
+
+def test_no_retries_when_set_to_zero(tmp_path: Path, slept: list[float]) -> None:
+    t, seen = _transport(tmp_path, [503, 200], retries=0)
+    with pytest.raises(RemoteError):
+        t.send("GET", "/v1/admin/status")
+    assert len(seen) == 1
+
+
+def test_the_pause_is_jittered_doubled_and_capped(tmp_path: Path) -> None:
+    s = Settings(home=tmp_path, retry_backoff_s=1.0, retry_max_s=5.0)
+    draws = [pause(3, None, s) for _ in range(200)]
+    assert all(0 <= d <= 5.0 for d in draws)  # 1 x 2^3 = 8, cut to 5
+    assert max(draws) > 2.5  # spread over the range, not one value
+    assert pause(0, "30", s) == 5.0  # a long Retry-After is cut too
+    assert pause(0, "0.5", s) == 0.5
+    assert 0 <= pause(0, "Wed, 21 Oct 2026 07:28:00 GMT", s) <= 1.0  # a date: the backoff
