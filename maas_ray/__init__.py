@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from maas_ray.async_client import AsyncMaaS
 from maas_ray.client import MaaS
 from maas_ray.control.status import ModelStatus
 from maas_ray.errors import MaasError
@@ -10,6 +11,7 @@ from maas_ray.settings import Settings
 from maas_ray.spec import DeploymentSpec
 
 __all__ = [
+    "AsyncMaaS",
     "DeploymentSpec",
     "MaaS",
     "MaasError",

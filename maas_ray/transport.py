@@ -14,6 +14,7 @@ change (deploy, register, ...) is never sent twice.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from collections.abc import Callable
@@ -45,12 +46,7 @@ class Transport:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        secret = settings.api_key.get_secret_value() if settings.api_key else None
-        headers = {ACTOR_HEADER: settings.who}
-        key = client_key(secret, settings.admin_key_file)
-        if key is not None:
-            headers["authorization"] = f"Bearer {key}"
-        self.http = httpx.Client(timeout=settings.request_timeout_s, headers=headers)
+        self.http = httpx.Client(timeout=settings.request_timeout_s, headers=headers(settings))
 
     def admin(
         self,
@@ -120,44 +116,22 @@ class Transport:
     ) -> httpx.Response:
         """One HTTP call; errors become PlatformUnavailable or RemoteError. A GET, or a
         call marked ``idempotent``, is retried on 503, 429 and connection failures."""
-        tries = 1 + (self.settings.retries if idempotent or method == "GET" else 0)
+        tries = attempts(self.settings, method, idempotent)
         for attempt in range(tries):
             last = attempt == tries - 1
             try:
                 resp = self.http.request(method, f"{self.settings.serve_url}{path}", **kwargs)
             except RETRIED_ERRORS as exc:
                 if last:
-                    raise self._unavailable(exc) from exc
+                    raise unavailable(self.settings, exc) from exc
                 time.sleep(pause(attempt, None, self.settings))
                 continue
             except httpx.HTTPError as exc:
-                raise self._unavailable(exc) from exc
+                raise unavailable(self.settings, exc) from exc
             if resp.status_code not in RETRIED_STATUS or last:
                 break
             time.sleep(pause(attempt, resp.headers.get("retry-after"), self.settings))
-        return self._checked(resp)
-
-    def _unavailable(self, exc: Exception) -> PlatformUnavailable:
-        return PlatformUnavailable(
-            f"the platform at {self.settings.serve_url} does not answer "
-            f"({exc.__class__.__name__}); is it up? run `maas up`"
-        )
-
-    def _checked(self, resp: httpx.Response) -> httpx.Response:
-        if resp.status_code >= 400:
-            data = decoded(resp, check=False)
-            data = data if isinstance(data, dict) else {}
-            message = str(data.get("error", resp.text))
-            if resp.status_code == 401:
-                message += (
-                    f"; the CLI and SDK send MAAS_API_KEY, else {self.settings.admin_key_file}"
-                )
-            raise RemoteError(
-                message,
-                status_code=resp.status_code,
-                remote_code=str(data.get("code", "unknown")),
-            )
-        return resp
+        return checked(self.settings, resp)
 
     def close(self) -> None:
         self.http.close()
@@ -167,6 +141,89 @@ class Transport:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class AsyncTransport:
+    """``Transport``'s calls for asyncio code (``AsyncMaaS``): one httpx.AsyncClient,
+    the same credential, errors and retries."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.http = httpx.AsyncClient(timeout=settings.request_timeout_s, headers=headers(settings))
+
+    async def admin(self, route: str, params: dict[str, Any] | None = None, **path: str) -> Any:
+        """One read of the management API by route name (GETs only: changes stay in MaaS)."""
+        found = BY_NAME[route]
+        assert found.method == "GET", route
+        return decoded(await self.request("GET", found.url(**path), params=params))
+
+    async def send(
+        self, method: str, path: str, *, idempotent: bool = False, **kwargs: Any
+    ) -> tuple[dict[str, Any], httpx.Response]:
+        resp = await self.request(method, path, idempotent=idempotent, **kwargs)
+        data = decoded(resp)
+        return (data if isinstance(data, dict) else {"predictions": data}), resp
+
+    async def request(
+        self, method: str, path: str, *, idempotent: bool = False, **kwargs: Any
+    ) -> httpx.Response:
+        tries = attempts(self.settings, method, idempotent)
+        for attempt in range(tries):
+            last = attempt == tries - 1
+            try:
+                resp = await self.http.request(method, f"{self.settings.serve_url}{path}", **kwargs)
+            except RETRIED_ERRORS as exc:
+                if last:
+                    raise unavailable(self.settings, exc) from exc
+                await asyncio.sleep(pause(attempt, None, self.settings))
+                continue
+            except httpx.HTTPError as exc:
+                raise unavailable(self.settings, exc) from exc
+            if resp.status_code not in RETRIED_STATUS or last:
+                break
+            await asyncio.sleep(pause(attempt, resp.headers.get("retry-after"), self.settings))
+        return checked(self.settings, resp)
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+
+def headers(settings: Settings) -> dict[str, str]:
+    """What every call of the CLI and SDK carries: the actor and the credential."""
+    secret = settings.api_key.get_secret_value() if settings.api_key else None
+    out = {ACTOR_HEADER: settings.who}
+    key = client_key(secret, settings.admin_key_file)
+    if key is not None:
+        out["authorization"] = f"Bearer {key}"
+    return out
+
+
+def attempts(settings: Settings, method: str, idempotent: bool) -> int:
+    """How many times a call is sent at most: retried only when it is idempotent."""
+    return 1 + (settings.retries if idempotent or method == "GET" else 0)
+
+
+def unavailable(settings: Settings, exc: Exception) -> PlatformUnavailable:
+    return PlatformUnavailable(
+        f"the platform at {settings.serve_url} does not answer "
+        f"({exc.__class__.__name__}); is it up? run `maas up`"
+    )
+
+
+def checked(settings: Settings, resp: httpx.Response) -> httpx.Response:
+    """The answer, or its error as a RemoteError (status and code kept)."""
+    if resp.status_code >= 400:
+        data = decoded(resp, check=False)
+        data = data if isinstance(data, dict) else {}
+        message = str(data.get("error", resp.text))
+        if resp.status_code == 401:
+            message += f"; the CLI and SDK send MAAS_API_KEY, else {settings.admin_key_file}"
+        raise RemoteError(
+            message,
+            status_code=resp.status_code,
+            remote_code=str(data.get("code", "unknown")),
+        )
+    return resp
 
 
 def pause(attempt: int, retry_after: str | None, settings: Settings) -> float:

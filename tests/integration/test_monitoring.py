@@ -332,3 +332,20 @@ def test_a_degraded_version_retrains_itself_canaries_the_result_and_promotes_it(
     assert again.returncode != 0, again.stdout
     assert "labelled predictions" in again.stderr, again.stderr
     client.undeploy("loopy")
+
+
+def test_async_maas_predicts_and_reads_over_real_http(seeded: Any, live: Settings) -> None:
+    import asyncio
+
+    from maas_ray import AsyncMaaS
+
+    async def go() -> tuple[Any, ...]:
+        async with AsyncMaaS(live) as sdk:
+            texts = ["a wonderful book", "dull and boring", "fine"]
+            answers = await asyncio.gather(*(sdk.predict("sentiment", [t]) for t in texts))
+            return answers, await sdk.status(), await sdk.monitoring("sentiment")
+
+    answers, rows, report = asyncio.run(go())
+    assert [len(a) for a in answers] == [1, 1, 1]
+    assert "sentiment" in {r.model for r in rows}
+    assert report.model == "sentiment"

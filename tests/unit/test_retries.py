@@ -94,3 +94,45 @@ def test_the_pause_is_jittered_doubled_and_capped(tmp_path: Path) -> None:
     assert pause(0, "30", s) == 5.0  # a long Retry-After is cut too
     assert pause(0, "0.5", s) == 0.5
     assert 0 <= pause(0, "Wed, 21 Oct 2026 07:28:00 GMT", s) <= 1.0  # a date: the backoff
+
+
+@pytest.mark.anyio
+async def test_async_maas_predicts_reads_and_retries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from maas_ray import AsyncMaaS
+
+    async def no_wait(_: float) -> None:
+        return None
+
+    monkeypatch.setattr("maas_ray.transport.asyncio.sleep", no_wait)
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(f"{request.method} {request.url.path}")
+        if request.url.path.endswith("/predict"):
+            if len(seen) == 1:
+                return httpx.Response(503, json={"error": "starting", "code": "unavailable"})
+            assert request.headers["authorization"] == "Bearer k"
+            headers = {"x-maas-model-version": "3", "x-request-id": "r-1"}
+            return httpx.Response(200, json={"predictions": ["a"]}, headers=headers)
+        if request.url.path == "/v1/admin/status":
+            return httpx.Response(200, json=[])
+        return httpx.Response(404, json={"error": "no such model", "code": "model_not_found"})
+
+    async with AsyncMaaS(Settings(home=tmp_path, api_key="k")) as maas:
+        sent = maas._http.http.headers  # the credential the SDK set up
+        maas._http.http = httpx.AsyncClient(transport=httpx.MockTransport(handler), headers=sent)
+        assert await maas.predict("m", [[1.0]]) == ["a"]
+        raw = await maas.predict_raw("m", b'{"inputs": [[1.0]]}', "application/json")
+        assert (raw["version"], raw["request_id"]) == ("3", "r-1")
+        assert await maas.status() == []
+        with pytest.raises(RemoteError) as info:
+            await maas.model("nope")
+    assert info.value.status_code == 404
+    assert seen[:2] == ["POST /v1/models/m/predict"] * 2  # the 503 was tried again
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
