@@ -19,6 +19,8 @@ from maas_ray.lifecycle import Lifecycle
 from maas_ray.monitoring.models import FeedbackAnswer, MonitoringReport
 from maas_ray.registry.models import HistoryEvent, ModelInfo, VersionInfo
 from maas_ray.routes import url
+from maas_ray.security.audit import AuditRecord
+from maas_ray.security.keys import IssuedKey, KeyRecord
 from maas_ray.settings import Settings
 from maas_ray.trainer import Training
 from maas_ray.transport import Transport
@@ -163,35 +165,30 @@ class MaaS(Lifecycle, Training):
         scopes: list[str],
         name: str | None = None,
         expires_in_days: float | None = None,
-    ) -> dict[str, Any]:
+    ) -> IssuedKey:
         """A new API key: its record plus ``key``, the secret, returned only this once."""
         body = {"scopes": scopes, "name": name, "expires_in_days": expires_in_days}
-        answer: dict[str, Any] = self._admin(
-            "create_key", {k: v for k, v in body.items() if v is not None}
-        )
-        return answer
+        answer = self._admin("create_key", {k: v for k, v in body.items() if v is not None})
+        return IssuedKey.model_validate(answer)
 
-    def keys(self) -> list[dict[str, Any]]:
+    def keys(self) -> list[KeyRecord]:
         """Every API key (no secrets), revoked ones too."""
-        answer: list[dict[str, Any]] = self._admin("list_keys")
-        return answer
+        return [KeyRecord.model_validate(k) for k in self._admin("list_keys")]
 
-    def revoke_key(self, key_id: str) -> dict[str, Any]:
+    def revoke_key(self, key_id: str) -> KeyRecord:
         """Revoke a key; every replica refuses it within ``auth_refresh_s`` (1 s)."""
-        answer: dict[str, Any] = self._admin("revoke_key", key_id=key_id)
-        return answer
+        return KeyRecord.model_validate(self._admin("revoke_key", key_id=key_id))
 
     def audit(
         self, model: str | None = None, action: str | None = None, limit: int = 100
-    ) -> list[dict[str, Any]]:
+    ) -> list[AuditRecord]:
         """The newest audit records (oldest first), by model and action."""
         params: dict[str, Any] = {"limit": limit}
         if model:
             params["model"] = model
         if action:
             params["action"] = action
-        answer: list[dict[str, Any]] = self._admin("audit", params=params)
-        return answer
+        return [AuditRecord.model_validate(r) for r in self._admin("audit", params=params)]
 
     def predict(
         self,

@@ -20,6 +20,8 @@ from rich.text import Text
 
 from maas_ray.control.status import ModelStatus, NodeResources
 from maas_ray.registry.models import HistoryEvent, ModelInfo, VersionInfo
+from maas_ray.security.audit import AuditRecord
+from maas_ray.security.keys import KeyRecord
 
 GAP = "  "  # between plain columns
 GIB = 2**30
@@ -244,23 +246,21 @@ def history_cells(e: HistoryEvent) -> list[Cell]:
     ]
 
 
-def key_cells(k: dict[str, Any], now: float) -> list[Cell]:
+def key_cells(k: KeyRecord, now: float) -> list[Cell]:
     """One API key record of ``maas keys list`` (never a secret: the API has none)."""
-    expires = k.get("expires_at")
-    state = (
-        "revoked" if k.get("revoked_at") else "expired" if expires and expires < now else "active"
-    )
+    expires = k.expires_at
+    state = "revoked" if k.revoked_at else "expired" if expires and expires < now else "active"
     return [
-        k["id"],
-        k["name"],
-        " ".join(k["scopes"]),
-        when(k["created_at"]),
+        k.id,
+        k.name,
+        " ".join(k.scopes),
+        when(k.created_at),
         when(expires) if expires else "never",
         Styled(state, "green" if state == "active" else "red"),
     ]
 
 
-def audit_cells(r: dict[str, Any]) -> list[Cell]:
+def audit_cells(r: AuditRecord) -> list[Cell]:
     """One audit record of ``maas audit``."""
-    outcome = Styled(f"{r['outcome']} {r['status']}", "green" if r["outcome"] == "ok" else "red")
-    return [when(r["time"]), r["actor"], r["action"], r["target"], outcome, r["detail"]]
+    outcome = Styled(f"{r.outcome} {r.status}", "green" if r.outcome == "ok" else "red")
+    return [when(r.time), r.actor, r.action, r.target, outcome, r.detail]

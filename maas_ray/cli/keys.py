@@ -31,13 +31,13 @@ def keys_create(
 ) -> None:
     """Create an API key; it is printed once, as the last line (only its hash is kept)."""
     made = sdk().create_key(scope, name, expires_in)
-    expires = o.when(made["expires_at"]) if made.get("expires_at") else "never"
+    expires = o.when(made.expires_at) if made.expires_at else "never"
     err.print(
-        f"created key {made['id']} '{made['name']}', scopes {' '.join(made['scopes'])}, "
+        f"created key {made.id} '{made.name}', scopes {' '.join(made.scopes)}, "
         f"expires {expires}. Store it now: it is not shown again.",
         highlight=False,
     )
-    print(made["key"])  # plain stdout, last line: `KEY=$(maas keys create ...)`
+    print(made.key)  # plain stdout, last line: `KEY=$(maas keys create ...)`
 
 
 @keys_app.command("list")
@@ -46,7 +46,7 @@ def keys_list(output: OutputOpt = Output.table) -> None:
     """Every API key: id, name, scopes, created, expires, revoked (never the secret)."""
     keys = sdk().keys()
     if output is Output.json:
-        print_json(keys)  # the records as the API sends them: no secret, ever
+        print_json([k.model_dump() for k in keys])  # as the API sends them: no secret, ever
     else:
         now = datetime.now(UTC).timestamp()
         print_table(out, "API keys", o.KEY_COLUMNS, [o.key_cells(k, now) for k in keys])
@@ -59,7 +59,7 @@ def keys_revoke(
 ) -> None:
     """Revoke a key: every replica refuses it within about a second."""
     record = sdk().revoke_key(key_id)
-    out.print(f"revoked key {record['id']} '{record['name']}'")
+    out.print(f"revoked key {record.id} '{record.name}'")
 
 
 @reports_errors
@@ -74,7 +74,7 @@ def audit(
     """Management actions: when, who (key name), what, on what, and how it ended."""
     records = sdk().audit(model, action, limit)
     if output is Output.json:
-        print_json(records)
+        print_json([r.model_dump() for r in records])
     else:
         rows = [o.audit_cells(r) for r in records]
         print_table(out, "audit log", o.AUDIT_COLUMNS, rows, "no audit records yet")

@@ -48,6 +48,12 @@ class KeyRecord(BaseModel):
         return self.revoked_at is None and (self.expires_at is None or now < self.expires_at)
 
 
+class IssuedKey(KeyRecord):
+    """A key just created: its record and, this once, its secret."""
+
+    key: str = Field(description="The secret: 'Authorization: Bearer <key>'; not shown again.")
+
+
 def hash_key(key: str) -> str:
     """The stored form of a key."""
     return hashlib.sha256(key.encode()).hexdigest()

@@ -212,7 +212,7 @@ def test_the_finetune_route_answers_202_and_a_stopped_job_registers_nothing(
     the registry as it was."""
     url = f"{live.serve_url}/v1/admin/models/tabular/finetune"
     body = {"data": str(rows), "workers": 1, "epochs": 50}
-    reader = client.create_key(["metrics"])["key"]
+    reader = client.create_key(["metrics"]).key
     refused = httpx.post(url, json=body, headers={"authorization": f"Bearer {reader}"})
     assert refused.status_code == 403
     before = _versions(client, "tabular")

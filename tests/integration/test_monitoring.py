@@ -106,7 +106,7 @@ def test_request_ids_feedback_and_live_accuracy(
     assert window.p99_ms >= window.p50_ms
 
     # Scopes: feedback needs feedback:NAME, the figures metrics or predict:NAME.
-    predict_only = client.create_key(["predict:sentiment"])["key"]
+    predict_only = client.create_key(["predict:sentiment"]).key
     refused = httpx.post(
         f"{live.serve_url}/v1/models/sentiment/feedback",
         json=labels[:1],
@@ -321,7 +321,7 @@ def test_a_degraded_version_retrains_itself_canaries_the_result_and_promotes_it(
     history = [e.action for e in client.history("loopy")]
     for action in ("retrain", "retrain-trained", "canary", "promote", "retrain-promoted"):
         assert action in history, history
-    audited = {(r["actor"], r["action"]) for r in client.audit("loopy", limit=50)}
+    audited = {(r.actor, r.action) for r in client.audit("loopy", limit=50)}
     for action in ("retrain", "canary", "promote", "retrain-promoted"):
         assert ("maas-monitor", action) in audited, audited
     rows = maas(env, "retrain", "loopy", "--show").stdout

@@ -75,7 +75,7 @@ def keys(client: MaaS, seeded: Any) -> dict[str, str]:
         "deploy": ["deploy"],
         "register": ["register"],
     }
-    return {label: client.create_key(s, name=f"sec-{label}")["key"] for label, s in sets.items()}
+    return {label: client.create_key(s, name=f"sec-{label}").key for label, s in sets.items()}
 
 
 @pytest.mark.parametrize(("method", "path", "body"), ROUTES)

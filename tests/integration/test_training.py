@@ -200,7 +200,7 @@ def test_the_train_api_answers_202_and_jobs_tell_how_it_went(
     config = _config(tmp_path, pipeline=WEAK, promote_if_better="f1")
     spec = {**yaml.safe_load(config.read_text()), "data": str(tmp_path / "wine.csv")}
     url = f"{live.serve_url}/v1/admin/train"
-    reader = client.create_key(["metrics"])["key"]
+    reader = client.create_key(["metrics"]).key
     refused = httpx.post(url, json=spec, headers={"authorization": f"Bearer {reader}"})
     assert refused.status_code == 403
     bad = httpx.post(url, json={**spec, "pipeline": "nocolon"}, headers=auth(live))
