@@ -26,6 +26,7 @@ from rich.table import Table
 
 from benchmarks._common import authorization, bench_settings, percentiles_ms, running
 from maas_ray import MaaS
+from maas_ray.control.status import ShadowAgreement
 
 
 def main() -> None:
@@ -43,7 +44,7 @@ def main() -> None:
     X, y = load_iris(return_X_y=True, as_frame=True)
     body = {"dataframe_split": X.head(1).to_dict(orient="split")}
     samples: dict[str, list[float]] = defaultdict(list)
-    agreement: dict[str, int] = {}
+    agreement = ShadowAgreement()
     with running(settings, console) as bar:
         client = MaaS(settings)
         for c in (1.0, 0.01):
@@ -74,7 +75,7 @@ def main() -> None:
                         bar.advance(task)
                     if phase == "shadow":
                         time.sleep(0.5)  # the last mirrored batch
-                        agreement = client.traffic("traffic")["agreement"]
+                        agreement = client.traffic("traffic").agreement or agreement
                     if phase != "plain":
                         client.rollback("traffic")
         client.close()
@@ -91,9 +92,9 @@ def main() -> None:
         )
     console.print(table)
     console.print(
-        f"shadow (last round): {agreement['requests']} requests mirrored, "
-        f"{agreement['agree']}/{agreement['rows']} rows agree, {agreement['errors']} errors, "
-        f"{agreement['dropped']} dropped"
+        f"shadow (last round): {agreement.requests} requests mirrored, "
+        f"{agreement.agree}/{agreement.rows} rows agree, {agreement.errors} errors, "
+        f"{agreement.dropped} dropped"
     )
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import orjson
 
-from maas_ray.control.status import ModelStatus, NodeResources, Operation
+from maas_ray.control.status import ModelStatus, NodeResources, Operation, TrafficReport
 from maas_ray.lifecycle import Lifecycle
 from maas_ray.monitoring.models import FeedbackAnswer, MonitoringReport
 from maas_ray.registry.models import HistoryEvent, ModelInfo, VersionInfo
@@ -155,9 +155,9 @@ class MaaS(Lifecycle, Training):
         """Every alias move and deploy action of ``name``, oldest first."""
         return [HistoryEvent.model_validate(e) for e in self._admin("history", name=name)]
 
-    def traffic(self, name: str) -> dict[str, Any]:
+    def traffic(self, name: str) -> TrafficReport:
         """Live traffic of a deployed model: answers per version, shadow agreement."""
-        return self._send("GET", url("traffic", name=name))[0]
+        return TrafficReport.model_validate(self._send("GET", url("traffic", name=name))[0])
 
     # -- keys and audit (scope admin) --------------------------------------------
     def create_key(

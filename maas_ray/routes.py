@@ -147,7 +147,7 @@ ROUTES: tuple[Route, ...] = (
         "/traffic",
         "metrics",
         "Traffic split and answers per version (this replica's view).",
-        "Traffic",
+        "TrafficReport",
         **_FOUND,
     ),
     _model(

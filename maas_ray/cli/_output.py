@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from maas_ray.control.status import ModelStatus, NodeResources
+from maas_ray.control.status import ModelStatus, NodeResources, TrafficReport
 from maas_ray.registry.models import HistoryEvent, ModelInfo, VersionInfo
 from maas_ray.security.audit import AuditRecord
 from maas_ray.security.keys import KeyRecord
@@ -167,9 +167,9 @@ def node_cells(n: NodeResources) -> list[Cell]:
     ]
 
 
-def serving_rows(row: ModelStatus, traffic: dict[str, Any]) -> list[list[Cell]]:
+def serving_rows(row: ModelStatus, traffic: TrafficReport | None) -> list[list[Cell]]:
     """The versions one model serves: role, replicas, answers, shadow agreement."""
-    answered = traffic.get("answered", {})
+    answered = traffic.answered if traffic is not None else {}
     primary = row.version or "-"
     replicas = f"{row.replicas_running}/{row.replicas_target}"
     rows: list[list[Cell]] = [
@@ -178,12 +178,12 @@ def serving_rows(row: ModelStatus, traffic: dict[str, Any]) -> list[list[Cell]]:
     c = row.challenger
     if c is not None:
         agree = "-"
-        stats = traffic.get("agreement")
+        stats = traffic.agreement if traffic is not None else None
         if c.role == "shadow" and stats:
-            rate = stats["agree"] / stats["rows"] if stats["rows"] else 0.0
+            rate = stats.agree / stats.rows if stats.rows else 0.0
             agree = (
-                f"{rate:.1%} of {stats['rows']} rows "
-                f"({stats['requests']} requests, {stats['errors']} errors)"
+                f"{rate:.1%} of {stats.rows} rows "
+                f"({stats.requests} requests, {stats.errors} errors)"
             )
         replicas = f"{c.replicas_running}/{c.replicas_target}"
         rows.append([c.version, c.role, replicas, str(answered.get(c.version, 0)), agree])

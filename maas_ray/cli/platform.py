@@ -11,6 +11,7 @@ from maas_ray.cli import _output as o
 from maas_ray.cli._common import OutputOpt, err, out, reports_errors, sdk, settings, spinner
 from maas_ray.cli._output import Output, print_json, print_table
 from maas_ray.client import MaaS
+from maas_ray.control.status import TrafficReport
 from maas_ray.errors import MaasError, VersionNotDeployed
 
 
@@ -102,7 +103,7 @@ def status(
             "models": [r.model_dump(mode="json") for r in rows],
             "cluster": [n.model_dump(mode="json") for n in nodes],
         }
-        print_json(doc if traffic is None else {**doc, "traffic": traffic})
+        print_json(doc if traffic is None else {**doc, "traffic": traffic.model_dump()})
         return
     print_table(
         out,
@@ -120,11 +121,11 @@ def status(
             line = Text.assemble(f"{r.model}: ", ("warning:", "yellow"), f" {warning}")
             err.print(line, highlight=False, soft_wrap=True)
     if name is not None:
-        serving = o.serving_rows(rows[0], traffic or {})
+        serving = o.serving_rows(rows[0], traffic)
         print_table(out, f"{name}: versions serving", o.SERVING_COLUMNS, serving)
 
 
-def _traffic(client: MaaS, name: str) -> dict[str, Any] | None:
+def _traffic(client: MaaS, name: str) -> TrafficReport | None:
     """Live traffic of NAME, or None (said on stderr) when the proxy cannot tell."""
     try:
         return client.traffic(name)

@@ -6,6 +6,31 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from maas_ray.spec import Canary, Shadow
+
+
+class ShadowAgreement(BaseModel):
+    """How a shadow's answers compared with the primary's (its replicas' view)."""
+
+    requests: int = 0
+    rows: int = 0
+    agree: int = 0
+    errors: int = 0
+    dropped: int = Field(default=0, description="Mirrors dropped: the queue was full.")
+
+
+class TrafficReport(BaseModel):
+    """The traffic route's answer: the split, and what one primary replica answered."""
+
+    model: str
+    primary: str
+    canary: Canary | None = None
+    shadow: Shadow | None = None
+    answered: dict[str, int] = Field(
+        default_factory=dict, description="Requests answered by this replica, per version."
+    )
+    agreement: ShadowAgreement | None = Field(default=None, description="Only while a shadow runs.")
+
 
 class VersionRole(BaseModel):
     """The canary or shadow version next to the primary."""

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from maas_ray.control.status import ModelStatus, NodeResources, Operation
+from maas_ray.control.status import ModelStatus, NodeResources, Operation, TrafficReport
 from maas_ray.gateway.admin import KeyBody, PromoteBody, RegisterBody, RollbackBody
 from maas_ray.monitoring.models import (
     FeedbackAnswer,
@@ -43,6 +43,7 @@ from maas_ray.training.result import JobInfo, TrainResult
 _REF = "#/components/schemas/{model}"
 _MODELS: tuple[type[BaseModel], ...] = (
     ModelStatus,
+    TrafficReport,
     NodeResources,
     ModelInfo,
     VersionInfo,
@@ -194,25 +195,6 @@ def _admin_schemas() -> dict[str, Any]:
         "JobLogs": _object(
             {"id": {"type": "string"}, "logs": {"type": "string"}},
             description="A job's log so far.",
-        ),
-        "Traffic": _object(
-            {
-                "model": {"type": "string"},
-                "primary": {"type": "string"},
-                "canary": {"anyOf": [{"$ref": _REF.format(model="Canary")}, {"type": "null"}]},
-                "shadow": {"anyOf": [{"$ref": _REF.format(model="Shadow")}, {"type": "null"}]},
-                "answered": {
-                    "type": "object",
-                    "additionalProperties": {"type": "integer"},
-                    "description": "Requests answered by this replica, per version.",
-                },
-                "agreement": {
-                    "type": "object",
-                    "additionalProperties": {"type": "integer"},
-                    "description": "Shadow only: requests, rows, agree, errors, dropped.",
-                },
-            },
-            required=("model", "primary", "canary", "shadow", "answered"),
         ),
         "PromoteAnswer": _object(
             {

@@ -202,13 +202,14 @@ def test_shadow_answers_with_primary_and_records_agreement(
         assert _answer(live)[0] == primary
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        stats = client.traffic("lc")["agreement"]
-        if stats["requests"] >= 50:
+        stats = client.traffic("lc").agreement
+        if stats is not None and stats.requests >= 50:
             break
         time.sleep(0.5)
-    assert stats["requests"] >= 50
-    assert stats["rows"] >= 50
-    assert stats["agree"] == 0  # v3 always says "v3", the primary never does
+    assert stats is not None
+    assert stats.requests >= 50
+    assert stats.rows >= 50
+    assert stats.agree == 0  # v3 always says "v3", the primary never does
     detail = maas(env, "status", "lc").stdout
     assert "0.0% of" in detail
     assert "shadow" in detail
