@@ -13,6 +13,7 @@ import os
 import time
 import uuid
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -21,7 +22,13 @@ from ray.serve import metrics
 from starlette.requests import Request
 from starlette.responses import Response
 
-from maas_ray.errors import MaasError, MethodNotAllowed, NotFound, VersionNotDeployed
+from maas_ray.errors import (
+    MaasError,
+    MethodNotAllowed,
+    NotFound,
+    RemoteError,
+    VersionNotDeployed,
+)
 from maas_ray.monitoring.link import ROUTES as MONITORING_ROUTES
 from maas_ray.monitoring.link import AdminLink
 from maas_ray.monitoring.log import PredictionLog
@@ -137,15 +144,32 @@ class ModelServer:
             self.log.challenged(self.split.version is not None)
 
     # -- handle API ------------------------------------------------------------
-    async def predict(self, payload: dict[str, Any]) -> dict[str, Any]:
-        """For Serve handles: a scoring-format dict in, ``{"predictions", "version"}`` out.
+    async def predict(
+        self,
+        payload: dict[str, Any],
+        request_id: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """For Serve handles: a scoring-format dict in, ``{"predictions", "version",
+        "request_id"}`` out.
 
-        ``serve.get_app_handle(name).predict.remote({"inputs": [...]})``; errors are
-        raised as the same MaasError an HTTP caller would get as JSON.
+        ``serve.get_app_handle(name).predict.remote({"inputs": [...]})``. The same path
+        as HTTP: a canary's share is forwarded to it (``headers`` may carry its sticky
+        header), a shadow is mirrored, the answer is logged under ``request_id`` (a new
+        UUID when none). Errors are raised as the MaasError an HTTP caller would get
+        as JSON (a canary's as a RemoteError with its status and code).
         """
         body = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
-        out = await self._predict(body, JSON)
-        return {**orjson.loads(out), "version": self.runtime.version}
+        rid = request_id or str(uuid.uuid4())
+        status, out, version = await self._serve(body, JSON, rid, None, headers or {})
+        data = orjson.loads(out)
+        if status >= 400:
+            raise RemoteError(
+                str(data.get("error", "")),
+                status_code=status,
+                remote_code=str(data.get("code", "unknown")),
+            )
+        return {**data, "version": version, "request_id": rid}
 
     async def answer(
         self, body: bytes, content_type: str | None, request_id: str | None = None
@@ -266,15 +290,32 @@ class ModelServer:
         # Serve's ingress sets x-request-id (the client's own, else a new UUID) on the
         # request and echoes it on the answer; a direct caller (tests) may have none.
         request_id = request.headers.get(REQUEST_ID_HEADER) or str(uuid.uuid4())
+        status, out, version = await self._serve(body, ctype, request_id, target, request.headers)
+        if version != self.runtime.version:  # the canary answered
+            return Response(
+                out, status_code=status, media_type=JSON, headers={VERSION_HEADER: version}
+            )
+        return Response(out, media_type=JSON, headers=self._headers)
+
+    async def _serve(
+        self,
+        body: bytes,
+        ctype: str | None,
+        request_id: str,
+        target: str | None,
+        headers: Mapping[str, str],
+    ) -> tuple[int, bytes, str]:
+        """One predict as a caller sees it, over HTTP or a handle: (status, answer, the
+        version that answered). The canary's share goes to it (its answer, errors
+        included, is its own); else this version answers, logged, a shadow mirrored;
+        its errors are raised."""
         split = self.split
-        challenger = split.pick(target, request.headers)
+        challenger = split.pick(target, headers)
         if challenger is not None:
             status, out = await split.forward(body, ctype, request_id)
             if status is not None:  # the challenger logged it as the canary's answer
                 split.answered[challenger] += 1
-                return Response(
-                    out, status_code=status, media_type=JSON, headers={VERSION_HEADER: challenger}
-                )
+                return status, out, challenger
         started = time.perf_counter()
         version = self.runtime.version
         try:
@@ -292,7 +333,7 @@ class ModelServer:
         split.answered[version] += 1
         if split.shadow is not None:  # checked here too: no call per request without one
             split.mirror(body, ctype, out, request_id)
-        return Response(out, media_type=JSON, headers=self._headers)
+        return 200, out, version
 
     async def _predict(self, body: bytes, ctype: str | None) -> bytes:
         loop = asyncio.get_running_loop()

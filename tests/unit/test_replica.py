@@ -77,6 +77,9 @@ def _replica(
     monkeypatch.setattr(ModelRuntime, "load", classmethod(load))
     cls: Any = deployment.ModelServer.func_or_class
     server: deployment.ModelServer = cls("iris", "1", "http://127.0.0.1:1", **options)
+    # Its log's store (127.0.0.1:1) never answers: a collected replica must not wait on
+    # it (PredictionLog.close, what a stopping replica does, has a test of its own).
+    server.log.close = lambda timeout_s=0.0: None  # type: ignore[method-assign]
     return server
 
 
@@ -261,3 +264,23 @@ async def test_a_canary_answer_is_logged_by_the_canary_with_the_same_request_id(
     assert server.log._records == []  # the primary did not answer it, so does not log it
     server.reconfigure(Traffic().model_dump())
     assert server.log.percent == 10.0  # the default share again
+
+
+async def test_the_handle_path_splits_logs_and_raises_as_http_does(replica: Any) -> None:
+    from maas_ray.errors import InvalidInput
+
+    _, server = replica
+    server.log.percent = 100.0
+    plain = await server.predict(ROWS, request_id="h-1")
+    assert (plain["predictions"], plain["version"], plain["request_id"]) == ([0, 2], "1", "h-1")
+    assert [r[0] for r in server.log._records] == ["h-1"]  # logged like an HTTP answer
+    assert (await server.predict(ROWS))["request_id"]  # a new id when none is given
+    challenger = FakeChallenger()
+    server.reconfigure(Traffic(canary=Canary(version="2", percent=100)).model_dump())
+    server.split._handle = challenger
+    split = await server.predict(ROWS, request_id="h-2")
+    assert (split["predictions"], split["version"]) == ([2], "2")  # the canary's share
+    assert challenger.request_ids == ["h-2"]
+    server.reconfigure(Traffic().model_dump())
+    with pytest.raises(InvalidInput):
+        await server.predict({"inputs": "x"})
