@@ -105,6 +105,10 @@ def labelled_rows(
         return pd.DataFrame()
     frame = pd.concat(frames, ignore_index=True)
     frame.columns = [str(c) for c in frame.columns]
+    for column in frame.columns:  # 1 and "1" in one column: text (Parquet takes one type)
+        values = frame[column]
+        if values.dtype == object and len({type(v) for v in values.dropna()}) > 1:
+            frame[column] = values.map(lambda v: v if v is None else str(v))
     return frame
 
 
@@ -257,10 +261,13 @@ class Retrainer:
                         "array_input": _array_input(self.registry.get_version(model, version)),
                     }
                 )
-        jobs = Jobs(settings)
-        job_id = jobs.submit(
-            kind, model, ["--spec", job_spec.model_dump_json(exclude_none=True)], run_id, actor
-        )
+        try:
+            job_id = Jobs(settings).submit(
+                kind, model, ["--spec", job_spec.model_dump_json(exclude_none=True)], run_id, actor
+            )
+        except BaseException:
+            client.set_terminated(run_id, "FAILED")  # no job will ever close this run
+            raise
         state = RetrainState(
             model=model,
             state="training",

@@ -97,3 +97,13 @@ def test_the_policy_needs_a_quality_check_to_start_by_itself() -> None:
     for bad in ({"min_labels": 5}, {"canary_percent": 100}, {"when": "sometimes"}, {"x": 1}):
         with pytest.raises(ValidationError):
             DeploymentSpec(model="m", quality=quality, retrain=bad)
+
+
+def test_mixed_label_types_become_text_so_the_rows_can_be_staged(tmp_path: object) -> None:
+    logged = table(
+        "predictions",
+        [_row("a", {"inputs": [[1.0]]}, 1.0), _row("b", {"inputs": [[2.0]]}, 2.0)],
+    )
+    frame = labelled_rows(logged, {"a": 1, "b": "1"}, [], since=0.0)
+    assert frame[LABEL].tolist() == ["1", "1"]
+    frame.to_parquet(f"{tmp_path}/rows.parquet")  # one type per column: it writes
