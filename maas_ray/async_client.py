@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from maas_ray.client import wrap_inputs
+from maas_ray.client import predict_call, wrap_inputs
 from maas_ray.control.status import ModelStatus, NodeResources, Operation
 from maas_ray.monitoring.models import FeedbackAnswer, MonitoringReport, RetrainState
 from maas_ray.registry.models import HistoryEvent, ModelInfo, VersionInfo
@@ -70,14 +70,7 @@ class AsyncMaaS:
         request_id: str | None = None,
     ) -> dict[str, Any]:
         """``MaaS.predict_raw``: the JSON answer plus ``version`` and ``request_id``."""
-        path = (
-            url("predict", name=name)
-            if version is None
-            else url("predict_version", name=name, version=version)
-        )
-        headers = {"content-type": content_type}
-        if request_id is not None:
-            headers[REQUEST_ID_HEADER] = request_id
+        path, headers = predict_call(name, content_type, version, request_id)
         data, resp = await self._http.send(
             "POST", path, content=body, headers=headers, idempotent=True
         )

@@ -224,14 +224,7 @@ class MaaS(Lifecycle, Training):
     ) -> dict[str, Any]:
         """POST a ready body to the predict route; the JSON answer plus ``version`` (that
         answered) and ``request_id`` (the answer's ``x-request-id``)."""
-        path = (
-            url("predict", name=name)
-            if version is None
-            else url("predict_version", name=name, version=version)
-        )
-        headers = {"content-type": content_type}
-        if request_id is not None:
-            headers[REQUEST_ID_HEADER] = request_id
+        path, headers = predict_call(name, content_type, version, request_id)
         data, resp = self._send("POST", path, content=body, headers=headers, idempotent=True)
         data["version"] = resp.headers.get(VERSION_HEADER)
         data["request_id"] = resp.headers.get(REQUEST_ID_HEADER)
@@ -269,6 +262,21 @@ class MaaS(Lifecycle, Training):
     def close(self) -> None:
         """Close the HTTP connection pool."""
         self._http.close()
+
+
+def predict_call(
+    name: str, content_type: str, version: str | int | None, request_id: str | None
+) -> tuple[str, dict[str, str]]:
+    """The path and headers of a predict (``MaaS`` and ``AsyncMaaS``)."""
+    path = (
+        url("predict", name=name)
+        if version is None
+        else url("predict_version", name=name, version=version)
+    )
+    headers = {"content-type": content_type}
+    if request_id is not None:
+        headers[REQUEST_ID_HEADER] = request_id
+    return path, headers
 
 
 def wrap_inputs(inputs: Any) -> dict[str, Any]:

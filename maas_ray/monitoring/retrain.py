@@ -218,7 +218,7 @@ class Retrainer:
                 f"no CPU is free beside serving to retrain '{model}': undeploy a model or "
                 "lower a deployment's replicas"
             )
-        kind, pickled = _kind(settings, model, version)
+        kind, pickled = _kind(self.registry, settings, model, version)
         client = MlflowClient(settings.mlflow_uri)
         run_id = new_run(client, model, "retrain")
         lineage = {PARENT_TAG: version, RETRAIN_TAG: reason[:250]}
@@ -388,7 +388,7 @@ class Retrainer:
             f"version {result.version} registered (run {result.run_id}; held out: {scores})",
             to_version=result.version,
         )
-        actor = f"{SYSTEM} (retrain by {state.actor})" if state.actor != SYSTEM else SYSTEM
+        actor = _loop_actor(state)
         try:
             self._act(
                 "canary", state, {"version": result.version, "percent": state.canary_percent}, actor
@@ -433,7 +433,7 @@ class Retrainer:
                 self._save(state)
             return
         version = state.version or ""
-        actor = f"{SYSTEM} (retrain by {state.actor})" if state.actor != SYSTEM else SYSTEM
+        actor = _loop_actor(state)
         try:
             if wins:
                 self._act("promote", state, {"version": version}, actor)
@@ -486,6 +486,11 @@ class Retrainer:
             )
 
 
+def _loop_actor(state: RetrainState) -> str:
+    """Who the loop's canary, promote and end are audited as."""
+    return SYSTEM if state.actor == SYSTEM else f"{SYSTEM} (retrain by {state.actor})"
+
+
 def _entry(report: MonitoringReport, version: str, arm: str) -> VersionFigures | None:
     return next((v for v in report.versions if (v.version, v.arm) == (version, arm)), None)
 
@@ -505,15 +510,12 @@ def _array_input(info: Any) -> bool:
     return not drift.input_names(info.signature) and bool((info.signature or {}).get("inputs"))
 
 
-def _kind(settings: Settings, model: str, version: str) -> tuple[str, bytes]:
+def _kind(registry: Any, settings: Settings, model: str, version: str) -> tuple[str, bytes]:
     """("finetune", b"") for a PyTorch version; ("train", the pickled unfitted clone of
     its estimator) for a scikit-learn one; a 400 for anything else."""
     import mlflow.artifacts
     from mlflow.models import Model
 
-    from maas_ray.registry import Registry
-
-    registry = Registry(settings.mlflow_uri)
     where = f"version {version} of '{model}'"
     with tempfile.TemporaryDirectory(prefix="maas-retrain-") as tmp:
         source = registry.client.get_model_version_download_uri(model, version)
