@@ -206,6 +206,8 @@ def _search(
             name=f"tune-{spec.name}-{run_id}",
             storage_path=str(settings.home / "training"),
             callbacks=[Progress()],
+            # A failed trial gets one more go (a worker that died; its own error fails again).
+            failure_config=ray_tune.FailureConfig(max_failures=1),
             verbose=0,
         ),
     )

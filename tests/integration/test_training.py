@@ -270,7 +270,8 @@ def test_cli_tune_searches_logs_trials_as_child_runs_and_registers_the_best(
         0.0001,
         1.0,
     ]
-    assert all("f1" in c.data.metrics for c in children)
+    seen = [(c.data.params, c.data.metrics, c.data.tags.get("maas.error")) for c in children]
+    assert all("f1" in c.data.metrics for c in children), (seen, proc.stderr)
     best = max(c.data.metrics["f1"] for c in children)
     assert result["metrics"]["f1"] == pytest.approx(best)
     winners = [c for c in children if c.data.metrics["f1"] == best]  # a tie may pick either
