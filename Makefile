@@ -5,7 +5,9 @@ BIN := $(VENV)/bin
 # CPU build here (it lies on local disk); GPU users: make up TORCH_SPEC="torch==2.13.0 --index-url <cuda index>"
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: install up down test unit integration lint bench clean
+CLIENTS ?= .venv-clients
+
+.PHONY: install clients up down test unit integration lint bench clean
 
 $(BIN)/maas: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,6 +18,16 @@ $(BIN)/maas: pyproject.toml
 
 install: $(BIN)/maas
 
+# Triton's and KServe's clients in a venv of their own (tests/clients.txt): the OIP v2
+# tests run them as a user would, beside the platform, not inside its environment.
+$(CLIENTS)/.installed: tests/clients.txt
+	test -x $(CLIENTS)/bin/python || $(PYTHON) -m venv $(CLIENTS)
+	$(CLIENTS)/bin/python -m pip install --quiet --upgrade pip
+	$(CLIENTS)/bin/python -m pip install --quiet -r tests/clients.txt
+	touch $@
+
+clients: $(CLIENTS)/.installed
+
 up: install
 	$(BIN)/maas up
 	$(BIN)/python -m examples.seed
@@ -23,7 +35,7 @@ up: install
 down:
 	@if [ -x $(BIN)/maas ]; then $(BIN)/maas down; else echo "nothing installed"; fi
 
-test: install
+test: install clients
 	$(BIN)/python -m pytest tests
 
 unit: install
@@ -40,4 +52,4 @@ lint: install
 	$(BIN)/mypy
 
 clean: down
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(CLIENTS)

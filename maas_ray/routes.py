@@ -28,6 +28,7 @@ App = Literal["model", "gateway", "admin"]
 READERS = ("metrics", "deploy", "register")
 ADMIN_PREFIX = "/v1/admin"
 MODELS_PREFIX = "/v1/models"
+OIP_PREFIX = "/v2/models"
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,17 @@ def _change(name: str, rest: str, summary: str, answer: str, body: str | None, *
     return _admin(
         name, "POST", rest, ("deploy",), summary=summary, answer=answer, body=body, long=True, **kw
     )
+
+
+def _oip(name: str, method: str, rest: str, summary: str, answer: str, **kw: Any) -> list[Route]:
+    """An OIP v2 model route, and its twin for one version (``.../versions/{version}``)."""
+    base, scopes = OIP_PREFIX + "/{name}", (_PREDICT,)
+    twin = name.replace("v2_model", "v2_version") if "model" in name else name + "_version"
+    return [
+        Route(name, method, base + rest, scopes, "gateway", "oip", summary, answer=answer, **kw),
+        Route(twin, method, base + "/versions/{version}" + rest, scopes, "gateway", "oip",
+              summary, answer=answer, **kw),
+    ]  # fmt: skip
 
 
 def _keys(name: str, method: str, rest: str, summary: str, answer: str, **kw: Any) -> Route:
@@ -188,9 +200,53 @@ ROUTES: tuple[Route, ...] = (
         "ray_serve_* (latency histograms, in-flight requests, replicas).",
         answer="Metrics",
     ),
+    # The Open Inference Protocol v2 (KServe, Triton, MLServer clients), every model.
+    *_oip(
+        "v2_model",
+        "GET",
+        "",
+        "Model metadata (OIP v2): inputs and outputs with "
+        "datatypes and shapes, from the signature.",
+        "OipModelMetadata",
+        errors=(404, 503),
+    ),
+    *_oip(
+        "v2_model_ready",
+        "GET",
+        "/ready",
+        "Model readiness (OIP v2): 200 when its replicas answer, 503 while they start.",
+        "OipModelReady",
+        errors=(404, 503),
+    ),
+    *_oip(
+        "v2_infer",
+        "POST",
+        "/infer",
+        "Inference (OIP v2): JSON tensors, or binary ones "
+        "after a JSON header (Inference-Header-Content-Length).",
+        "OipInferenceResponse",
+        body="OipInferenceRequest",
+        errors=(404, 503),
+    ),
     _public("healthz", "/healthz", "health", _HEALTH, "Health"),
-    _public("v2_live", "/v2/health/live", "health", _HEALTH, "Health"),
-    _public("v2_ready", "/v2/health/ready", "health", _HEALTH, "Health"),
+    _public(
+        "v2_server",
+        "/v2",
+        "health",
+        "Server metadata (OIP v2): name, version, extensions; no credential.",
+        "OipServerMetadata",
+    ),
+    _public(
+        "v2_live", "/v2/health/live", "health", "Liveness (OIP v2); no credential.", "OipServerLive"
+    ),
+    _public(
+        "v2_ready",
+        "/v2/health/ready",
+        "health",
+        "Readiness (OIP v2): 503 while an application has no running replica; no credential.",
+        "OipServerReady",
+        errors=(503,),
+    ),
     _public("openapi", "/openapi.json", "docs", "This API's OpenAPI 3.1 document.", "OpenAPI"),
     _public("docs", "/docs", "docs", "This API in a browser (Swagger UI, served here).", "Page"),
     _public(

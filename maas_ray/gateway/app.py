@@ -38,6 +38,7 @@ from maas_ray.errors import (
     VersionNotDeployed,
 )
 from maas_ray.gateway import docs
+from maas_ray.gateway.oip_front import OipFront
 from maas_ray.monitoring import prometheus
 from maas_ray.monitoring.link import ROUTES as MONITORING_ROUTES
 from maas_ray.monitoring.link import AdminLink
@@ -75,6 +76,7 @@ class Gateway:
         self.tracking_uri = tracking_uri
         self.admin = AdminLink(self.max_body)
         self._logs: dict[str, PredictionLog] = {}  # shared-pool models' prediction logs
+        self.oip = OipFront(self, settings.json_max_depth)  # /v2: Open Inference Protocol
 
     async def __call__(self, request: Request) -> Response:
         try:
@@ -97,6 +99,8 @@ class Gateway:
                 loop = asyncio.get_running_loop()
                 text = await loop.run_in_executor(None, prometheus.scrape)
                 return Response(text, media_type=prometheus.CONTENT_TYPE)
+            if route is not None and route.name.startswith("v2_") and found.allowed:
+                return await self.oip.answer(route.name, found.params, request)
         except MaasError as exc:
             return error_response(exc)
         if route is not None and route.name in MONITORING_ROUTES and found.allowed:
@@ -108,7 +112,7 @@ class Gateway:
                 return error_response(exc)
         if route is not None and route.app == "model":
             name = found.params["name"]
-            version = await self._pool_version(name)
+            version = await self.pool_version(name)
             if version is not None:
                 try:
                     return await self._shared_predict(request, found, version)
@@ -131,6 +135,8 @@ class Gateway:
 
     async def _own(self, name: str, params: dict[str, str]) -> Response:
         """The gateway's own public routes: health, the OpenAPI document, /docs."""
+        if name.startswith("v2_"):
+            return await self.oip.public(name)
         if name == "openapi":
             return Response(orjson.dumps(await self._openapi()), media_type=JSON)
         if name == "docs":
@@ -149,7 +155,7 @@ class Gateway:
             self._document = openapi_document()
         return self._document
 
-    async def _pool_version(self, name: str) -> str | None:
+    async def pool_version(self, name: str) -> str | None:
         """The version the shared pool answers for ``name`` (None: not the pool's to answer).
 
         Read from the registry at most every SHARED_REFRESH_S, and once more on a
@@ -173,12 +179,24 @@ class Gateway:
         if not found.allowed:
             raise MethodNotAllowed(request.method, request.scope["path"], found.methods)
         body = await read_body(request, self.max_body)
+        ctype = request.headers.get("content-type")
+        request_id = request.headers.get(REQUEST_ID_HEADER) or str(uuid.uuid4())
+        status, out = await self.pool_answer(name, version, body, ctype, request_id)
+        headers = {VERSION_HEADER: version, SERVED_BY_HEADER: "shared-pool"}
+        return Response(out, status_code=status, media_type=JSON, headers=headers)
+
+    def _pool_handle(self, name: str, version: str) -> DeploymentHandle:
+        if self._pool is None:
+            self._pool = serve.get_deployment_handle(SHARED_DEPLOYMENT, app_name=SHARED_APP)
+        return self._pool.options(multiplexed_model_id=model_id(name, version))
+
+    async def pool_answer(
+        self, name: str, version: str, body: bytes, ctype: str | None, request_id: str
+    ) -> tuple[int, bytes]:
+        """A predict the shared pool answers, logged: (HTTP status, JSON answer)."""
         started = time.perf_counter()
         try:
-            if self._pool is None:
-                self._pool = serve.get_deployment_handle(SHARED_DEPLOYMENT, app_name=SHARED_APP)
-            pool = self._pool.options(multiplexed_model_id=model_id(name, version))
-            status, out = await pool.answer.remote(body, request.headers.get("content-type"))
+            status, out = await self._pool_handle(name, version).answer.remote(body, ctype)
         except Exception as exc:
             # No pool (a Serve config without it) or its replica going away.
             logger.warning("shared pool did not answer for %s", name, exc_info=True)
@@ -189,22 +207,27 @@ class Gateway:
         log = self._logs.get(name)
         if log is None:
             log = self._logs[name] = PredictionLog(name, self.tracking_uri)
-        request_id = request.headers.get(REQUEST_ID_HEADER) or str(uuid.uuid4())
         took = time.perf_counter() - started
-        ctype = request.headers.get("content-type")
         log.record(request_id, version, "production", status, took, body, ctype, out)
-        headers = {VERSION_HEADER: version, SERVED_BY_HEADER: "shared-pool"}
-        return Response(out, status_code=status, media_type=JSON, headers=headers)
+        return status, out
+
+    async def pool_describe(self, name: str, version: str) -> dict[str, Any]:
+        """Name, version and signature of a version the shared pool answers."""
+        described: dict[str, Any] = await self._pool_handle(name, version).describe.remote()
+        return described
+
+    def miss_model(self, name: str) -> MaasError:
+        """The 404 of a model that nothing serves: unknown, or not deployed."""
+        try:
+            self.registry.get_model(name)
+        except ModelNotFound as exc:
+            return exc
+        return VersionNotDeployed(name)
 
     def _miss(self, found: Match, path: str) -> MaasError:
         """The 404 of a path no application took: an unknown model, or one not deployed."""
         if found.route is not None and found.route.app == "model":
-            name = found.params["name"]
-            try:
-                self.registry.get_model(name)
-            except ModelNotFound as exc:
-                return exc
-            return VersionNotDeployed(name)
+            return self.miss_model(found.params["name"])
         return NotFound(f"no route {path}")
 
 

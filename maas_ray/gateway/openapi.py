@@ -26,6 +26,7 @@ from maas_ray.gateway.components import (
 from maas_ray.gateway.docs import ASSETS
 from maas_ray.gateway.schemas import _list, _ref, _schemas
 from maas_ray.routes import BY_NAME, ROUTES, Route
+from maas_ray.serving.oip_answer import OCTETS
 from maas_ray.wire import CSV, JSON, VERSION_HEADER
 
 OPENAPI_VERSION = "3.1.0"
@@ -63,6 +64,11 @@ def openapi_document(model_names: Sequence[str] | None = None) -> dict[str, Any]
         "tags": [
             {"name": "health", "description": "Liveness and readiness; no credential."},
             {"name": "models", "description": "Predict and read model metadata."},
+            {
+                "name": "oip",
+                "description": "The Open Inference Protocol v2 (KServe, Triton, MLServer "
+                "clients): every served model, same keys and scopes as /v1/models.",
+            },
             {"name": "admin", "description": "Management: status, lifecycle, registry."},
             {"name": "security", "description": "API keys and the audit log."},
             {"name": "docs", "description": "This document; no credential."},
@@ -101,6 +107,13 @@ def _route_operation(route: Route, model_name: dict[str, Any]) -> dict[str, Any]
         body = {
             "required": True,
             "content": {JSON: {"schema": _ref(route.body)}, CSV: {"schema": {"type": "string"}}},
+        }
+    elif route.body == "OipInferenceRequest":  # also as the binary tensor extension
+        errors += ["405"]
+        octets = {"type": "string", "format": "binary"}
+        body = {
+            "required": True,
+            "content": {JSON: {"schema": _ref(route.body)}, OCTETS: {"schema": octets}},
         }
     elif route.body is not None:
         body = _json_body(route.body, required=route.body_required)
@@ -142,6 +155,16 @@ def _answer(route: Route) -> dict[str, Any]:
     if route.answer == "Asset":
         types = sorted(set(ASSETS.values()))
         return {"description": route.summary, "content": {t: {"schema": _TEXT} for t in types}}
+    if route.answer == "OipInferenceResponse":  # binary outputs follow the JSON header
+        answer = _ok(route.summary, _ref(route.answer))
+        answer["content"][OCTETS] = {"schema": {"type": "string", "format": "binary"}}
+        answer["headers"] = {
+            "Inference-Header-Content-Length": {
+                "description": "With binary outputs: the JSON header's length in bytes.",
+                "schema": {"type": "integer"},
+            }
+        }
+        return answer
     many = route.answer.startswith("[")
     schema = _list(route.answer.strip("[]")) if many else _ref(route.answer)
     headers = None
@@ -156,7 +179,7 @@ def _placeholders(path: str) -> list[str]:
 
 
 def _path_parameter(route: Route, name: str, model_name: dict[str, Any]) -> dict[str, Any]:
-    if name == "name" and route.app == "model":
+    if name == "name" and (route.app == "model" or route.tag == "oip"):
         return _path_param("name", model_name, "A deployed model.")
     if name == "name":
         return {"$ref": "#/components/parameters/admin_name"}

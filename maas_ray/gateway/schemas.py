@@ -29,6 +29,7 @@ from maas_ray.registry.models import HistoryEvent, ModelInfo, VersionInfo
 from maas_ray.security.audit import AuditRecord
 from maas_ray.security.keys import KeyRecord
 from maas_ray.security.scopes import PER_MODEL, PLAIN
+from maas_ray.serving.oip import InferenceRequest
 from maas_ray.spec import (
     Canary,
     DeploymentFile,
@@ -86,6 +87,7 @@ def _schemas() -> dict[str, Any]:
     schemas["DeployBody"] = _deploy_body(schemas["DeploymentSpec"])
     _handler_checks(schemas)
     schemas.update(_scoring_schemas())
+    schemas.update(_oip_schemas())
     schemas.update(_admin_schemas())
     schemas.update(_security_schemas())
     return schemas
@@ -184,7 +186,56 @@ def _scoring_schemas() -> dict[str, Any]:
                     "description": "The version's input signature (MLflow's schema), if any.",
                     "anyOf": [{"type": "array"}, {"type": "object"}, {"type": "null"}],
                 },
+                "outputs": {
+                    "description": "The version's output signature (MLflow's schema), if any.",
+                    "anyOf": [{"type": "array"}, {"type": "object"}, {"type": "null"}],
+                },
             }
+        ),
+    }
+
+
+def _oip_schemas() -> dict[str, Any]:
+    """The Open Inference Protocol v2 bodies (serving/oip.py, serving/oip_answer.py)."""
+    text, flag = {"type": "string"}, {"type": "boolean"}
+    shape = {"type": "array", "items": {"type": "integer"}}
+    request = InferenceRequest.model_json_schema(ref_template=_REF.replace("{model}", "Oip{model}"))
+    out = {f"Oip{name}": sub for name, sub in request.pop("$defs", {}).items()}
+    tensor = _object({"name": text, "datatype": text, "shape": shape})
+    output = _object(
+        {**tensor["properties"], "data": {"type": "array"}, "parameters": {"type": "object"}},
+        required=("name", "datatype", "shape"),
+    )
+    return {
+        **out,
+        "OipInferenceRequest": request,
+        "OipServerMetadata": _object(
+            {"name": text, "version": text, "extensions": {"type": "array", "items": text}}
+        ),
+        "OipServerLive": _object({"live": flag}),
+        "OipServerReady": _object({"ready": flag, "error": text}, required=("ready",)),
+        "OipModelReady": _object(
+            {"name": text, "ready": flag, "error": text}, required=("name", "ready")
+        ),
+        "OipTensorMetadata": tensor,
+        "OipModelMetadata": _object(
+            {
+                "name": text,
+                "versions": {"type": "array", "items": text},
+                "platform": text,
+                "inputs": _list("OipTensorMetadata"),
+                "outputs": _list("OipTensorMetadata"),
+            }
+        ),
+        "OipOutputTensor": output,
+        "OipInferenceResponse": _object(
+            {
+                "model_name": text,
+                "model_version": text,
+                "id": text,
+                "outputs": _list("OipOutputTensor"),
+            },
+            required=("model_name", "model_version", "outputs"),
         ),
     }
 

@@ -171,6 +171,30 @@ class ModelServer:
             )
         return {**data, "version": version, "request_id": rid}
 
+    async def serve_payload(
+        self,
+        payload: dict[str, Any],
+        request_id: str,
+        headers: dict[str, str],
+        version: str | None = None,
+    ) -> tuple[int, bytes, str]:
+        """``predict`` for the gateway's OIP v2 route, never raising: (HTTP status, JSON
+        answer or error, the version that answered). ``version``: the one asked for
+        (``/versions/{v}/``), the primary's or the canary's."""
+        body = b""
+        try:
+            if version is not None and version not in (self.runtime.version, self.split.version):
+                raise VersionNotDeployed(self.runtime.name, version)
+            body = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
+            return await self._serve(body, JSON, request_id, version, headers)
+        except MaasError as exc:
+            record = orjson.loads(body) if self.mask_fields and body else None
+            return (
+                exc.status_code,
+                self._masked(exc, record) or encode_error(exc),
+                self.runtime.version,
+            )
+
     async def answer(
         self, body: bytes, content_type: str | None, request_id: str | None = None
     ) -> tuple[int, bytes]:
@@ -212,7 +236,13 @@ class ModelServer:
             self.guard.check(request.method, path, request.headers.get("authorization"), found)
             response = await self._route(request, found)
         except MaasError as exc:
-            response = error_response(exc, self._headers, self._masked(exc, request))
+            record = None
+            if self.mask_fields and hasattr(request.state, "body"):
+                try:
+                    record = orjson.loads(request.state.body)
+                except orjson.JSONDecodeError:
+                    record = None
+            response = error_response(exc, self._headers, self._masked(exc, record))
             rid = request.headers.get(REQUEST_ID_HEADER, "-")
             logger.info(
                 "request %s: %s answered %d %s", rid, request.method, exc.status_code, exc.code
@@ -224,15 +254,11 @@ class ModelServer:
         self._count(response)
         return response
 
-    def _masked(self, exc: MaasError, request: Request) -> bytes | None:
-        """The error body with the spec's ``mask_fields`` values masked (None: no fields)."""
+    def _masked(self, exc: MaasError, record: Any) -> bytes | None:
+        """The error body with the spec's ``mask_fields`` values (as ``record``, the
+        request's payload, holds them) masked (None: no fields)."""
         if not self.mask_fields:
             return None
-        body = request.state.body if hasattr(request.state, "body") else b""
-        try:
-            record = orjson.loads(body) if body else None
-        except orjson.JSONDecodeError:
-            record = None
         data = exc.to_dict()
         data["error"] = mask_fields_in_text(mask_text(data["error"]), record, self.mask_fields)
         return orjson.dumps(data)

@@ -52,6 +52,7 @@ class ModelRuntime:
         self.model = model
         signature = model.metadata.get_input_schema()
         self.input_schema: Schema | None = signature
+        self.output_schema: Schema | None = model.metadata.get_output_schema()
         self.max_depth = MAX_JSON_DEPTH  # deepest JSON accepted (settings.json_max_depth)
 
     @classmethod
@@ -123,9 +124,10 @@ class ModelRuntime:
         return answers
 
     def describe(self) -> dict[str, Any]:
-        """Metadata a client may ask for (name, version, input schema)."""
+        """Metadata a client may ask for (name, version, input and output schema)."""
         return {
             "name": self.name,
             "version": self.version,
             "inputs": self.input_schema.to_dict() if self.input_schema else None,
+            "outputs": self.output_schema.to_dict() if self.output_schema else None,
         }

@@ -70,6 +70,11 @@ async def gateway(
     pool = FakeHandle()
     server._pool = pool
 
+    async def running() -> dict[str, int]:  # Serve's status: every application has a replica
+        return {"maas-gateway": 1, "maas-admin": 1}
+
+    server.oip._applications = running
+
     async def app(scope: Any, receive: Any, send: Any) -> None:
         response = await server(Request(scope, receive))
         await response(scope, receive, send)

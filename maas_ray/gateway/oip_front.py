@@ -1,0 +1,271 @@
+"""The Open Inference Protocol v2 routes (REST) of the gateway, for every served model.
+
+``/v2/...`` lies outside every model application's route prefix, so Serve sends it to
+the gateway. A model whose own replicas run gets the request over a Serve handle
+(``ModelServer.serve_payload``: the v1 route's canary split, shadow, validation and
+prediction log); a shared model, or a dedicated one whose replicas are still starting,
+is answered by the shared pool, as a v1 predict is. The translation is
+``serving/oip.py`` (requests) and ``serving/oip_answer.py`` (answers, metadata).
+
+Readiness comes from Serve's own status (read at most once a second): the server is
+ready when every application has a running replica; a model, when its own replicas or
+the pool can answer it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from ray import serve
+from starlette.requests import Request
+from starlette.responses import Response
+
+from maas_ray.errors import MaasError, PlatformUnavailable, VersionNotDeployed
+from maas_ray.serving import oip, oip_answer, oip_payload
+from maas_ray.serving.http import read_body
+from maas_ray.spec import challenger_app
+from maas_ray.wire import JSON, REQUEST_ID_HEADER, SERVED_BY_HEADER, VERSION_HEADER
+
+if TYPE_CHECKING:
+    from maas_ray.gateway.app import Gateway
+
+logger = logging.getLogger(__name__)
+STATUS_TTL_S = 1.0  # Serve's status, read at most this often
+PRIMARY_TTL_S = 2.0  # which version a model's own replicas serve (a promote changes it)
+ANSWER_TIMEOUT_S = 120.0  # a replica that went away mid-call: 503, not a hang
+INLINE_BODY_MAX = 64 * 1024  # larger requests are decoded in a thread
+
+
+def _release() -> str:
+    try:
+        return package_version("maas-ray")
+    except PackageNotFoundError:
+        return "0"
+
+
+class OipFront:
+    """The ``v2_*`` routes; ``gateway`` lends the shared pool, the registry and its 404s."""
+
+    def __init__(self, gateway: Gateway, max_depth: int) -> None:
+        self.gateway = gateway
+        self.max_depth = max_depth
+        self._running: dict[str, int] = {}  # application -> running replicas (ingress)
+        self._running_at = 0.0
+        self._handles: dict[str, Any] = {}
+        self._primary: dict[str, tuple[float, dict[str, Any]]] = {}  # name -> describe()
+        self._challenger: dict[str, tuple[float, str]] = {}  # name -> its canary's version
+        self._described: dict[tuple[str, str], dict[str, Any]] = {}  # (name, version) ->
+
+    # -- public routes --------------------------------------------------------------
+    async def public(self, route: str) -> Response:
+        """``GET /v2``, ``/v2/health/live``, ``/v2/health/ready`` (no credential)."""
+        if route == "v2_server":
+            doc = {
+                "name": oip_answer.SERVER,
+                "version": _release(),
+                "extensions": oip_answer.EXTENSIONS,
+            }
+            return _json(doc)
+        if route == "v2_live":
+            return _json({"live": True})
+        running = await self._applications()
+        idle = sorted(app for app, n in running.items() if n == 0)
+        if not running or idle:
+            why = f"no running replica yet: {', '.join(idle)}" if idle else "Serve not answering"
+            return _json({"ready": False, "error": why}, 503)
+        return _json({"ready": True})
+
+    # -- model routes ---------------------------------------------------------------
+    async def answer(self, route: str, params: dict[str, str], request: Request) -> Response:
+        """Metadata, readiness or an infer of ``params['name']`` (checked by the guard)."""
+        name, asked = params["name"], params.get("version")
+        if route in ("v2_model_ready", "v2_version_ready"):
+            return await self._ready(name, asked)
+        if route in ("v2_model", "v2_version"):
+            return await self._metadata(name, asked)
+        return await self._infer(name, asked, request)
+
+    async def _ready(self, name: str, asked: str | None) -> Response:
+        try:
+            own, version = await self._backend(name)
+            if asked is not None:
+                await self._describe_version(name, own, version, asked)
+        except MaasError as exc:
+            if exc.status_code != 503:
+                raise
+            return _json({"name": name, "ready": False, "error": str(exc)}, 503)
+        return _json({"name": name, "ready": True})
+
+    async def _metadata(self, name: str, asked: str | None) -> Response:
+        own, version = await self._backend(name)
+        described = await self._describe_version(name, own, version, asked)
+        versions = [described["version"]]
+        if asked is None and own:
+            canary = await self._canary_version(name)
+            versions += [canary] if canary and canary not in versions else []
+        return _json(oip_answer.model_metadata(name, versions, described))
+
+    async def _infer(self, name: str, asked: str | None, request: Request) -> Response:
+        body = await read_body(request, self.gateway.max_body)
+        own, version = await self._backend(name)
+        described = await self._describe_version(name, own, version, None)
+        length = request.headers.get(oip.HEADER_LENGTH)
+        if len(body) > INLINE_BODY_MAX:
+            loop = asyncio.get_running_loop()
+            decoded = await loop.run_in_executor(None, oip.decode, body, length, self.max_depth)
+        else:
+            decoded = oip.decode(body, length, self.max_depth)
+        payload = oip_payload.payload(decoded, oip_answer.schema_of(described.get("inputs")))
+        request_id = request.headers.get(REQUEST_ID_HEADER) or str(uuid.uuid4())
+        headers: dict[str, str] = {}
+        if own:
+            status, out, answered = await self._own_answer(
+                name, payload, request_id, dict(request.headers), asked
+            )
+        else:
+            if asked is not None and asked != version:
+                raise VersionNotDeployed(name, asked)
+            status, out = await self.gateway.pool_answer(
+                name, str(version), orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY),
+                JSON, request_id,
+            )  # fmt: skip
+            answered, headers = str(version), {SERVED_BY_HEADER: "shared-pool"}
+        headers[VERSION_HEADER] = answered
+        if status != 200:  # the v1 error as it is: {"error", "code"}
+            return Response(out, status_code=status, media_type=JSON, headers=headers)
+        if answered != described["version"]:  # the canary answered: its own outputs
+            described = await self._describe_version(name, own, version, answered)
+        predictions = orjson.loads(out)["predictions"]
+        outputs_schema = oip_answer.schema_of(described.get("outputs"))
+        content, extra = oip_answer.answer(predictions, name, answered, decoded, outputs_schema)
+        media = extra.pop("content-type")
+        return Response(content, media_type=media, headers={**headers, **extra})
+
+    # -- where a model is answered ----------------------------------------------------
+    async def _backend(self, name: str) -> tuple[bool, str | None]:
+        """(own replicas?, the pool's version): who answers ``name``; else its 404/503."""
+        running = (await self._applications()).get(name)
+        if running:
+            return True, None
+        version = await self.gateway.pool_version(name)
+        if version is not None:
+            return False, version
+        if running == 0:
+            raise PlatformUnavailable(
+                f"model '{name}' is not ready yet: its replicas are starting; retry in a "
+                "few seconds"
+            )
+        loop = asyncio.get_running_loop()
+        raise await loop.run_in_executor(None, self.gateway.miss_model, name)
+
+    async def _applications(self) -> dict[str, int]:
+        """Running replicas of each Serve application's deployments (cached a second)."""
+        if time.monotonic() - self._running_at > STATUS_TTL_S:
+            loop = asyncio.get_running_loop()
+            try:
+                status = await loop.run_in_executor(None, serve.status)
+            except Exception:
+                logger.warning("Serve's status did not answer", exc_info=True)
+                return {}
+            running = {}
+            for app, overview in status.applications.items():
+                running[app] = sum(
+                    n
+                    for d in overview.deployments.values()
+                    for state, n in d.replica_states.items()
+                    if str(getattr(state, "value", state)) == "RUNNING"
+                )
+            self._running, self._running_at = running, time.monotonic()
+        return self._running
+
+    async def _handle(self, app: str) -> Any:
+        handle = self._handles.get(app)
+        if handle is None:
+            try:
+                handle = serve.get_app_handle(app)  # one controller call, then cached
+            except Exception as exc:  # gone since Serve's status was read
+                raise PlatformUnavailable(f"application '{app}' is not running") from exc
+            self._handles[app] = handle
+        return handle
+
+    async def _call(self, app: str, method: str, *args: Any) -> Any:
+        """A handle call to ``app``'s ingress, bounded: a replica gone is a 503."""
+        handle = await self._handle(app)
+        try:
+            return await asyncio.wait_for(
+                getattr(handle, method).remote(*args), timeout=ANSWER_TIMEOUT_S
+            )
+        except MaasError:
+            raise
+        except Exception as exc:
+            self._handles.pop(app, None)
+            logger.warning("application %s did not answer %s", app, method, exc_info=True)
+            raise PlatformUnavailable(
+                f"'{app}' did not answer: its replicas may be restarting; retry shortly"
+            ) from exc
+
+    async def _own_answer(
+        self, name: str, payload: dict[str, Any], request_id: str, headers: dict[str, str],
+        asked: str | None,
+    ) -> tuple[int, bytes, str]:  # fmt: skip
+        result: tuple[int, bytes, str] = await self._call(
+            name, "serve_payload", payload, request_id, headers, asked
+        )
+        return result
+
+    async def _describe_version(
+        self, name: str, own: bool, pool_version: str | None, asked: str | None
+    ) -> dict[str, Any]:
+        """``describe()`` of the version asked for (None: the one a call goes to)."""
+        if not own:
+            version = str(pool_version)
+            if asked is not None and asked != version:
+                raise VersionNotDeployed(name, asked)
+            return await self._pool_describe(name, version)
+        cached = self._primary.get(name)
+        if cached is None or time.monotonic() - cached[0] > PRIMARY_TTL_S:
+            primary = await self._call(name, "describe")
+            cached = self._primary[name] = (time.monotonic(), primary)
+            self._described[(name, primary["version"])] = primary
+        primary = cached[1]
+        if asked is None or asked == primary["version"]:
+            return primary
+        if await self._canary_version(name) != asked:
+            raise VersionNotDeployed(name, asked)
+        return self._described[(name, asked)]
+
+    async def _canary_version(self, name: str) -> str | None:
+        """The version of the model's challenger (canary or shadow) application, if any."""
+        app = challenger_app(name)
+        if not (await self._applications()).get(app):
+            return None
+        cached = self._challenger.get(name)
+        if cached is None or time.monotonic() - cached[0] > PRIMARY_TTL_S:
+            described = await self._call(app, "describe")
+            self._described[(name, described["version"])] = described
+            cached = self._challenger[name] = (time.monotonic(), str(described["version"]))
+        return cached[1]
+
+    async def _pool_describe(self, name: str, version: str) -> dict[str, Any]:
+        key = (name, version)
+        if key not in self._described:
+            try:
+                self._described[key] = await self.gateway.pool_describe(name, version)
+            except MaasError:
+                raise
+            except Exception as exc:
+                raise PlatformUnavailable(
+                    f"model '{name}' version {version} is not ready yet in the shared pool"
+                ) from exc
+        return self._described[key]
+
+
+def _json(doc: dict[str, Any], status: int = 200) -> Response:
+    return Response(orjson.dumps(doc), status_code=status, media_type=JSON)

@@ -1,0 +1,258 @@
+"""The Open Inference Protocol v2 over REST, driven by the clients people already use:
+Triton's ``tritonclient.http`` (its defaults: binary tensors; and JSON tensors) and
+KServe's ``InferenceRESTClient(RESTConfig(protocol="v2"))``, unchanged, from a venv of
+their own (``make test`` installs tests/clients.txt into .venv-clients), against the
+example models; then what a client sees on errors, column inputs, and a canary."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from maas_ray.client import MaaS
+from maas_ray.settings import Settings
+from tests.conftest import FIGURES, ROOT, auth, post
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+CLIENTS = ROOT / ".venv-clients" / "bin" / "python"
+MODELS = ("tabular", "digits", "sentiment")
+
+TRITON = """
+import json, sys
+import numpy as np
+import tritonclient.http as http
+from tritonclient.utils import InferenceServerException, triton_to_np_dtype
+
+cfg = json.load(open(sys.argv[1]))
+client = http.InferenceServerClient(cfg["url"])
+headers = {"Authorization": "Bearer " + cfg["key"]}
+out = {
+    "live": client.is_server_live(),
+    "ready": client.is_server_ready(),
+    "server": client.get_server_metadata(),
+    "models": {},
+}
+for name, rows in cfg["models"].items():
+    meta = client.get_model_metadata(name, headers=headers)
+    spec, answer = meta["inputs"][0], meta["outputs"][0]["name"]
+    data = np.asarray(rows, dtype=triton_to_np_dtype(spec["datatype"]))
+    seen = {"ready": client.is_model_ready(name, headers=headers), "meta": meta}
+    for binary in (True, False):
+        tensor = http.InferInput(spec["name"], list(data.shape), spec["datatype"])
+        tensor.set_data_from_numpy(data, binary_data=binary)
+        outputs = None if binary else [http.InferRequestedOutput(answer, binary_data=False)]
+        # a fresh dict: tritonclient writes Inference-Header-Content-Length into it
+        result = client.infer(
+            name, [tensor], outputs=outputs, headers=dict(headers), request_id="t1"
+        )
+        got = result.as_numpy(answer).ravel().tolist()
+        seen["binary" if binary else "json"] = [
+            g.decode() if isinstance(g, bytes) else g for g in got
+        ]
+        seen["id"] = result.get_response()["id"]
+    out["models"][name] = seen
+wrong = http.InferInput("input-0", [1, 30], "INT64")
+wrong.set_data_from_numpy(np.zeros((1, 30), dtype=np.int64))
+try:
+    client.infer("tabular", [wrong], headers=dict(headers))
+except InferenceServerException as exc:
+    out["refused"] = [exc.status(), exc.message()]
+try:
+    client.get_model_metadata("tabular")
+except InferenceServerException as exc:
+    out["no_key"] = exc.status()
+print(json.dumps(out))
+"""
+
+KSERVE = """
+import asyncio, json, sys
+import numpy as np
+from kserve import InferenceRESTClient, InferInput, InferRequest, RESTConfig
+
+async def main():
+    cfg = json.load(open(sys.argv[1]))
+    base, headers = "http://" + cfg["url"], {"Authorization": "Bearer " + cfg["key"]}
+    client = InferenceRESTClient(RESTConfig(protocol="v2"))
+    out = {
+        "live": await client.is_server_live(base),
+        "ready": await client.is_server_ready(base),
+        "models": {},
+    }
+    for name, rows in cfg["models"].items():
+        text = isinstance(rows[0], str)
+        data = np.asarray(rows, dtype=object if text else np.float32)
+        tensor = InferInput("input-0", list(data.shape), "BYTES" if text else "FP32")
+        tensor.set_data_from_numpy(data, binary_data=False)
+        request = InferRequest(model_name=name, infer_inputs=[tensor], request_id="k1")
+        response = await client.infer(base, request, model_name=name, headers=headers)
+        got = response.outputs[0].as_numpy().ravel().tolist()
+        out["models"][name] = {
+            "ready": await client.is_model_ready(base, name, headers=headers),
+            "answer": [g.decode() if isinstance(g, bytes) else g for g in got],
+        }
+    await client.close()
+    print(json.dumps(out))
+
+asyncio.run(main())
+"""
+
+
+def _run(script: str, tmp_path: Path, config: dict[str, Any]) -> dict[str, Any]:
+    if not CLIENTS.exists():
+        pytest.fail("the inference clients are missing: `make test` installs them (make clients)")
+    (tmp_path / "client.py").write_text(script)
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    proc = subprocess.run(
+        [str(CLIENTS), str(tmp_path / "client.py"), str(tmp_path / "config.json")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result: dict[str, Any] = json.loads(proc.stdout)
+    return result
+
+
+@pytest.fixture(scope="module")
+def examples(live: Settings, seeded: dict[str, Any]) -> dict[str, Any]:
+    """Each example's rows and its v1 answer to them."""
+    out = {}
+    for name in MODELS:
+        rows = seeded[name]["inputs"]
+        resp = post(live, f"/v1/models/{name}/predict", {"inputs": rows})
+        assert resp.status_code == 200, resp.text
+        out[name] = {"rows": rows, "v1": resp.json()["predictions"]}
+    return out
+
+
+def _config(live: Settings, examples: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "url": live.serve_url.removeprefix("http://"),
+        "key": auth(live)["authorization"].removeprefix("Bearer "),
+        "models": {name: ex["rows"] for name, ex in examples.items()},
+    }
+
+
+def test_tritonclient_http_unchanged(
+    live: Settings, examples: dict[str, Any], tmp_path: Path
+) -> None:
+    got = _run(TRITON, tmp_path, _config(live, examples))
+    assert got["live"] is True
+    assert got["ready"] is True
+    assert got["server"]["name"] == "maas_ray"
+    for name in MODELS:
+        seen, v1 = got["models"][name], examples[name]["v1"]
+        assert seen["ready"] is True
+        assert seen["binary"] == v1, name
+        assert seen["json"] == v1, name
+        assert seen["id"] == "t1"
+    assert got["models"]["tabular"]["meta"]["inputs"] == [
+        {"name": "input-0", "datatype": "FP32", "shape": [-1, 30]}
+    ]
+    assert got["models"]["sentiment"]["meta"]["inputs"][0]["datatype"] == "BYTES"
+    status, message = got["refused"]
+    assert status == "400"
+    assert "INT64" in message
+    assert got["no_key"] == "401"
+
+
+def test_kserve_rest_client_unchanged(
+    live: Settings, examples: dict[str, Any], tmp_path: Path
+) -> None:
+    got = _run(KSERVE, tmp_path, _config(live, examples))
+    assert got["live"] is True
+    assert got["ready"] is True
+    for name in MODELS:
+        assert got["models"][name]["ready"] is True
+        assert got["models"][name]["answer"] == examples[name]["v1"], name
+
+
+def test_malformed_requests_are_400s_and_the_answer_carries_the_request_id(
+    live: Settings, examples: dict[str, Any]
+) -> None:
+    url = f"{live.serve_url}/v2/models/tabular/infer"
+    headers = auth(live)
+    x = {"name": "x", "datatype": "FP32"}
+    cases = [
+        ({"inputs": [{**x, "shape": [1, 30], "data": [1.0]}]}, "elements"),
+        ({"inputs": [{**x, "shape": [-1, 30], "data": [1.0]}]}, "negative"),
+        ({"inputs": [{**x, "shape": [2**40, 2**40], "data": [1]}]}, "elements"),
+        ({"inputs": [{**x, "shape": [1], "datatype": "BYTES", "data": ["a"]}]}, "FP32"),
+        ({"inputs": [{**x, "shape": [1, 30], "parameters": {"binary_data_size": 999}}]}, "past"),
+    ]
+    for body, said in cases:
+        header = json.dumps(body).encode()
+        blob = b"\0" * 8 if "parameters" in body["inputs"][0] else b""
+        resp = httpx.post(
+            url,
+            content=header + blob,
+            headers={**headers, "inference-header-content-length": str(len(header))},
+            timeout=30,
+        )
+        assert resp.status_code == 400, (body, resp.text)
+        assert said in resp.json()["error"], resp.text
+    rows = examples["tabular"]["rows"]
+    good = {"inputs": [{"name": "x", "shape": [len(rows), 30], "datatype": "FP64", "data": rows}]}
+    resp = httpx.post(url, json=good, headers={**headers, "x-request-id": "oip-1"}, timeout=30)
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["x-request-id"] == "oip-1"
+    assert resp.json()["outputs"][0]["data"] == examples["tabular"]["v1"]
+
+
+def test_column_inputs_and_a_canary_split(client: MaaS, live: Settings, iris_frame: Any) -> None:
+    """A pipeline with named columns takes one input per column (or one 2-D input); a
+    canary's share answers through /v2 as through /v1, and a version can be pinned."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = iris_frame.data, iris_frame.target
+    pipe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(X, y)
+    first = client.register("oipcols", pipe, input_example=X.head(2)).version
+    second = client.register("oipcols", pipe, input_example=X.head(2)).version
+    client.deploy("oipcols", first, num_cpus=0.25)
+    rows = X.head(4)
+    expected = pipe.predict(rows).tolist()
+    url, headers = f"{live.serve_url}/v2/models/oipcols", auth(live)
+    try:
+        meta = httpx.get(url, headers=headers, timeout=30).json()
+        assert [t["name"] for t in meta["inputs"]] == list(X.columns)
+        assert {t["datatype"] for t in meta["inputs"]} == {"FP64"}
+        columns = [
+            {"name": c, "shape": [len(rows)], "datatype": "FP64", "data": rows[c].tolist()}
+            for c in X.columns
+        ]
+        by_column = httpx.post(
+            f"{url}/infer", json={"inputs": columns}, headers=headers, timeout=30
+        )
+        assert by_column.status_code == 200, by_column.text
+        assert by_column.json()["outputs"][0]["data"] == expected
+        tensor = {"name": "x", "shape": list(rows.shape), "datatype": "FP64"}
+        grid = {"inputs": [{**tensor, "data": rows.to_numpy().tolist()}]}
+        resp = httpx.post(f"{url}/infer", json=grid, headers=headers, timeout=30)
+        assert resp.json()["outputs"][0]["data"] == expected
+
+        client.canary("oipcols", second, percent=50)
+        seen: dict[str, int] = {}
+        for _ in range(60):
+            resp = httpx.post(f"{url}/infer", json=grid, headers=headers, timeout=30)
+            assert resp.status_code == 200, resp.text
+            answered = resp.json()["model_version"]
+            assert resp.headers["x-maas-model-version"] == answered
+            seen[answered] = seen.get(answered, 0) + 1
+        assert set(seen) == {first, second}, seen
+        pinned = httpx.post(
+            f"{url}/versions/{second}/infer", json=grid, headers=headers, timeout=30
+        )
+        assert pinned.json()["model_version"] == second
+        assert httpx.get(url, headers=headers, timeout=30).json()["versions"] == [first, second]
+        FIGURES.append(f"oip v2: canary 50% over 60 requests: {seen}")
+    finally:
+        client.undeploy("oipcols")
+    gone = httpx.post(f"{url}/infer", json=grid, headers=headers, timeout=30)
+    assert (gone.status_code, gone.json()["code"]) == (404, "not_deployed"), gone.text

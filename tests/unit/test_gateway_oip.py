@@ -1,0 +1,258 @@
+"""The gateway's Open Inference Protocol v2 routes in process (httpx.ASGITransport):
+a model with its own replicas (a fake Serve handle), one the shared pool answers, one
+starting, readiness from Serve's status, and the errors a client gets."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import numpy as np
+import orjson
+import pytest
+from mlflow.types import ColSpec, Schema, TensorSpec
+from starlette.requests import Request
+
+from maas_ray.errors import ModelNotFound
+from maas_ray.gateway.app import Gateway
+
+pytestmark = pytest.mark.anyio
+SECRET = "unit-test-hs256-secret-0123456789abcdef"
+FLOATS = Schema([TensorSpec(np.dtype(np.float32), (-1, 2))])
+LABELS = Schema([ColSpec("string")])
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+class Call:
+    """``handle.method.remote(...)`` answering from a function, recording the calls."""
+
+    def __init__(self, answer: Any) -> None:
+        self.answer, self.calls = answer, []
+
+    async def remote(self, *args: Any) -> Any:
+        self.calls.append(args)
+        return self.answer(*args)
+
+
+class OwnReplicas:
+    """A model application's ingress (ModelServer): version 4, canary version 5."""
+
+    def __init__(self) -> None:
+        described = {"name": "own", "version": "4", "inputs": FLOATS.to_dict()}
+        self.describe = Call(lambda: {**described, "outputs": LABELS.to_dict()})
+        self.serve_payload = Call(self._predict)
+
+    @staticmethod
+    def _predict(payload: dict[str, Any], rid: str, headers: Any, version: Any) -> Any:
+        rows = np.asarray(payload["inputs"])
+        if rows.shape[1] != 2:
+            return 422, b'{"error": "bad rows", "code": "invalid_input"}', "4"
+        answer = ["big" if r.sum() > 1 else "small" for r in rows]
+        return 200, orjson.dumps({"predictions": answer}), version or "4"
+
+
+class Pool:
+    """The shared pool's handle: ``small`` version 3 takes text."""
+
+    def __init__(self) -> None:
+        self.model = ""
+        described = {"name": "small", "version": "3", "inputs": None, "outputs": None}
+        self.describe = Call(lambda: described)
+        self.answer = Call(lambda body, ctype: (200, b'{"predictions": [1, 2]}'))
+
+    def options(self, multiplexed_model_id: str) -> Pool:
+        self.model = multiplexed_model_id
+        return self
+
+
+class FakeRegistry:
+    def pool_map(self) -> dict[str, str]:
+        return {"small": "3"}
+
+    def get_model(self, name: str) -> object:
+        if name not in ("small", "own", "idle", "starting"):
+            raise ModelNotFound(name)
+        return object()
+
+
+@pytest.fixture
+async def oip(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[httpx.AsyncClient, Any, OwnReplicas, Pool]]:
+    monkeypatch.setenv("MAAS_HOME", str(tmp_path))
+    monkeypatch.setenv("MAAS_JWT_SECRET", SECRET)
+    server = Gateway.func_or_class("http://127.0.0.1:1")
+    server.registry = FakeRegistry()
+    pool, own = Pool(), OwnReplicas()
+    server._pool = pool
+    apps = {"maas-gateway": 1, "maas-admin": 1, "own": 1, "starting": 0}
+
+    async def running() -> dict[str, int]:
+        return apps
+
+    async def handle(app: str) -> Any:
+        assert app == "own", app
+        return own
+
+    server.oip._applications = running
+    server.oip._handle = handle
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        response = await server(Request(scope, receive))
+        await response(scope, receive, send)
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://maas") as client:
+        client.headers.update(_bearer("predict:*"))
+        yield client, apps, own, pool
+
+
+def _bearer(scope: str) -> dict[str, str]:
+    claims = {"sub": "unit", "scope": scope, "exp": int(time.time()) + 300}
+    return {"authorization": f"Bearer {jwt.encode(claims, SECRET, algorithm='HS256')}"}
+
+
+def _infer(*rows: list[float], **extra: Any) -> dict[str, Any]:
+    tensor = {"name": "x", "shape": [len(rows), 2], "datatype": "FP32", "data": list(rows)}
+    return {"inputs": [tensor], **extra}
+
+
+async def test_server_metadata_liveness_and_readiness_need_no_key(oip: Any) -> None:
+    client, apps, _, _ = oip
+    bare = httpx.AsyncClient(transport=client._transport, base_url="http://maas")
+    server = (await bare.get("/v2")).json()
+    assert server["name"] == "maas_ray"
+    assert "binary_tensor_data" in server["extensions"]
+    assert (await bare.get("/v2/health/live")).json() == {"live": True}
+    starting = await bare.get("/v2/health/ready")
+    assert starting.status_code == 503
+    assert starting.json()["ready"] is False
+    assert "starting" in starting.json()["error"]
+    apps["starting"] = 1
+    assert (await bare.get("/v2/health/ready")).json() == {"ready": True}
+    assert (await bare.get("/v2/models/own")).status_code == 401
+
+
+async def test_infer_on_a_model_with_its_own_replicas(oip: Any) -> None:
+    client, _, own, _ = oip
+    resp = await client.post("/v2/models/own/infer", json=_infer([1, 2], [0, 0], id="a1"))
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["x-maas-model-version"] == "4"
+    assert resp.json() == {
+        "model_name": "own",
+        "model_version": "4",
+        "id": "a1",
+        "outputs": [
+            {"name": "predictions", "datatype": "BYTES", "shape": [2], "data": ["big", "small"]}
+        ],
+    }
+    payload, rid, headers, version = own.serve_payload.calls[-1]
+    assert np.asarray(payload["inputs"]).tolist() == [[1, 2], [0, 0]]
+    assert version is None
+    pinned = await client.post("/v2/models/own/versions/4/infer", json=_infer([1, 1]))
+    assert pinned.json()["model_version"] == "4"
+    assert own.serve_payload.calls[-1][3] == "4"
+
+
+async def test_binary_request_and_answer(oip: Any) -> None:
+    client, _, _, _ = oip
+    header = orjson.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "x",
+                    "shape": [1, 2],
+                    "datatype": "FP32",
+                    "parameters": {"binary_data_size": 8},
+                }
+            ],
+            "parameters": {"binary_data_output": True},
+        }
+    )
+    body = header + np.asarray([[3, 4]], dtype="<f4").tobytes()
+    resp = await client.post(
+        "/v2/models/own/infer",
+        content=body,
+        headers={"inference-header-content-length": str(len(header))},
+    )
+    assert resp.status_code == 200, resp.text
+    size = int(resp.headers["inference-header-content-length"])
+    doc = orjson.loads(resp.content[:size])
+    assert doc["outputs"][0]["parameters"] == {"binary_data_size": 7}
+    assert resp.content[size:] == len(b"big").to_bytes(4, "little") + b"big"
+
+
+async def test_errors_are_json_4xx_with_the_message(oip: Any) -> None:
+    client, _, _, _ = oip
+    cases = [
+        (_infer([1, 2], [3]), 400, "ragged"),
+        (
+            {"inputs": [{"name": "x", "shape": [1, 2], "datatype": "INT64", "data": [1, 2]}]},
+            400,
+            "FP32",
+        ),
+        (
+            {"inputs": [{"name": "x", "shape": [1, -2], "datatype": "FP32", "data": [1, 2]}]},
+            400,
+            "negative",
+        ),
+        (
+            {"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}]},
+            422,
+            "bad rows",
+        ),
+        ({"inputs": []}, 400, "inputs"),
+    ]
+    for body, status, said in cases:
+        resp = await client.post("/v2/models/own/infer", json=body)
+        assert resp.status_code == status, (body, resp.text)
+        assert said in resp.json()["error"], resp.text
+    unknown = await client.post("/v2/models/nosuch/infer", json=_infer([1, 2]))
+    assert (unknown.status_code, unknown.json()["code"]) == (404, "model_not_found")
+    idle = await client.post("/v2/models/idle/infer", json=_infer([1, 2]))
+    assert (idle.status_code, idle.json()["code"]) == (404, "not_deployed")
+    starting = await client.post("/v2/models/starting/infer", json=_infer([1, 2]))
+    assert starting.status_code == 503
+    wrong = await client.get("/v2/models/own/infer")
+    assert wrong.status_code == 405
+    other = await client.post(
+        "/v2/models/own/infer", json=_infer([1, 2]), headers=_bearer("predict:small")
+    )
+    assert other.status_code == 403
+
+
+async def test_metadata_and_readiness_of_models(oip: Any) -> None:
+    client, _, _, _ = oip
+    meta = (await client.get("/v2/models/own")).json()
+    assert meta["versions"] == ["4"]
+    assert meta["inputs"] == [{"name": "input-0", "datatype": "FP32", "shape": [-1, 2]}]
+    assert meta["outputs"] == [{"name": "predictions", "datatype": "BYTES", "shape": [-1]}]
+    assert (await client.get("/v2/models/own/ready")).json() == {"name": "own", "ready": True}
+    assert (await client.get("/v2/models/own/versions/4/ready")).status_code == 200
+    assert (await client.get("/v2/models/own/versions/9/ready")).status_code == 404
+    assert (await client.get("/v2/models/starting/ready")).status_code == 503
+    assert (await client.get("/v2/models/nosuch/ready")).status_code == 404
+
+
+async def test_a_shared_model_is_answered_by_the_pool(oip: Any) -> None:
+    client, _, _, pool = oip
+    body = {"inputs": [{"name": "t", "shape": [2], "datatype": "BYTES", "data": ["a", "b"]}]}
+    resp = await client.post("/v2/models/small/infer", json=body)
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["x-maas-served-by"] == "shared-pool"
+    out = resp.json()["outputs"][0]
+    assert (out["datatype"], out["data"]) == ("INT64", [1, 2])
+    assert pool.model == "small/3"
+    sent, _ = pool.answer.calls[-1]
+    assert orjson.loads(sent) == {"inputs": ["a", "b"]}
+    assert (await client.get("/v2/models/small")).json()["versions"] == ["3"]
+    other = await client.post("/v2/models/small/versions/2/infer", json=body)
+    assert other.status_code == 404
