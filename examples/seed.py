@@ -49,7 +49,7 @@ def seed(client: MaaS, retrain: bool = False) -> list[dict[str, Any]]:
                 version = register(client, name, ex).version
             bar.advance(task)
             # Serve what @production points to, so `maas promote` / `rollback` apply.
-            if client.registry.get_alias(name, PRODUCTION) is None or retrain:
+            if _production(client, name) is None or retrain:
                 client.promote(name, version)
             status = {s.model: s for s in client.status()}.get(name)
             if status is None or status.alias != PRODUCTION or status.health != "RUNNING":
@@ -92,6 +92,14 @@ def preview(predictions: Any) -> str:
 def _latest(client: MaaS, name: str) -> str | None:
     try:
         return client.model(name).latest_version
+    except MaasError:
+        return None
+
+
+def _production(client: MaaS, name: str) -> str | None:
+    """The version @production points to, through the management API (None: no alias)."""
+    try:
+        return client.model(name).aliases.get(PRODUCTION)
     except MaasError:
         return None
 

@@ -27,7 +27,6 @@ from maas_ray.transport import Transport
 from maas_ray.wire import FORMATS, JSON, REQUEST_ID_HEADER, VERSION_HEADER
 
 if TYPE_CHECKING:
-    from maas_ray.control.deployer import ControlPlane
     from maas_ray.registry import Registry
 
 
@@ -41,30 +40,25 @@ class MaaS(Lifecycle, Training):
 
     def __init__(self, settings: Settings | None = None, **overrides: Any) -> None:
         self.settings = settings or Settings(**overrides)
-        self._registry: Registry | None = None
+        self._artifacts: Registry | None = None
         self._http = Transport(self.settings)
 
     @property
-    def registry(self) -> Registry:
-        """Direct access to the MLflow registry (checked to answer on first use).
+    def _store(self) -> Registry:
+        """The MLflow artifact store a new version's files are uploaded to.
 
-        For code next to the platform (jobs, tests); the SDK's own verbs go
-        through the authenticated HTTP API instead.
+        Only MLflow's own artifact upload, done before ``register`` asks the
+        platform to register the URI: it is not a way to change the registry,
+        which only the authenticated management API does. Checked to answer on
+        first use.
         """
-        if self._registry is None:
+        if self._artifacts is None:
             from maas_ray.registry import Registry
 
-            registry = Registry(self.settings.mlflow_uri)
-            registry.check()
-            self._registry = registry
-        return self._registry
-
-    @property
-    def control(self) -> ControlPlane:
-        """Direct access to the control plane (see ``registry``)."""
-        from maas_ray.control.deployer import ControlPlane
-
-        return ControlPlane(self.settings, self.registry)
+            store = Registry(self.settings.mlflow_uri)
+            store.check()
+            self._artifacts = store
+        return self._artifacts
 
     # -- registry -----------------------------------------------------------
     def register(
@@ -93,7 +87,7 @@ class MaaS(Lifecycle, Training):
         Returns:
             The new version, with its signature and SHA-256 digest.
         """
-        uri = self.registry.log(
+        uri = self._store.log(
             name, model, input_example=input_example, signature=signature, artifacts=artifacts
         )
         return self._register(name, uri, description, tags)
@@ -108,7 +102,7 @@ class MaaS(Lifecycle, Training):
     ) -> VersionInfo:
         """Register an existing MLflow model (``runs:/``, ``models:/`` or a local folder)."""
         if "://" not in model_uri and ":/" not in model_uri:
-            model_uri = self.registry.upload(name, model_uri)
+            model_uri = self._store.upload(name, model_uri)
         return self._register(name, model_uri, description, tags)
 
     def _register(

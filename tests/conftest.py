@@ -14,13 +14,17 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 import pytest
 
 from maas_ray import MaaS, Settings
 from maas_ray.control import platform
+
+if TYPE_CHECKING:  # imported in the fixtures: unit tests do not pay for MLflow
+    from maas_ray.control.deployer import ControlPlane
+    from maas_ray.registry import Registry
 
 ROOT = Path(__file__).resolve().parents[1]
 # Apart from the defaults (so `make test` runs beside `make up`) and outside the
@@ -154,6 +158,22 @@ def client(live: Settings) -> Iterator[MaaS]:
     sdk = MaaS(live)
     yield sdk
     sdk.close()
+
+
+@pytest.fixture(scope="session")
+def registry(live: Settings) -> Registry:
+    """The MLflow registry itself, for checks beside the SDK (which only has the API)."""
+    from maas_ray.registry import Registry
+
+    return Registry(live.mlflow_uri)
+
+
+@pytest.fixture(scope="session")
+def control(live: Settings, registry: Registry) -> ControlPlane:
+    """The control plane itself, for checks beside the SDK (which only has the API)."""
+    from maas_ray.control.deployer import ControlPlane
+
+    return ControlPlane(live, registry)
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ import pytest
 
 from maas_ray import MaaS, Settings
 from maas_ray.errors import RemoteError
+from maas_ray.registry import Registry
 from maas_ray.security.ray_token import dashboard_headers
 from tests.conftest import FIGURES, auth, maas
 from tests.integration.test_deploy import Broken
@@ -139,16 +140,21 @@ def _serve_app(live: Settings, name: str) -> dict[str, Any]:
     }
 
 
-def _snapshot(client: MaaS, live: Settings) -> tuple[Any, ...]:
+def _snapshot(client: MaaS, registry: Registry, live: Settings) -> tuple[Any, ...]:
     model = client.model("capm")
-    return (client.registry.get_spec("capm"), model.aliases, _serve_app(live, "capm"))
+    return (registry.get_spec("capm"), model.aliases, _serve_app(live, "capm"))
 
 
 def test_a_full_cluster_refuses_canary_shadow_and_scale_out_at_once(
-    cap: dict[str, str], client: MaaS, live: Settings, env: dict[str, str], filler: Any
+    cap: dict[str, str],
+    client: MaaS,
+    registry: Registry,
+    live: Settings,
+    env: dict[str, str],
+    filler: Any,
 ) -> None:
     filler(0.0)
-    before = _snapshot(client, live)
+    before = _snapshot(client, registry, live)
     asks = [
         ("canary", "capm", "--version", cap["v2"], "--percent", "20"),
         ("shadow", "capm", "--version", cap["v2"]),
@@ -178,7 +184,7 @@ def test_a_full_cluster_refuses_canary_shadow_and_scale_out_at_once(
     assert [(a["app"], a["deployment"]) for a in body["asked"]] == [("capm", "Challenger")]
     assert body["free"][0]["total"]["CPU"] == live.ray_num_cpus
     assert "GPU free of 1" in maas(env, "deploy", "capm", "--num-gpus", "1", check=False).stderr
-    assert _snapshot(client, live) == before
+    assert _snapshot(client, registry, live) == before
     assert load.failures() == {}, load.seen
     # the CLI's own start-up (~1 s here) included; the platform answers in well under it
     assert max(took) < 5, took
@@ -230,13 +236,18 @@ def test_an_autoscaling_maximum_beyond_capacity_is_accepted_with_a_warning(
 
 @pytest.mark.parametrize("kind", ["broken", "tampered", "slow"])
 def test_a_failed_deploy_puts_back_what_ran_and_the_old_version_answers_throughout(
-    cap: dict[str, str], client: MaaS, live: Settings, env: dict[str, str], kind: str
+    cap: dict[str, str],
+    client: MaaS,
+    registry: Registry,
+    live: Settings,
+    env: dict[str, str],
+    kind: str,
 ) -> None:
     if kind == "tampered":
-        folder = _artifact_dir(client, live, "capm", cap["tampered"])
+        folder = _artifact_dir(registry, live, "capm", cap["tampered"])
         victim = max((p for p in folder.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
         victim.write_bytes(victim.read_bytes() + b"\0")  # one byte more than registered
-    before = _snapshot(client, live)
+    before = _snapshot(client, registry, live)
     timeout = ["--timeout", str(SLOW_TIMEOUT_S)] if kind == "slow" else []
     with Load(live, "capm", pause_s=PAUSE_S) as load:
         proc = maas(env, "deploy", "capm", "--version", cap[kind], *timeout, check=False)
@@ -244,7 +255,7 @@ def test_a_failed_deploy_puts_back_what_ran_and_the_old_version_answers_througho
     assert proc.returncode == 1, proc.stdout
     if kind == "slow":
         assert f"timed out after {SLOW_TIMEOUT_S}s" in proc.stderr, proc.stderr
-    assert _snapshot(client, live) == before
+    assert _snapshot(client, registry, live) == before
     assert load.failures() == {}, load.seen
     assert set(v for _, v in load.seen) == {cap["v1"]}, load.seen
     FIGURES.append(f"{kind} deploy refused: {sum(load.seen.values())} requests to v1, 0 failed")

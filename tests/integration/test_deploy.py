@@ -13,7 +13,9 @@ import pytest
 from ray.util.state import list_actors
 
 from maas_ray import MaaS, Settings
+from maas_ray.control.deployer import ControlPlane
 from maas_ray.errors import MaasError
+from maas_ray.registry import Registry
 from maas_ray.security.ray_token import dashboard_headers
 from tests.conftest import FIGURES, auth, maas, post
 
@@ -56,8 +58,8 @@ def test_autoscaling_and_fractional_gpu_reach_serve(iris: dict[str, Any], live: 
         assert actor.required_resources.get("CPU") == 0.5, actor.required_resources
 
 
-def test_spec_is_stored_in_the_registry(client: MaaS, iris: dict[str, Any]) -> None:
-    spec = client.registry.get_spec("iris")
+def test_spec_is_stored_in_the_registry(registry: Registry, iris: dict[str, Any]) -> None:
+    spec = registry.get_spec("iris")
     assert spec is not None
     assert spec["version"] == iris["version"].version
     assert (spec["min_replicas"], spec["max_replicas"], spec["num_gpus"]) == (1, 2, 0.5)
@@ -70,7 +72,9 @@ def test_status_table(iris: dict[str, Any], env: dict[str, str]) -> None:
         assert cell in row, (cell, row)
 
 
-def test_autoscaling_starts_a_second_replica_under_load(client: MaaS, live: Settings) -> None:
+def test_autoscaling_starts_a_second_replica_under_load(
+    client: MaaS, control: ControlPlane, live: Settings
+) -> None:
     """A model deployed 1-2 replicas (4 in-flight requests each as the target, 2 s
     above it to scale up): 16 concurrent clients push it past the target, and Serve
     starts a second replica that runs. Its own model, so iris keeps the GPU room its
@@ -86,8 +90,8 @@ def test_autoscaling_starts_a_second_replica_under_load(client: MaaS, live: Sett
         started = time.monotonic()
         with Load(live, "scaler", threads=16) as load:
             deadline = started + 120  # upscale delay (2 s) + a replica's start (10-14 s)
-            while client.control.status_of("scaler").replicas_running < 2:
-                assert time.monotonic() < deadline, client.control.status_of("scaler")
+            while control.status_of("scaler").replicas_running < 2:
+                assert time.monotonic() < deadline, control.status_of("scaler")
                 time.sleep(0.5)
             took = time.monotonic() - started
         assert len(_replica_actors(live, "scaler")) == 2
@@ -101,7 +105,7 @@ def test_autoscaling_starts_a_second_replica_under_load(client: MaaS, live: Sett
 
 
 def test_failed_deploy_shows_the_real_error_and_keeps_the_old_version(
-    client: MaaS, iris: dict[str, Any], live: Settings
+    client: MaaS, registry: Registry, control: ControlPlane, iris: dict[str, Any], live: Settings
 ) -> None:
     import cloudpickle
 
@@ -126,8 +130,8 @@ def test_failed_deploy_shows_the_real_error_and_keeps_the_old_version(
         stop.set()
         poller.join()
     assert "boom-4711" in info.value.message
-    assert client.registry.get_spec("iris")["version"] == good  # type: ignore[index]
-    final = client.control.status_of("iris")
+    assert registry.get_spec("iris")["version"] == good  # type: ignore[index]
+    final = control.status_of("iris")
     assert final.version == good
     assert answers
     assert set(answers) == {(200, good)}, sorted(set(answers))
@@ -175,7 +179,7 @@ def test_a_first_deploy_answers_from_the_warm_pool_until_its_replicas_run(
 
 
 def test_a_first_deploy_that_cannot_load_is_a_503_from_the_pool_never_a_500(
-    client: MaaS, iris: dict[str, Any], live: Settings
+    client: MaaS, registry: Registry, iris: dict[str, Any], live: Settings
 ) -> None:
     import cloudpickle
 
@@ -220,7 +224,7 @@ def test_a_first_deploy_that_cannot_load_is_a_503_from_the_pool_never_a_500(
         + ", ".join(f"{t:.1f}" for t in unanswered)
         + " s into the deploy)"
     )
-    assert client.registry.get_spec("brokenfirst") is None
+    assert registry.get_spec("brokenfirst") is None
     gone = post(live, "/v1/models/brokenfirst/predict", {"dataframe_records": row})
     assert gone.status_code == 404
 
@@ -242,23 +246,23 @@ def test_bad_deploy_commands_change_nothing(
     args: tuple[str, ...],
     code: int,
     words: str,
-    client: MaaS,
+    registry: Registry,
     iris: dict[str, Any],
     env: dict[str, str],
 ) -> None:
-    before = client.registry.get_spec("iris")
+    before = registry.get_spec("iris")
     proc = maas(env, *args, check=False)
     assert proc.returncode == code, (proc.stdout, proc.stderr)
     assert words in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
-    assert client.registry.get_spec("iris") == before
+    assert registry.get_spec("iris") == before
 
 
 def test_deploy_by_alias(
-    client: MaaS, iris: dict[str, Any], env: dict[str, str], live: Settings
+    registry: Registry, iris: dict[str, Any], env: dict[str, str], live: Settings
 ) -> None:
     good = iris["version"].version
-    client.registry.client.set_registered_model_alias("iris", "champion", good)
+    registry.client.set_registered_model_alias("iris", "champion", good)
     out = maas(
         env,
         "deploy",
@@ -273,7 +277,7 @@ def test_deploy_by_alias(
         "2",
     ).stdout
     assert f"iris version {good} is RUNNING" in out
-    spec = client.registry.get_spec("iris")
+    spec = registry.get_spec("iris")
     assert spec is not None
     assert spec["alias"] == "champion"
     assert spec["batching"] == {"max_batch_size": 8, "batch_wait_timeout_s": 0.002}

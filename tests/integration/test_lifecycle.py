@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from maas_ray import MaaS, Settings
+from maas_ray.registry import Registry
 from tests.conftest import FIGURES, auth, maas
 
 BODY = {"inputs": [[0.0]]}
@@ -131,7 +132,7 @@ def test_promote_and_rollback_under_load_drop_nothing(
 
 
 def test_rollback_walks_back_step_by_step_and_history_keeps_it(
-    lc: dict[str, str], live: Settings, env: dict[str, str], client: MaaS
+    lc: dict[str, str], live: Settings, env: dict[str, str], client: MaaS, registry: Registry
 ) -> None:
     for label in ("v2", "v3"):
         maas(env, "promote", "lc", lc[label])
@@ -140,7 +141,7 @@ def test_rollback_walks_back_step_by_step_and_history_keeps_it(
     assert _answer(live)[0] == lc["v2"]
     maas(env, "rollback", "lc")
     assert _answer(live)[0] == lc["v1"]
-    assert client.registry.get_alias("lc", "production") == lc["v1"]
+    assert registry.get_alias("lc", "production") == lc["v1"]
     events = client.history("lc")
     moves = [(e.action, e.from_version, e.to_version) for e in events if e.alias == "production"]
     assert ("rollback", lc["v3"], lc["v2"]) in moves
@@ -156,7 +157,7 @@ def test_rollback_walks_back_step_by_step_and_history_keeps_it(
 
 
 def test_canary_split_sticky_routing_and_promote_ends_it(
-    lc: dict[str, str], live: Settings, env: dict[str, str], client: MaaS
+    lc: dict[str, str], live: Settings, env: dict[str, str], registry: Registry
 ) -> None:
     maas(env, "canary", "lc", "--version", lc["v2"], "--percent", "30", "--sticky-header", "x-user")
     seen: Counter[str] = Counter()
@@ -177,7 +178,7 @@ def test_canary_split_sticky_routing_and_promote_ends_it(
     assert "(canary)" in status
     assert "canary" in status
     maas(env, "promote", "lc", lc["v2"])
-    spec = client.registry.get_spec("lc")
+    spec = registry.get_spec("lc")
     assert spec is not None
     assert "canary" not in spec
     assert {_answer(live)[0] for _ in range(30)} == {lc["v2"]}
@@ -194,7 +195,7 @@ def test_rollback_ends_a_canary_with_all_traffic_back(
 
 
 def test_shadow_answers_with_primary_and_records_agreement(
-    lc: dict[str, str], live: Settings, env: dict[str, str], client: MaaS
+    lc: dict[str, str], live: Settings, env: dict[str, str], client: MaaS, registry: Registry
 ) -> None:
     primary = _answer(live)[0]
     maas(env, "shadow", "lc", "--version", lc["v3"])
@@ -214,7 +215,7 @@ def test_shadow_answers_with_primary_and_records_agreement(
     assert "0.0% of" in detail
     assert "shadow" in detail
     maas(env, "rollback", "lc")  # ends the shadow
-    assert client.registry.get_spec("lc").get("shadow") is None  # type: ignore[union-attr]
+    assert registry.get_spec("lc").get("shadow") is None  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from maas_ray import MaaS, Settings
+from maas_ray.registry import Registry
 from tests.conftest import FIGURES, ROOT, auth, finished, maas
 
 
@@ -38,7 +39,7 @@ def _admin(settings: Settings, method: str, path: str, body: Any = None) -> http
 
 
 def test_apply_twice_changes_nothing_the_second_time(
-    adm: dict[str, str], client: MaaS, env: dict[str, str], tmp_path: Path
+    adm: dict[str, str], client: MaaS, registry: Registry, env: dict[str, str], tmp_path: Path
 ) -> None:
     doc = {
         "kind": "MaasDeployments",
@@ -49,10 +50,10 @@ def test_apply_twice_changes_nothing_the_second_time(
     first = maas(env, "apply", str(path)).stdout
     assert "created" in first
     history_len = len(client.history("adm"))
-    spec = client.registry.get_spec("adm")
+    spec = registry.get_spec("adm")
     second = maas(env, "apply", str(path)).stdout
     assert "unchanged" in second
-    assert client.registry.get_spec("adm") == spec
+    assert registry.get_spec("adm") == spec
     assert len(client.history("adm")) == history_len
 
 
@@ -84,9 +85,9 @@ def test_bad_apply_files_are_refused_before_anything_changes(
 
 
 def test_apply_with_a_missing_version_changes_nothing(
-    adm: dict[str, str], client: MaaS, env: dict[str, str], tmp_path: Path
+    adm: dict[str, str], registry: Registry, env: dict[str, str], tmp_path: Path
 ) -> None:
-    before = client.registry.list_specs()
+    before = registry.list_specs()
     doc = {
         "kind": "MaasDeployments",
         "models": [
@@ -99,11 +100,11 @@ def test_apply_with_a_missing_version_changes_nothing(
     proc = maas(env, "apply", str(path), check=False)
     assert proc.returncode == 1
     assert "adm2" in proc.stderr
-    assert client.registry.list_specs() == before
+    assert registry.list_specs() == before
 
 
 def test_management_api_promote_history_and_rollback(
-    adm: dict[str, str], live: Settings, client: MaaS
+    adm: dict[str, str], live: Settings, registry: Registry
 ) -> None:
     started = time.monotonic()
     resp = _admin(live, "POST", "/models/adm/promote", {"version": adm["two"]})
@@ -124,7 +125,7 @@ def test_management_api_promote_history_and_rollback(
     assert (events[-1]["from_version"], events[-1]["to_version"]) == (adm["one"], adm["two"])
     op = finished(live, _admin(live, "POST", "/models/adm/rollback"))
     assert op["state"] == "succeeded", op
-    assert client.registry.get_alias("adm", "production") == adm["one"]
+    assert registry.get_alias("adm", "production") == adm["one"]
     rows = _admin(live, "GET", "/status").json()
     assert any(r["model"] == "adm" and r["version"] == adm["one"] for r in rows)
 

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from maas_ray import MaaS, Settings
+from maas_ray.registry import Registry
 from tests.conftest import maas, post
 
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -30,9 +31,9 @@ class Doubler(mlflow.pyfunc.PythonModel):
 
 
 def test_sklearn_version_records_signature_digest_description_tags(
-    client: MaaS, iris: dict[str, Any]
+    registry: Registry, iris: dict[str, Any]
 ) -> None:
-    v = client.registry.get_version("iris", iris["version"].version)
+    v = registry.get_version("iris", iris["version"].version)
     assert HEX64.match(v.sha256 or "")
     assert v.description == "iris pipeline for the integration tests"
     assert v.tags["team"] == "tests"
@@ -41,27 +42,27 @@ def test_sklearn_version_records_signature_digest_description_tags(
 
 
 def test_sdk_registers_a_tree_model_skops_would_not_load_unasked(
-    client: MaaS, tmp_path: Path
+    client: MaaS, registry: Registry, tmp_path: Path
 ) -> None:
     from sklearn.tree import DecisionTreeClassifier
 
     tree = DecisionTreeClassifier(random_state=0).fit([[0.0], [1.0]], [0, 1])
     v = client.register("stump", tree, input_example=np.array([[0.5]]))
-    local = client.registry.download_verified("stump", v.version, tmp_path)
+    local = registry.download_verified("stump", v.version, tmp_path)
     assert list(mlflow.pyfunc.load_model(str(local)).predict(np.array([[0.9]]))) == [1]
 
 
 def test_digest_matches_the_stored_artifacts(
-    client: MaaS, iris: dict[str, Any], tmp_path: Path
+    registry: Registry, iris: dict[str, Any], tmp_path: Path
 ) -> None:
     from maas_ray.registry.digest import artifact_digest
 
-    local = client.registry.download_verified("iris", iris["version"].version, str(tmp_path))
+    local = registry.download_verified("iris", iris["version"].version, str(tmp_path))
     assert artifact_digest(Path(local)) == iris["version"].sha256
 
 
 def test_torch_module_registers_serves_and_undeploys(
-    client: MaaS, live: Settings, env: dict[str, str]
+    client: MaaS, registry: Registry, live: Settings, env: dict[str, str]
 ) -> None:
     import torch
 
@@ -83,7 +84,7 @@ def test_torch_module_registers_serves_and_undeploys(
     assert gone.status_code == 404
     assert gone.json()["code"] == "not_deployed"
     assert "torchnet" not in {s.model for s in client.status()}
-    assert client.registry.get_spec("torchnet") is None
+    assert registry.get_spec("torchnet") is None
     assert [x.version for x in client.versions("torchnet")] == [v.version]  # still registered
 
 

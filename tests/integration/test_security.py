@@ -18,6 +18,7 @@ import pytest
 from pydantic import SecretStr
 
 from maas_ray import MaaS, Settings
+from maas_ray.registry import Registry
 from maas_ray.routes import ROUTES as TABLE
 from maas_ray.security.audit import AuditLog
 from tests.conftest import FIGURES, auth, maas, post
@@ -303,14 +304,14 @@ def test_model_output_with_nan_is_valid_json(client: MaaS, live: Settings) -> No
     client.undeploy("nanout")
 
 
-def _artifact_dir(client: MaaS, live: Settings, name: str, version: str) -> Path:
-    uri = client.registry.client.get_model_version_download_uri(name, version)
+def _artifact_dir(registry: Registry, live: Settings, name: str, version: str) -> Path:
+    uri = registry.client.get_model_version_download_uri(name, version)
     # mlflow-artifacts:/<path> lives under the server's --artifacts-destination.
     return live.home / "artifacts" / uri.split(":/", 1)[1].lstrip("/")
 
 
 def test_tampered_artifact_is_refused_and_the_running_version_keeps_serving(
-    client: MaaS, live: Settings, env: dict[str, str]
+    client: MaaS, registry: Registry, live: Settings, env: dict[str, str]
 ) -> None:
     from sklearn.dummy import DummyClassifier
 
@@ -319,7 +320,7 @@ def test_tampered_artifact_is_refused_and_the_running_version_keeps_serving(
         client.register("tamper", model, input_example=[[0.0]])
     client.promote("tamper", "1")
     client.deploy("tamper", alias="production", num_cpus=0.25)
-    folder = _artifact_dir(client, live, "tamper", "2")
+    folder = _artifact_dir(registry, live, "tamper", "2")
     victim = max((p for p in folder.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
     victim.write_bytes(victim.read_bytes() + b"\0")  # one byte more than was registered
     answers: Counter[tuple[int, str]] = Counter()

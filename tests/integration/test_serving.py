@@ -20,6 +20,7 @@ import pytest
 from sklearn.datasets import load_breast_cancer, load_digits
 
 from maas_ray import Settings
+from maas_ray.registry import Registry
 from tests.conftest import FIGURES, ROOT, auth, maas, post
 
 MLFLOW_SERVE_PORT = 25610
@@ -218,7 +219,7 @@ def _batches_over_one(settings: Settings, app: str) -> int:
 
 
 def test_batched_concurrent_requests_match_one_by_one(
-    seeded: dict[str, Any], live: Settings, client: Any
+    seeded: dict[str, Any], live: Settings, client: Any, registry: Registry
 ) -> None:
     """tabular with batching: concurrent answers equal sequential ones."""
     from concurrent.futures import ThreadPoolExecutor
@@ -226,10 +227,10 @@ def test_batched_concurrent_requests_match_one_by_one(
     import yaml
 
     client.apply(yaml.safe_load((ROOT / "deployments" / "models.yaml").read_text()))
-    assert client.registry.get_spec("minilm")["batching"]["max_batch_size"] == 32
+    assert registry.get_spec("minilm")["batching"]["max_batch_size"] == 32
     batching = {"max_batch_size": 16, "batch_wait_timeout_s": 0.005}
     client.deploy("tabular", alias="production", batching=batching)
-    assert client.registry.get_spec("tabular")["batching"]["max_batch_size"] == 16
+    assert registry.get_spec("tabular")["batching"]["max_batch_size"] == 16
     data = load_breast_cancer().data
     bodies = [{"inputs": data[i : i + 1 + i % 3].tolist()} for i in range(0, 48, 2)]
     one_by_one = [post(live, "/v1/models/tabular/predict", b).json() for b in bodies]

@@ -20,3 +20,9 @@ def test_cli_starts_without_importing_mlflow_or_ray() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_sdk_has_no_direct_registry_or_control_plane() -> None:
+    """The SDK has no way around the management API."""
+    assert not hasattr(client.MaaS, "registry")
+    assert not hasattr(client.MaaS, "control")
