@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from maas_ray.client import predict_call, wrap_inputs
+from maas_ray.client import handles_for, predict_call, wrap_inputs
 from maas_ray.control.status import ModelStatus, NodeResources, Operation
 from maas_ray.monitoring.models import FeedbackAnswer, MonitoringReport, RetrainState
 from maas_ray.registry.models import HistoryEvent, ModelInfo, VersionInfo
@@ -31,12 +31,17 @@ class AsyncMaaS:
 
     Args:
         settings: Platform settings; by default read from ``MAAS_*`` variables.
+        in_cluster: Predict over Serve handles (``maas_ray/in_cluster.py``) instead of
+            HTTP; by default when this runs in a Ray task or actor.
         **overrides: Individual settings, e.g. ``serve_port=8001``.
     """
 
-    def __init__(self, settings: Settings | None = None, **overrides: Any) -> None:
+    def __init__(
+        self, settings: Settings | None = None, *, in_cluster: bool | None = None, **overrides: Any
+    ) -> None:
         self.settings = settings or Settings(**overrides)
         self._http = AsyncTransport(self.settings)
+        self._handles = handles_for(in_cluster)
 
     # -- predict and feedback -------------------------------------------------------
     async def predict(
@@ -50,6 +55,10 @@ class AsyncMaaS:
     ) -> list[Any]:
         """``MaaS.predict``: the predictions of ``inputs`` (or of a ready ``payload``)."""
         body = payload if payload is not None else wrap_inputs(inputs)
+        if self._handles is not None:
+            pinned = None if version is None else str(version)
+            answer = await self._handles.apredict(name, body, pinned, request_id)
+            return list(answer["predictions"])
         answer = await self.predict_raw(
             name,
             orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY),

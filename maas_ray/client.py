@@ -27,6 +27,7 @@ from maas_ray.transport import Transport
 from maas_ray.wire import FORMATS, JSON, REQUEST_ID_HEADER, VERSION_HEADER
 
 if TYPE_CHECKING:
+    from maas_ray.in_cluster import Handles
     from maas_ray.registry import Registry
 
 
@@ -35,13 +36,19 @@ class MaaS(Lifecycle, Training):
 
     Args:
         settings: Platform settings; by default read from ``MAAS_*`` variables.
+        in_cluster: ``predict`` over Serve handles (``maas_ray/in_cluster.py``) instead
+            of HTTP: same canary split, shadow, validation and answers, no key needed;
+            by default when this runs in a Ray task or actor.
         **overrides: Individual settings, e.g. ``serve_port=8001``.
     """
 
-    def __init__(self, settings: Settings | None = None, **overrides: Any) -> None:
+    def __init__(
+        self, settings: Settings | None = None, *, in_cluster: bool | None = None, **overrides: Any
+    ) -> None:
         self.settings = settings or Settings(**overrides)
         self._artifacts: Registry | None = None
         self._http = Transport(self.settings)
+        self._handles = handles_for(in_cluster)
 
     @property
     def _store(self) -> Registry:
@@ -199,6 +206,9 @@ class MaaS(Lifecycle, Training):
         it later; ``predict_raw`` also returns the id the platform gave.
         """
         body = payload if payload is not None else wrap_inputs(inputs)
+        if self._handles is not None:  # in the cluster: no JSON round trip
+            pinned = None if version is None else str(version)
+            return list(self._handles.predict(name, body, pinned, request_id)["predictions"])
         return self.predict_raw(
             name,
             orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY),
@@ -217,7 +227,11 @@ class MaaS(Lifecycle, Training):
         request_id: str | None = None,
     ) -> dict[str, Any]:
         """POST a ready body to the predict route; the JSON answer plus ``version`` (that
-        answered) and ``request_id`` (the answer's ``x-request-id``)."""
+        answered) and ``request_id`` (the answer's ``x-request-id``). In the cluster a
+        JSON body goes over Serve handles (CSV still over HTTP)."""
+        if self._handles is not None and content_type.split(";")[0].strip() == JSON:
+            pinned = None if version is None else str(version)
+            return self._handles.predict(name, orjson.loads(body), pinned, request_id)
         path, headers = predict_call(name, content_type, version, request_id)
         data, resp = self._send("POST", path, content=body, headers=headers, idempotent=True)
         data["version"] = resp.headers.get(VERSION_HEADER)
@@ -256,6 +270,16 @@ class MaaS(Lifecycle, Training):
     def close(self) -> None:
         """Close the HTTP connection pool."""
         self._http.close()
+
+
+def handles_for(in_cluster: bool | None) -> Handles | None:
+    """Serve handles to predict with (``in_cluster``; None: when in a Ray task or actor),
+    else None: HTTP."""
+    from maas_ray.in_cluster import Handles, in_ray_worker
+
+    if in_cluster is None:
+        in_cluster = in_ray_worker()
+    return Handles() if in_cluster else None
 
 
 def predict_call(

@@ -192,3 +192,18 @@ class RemoteError(MaasError):
 
     def to_dict(self) -> dict[str, Any]:
         return {"error": self.message, "code": self.remote_code}
+
+
+def answered(status: int, out: bytes) -> dict[str, Any]:
+    """A replica's JSON answer over a Serve handle: its object, or, for a 4xx/5xx, the
+    RemoteError an HTTP caller would get (its status and code)."""
+    import orjson
+
+    data: dict[str, Any] = orjson.loads(out)
+    if status >= 400:
+        raise RemoteError(
+            str(data.get("error", "")),
+            status_code=status,
+            remote_code=str(data.get("code", "unknown")),
+        )
+    return data

@@ -48,7 +48,7 @@ from maas_ray.routes import Match, match
 from maas_ray.security.auth import Guard
 from maas_ray.security.log_masking import install_replica_logging
 from maas_ray.serving.deployment import UNEXPECTED, error_response
-from maas_ray.serving.http import read_body
+from maas_ray.serving.http import encode_error, read_body
 from maas_ray.serving.shared import model_id
 from maas_ray.settings import Settings
 from maas_ray.spec import SHARED_APP, SHARED_DEPLOYMENT
@@ -215,6 +215,18 @@ class Gateway:
         """Name, version and signature of a version the shared pool answers."""
         described: dict[str, Any] = await self._pool_handle(name, version).describe.remote()
         return described
+
+    async def predict_payload(
+        self, name: str, payload: dict[str, Any], request_id: str, version: str | None = None
+    ) -> tuple[int, bytes, str]:
+        """For the in-cluster SDK (``maas_ray/in_cluster.py``), a model with no application
+        of its own: shared, or its replicas starting. Never raises: (status, JSON answer
+        or error, the version that answered)."""
+        try:
+            status, out, answered, _ = await self.oip.route(name, payload, request_id, {}, version)
+        except MaasError as exc:
+            return exc.status_code, encode_error(exc), version or ""
+        return status, out, answered
 
     def miss_model(self, name: str) -> MaasError:
         """The 404 of a model that nothing serves: unknown, or not deployed."""

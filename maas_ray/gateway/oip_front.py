@@ -124,20 +124,9 @@ class OipFront:
             decoded = oip.decode(body, length, self.max_depth)
         payload = oip_payload.payload(decoded, oip_answer.schema_of(described.get("inputs")))
         request_id = request.headers.get(REQUEST_ID_HEADER) or str(uuid.uuid4())
-        headers: dict[str, str] = {}
-        if own:
-            status, out, answered = await self._own_answer(
-                name, payload, request_id, dict(request.headers), asked
-            )
-        else:
-            if asked is not None and asked != version:
-                raise VersionNotDeployed(name, asked)
-            status, out = await self.gateway.pool_answer(
-                name, str(version), orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY),
-                JSON, request_id,
-            )  # fmt: skip
-            answered, headers = str(version), {SERVED_BY_HEADER: "shared-pool"}
-        headers[VERSION_HEADER] = answered
+        status, out, answered, headers = await self.route(
+            name, payload, request_id, dict(request.headers), asked, (own, version)
+        )
         if status != 200:  # the v1 error as it is: {"error", "code"}
             return Response(out, status_code=status, media_type=JSON, headers=headers)
         if answered != described["version"]:  # the canary answered: its own outputs
@@ -149,6 +138,34 @@ class OipFront:
         return Response(content, media_type=media, headers={**headers, **extra})
 
     # -- where a model is answered ----------------------------------------------------
+    async def route(
+        self,
+        name: str,
+        payload: dict[str, Any],
+        request_id: str,
+        headers: dict[str, str],
+        asked: str | None,
+        backend: tuple[bool, str | None] | None = None,
+    ) -> tuple[int, bytes, str, dict[str, str]]:
+        """A scoring payload to whoever answers ``name``: (status, JSON answer or error,
+        the version that answered, headers to add). ``backend``: from ``_backend``."""
+        own, version = backend or await self._backend(name)
+        if own:
+            status, out, answered = await self._own_answer(
+                name, payload, request_id, headers, asked
+            )
+            return status, out, answered, {VERSION_HEADER: answered}
+        if asked is not None and asked != version:
+            raise VersionNotDeployed(name, asked)
+        body = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
+        status, out = await self.gateway.pool_answer(name, str(version), body, JSON, request_id)
+        return (
+            status,
+            out,
+            str(version),
+            {VERSION_HEADER: str(version), SERVED_BY_HEADER: "shared-pool"},
+        )
+
     async def _backend(self, name: str) -> tuple[bool, str | None]:
         """(own replicas?, the pool's version): who answers ``name``; else its 404/503."""
         running = (await self._applications()).get(name)

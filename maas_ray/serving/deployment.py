@@ -26,8 +26,8 @@ from maas_ray.errors import (
     MaasError,
     MethodNotAllowed,
     NotFound,
-    RemoteError,
     VersionNotDeployed,
+    answered,
 )
 from maas_ray.monitoring.link import ROUTES as MONITORING_ROUTES
 from maas_ray.monitoring.link import AdminLink
@@ -162,14 +162,7 @@ class ModelServer:
         body = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
         rid = request_id or str(uuid.uuid4())
         status, out, version = await self._serve(body, JSON, rid, None, headers or {})
-        data = orjson.loads(out)
-        if status >= 400:
-            raise RemoteError(
-                str(data.get("error", "")),
-                status_code=status,
-                remote_code=str(data.get("code", "unknown")),
-            )
-        return {**data, "version": version, "request_id": rid}
+        return {**answered(status, out), "version": version, "request_id": rid}
 
     async def serve_payload(
         self,

@@ -16,7 +16,7 @@ import pytest
 
 from maas_ray.client import MaaS
 from maas_ray.settings import Settings
-from tests.conftest import FIGURES, ROOT, auth, post
+from tests.conftest import FIGURES, ROOT, auth, post, ray_job_submit
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 CLIENTS = ROOT / ".venv-clients" / "bin" / "python"
@@ -204,9 +204,14 @@ def test_malformed_requests_are_400s_and_the_answer_carries_the_request_id(
     assert resp.json()["outputs"][0]["data"] == examples["tabular"]["v1"]
 
 
-def test_column_inputs_and_a_canary_split(client: MaaS, live: Settings, iris_frame: Any) -> None:
+def test_column_inputs_a_canary_split_and_the_in_cluster_sdk(
+    client: MaaS, live: Settings, iris_frame: Any, seeded: dict[str, Any]
+) -> None:
     """A pipeline with named columns takes one input per column (or one 2-D input); a
-    canary's share answers through /v2 as through /v1, and a version can be pinned."""
+    canary's share answers through /v2 as through /v1, and a version can be pinned.
+    Inside the cluster, ``MaaS(in_cluster=True)`` (and ``MaaS()`` in a Ray task, and
+    ``AsyncMaaS``) predicts over Serve handles with the same split, answers and errors,
+    a shared-pool model included."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -252,7 +257,82 @@ def test_column_inputs_and_a_canary_split(client: MaaS, live: Settings, iris_fra
         assert pinned.json()["model_version"] == second
         assert httpx.get(url, headers=headers, timeout=30).json()["versions"] == [first, second]
         FIGURES.append(f"oip v2: canary 50% over 60 requests: {seen}")
+
+        shared = client.register("oipshared", pipe, input_example=X.head(2)).version
+        client.deploy("oipshared", shared, mode="shared")
+        frame = rows.to_dict(orient="split", index=False)
+        inside = _in_cluster(live, frame, seeded["sentiment"]["inputs"])
+        assert set(inside["dedicated"]) == {first, second}, inside
+        assert inside["pinned"] == [second]
+        assert inside["answers"] == [expected]
+        assert inside["shared"] == [expected, shared]
+        assert inside["sentiment"] == seeded["sentiment"]["predictions"]
+        assert inside["task"] == inside["sentiment"]
+        assert inside["async"] == inside["sentiment"]
+        assert inside["refused"] == [422, "invalid_input"]
+        assert inside["unknown"] == [404, "model_not_found"]
+        FIGURES.append(
+            f"in-cluster SDK (Serve handles): canary 50% over 40 predicts: {inside['split']}"
+        )
     finally:
         client.undeploy("oipcols")
+        if "oipshared" in {m.name for m in client.models()}:
+            client.undeploy("oipshared")
     gone = httpx.post(f"{url}/infer", json=grid, headers=headers, timeout=30)
     assert (gone.status_code, gone.json()["code"]) == (404, "not_deployed"), gone.text
+
+
+IN_CLUSTER = """
+import asyncio, json, sys
+import ray
+from maas_ray import AsyncMaaS, MaaS
+from maas_ray.errors import RemoteError
+
+cfg = json.loads(sys.argv[1])
+ray.init(address=cfg["address"])
+body = json.dumps({"dataframe_split": cfg["frame"]}).encode()
+sdk = MaaS(in_cluster=True)
+seen, answers = {}, []
+for _ in range(40):
+    answer = sdk.predict_raw("oipcols", body, "application/json")
+    seen[answer["version"]] = seen.get(answer["version"], 0) + 1
+    if answer["predictions"] not in answers:
+        answers.append(answer["predictions"])
+last = max(seen, key=int)
+pinned = {sdk.predict_raw("oipcols", body, "application/json", last)["version"] for _ in range(5)}
+shared = sdk.predict_raw("oipshared", body, "application/json")
+out = {
+    "dedicated": sorted(seen), "split": seen, "pinned": sorted(pinned), "answers": answers,
+    "shared": [shared["predictions"], shared["version"]],
+    "sentiment": sdk.predict("sentiment", cfg["text"]),
+}
+
+@ray.remote(num_cpus=0)
+def in_a_task(rows):
+    from maas_ray import MaaS
+    return MaaS().predict("sentiment", rows)  # a Ray worker: handles, detected
+
+out["task"] = ray.get(in_a_task.remote(cfg["text"]))
+
+async def from_asyncio():
+    async with AsyncMaaS(in_cluster=True) as sdk:
+        return await sdk.predict("sentiment", cfg["text"])
+
+out["async"] = asyncio.run(from_asyncio())
+for key, name, rows in (("refused", "sentiment", [1, 2]), ("unknown", "nosuch", [1])):
+    try:
+        sdk.predict(name, rows)
+    except RemoteError as exc:
+        out[key] = [exc.status_code, exc.remote_code]
+print("RESULT " + json.dumps(out))
+"""
+
+
+def _in_cluster(live: Settings, frame: dict[str, Any], text: list[str]) -> dict[str, Any]:
+    """Run IN_CLUSTER as a Ray job on the platform's cluster: what it saw."""
+    config = {"address": live.ray_address, "frame": frame, "text": text}
+    proc = ray_job_submit(live, "python", "-c", IN_CLUSTER, json.dumps(config))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))
+    result: dict[str, Any] = json.loads(line[len("RESULT ") :])
+    return result
