@@ -21,6 +21,8 @@ wrk.headers["Content-Type"] = "application/json"
 local auth = os.getenv("WRK_AUTHORIZATION")
 if auth and auth ~= "" then wrk.headers["Authorization"] = auth end
 wrk.body = io.open(os.getenv("WRK_BODY"), "rb"):read("*a")
+local extra = os.getenv("WRK_HEADERS") or ""
+for name, value in string.gmatch(extra, "([^:\\n]+): ([^\\n]+)") do wrk.headers[name] = value end
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
@@ -67,11 +69,13 @@ def run_load(
     duration_s: float = 10.0,
     threads: int = 2,
     authorization: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> LoadResult:
     """POST ``body`` to ``url`` from ``connections`` keep-alive connections for a while.
 
     ``authorization``: the Authorization header of every request (maas_ray's key;
-    the baselines ignore it, so every server gets the same request).
+    the baselines ignore it, so every server gets the same request). ``headers``: more
+    headers (a Content-Type among them replaces JSON's).
     """
     with tempfile.TemporaryDirectory(prefix="maas-wrk-") as tmp:
         script, data = Path(tmp) / "post.lua", Path(tmp) / "body.json"
@@ -94,6 +98,7 @@ def run_load(
             env={
                 "WRK_BODY": str(data),
                 "WRK_AUTHORIZATION": authorization or "",
+                "WRK_HEADERS": "\n".join(f"{k}: {v}" for k, v in (headers or {}).items()),
                 "PATH": "/usr/bin:/bin",
             },
             check=False,

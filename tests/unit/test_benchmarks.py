@@ -16,3 +16,22 @@ def test_labels_must_be_equal() -> None:
     assert not _same(["positive"], ["negative"])
     assert _same([1, 2], [1, 2])
     assert not _same([1, 2], [1, 3])
+
+
+def test_the_protocol_benchmark_sends_the_same_rows_each_way() -> None:
+    """v1, v2 JSON and v2 binary bodies of benchmarks/protocols.py decode to one array."""
+    import numpy as np
+    import orjson
+
+    from benchmarks.protocols import bodies
+    from maas_ray.serving import oip
+
+    rows = np.arange(60, dtype=np.float32).reshape(2, 30) / 7
+    sent = bodies(rows)
+    v1 = np.asarray(orjson.loads(sent["v1"][0])["inputs"], dtype=np.float32)
+    as_json = oip.decode(sent["v2 JSON"][0], None).tensors[0].values
+    body, headers = sent["v2 binary"]
+    as_bytes = oip.decode(body, headers["Inference-Header-Content-Length"]).tensors[0].values
+    assert np.array_equal(v1, rows)
+    assert np.array_equal(as_json, rows)
+    assert np.array_equal(as_bytes, rows)
