@@ -129,8 +129,8 @@ class OipFront:
         )
         if status != 200:  # the v1 error as it is: {"error", "code"}
             return Response(out, status_code=status, media_type=JSON, headers=headers)
-        if answered != described["version"]:  # the canary answered: its own outputs
-            described = await self._describe_version(name, own, version, answered)
+        if answered != described["version"]:  # the canary, or a promote just now
+            described = await self._answered_by(name, own, version, answered, described)
         predictions = orjson.loads(out)["predictions"]
         outputs_schema = oip_answer.schema_of(described.get("outputs"))
         content, extra = oip_answer.answer(predictions, name, answered, decoded, outputs_schema)
@@ -257,6 +257,23 @@ class OipFront:
         if await self._canary_version(name) != asked:
             raise VersionNotDeployed(name, asked)
         return self._described[(name, asked)]
+
+    async def _answered_by(
+        self, name: str, own: bool, version: str | None, answered: str, asked: dict[str, Any]
+    ) -> dict[str, Any]:
+        """``describe()`` of the version that answered when it is not the one the request
+        was decoded for: the canary's, or, after a promote within the cache's seconds,
+        the new primary's. A version not found (gone since) keeps ``asked``'s outputs:
+        an answer is never dropped for its metadata."""
+        found = self._described.get((name, answered))
+        if found is not None:
+            return found
+        self._primary.pop(name, None)
+        self._challenger.pop(name, None)
+        try:
+            return await self._describe_version(name, own, version, answered)
+        except MaasError:
+            return asked
 
     async def _canary_version(self, name: str) -> str | None:
         """The version of the model's challenger (canary or shadow) application, if any."""

@@ -256,3 +256,15 @@ async def test_a_shared_model_is_answered_by_the_pool(oip: Any) -> None:
     assert (await client.get("/v2/models/small")).json()["versions"] == ["3"]
     other = await client.post("/v2/models/small/versions/2/infer", json=body)
     assert other.status_code == 404
+
+
+async def test_an_answer_from_a_version_promoted_meanwhile_is_not_dropped(oip: Any) -> None:
+    """The gateway read the primary's signature as version 4; a promote makes 6 answer
+    before that is read again: the answer still comes back, as version 6."""
+    client, _, own, _ = oip
+    assert (await client.get("/v2/models/own")).json()["versions"] == ["4"]
+    own.serve_payload.answer = lambda *args: (200, b'{"predictions": ["new"]}', "6")
+    resp = await client.post("/v2/models/own/infer", json=_infer([1, 2]))
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["model_version"] == "6"
+    assert resp.json()["outputs"][0]["data"] == ["new"]
