@@ -151,8 +151,8 @@ class OipFront:
         the version that answered, headers to add). ``backend``: from ``_backend``."""
         own, version = backend or await self._backend(name)
         if own:
-            status, out, answered = await self._own_answer(
-                name, payload, request_id, headers, asked
+            status, out, answered = await self._call(
+                name, "serve_payload", payload, request_id, headers, asked
             )
             return status, out, answered, {VERSION_HEADER: answered}
         if asked is not None and asked != version:
@@ -227,15 +227,6 @@ class OipFront:
             raise PlatformUnavailable(
                 f"'{app}' did not answer: its replicas may be restarting; retry shortly"
             ) from exc
-
-    async def _own_answer(
-        self, name: str, payload: dict[str, Any], request_id: str, headers: dict[str, str],
-        asked: str | None,
-    ) -> tuple[int, bytes, str]:  # fmt: skip
-        result: tuple[int, bytes, str] = await self._call(
-            name, "serve_payload", payload, request_id, headers, asked
-        )
-        return result
 
     async def _describe_version(
         self, name: str, own: bool, pool_version: str | None, asked: str | None
