@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from maas_ray.errors import PlatformUnavailable, RemoteError
 from maas_ray.monitoring.models import RetrainState
-from maas_ray.spec import TrainingSpec
 from maas_ray.training.result import JobInfo, TrainResult
+from maas_ray.training_spec import TrainingSpec
 
 if TYPE_CHECKING:
     from maas_ray.settings import Settings
@@ -98,8 +98,8 @@ class Training:
     ) -> Any:
         """``train`` with the spec's fields as a dict (``maas train --config`` uses it);
         a relative data path is taken from ``base``."""
-        from maas_ray.spec import TuningSpec
         from maas_ray.training.staging import checked, stage
+        from maas_ray.training_spec import TuningSpec
 
         tuning = fields.get("kind") == "MaasTuning" or "search" in fields
         say = progress or (lambda _: None)

@@ -21,7 +21,7 @@ from maas_ray.gateway.admin import Call, Context, _object, _validated, handles
 from maas_ray.jobs.submit import Jobs
 from maas_ray.monitoring.api import Monitor
 from maas_ray.monitoring.models import RetrainBody
-from maas_ray.spec import FinetuneBody, FinetuneSpec, TrainingSpec, TuningSpec
+from maas_ray.training_spec import FinetuneBody, FinetuneSpec, TrainingSpec, TuningSpec
 
 
 @handles("train", TrainingSpec)

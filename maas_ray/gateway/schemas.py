@@ -30,16 +30,9 @@ from maas_ray.security.audit import AuditRecord
 from maas_ray.security.keys import KeyRecord
 from maas_ray.security.scopes import PER_MODEL, PLAIN
 from maas_ray.serving.oip import InferenceRequest
-from maas_ray.spec import (
-    Canary,
-    DeploymentFile,
-    DeploymentSpec,
-    FinetuneBody,
-    Shadow,
-    TrainingSpec,
-    TuningSpec,
-)
+from maas_ray.spec import Canary, DeploymentFile, DeploymentSpec, Shadow
 from maas_ray.training.result import JobInfo, TrainResult
+from maas_ray.training_spec import FinetuneBody, TrainingSpec, TuningSpec
 
 _REF = "#/components/schemas/{model}"
 _MODELS: tuple[type[BaseModel], ...] = (

@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from maas_ray.jobs.train import run_job
-from maas_ray.spec import FinetuneSpec
+from maas_ray.training_spec import FinetuneSpec
 
 
 def parse(argv: list[str] | None = None) -> FinetuneSpec:

@@ -27,7 +27,7 @@ from pydantic import ValidationError
 from maas_ray.errors import MaasError
 from maas_ray.jobs.submit import RESULT_PREFIX, STAGE_PREFIX
 from maas_ray.settings import Settings
-from maas_ray.spec import TrainingSpec
+from maas_ray.training_spec import TrainingSpec
 
 
 def parse(

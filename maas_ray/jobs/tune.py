@@ -20,7 +20,7 @@ from typing import Any
 
 from maas_ray.jobs.train import parse, run_job
 from maas_ray.settings import Settings
-from maas_ray.spec import TuningSpec
+from maas_ray.training_spec import TuningSpec
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,7 +28,6 @@ from mlflow.tracking import MlflowClient
 
 from maas_ray.errors import BadRequest, MaasError, ModelNotFound
 from maas_ray.settings import Settings
-from maas_ray.spec import FinetuneSpec
 from maas_ray.training import data as datamod
 from maas_ray.training.evaluate import scores
 from maas_ray.training.fit import split_rows
@@ -43,6 +42,7 @@ from maas_ray.training.result import (
 )
 from maas_ray.training.run import Say, load, new_run, promote_if_better, register, stages
 from maas_ray.training.torch_model import Parent, inspect, open_parent, rows_of, save_child
+from maas_ray.training_spec import FinetuneSpec
 from maas_ray.wire import PRODUCTION
 
 logger = logging.getLogger(__name__)

@@ -22,7 +22,6 @@ from mlflow.tracking import MlflowClient
 
 from maas_ray.errors import BadRequest, MaasError
 from maas_ray.settings import Settings
-from maas_ray.spec import FinetuneSpec, TrainingSpec
 from maas_ray.training import data as datamod
 from maas_ray.training.estimators import build, task_of
 from maas_ray.training.evaluate import better, positive_scores, scores
@@ -37,6 +36,7 @@ from maas_ray.training.result import (
     VERSION_TAG,
     TrainResult,
 )
+from maas_ray.training_spec import FinetuneSpec, TrainingSpec
 from maas_ray.wire import PRODUCTION
 
 logger = logging.getLogger(__name__)

@@ -19,10 +19,10 @@ from pydantic import ValidationError
 
 from maas_ray.errors import BadRequest
 from maas_ray.settings import Settings
-from maas_ray.spec import FinetuneSpec, TrainingSpec, TuningSpec
 from maas_ray.training import data as datamod
 from maas_ray.training.estimators import build, task_of
 from maas_ray.training.fit import split_rows
+from maas_ray.training_spec import FinetuneSpec, TrainingSpec, TuningSpec
 
 Staged = TypeVar("Staged", TrainingSpec, FinetuneSpec, TuningSpec)
 

@@ -20,15 +20,11 @@ import pandas as pd
 
 from maas_ray.errors import BadRequest
 from maas_ray.settings import Settings
-from maas_ray.spec import (
-    CLASSIFICATION_METRICS,
-    LOWER_IS_BETTER,
-    REGRESSION_METRICS,
-    TuningSpec,
-)
+from maas_ray.spec import LOWER_IS_BETTER
 from maas_ray.training.fit import fit_and_score
 from maas_ray.training.result import TrainResult
 from maas_ray.training.run import Say, train
+from maas_ray.training_spec import CLASSIFICATION_METRICS, REGRESSION_METRICS, TuningSpec
 
 logger = logging.getLogger(__name__)
 TRIALS_TAG = "maas.tune_trials"

@@ -168,7 +168,7 @@ def protected(case: Case, seeded: Iterable[str], key_ids: Iterable[str]) -> bool
         # A valid spec starts a Ray job (a Python process): only invalid ones are sent.
         from pydantic import ValidationError
 
-        from maas_ray.spec import TrainingSpec, TuningSpec
+        from maas_ray.training_spec import TrainingSpec, TuningSpec
 
         model = TuningSpec if op.path.endswith("/tune") else TrainingSpec
         try:

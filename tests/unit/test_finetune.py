@@ -20,9 +20,9 @@ from torch import nn
 
 from maas_ray.errors import BadRequest
 from maas_ray.jobs import finetune as job
-from maas_ray.spec import FinetuneBody, FinetuneSpec
 from maas_ray.training.torch_loop import loss_fn
 from maas_ray.training.torch_model import CODE, PYTORCH, inspect, load, rows_of
+from maas_ray.training_spec import FinetuneBody, FinetuneSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -223,8 +223,8 @@ def test_a_tuning_space_is_checked_and_becomes_ray_tunes() -> None:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from maas_ray.spec import TuningSpec
     from maas_ray.training.tune import checked_space, space
+    from maas_ray.training_spec import TuningSpec
 
     spec = TuningSpec(
         name="wine",

@@ -8,7 +8,8 @@ from pydantic import ValidationError
 
 from maas_ray.monitoring.models import Figures, VersionFigures
 from maas_ray.monitoring.records import table
-from maas_ray.monitoring.retrain import LABEL, decide, labelled_rows, metric_of
+from maas_ray.monitoring.retrain import decide, metric_of
+from maas_ray.monitoring.retrain_job import LABEL, labelled_rows
 from maas_ray.spec import DeploymentSpec
 
 

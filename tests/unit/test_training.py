@@ -11,11 +11,11 @@ import pytest
 from pydantic import ValidationError
 
 from maas_ray.errors import BadRequest
-from maas_ray.spec import TrainingSpec
 from maas_ray.training import data as datamod
 from maas_ray.training.estimators import build, task_of
 from maas_ray.training.evaluate import better, scores
 from maas_ray.training.fit import fit_and_score, seeded, split_rows
+from maas_ray.training_spec import TrainingSpec
 
 TEXTS = [("good film", "pos"), ("bad film", "neg")] * 10
 
