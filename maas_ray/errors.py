@@ -207,3 +207,12 @@ def answered(status: int, out: bytes) -> dict[str, Any]:
             remote_code=str(data.get("code", "unknown")),
         )
     return data
+
+
+def first_error(exc: Any, whole: str = "body", depth: int | None = None) -> tuple[str, str]:
+    """A pydantic ``ValidationError``'s first error as (where, what): the field's dotted
+    path (its first ``depth`` parts; ``whole`` for a check across fields) and the
+    message without pydantic's "Value error, " prefix."""
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in tuple(first.get("loc", ()))[:depth]) or whole
+    return where, str(first.get("msg", "invalid")).removeprefix("Value error, ")

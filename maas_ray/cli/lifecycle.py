@@ -21,6 +21,7 @@ from maas_ray.cli._common import (
     spinner,
 )
 from maas_ray.cli._output import Output, print_json, print_table
+from maas_ray.errors import first_error
 from maas_ray.wire import PRODUCTION
 
 
@@ -198,9 +199,7 @@ def apply_file(
         with spinner(f"applying {file.name}") as progress:
             result = sdk().apply(document if isinstance(document, dict) else {}, progress)
     except ValidationError as exc:  # told as the place in FILE, not as a flag
-        first = exc.errors()[0]
-        where = ".".join(str(x) for x in first["loc"]) or "file"
-        text = str(first["msg"]).removeprefix("Value error, ")
+        where, text = first_error(exc, "file")
         err.print(f"[red]error:[/red] {file}: {where}: {text}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     print_table(out, f"applied {file}", ("model", "result"), [list(r) for r in result.items()])

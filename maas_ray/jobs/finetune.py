@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from maas_ray.errors import first_error
 from maas_ray.jobs.train import run_job
 from maas_ray.training_spec import FinetuneSpec
 
@@ -47,9 +48,8 @@ def parse(argv: list[str] | None = None) -> FinetuneSpec:
     try:
         return FinetuneSpec.model_validate({**raw, **flags})
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "spec"
-        parser.exit(1, f"error: {where}: {first['msg']}\n")
+        where, text = first_error(exc, "spec")
+        parser.exit(1, f"error: {where}: {text}\n")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from maas_ray.errors import MaasError
+from maas_ray.errors import MaasError, first_error
 from maas_ray.jobs.submit import RESULT_PREFIX, STAGE_PREFIX
 from maas_ray.settings import Settings
 from maas_ray.training_spec import TrainingSpec
@@ -58,9 +58,8 @@ def parse(
     try:
         return model.model_validate(raw), base
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "spec"
-        parser.exit(1, f"error: {where}: {first['msg']}\n")
+        where, text = first_error(exc, "spec")
+        parser.exit(1, f"error: {where}: {text}\n")
 
 
 def main(argv: list[str] | None = None) -> int:

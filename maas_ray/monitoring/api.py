@@ -21,7 +21,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import ValidationError
 
-from maas_ray.errors import BadRequest, InvalidInput, InvalidJSON, MaasError, PlatformUnavailable
+from maas_ray.errors import (
+    BadRequest,
+    InvalidInput,
+    InvalidJSON,
+    MaasError,
+    PlatformUnavailable,
+    first_error,
+)
 from maas_ray.monitoring import drift, quality
 from maas_ray.monitoring.models import (
     MAX_FEEDBACK,
@@ -326,7 +333,6 @@ def parse_feedback(body: bytes) -> list[FeedbackItem]:
         try:
             items.append(FeedbackItem.model_validate(entry))
         except ValidationError as exc:
-            first = exc.errors()[0]
-            field = ".".join(str(x) for x in first["loc"][:1]) or "body"
-            raise InvalidInput(f"{where}.{field}: {first['msg']}") from exc
+            field, text = first_error(exc, depth=1)
+            raise InvalidInput(f"{where}.{field}: {text}") from exc
     return items

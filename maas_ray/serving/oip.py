@@ -23,7 +23,7 @@ import numpy as np
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
 
-from maas_ray.errors import BadRequest, InvalidJSON
+from maas_ray.errors import BadRequest, InvalidJSON, first_error
 from maas_ray.serving.decode import MAX_JSON_DEPTH, _check_depth
 
 HEADER_LENGTH = "inference-header-content-length"  # the binary tensor extension's header
@@ -283,7 +283,6 @@ def _binary_flag(output: RequestedOutput) -> bool | None:
 
 
 def _validation_message(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first.get("loc", ())) or "body"
+    where, text = first_error(exc)
     more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return f"{where}: {first.get('msg', 'invalid')}{more}"[:600]
+    return f"{where}: {text}{more}"[:600]
