@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 
 CLIENTS ?= .venv-clients
 
-.PHONY: install clients up down test unit integration lint bench clean
+.PHONY: install clients browser up down test unit integration lint bench clean
 
 $(BIN)/maas: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,13 @@ $(CLIENTS)/.installed: tests/clients.txt
 
 clients: $(CLIENTS)/.installed
 
+# The console's browser tests drive Debian's Chromium, headless, with Playwright (a dev
+# dependency); a CJK font renders the Chinese example. Installed once (apt, as root or sudo).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@dpkg -s chromium fonts-wqy-zenhei >/dev/null 2>&1 || \
+		($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium fonts-wqy-zenhei)
+
 up: install
 	$(BIN)/maas up
 	$(BIN)/python -m examples.seed
@@ -35,7 +42,7 @@ up: install
 down:
 	@if [ -x $(BIN)/maas ]; then $(BIN)/maas down; else echo "nothing installed"; fi
 
-test: install clients
+test: install clients browser
 	$(BIN)/python -m pytest tests
 
 unit: install

@@ -213,6 +213,23 @@ ROUTES: tuple[Route, ...] = (
         "Asset",
         **_FOUND,
     ),
+    _public("console", "/console", "console", "The web console (sign in with a key).", "Page"),
+    _public(
+        "console_asset",
+        "/console/{asset}",
+        "console",
+        "A file of the /console page (its script, style sheet, the chart library).",
+        "Asset",
+        **_FOUND,
+    ),
+    _admin(
+        "whoami",
+        "GET",
+        "/whoami",
+        (),
+        summary="The credential asking: its name and scopes, and where the MLflow UI is.",
+        answer="Identity",
+    ),
     _read("status", "/status", "One row per deployed model.", "[ModelStatus]"),
     _read(
         "cluster",

@@ -18,10 +18,11 @@ from functools import cached_property
 from typing import Any, TypeVar
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from maas_ray.control.deployer import ControlPlane
-from maas_ray.errors import BadRequest, InvalidInput, InvalidJSON, MaasError, NotFound
+from maas_ray.errors import BadRequest, InvalidInput, InvalidJSON, MaasError, NotFound, first_error
+from maas_ray.gateway.bodies import Identity, KeyBody, PromoteBody, RegisterBody, RollbackBody
 from maas_ray.gateway.operations import Operations, Progress
 from maas_ray.monitoring.api import Monitor
 from maas_ray.registry import Registry
@@ -31,41 +32,11 @@ from maas_ray.security.keys import KeyStore
 from maas_ray.security.scopes import Principal
 from maas_ray.settings import Settings
 from maas_ray.spec import Canary, DeploymentFile, DeploymentSpec, QualityCheck, Shadow
-from maas_ray.wire import PRODUCTION
 
 logger = logging.getLogger(__name__)
 Body = TypeVar("Body", bound=BaseModel)
 # Audit action names that differ from the route's name.
 _ACTIONS = {"create_key": "key.create", "revoke_key": "key.revoke"}
-
-
-class PromoteBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    version: str = Field(min_length=1, max_length=20)
-    alias: str = PRODUCTION
-
-
-class RollbackBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    alias: str = PRODUCTION
-
-
-class RegisterBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    model_uri: str = Field(min_length=1, max_length=2000, description="runs:/ or models:/ URI.")
-    description: str | None = Field(default=None, max_length=5000)
-    tags: dict[str, str] | None = None
-
-
-class KeyBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    scopes: list[str] = Field(min_length=1, max_length=100)
-    name: str | None = Field(default=None, min_length=1, max_length=100)
-    expires_in_days: float | None = Field(default=None, gt=0, le=36500)
 
 
 @dataclass
@@ -240,6 +211,15 @@ def _store(c: Context) -> Operations:
     return c.operations
 
 
+@handles("whoami")
+def _whoami(c: Context) -> tuple[int, Any]:
+    who = c.call.principal
+    identity = Identity(
+        name=who.name, key_id=who.key_id, scopes=sorted(who.scopes), mlflow_ui=c.settings.mlflow_uri
+    )
+    return 200, identity.model_dump()
+
+
 @handles("list_keys")
 def _list_keys(c: Context) -> tuple[int, Any]:
     return 200, [r.model_dump() for r in KeyStore(c.settings.security_dir).records()]
@@ -396,9 +376,7 @@ def _validated(model: type[Body], data: dict[str, Any]) -> Body:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(x) for x in first["loc"]) or "body"
-        text = str(first["msg"]).removeprefix("Value error, ")
+        where, text = first_error(exc)
         raise InvalidInput(f"{where}: {text}") from exc
 
 

@@ -17,6 +17,7 @@ shared-pool``, until the model's own application takes its route over.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import logging
 import time
 import uuid
@@ -37,7 +38,7 @@ from maas_ray.errors import (
     PlatformUnavailable,
     VersionNotDeployed,
 )
-from maas_ray.gateway import docs
+from maas_ray.gateway import console, docs
 from maas_ray.gateway.oip_front import OipFront
 from maas_ray.monitoring import prometheus
 from maas_ray.monitoring.link import ROUTES as MONITORING_ROUTES
@@ -93,7 +94,7 @@ class Gateway:
         try:
             public = route is not None and route.scopes is None
             if route is not None and route.app == "gateway" and found.allowed and public:
-                return await self._own(route.name, found.params)
+                return await self._own(route.name, found.params, request)
             self.guard.check(request.method, path, request.headers.get("authorization"), found)
             if route is not None and route.name == "metrics" and found.allowed:
                 loop = asyncio.get_running_loop()
@@ -133,8 +134,8 @@ class Gateway:
         miss = await loop.run_in_executor(None, self._miss, found, path)
         return error_response(miss)
 
-    async def _own(self, name: str, params: dict[str, str]) -> Response:
-        """The gateway's own public routes: health, the OpenAPI document, /docs."""
+    async def _own(self, name: str, params: dict[str, str], request: Request) -> Response:
+        """The gateway's own public routes: health, the OpenAPI document, /docs, /console."""
         if name.startswith("v2_"):
             return await self.oip.public(name)
         if name == "openapi":
@@ -146,6 +147,18 @@ class Gateway:
             content, media_type = await loop.run_in_executor(None, docs.asset, params["asset"])
             cache = {"cache-control": "public, max-age=86400"}
             return Response(content, media_type=media_type, headers=cache)
+        if name == "console":
+            headers = {"content-security-policy": console.POLICY, "cache-control": "no-store"}
+            return Response(console.page(), media_type="text/html", headers=headers)
+        if name == "console_asset":
+            loop = asyncio.get_running_loop()
+            packed, media_type = await loop.run_in_executor(None, console.asset, params["asset"])
+            headers = {"cache-control": "public, max-age=3600", "vary": "accept-encoding"}
+            if "gzip" in request.headers.get("accept-encoding", ""):
+                headers["content-encoding"] = "gzip"
+                return Response(packed, media_type=media_type, headers=headers)
+            content = await loop.run_in_executor(None, gzip.decompress, packed)
+            return Response(content, media_type=media_type, headers=headers)
         return Response(orjson.dumps({"status": "ok"}), media_type=JSON)
 
     async def _openapi(self) -> dict[str, Any]:

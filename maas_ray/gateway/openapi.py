@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from maas_ray.gateway import console, docs
 from maas_ray.gateway.components import (
     _ERRORS,
     _error_responses,
@@ -23,7 +24,6 @@ from maas_ray.gateway.components import (
     _parameters,
     _path_param,
 )
-from maas_ray.gateway.docs import ASSETS
 from maas_ray.gateway.schemas import _list, _ref, _schemas
 from maas_ray.routes import BY_NAME, ROUTES, Route
 from maas_ray.serving.oip_answer import OCTETS
@@ -72,6 +72,10 @@ def openapi_document(model_names: Sequence[str] | None = None) -> dict[str, Any]
             {"name": "admin", "description": "Management: status, lifecycle, registry."},
             {"name": "security", "description": "API keys and the audit log."},
             {"name": "docs", "description": "This document; no credential."},
+            {
+                "name": "console",
+                "description": "The web console: the page is public, its calls carry a key.",
+            },
         ],
         "paths": _paths(model_name),
         "components": {
@@ -153,7 +157,7 @@ def _answer(route: Route) -> dict[str, Any]:
         text = {"text/plain": {"schema": _TEXT}}
         return {"description": f"{route.summary} (Prometheus text format 0.0.4)", "content": text}
     if route.answer == "Asset":
-        types = sorted(set(ASSETS.values()))
+        types = sorted(set(_assets(route).values()))
         return {"description": route.summary, "content": {t: {"schema": _TEXT} for t in types}}
     if route.answer == "OipInferenceResponse":  # binary outputs follow the JSON header
         answer = _ok(route.summary, _ref(route.answer))
@@ -174,6 +178,11 @@ def _answer(route: Route) -> dict[str, Any]:
     return _ok(route.summary, schema, headers=headers)
 
 
+def _assets(route: Route) -> dict[str, str]:
+    """The files (name -> content type) a page's asset route serves."""
+    return console.ASSETS if route.tag == "console" else docs.ASSETS
+
+
 def _placeholders(path: str) -> list[str]:
     return [part[1:-1] for part in path.split("/") if part.startswith("{")]
 
@@ -184,7 +193,7 @@ def _path_parameter(route: Route, name: str, model_name: dict[str, Any]) -> dict
     if name == "name":
         return {"$ref": "#/components/parameters/admin_name"}
     if name == "asset":
-        return _path_param("asset", {"enum": sorted(ASSETS)}, "One of the page's files.")
+        return _path_param("asset", {"enum": sorted(_assets(route))}, "One of the page's files.")
     if name == "version":
         return {"$ref": "#/components/parameters/version"}
     what = {"key_id": "The key's id.", "op_id": "The operation's id (from its 202 answer)."}
@@ -220,7 +229,10 @@ def _operation(
     }
     if scopes is None:
         op["security"] = []
-    elif scopes:
+    elif not scopes:
+        op["security"] = [{BEARER: []}]
+        op["description"] = "Any valid credential."
+    else:
         opening = list(dict.fromkeys((*scopes, _ADMIN)))
         op["security"] = [{BEARER: [s]} for s in opening]
         op["description"] = "Scope: " + " or ".join(f"`{s}`" for s in opening) + "."

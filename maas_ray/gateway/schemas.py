@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from maas_ray.control.status import ModelStatus, NodeResources, Operation, TrafficReport
-from maas_ray.gateway.admin import KeyBody, PromoteBody, RegisterBody, RollbackBody
+from maas_ray.gateway.bodies import Identity, KeyBody, PromoteBody, RegisterBody, RollbackBody
 from maas_ray.monitoring.models import (
     FeedbackAnswer,
     FeedbackItem,
@@ -49,6 +49,7 @@ _MODELS: tuple[type[BaseModel], ...] = (
     RollbackBody,
     RegisterBody,
     KeyBody,
+    Identity,
     AuditRecord,
     Operation,
     TrainingSpec,

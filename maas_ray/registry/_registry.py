@@ -179,7 +179,19 @@ class Registry(_ModelState):
         rm = self._registered(name)
         versions = self.client.search_model_versions(f"name='{_quote(name)}'")
         infos = sorted((_version_info(v) for v in versions), key=lambda v: -int(v.version))
-        return _model_info(rm, infos)
+        return _model_info(
+            rm, [self._with_metrics(v) if i < 20 else v for i, v in enumerate(infos)]
+        )
+
+    def _with_metrics(self, info: VersionInfo) -> VersionInfo:
+        """``info`` with its run's metrics (training scores), if the run is there."""
+        if not info.run_id:
+            return info
+        try:
+            metrics = self.client.get_run(info.run_id).data.metrics
+        except MlflowException:  # the run was deleted: the version stays readable
+            return info
+        return info.model_copy(update={"metrics": dict(metrics)})
 
     def list_models(self) -> list[ModelInfo]:
         """Every registered model (versions not filled in)."""

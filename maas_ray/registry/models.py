@@ -21,6 +21,10 @@ class VersionInfo(BaseModel):
     tags: dict[str, str] = Field(default_factory=dict)
     signature: dict[str, Any] | None = None
     sha256: str | None = None
+    metrics: dict[str, float] = Field(
+        default_factory=dict,
+        description="The metrics of the run the version came from (one model's read only).",
+    )
 
 
 class ModelInfo(BaseModel):

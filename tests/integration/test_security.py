@@ -94,7 +94,7 @@ def test_public_routes_need_no_credential(live: Settings) -> None:
     public = [r for r in TABLE if r.scopes is None]
     assert {r.name for r in public} >= {"healthz", "v2_live", "v2_ready", "openapi"}
     for route in public:
-        path = route.url(asset="swagger-ui.css")
+        path = route.url(asset="console.css" if route.tag == "console" else "swagger-ui.css")
         resp = httpx.request(route.method, f"{live.serve_url}{path}", timeout=30)
         assert resp.status_code == 200, (route.path, resp.status_code, resp.text[:200])
 
@@ -123,6 +123,7 @@ MATRIX = [
     ("predict", "POST", "/v1/models/tabular/predict", {"inputs": [[0.0] * 30]}, 403),
     ("predict", "GET", "/v1/models/sentiment/traffic", None, 403),
     ("predict", "GET", "/v1/admin/status", None, 403),
+    ("predict", "GET", "/v1/admin/whoami", None, 200),  # any key may ask who it is
     ("predict-any", "POST", "/v1/models/sentiment/predict", ROW, 200),
     ("predict-any", "POST", "/v1/models/digits/predict", {"inputs": [[0.0] * 64]}, 200),
     ("predict-any", "POST", "/v1/admin/models/sentiment/promote", {}, 403),

@@ -153,3 +153,23 @@ async def test_another_method_is_405_with_allow(gateway: Any) -> None:
     assert resp.status_code == 405
     assert "GET" in resp.headers["allow"]
     assert resp.json()["code"] == "method_not_allowed"
+
+
+async def test_the_console_is_public_and_serves_its_files_itself(gateway: Any) -> None:
+    client, _ = gateway
+    page = await client.get("/console")
+    assert page.status_code == 200
+    assert 'name="api_key"' in page.text
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert '"whoami": "/v1/admin/whoami"' in page.text  # the script gets the table's paths
+    for name in ("console.js", "console.css", "plotly.min.js"):
+        got = await client.get(f"/console/{name}", headers={"accept-encoding": "gzip"})
+        assert got.status_code == 200, name
+        assert got.headers["content-encoding"] == "gzip"
+        assert len(got.content) > 1000, name  # httpx decoded it
+    plain = await client.get("/console/console.js", headers={"accept-encoding": "identity"})
+    assert "content-encoding" not in plain.headers
+    assert "sessionStorage" in plain.text
+    missing = await client.get("/console/../secrets")
+    assert missing.status_code in (401, 404)
+    assert (await client.get("/console/nothing.js")).status_code == 404

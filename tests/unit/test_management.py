@@ -18,6 +18,7 @@ from starlette.requests import Request
 from maas_ray.errors import InsufficientResources
 from maas_ray.gateway import admin
 from maas_ray.gateway.management import ManagementAPI
+from maas_ray.settings import Settings
 
 pytestmark = pytest.mark.anyio
 
@@ -163,3 +164,11 @@ async def test_changes_run_one_at_a_time_in_order(
     ops = [await _done(api, a.headers["location"]) for a in answers]
     assert [op["state"] for op in ops] == ["succeeded"] * 3
     assert order == ["m0", "m1", "m2"]
+
+
+async def test_whoami_names_the_credential_and_the_mlflow_ui(api: httpx.AsyncClient) -> None:
+    answer = await api.get("/v1/admin/whoami")
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert set(body) == {"name", "key_id", "scopes", "mlflow_ui"}
+    assert body["mlflow_ui"] == Settings().mlflow_uri  # the MLflow server `maas up` runs
