@@ -36,10 +36,16 @@ def wait_running(
     failures: dict[str, str] | None = None,
     timeout_s: float | None = None,
     apps: dict[str, dict[str, Any]] | None = None,
+    retiring: dict[str, set[str]] | None = None,
 ) -> None:
     """Poll Serve until every application in ``targets`` runs its target version
     (and, for those in ``apps``, that config: args and user_config, so a changed
-    canary split or batching is seen applied, not only the version).
+    canary split or batching is seen applied, not only the version), and none of
+    its ``retiring`` replicas (those of the version before) is left.
+
+    Serve shows the new config and the old status for a moment after a PUT, so a
+    switch of version is done only once the replicas that ran before are gone:
+    from then on every answer comes from the new version.
 
     With ``failures``, an application that fails or times out is recorded there
     (name -> reason) instead of raising, and the others are still waited for.
@@ -51,6 +57,7 @@ def wait_running(
         failures: Where to record failures instead of raising.
         timeout_s: How long to wait (default: the deploy timeout).
         apps: ``{application: config}`` whose args and user_config must be applied.
+        retiring: ``{application: replica ids}`` that must be gone.
 
     Raises:
         DeploymentFailed: An application failed or timed out (without ``failures``).
@@ -69,7 +76,8 @@ def wait_running(
                 state, running_version = app.get("status"), version
             want = (apps or {}).get(name)
             applied = want is None or name not in live or rows.applied(app, want)
-            if state == "RUNNING" and running_version == version and applied:
+            left = (retiring or {}).get(name, set()) & replica_ids(app)
+            if state == "RUNNING" and running_version == version and applied and not left:
                 del pending[name]
             elif state in FAILED and running_version == version:
                 why = f"version {version} failed: {app_error(app)}"
@@ -88,6 +96,16 @@ def wait_running(
             raise DeploymentFailed(f"timed out after {timeout_s:.0f}s waiting for {waiting}")
         if pending:
             time.sleep(POLL_S)
+
+
+def replica_ids(app: dict[str, Any]) -> set[str]:
+    """The ids of every replica Serve lists for an application, whatever its state."""
+    return {
+        str(r["replica_id"])
+        for dep in (app.get("deployments") or {}).values()
+        for r in dep.get("replicas") or []
+        if r.get("replica_id")
+    }
 
 
 def wait_gone(
@@ -120,10 +138,17 @@ def converge(
         ``{application: version}`` of the whole desired config.
     """
     config, targets = control.desired(overrides, no_surge)
+    wanted = {a: targets[a] for n in names for a in (n, challenger_app(n)) if a in targets}
+    before = control.serve.applications()
+    # The replicas of an application whose version changes: the switch ends with them.
+    retiring = {
+        a: replica_ids(before[a])
+        for a, v in wanted.items()
+        if a in before and app_version(before[a]) not in (None, v)
+    }
     control.serve.put_config(config)
     apps = {a["name"]: a for a in config["applications"]}
-    wanted = {a: targets[a] for n in names for a in (n, challenger_app(n)) if a in targets}
-    wait_running(control, wanted, progress, failures, timeout_s, apps)
+    wait_running(control, wanted, progress, failures, timeout_s, apps, retiring)
     gone = [a for n in names for a in (n, challenger_app(n)) if a not in targets]
     timeout_s = control.settings.deploy_timeout_s if timeout_s is None else timeout_s
     for name in wait_gone(control.serve, gone, timeout_s, progress):

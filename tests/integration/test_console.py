@@ -151,6 +151,10 @@ def test_a_rollback_from_the_console_takes_effect(
     expect(page.locator("#versions tbody tr")).to_have_count(2)
     page.click("#rollback-form button[type=submit]")
     expect(page.locator("#action-result")).to_have_text("roll back: done", timeout=120_000)
+    # "done" only once the operation is: the page followed it to its end.
+    ops = [o for o in client.operations() if (o.action, o.target) == ("rollback", "console-roll")]
+    assert ops, "no rollback operation"
+    assert ops[0].state == "succeeded", ops
     assert client.model("console-roll").aliases["production"] == roll["first"]
     # The versions table shows the alias moved back.
     first = page.locator(f"#versions tr[data-version='{roll['first']}']")

@@ -49,17 +49,17 @@ async function api(method, url, body) {
 
 // A long management action answers 202 with an operation: follow it to its end.
 async function change(route, params, body) {
-  let answer = await api("POST", path(route, params), body);
+  const answer = await api("POST", path(route, params), body);
+  if (answer.status !== 202) return answer.data; // done (or refused) at once
   let op = answer.data;
-  while (answer.status === 202 && op && (op.state === "queued" || op.state === "running")) {
+  while (op.state === "queued" || op.state === "running") {
     await new Promise((done) => setTimeout(done, 500));
-    answer = await api("GET", path("operation", { op_id: op.id }));
-    op = answer.data;
+    op = (await api("GET", path("operation", { op_id: op.id }))).data;
   }
-  if (op && op.state === "failed") {
+  if (op.state === "failed") {
     throw new ApiError(op.error.status, op.error.error, op.error.code);
   }
-  return op && op.result !== undefined && op.state ? op.result : op;
+  return op.result;
 }
 
 function el(tag, attrs = {}, ...children) {
@@ -205,7 +205,11 @@ async function select(name) {
   document.getElementById("try-answer").textContent = "";
   document.getElementById("action-result").textContent = "";
   show("model-panel", true);
+  const predict = document.querySelector("#try-form button");
+  predict.disabled = true; // until the model's example body is in the form
+  document.getElementById("try-body").value = "";
   await renderModel(name);
+  predict.disabled = false;
   await renderFigures(name);
 }
 
