@@ -98,6 +98,10 @@ def page() -> str:
       <section id="catalog-panel">
         <h2>Models</h2>
         <ul id="catalog"></ul>
+        <form id="open-form" hidden>
+          <label>Model <input name="model" required spellcheck="false"></label>
+          <button type="submit">Open</button>
+        </form>
       </section>
       <section id="model-panel" hidden>
         <h2 id="model-title"></h2>

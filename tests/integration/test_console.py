@@ -167,11 +167,21 @@ def test_a_rollback_from_the_console_takes_effect(
     assert not page.errors, page.errors
 
 
-def test_a_predict_only_key_sees_no_change_buttons(page: Any, client: MaaS, seeded: Any) -> None:
+def test_a_predict_only_key_opens_its_model_and_sees_no_change_buttons(
+    page: Any, client: MaaS, seeded: Any
+) -> None:
     expect = _expect()
     key = client.create_key(["predict:sentiment"], name="console-predict").key
     _sign_in(page, key)
     expect(page.locator("#who")).to_contain_text(re.compile("predict:sentiment"))
     expect(page.locator("#notice")).to_contain_text("may predict only")
+    expect(page.locator("#deployments-panel")).to_be_hidden()
+    page.fill("#open-form input[name=model]", "sentiment")
+    page.click("#open-form button[type=submit]")
+    expect(page.locator("#model-title")).to_contain_text("sentiment (version")
+    page.click("#examples button:text-is('中文')")
+    page.click("#try-form button[type=submit]")
+    expect(page.locator("#try-answer")).to_contain_text("predictions")
     expect(page.locator("#actions")).to_be_hidden()
+    _shot(page, "predict-only")
     assert not page.errors, page.errors

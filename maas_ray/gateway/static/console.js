@@ -129,6 +129,8 @@ function signOut() {
   state.who = null;
   state.model = null;
   show("app", false);
+  show("deployments-panel", true);
+  show("open-form", false);
   show("who", false);
   show("links", false);
   show("signin-panel", true);
@@ -139,7 +141,9 @@ function signOut() {
 async function refresh() {
   if (!state.who) return;
   if (!canRead()) {
-    notice("This key may predict only: it cannot read the catalog or the deployments.");
+    notice("This key may predict only: name the model to open (no catalog, no deployments).");
+    show("deployments-panel", false);
+    show("open-form", true);
     return;
   }
   try {
@@ -213,7 +217,21 @@ async function select(name) {
   await renderFigures(name);
 }
 
+// A key that may not read the catalog: the model's own metadata (version, signature).
+async function renderServed(name) {
+  show("versions", false); // the registry's view is not this key's to read
+  try {
+    const meta = (await api("GET", path("model_metadata", { name }))).data;
+    fillExample({ inputs: meta.inputs });
+    document.getElementById("model-title").textContent = `${name} (version ${meta.version})`;
+  } catch (err) {
+    notice(`could not read ${name}: ${err.message}`);
+    fillExample(null);
+  }
+}
+
 async function renderModel(name) {
+  if (!canRead()) return renderServed(name);
   let detail;
   try {
     detail = (await api("GET", path("show_model", { name }))).data;
@@ -438,6 +456,7 @@ form("promote-form", (data) =>
   act(`promote v${data.get("version")}`, "promote", { version: data.get("version") }),
 );
 form("rollback-form", () => act("roll back", "rollback", {}));
+form("open-form", (data) => select(String(data.get("model")).trim()));
 form("canary-form", (data) =>
   act(`canary v${data.get("version")} at ${data.get("percent")}%`, "canary", {
     version: data.get("version"),
