@@ -147,9 +147,10 @@ class Gateway:
             content, media_type = await loop.run_in_executor(None, docs.asset, params["asset"])
             cache = {"cache-control": "public, max-age=86400"}
             return Response(content, media_type=media_type, headers=cache)
-        if name == "console":
+        if name == "console":  # the first one reads and packs the files (off the loop)
+            page = await asyncio.get_running_loop().run_in_executor(None, console.page)
             headers = {"content-security-policy": console.POLICY, "cache-control": "no-store"}
-            return Response(console.page(), media_type="text/html", headers=headers)
+            return Response(page, media_type="text/html", headers=headers)
         if name == "console_asset":
             loop = asyncio.get_running_loop()
             packed, media_type = await loop.run_in_executor(None, console.asset, params["asset"])

@@ -12,6 +12,7 @@ The script spells no URL: the page hands it the route table's paths (``ROUTES``)
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 from functools import cache
 from importlib.resources import files
@@ -52,8 +53,8 @@ def page() -> str:
     """The HTML of ``/console``: a sign-in form, then the console itself."""
     paths = json.dumps({name: BY_NAME[name].path for name in ROUTES})
 
-    def asset(name: str) -> str:
-        return url("console_asset", asset=name)
+    def asset(name: str) -> str:  # ?v= the file's digest: a new release is fetched anew
+        return url("console_asset", asset=name) + "?v=" + _digest(name)
 
     return f"""<!doctype html>
 <html lang="en">
@@ -152,6 +153,11 @@ def page() -> str:
 </body>
 </html>
 """
+
+
+@cache
+def _digest(name: str) -> str:
+    return hashlib.sha256(asset(name)[0]).hexdigest()[:12]
 
 
 @cache

@@ -4,6 +4,7 @@ deployed, authentication, 405s, and predicts the shared pool answers."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -162,6 +163,9 @@ async def test_the_console_is_public_and_serves_its_files_itself(gateway: Any) -
     assert 'name="api_key"' in page.text
     assert "script-src 'self'" in page.headers["content-security-policy"]
     assert '"whoami": "/v1/admin/whoami"' in page.text  # the script gets the table's paths
+    script = re.search(r'src="(/console/console\.js\?v=[0-9a-f]{12})"', page.text)
+    assert script, page.text  # ?v= the file's digest: a new release is not read from cache
+    assert (await client.get(script.group(1))).status_code == 200
     for name in ("console.js", "console.css", "plotly.min.js"):
         got = await client.get(f"/console/{name}", headers={"accept-encoding": "gzip"})
         assert got.status_code == 200, name
