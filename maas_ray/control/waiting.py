@@ -76,7 +76,7 @@ def wait_running(
                 state, running_version = app.get("status"), version
             want = (apps or {}).get(name)
             applied = want is None or name not in live or rows.applied(app, want)
-            left = (retiring or {}).get(name, set()) & replica_ids(app)
+            left = (retiring or {}).get(name, set()) & replica_ids(app, "RUNNING")
             if state == "RUNNING" and running_version == version and applied and not left:
                 del pending[name]
             elif state in FAILED and running_version == version:
@@ -98,13 +98,14 @@ def wait_running(
             time.sleep(POLL_S)
 
 
-def replica_ids(app: dict[str, Any]) -> set[str]:
-    """The ids of every replica Serve lists for an application, whatever its state."""
+def replica_ids(app: dict[str, Any], state: str | None = None) -> set[str]:
+    """The ids of the replicas Serve lists for an application (in ``state`` only, if
+    given: a STOPPING replica takes no new request while it drains)."""
     return {
         str(r["replica_id"])
         for dep in (app.get("deployments") or {}).values()
         for r in dep.get("replicas") or []
-        if r.get("replica_id")
+        if r.get("replica_id") and state in (None, r.get("state"))
     }
 
 
@@ -140,11 +141,15 @@ def converge(
     config, targets = control.desired(overrides, no_surge)
     wanted = {a: targets[a] for n in names for a in (n, challenger_app(n)) if a in targets}
     before = control.serve.applications()
-    # The replicas of an application whose version changes: the switch ends with them.
+    # The replicas of a running application whose version changes: the switch ends with
+    # them. Only a RUNNING one is known to run its config's version: after a refused
+    # change (DEPLOY_FAILED, DEPLOYING) the replicas left are the version put back.
     retiring = {
         a: replica_ids(before[a])
         for a, v in wanted.items()
-        if a in before and app_version(before[a]) not in (None, v)
+        if a in before
+        and before[a].get("status") == "RUNNING"
+        and app_version(before[a]) not in (None, v)
     }
     control.serve.put_config(config)
     apps = {a["name"]: a for a in config["applications"]}

@@ -11,13 +11,15 @@ import pytest
 from maas_ray.control import waiting
 
 
-def _app(version: str, replicas: list[str], status: str = "RUNNING") -> dict[str, Any]:
+def _app(
+    version: str, replicas: list[str], status: str = "RUNNING", stopping: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    listed = [{"replica_id": r, "state": "RUNNING"} for r in replicas]
+    listed += [{"replica_id": r, "state": "STOPPING"} for r in stopping]
     return {
         "status": status,
         "deployed_app_config": {"args": {"version": version}},
-        "deployments": {
-            "ModelServer": {"replicas": [{"replica_id": r, "state": "RUNNING"} for r in replicas]}
-        },
+        "deployments": {"ModelServer": {"replicas": listed}},
     }
 
 
@@ -58,7 +60,7 @@ def test_a_switch_of_version_waits_until_the_old_replicas_are_gone() -> None:
             {"m": _app("1", ["old"])},  # before the PUT
             {"m": _app("2", ["old"])},  # the new config, the old status and replica
             {"m": _app("2", ["old", "new"])},  # the surge replica starts
-            {"m": _app("2", ["new"])},  # the switch is done
+            {"m": _app("2", ["new"], stopping=("old",))},  # done: the old one only drains
         ]
     )
     waiting.converge(_control(serve, "2"), ["m"], None)
@@ -78,3 +80,11 @@ def test_the_old_replicas_still_there_at_the_deadline_time_out() -> None:
     control.settings.deploy_timeout_s = 0.05
     with pytest.raises(waiting.DeploymentFailed, match="timed out"):
         waiting.converge(control, ["m"], None)
+
+
+def test_putting_back_after_a_failed_switch_keeps_the_replicas_that_still_serve() -> None:
+    # The new version failed: Serve's config names it, the old replica still answers.
+    failed = _app("2", ["old"], status="DEPLOY_FAILED")
+    serve = FakeServe([{"m": failed}, {"m": _app("1", ["old"])}])
+    waiting.converge(_control(serve, "1"), ["m"], None)
+    assert serve.reads == 3  # done at the first read: the old replica is the one wanted
