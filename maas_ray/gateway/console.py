@@ -32,7 +32,6 @@ ROUTES = (
     "status",
     "list_models",
     "show_model",
-    "history",
     "model_metadata",
     "predict",
     "monitoring",
@@ -40,7 +39,6 @@ ROUTES = (
     "rollback",
     "canary",
     "operation",
-    "docs",
 )
 # Scripts only from the platform itself; Plotly sets inline styles on what it draws.
 POLICY = (
