@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 
 CLIENTS ?= .venv-clients
 
-.PHONY: install clients browser up down test unit integration lint bench clean
+.PHONY: install clients browser protos up down test unit integration lint bench clean
 
 $(BIN)/maas: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,16 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 browser:
 	@dpkg -s chromium fonts-wqy-zenhei >/dev/null 2>&1 || \
 		($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium fonts-wqy-zenhei)
+
+# The OIP v2 gRPC stubs (maas_ray/serving/proto) from their .proto; committed, so only
+# an edit of the .proto needs this. An older grpcio-tools on purpose: generated code
+# runs on protobuf/grpcio at least as new as what generated it (pyproject's floors).
+PROTOC_VENV ?= /tmp/maas-protoc
+protos:
+	test -x $(PROTOC_VENV)/bin/python || $(PYTHON) -m venv $(PROTOC_VENV)
+	$(PROTOC_VENV)/bin/python -m pip install --quiet "grpcio-tools==1.71.0"
+	$(PROTOC_VENV)/bin/python -m grpc_tools.protoc -I . --python_out=. --pyi_out=. \
+		--grpc_python_out=. maas_ray/serving/proto/predict_v2.proto
 
 up: install
 	$(BIN)/maas up

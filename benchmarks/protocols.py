@@ -6,7 +6,10 @@ connections and duration each) with the same rows as:
 
 - v1: ``POST /v1/models/tabular/predict`` ``{"inputs": [[...]]}`` (the baseline);
 - v2 JSON: ``POST /v2/models/tabular/infer`` with a JSON FP32 tensor;
-- v2 binary: the same tensor as raw bytes after the JSON header (Triton's default).
+- v2 binary: the same tensor as raw bytes after the JSON header (Triton's default);
+- then, with a Python client for both (``benchmarks/pyload.py``: wrk speaks no gRPC),
+  v2 binary over REST again and v2 over gRPC (``ModelInfer``, raw bytes): their ratio
+  is gRPC's against REST with the same kind of client.
 
 v2 goes through the gateway (``/v2`` is outside every model's route prefix) and on to
 the model's replica over a Serve handle: one hop more than v1, which the ratios show.
@@ -21,6 +24,8 @@ from __future__ import annotations
 import argparse
 import json
 from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from rich.console import Console
@@ -28,6 +33,7 @@ from rich.table import Table
 
 from benchmarks._common import authorization, bench_settings, running
 from benchmarks.load import LoadResult, run_load
+from benchmarks.pyload import grpc_load, http_load
 from examples._common import register
 from maas_ray import MaaS
 
@@ -52,6 +58,18 @@ def bodies(rows: np.ndarray) -> dict[str, tuple[bytes, dict[str, str]]]:
             },
         ),
     }
+
+
+def grpc_request(rows: np.ndarray) -> Any:
+    """The gRPC phase's ModelInferRequest: the same rows as raw FP32 bytes."""
+    from maas_ray.serving.proto import predict_v2_pb2 as pb
+
+    tensor = pb.ModelInferRequest.InferInputTensor(
+        name="input-0", datatype="FP32", shape=list(rows.shape)
+    )
+    return pb.ModelInferRequest(
+        model_name="tabular", inputs=[tensor], raw_input_contents=[rows.astype("<f4").tobytes()]
+    )
 
 
 def main() -> None:
@@ -96,6 +114,13 @@ def main() -> None:
                     )
                 )
                 bar.advance(task)
+        python = _python_phases(settings, rows, urls["v2 binary"], phases["v2 binary"], key)
+        task = bar.add_task("load (Python clients)", total=args.rounds * len(python))
+        for _ in range(args.rounds):
+            for phase, drive in python.items():
+                drive(args.connections, 2.0)
+                results[phase].append(drive(args.connections, args.seconds))
+                bar.advance(task)
     table = Table(title=f"tabular, {args.rows} row(s) a request, {args.connections} connections")
     for column in ("protocol", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors", "req/s vs v1"):
         table.add_column(column, justify="right" if column != "protocol" else "left")
@@ -104,6 +129,29 @@ def main() -> None:
         best = max(runs, key=lambda r: r.rps)
         table.add_row(phase, *best.row(), f"{best.rps / base:.2f}x")
     console.print(table)
+    rest = max(r.rps for r in results[PY_REST])
+    grpc_best = max(r.rps for r in results[PY_GRPC])
+    console.print(f"gRPC vs REST (v2 binary, same Python client): {grpc_best / rest:.2f}x req/s")
+
+
+PY_REST = "v2 binary, Python client"
+PY_GRPC = "v2 gRPC, Python client"
+
+
+def _python_phases(
+    settings: Any, rows: np.ndarray, url: str, rest: tuple[bytes, dict[str, str]], key: str
+) -> dict[str, Callable[[int, float], LoadResult]]:
+    from maas_ray.spec import GATEWAY_APP
+
+    body, extra = rest
+    headers = {**extra, "Authorization": key}
+    target = f"{settings.host}:{settings.grpc_port}"
+    metadata = [("application", GATEWAY_APP), ("authorization", key)]
+    request = grpc_request(rows)
+    return {
+        PY_REST: lambda n, s: http_load(url, body, headers, n, s),
+        PY_GRPC: lambda n, s: grpc_load(target, request, metadata, n, s),
+    }
 
 
 if __name__ == "__main__":

@@ -29,6 +29,13 @@ class Settings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="Address every service binds to.")
     mlflow_port: int = Field(default=5000, ge=1, le=65535, description="MLflow server port.")
     serve_port: int = Field(default=8000, ge=1, le=65535, description="Ray Serve HTTP port.")
+    grpc_port: int = Field(
+        default=9000,
+        ge=0,
+        le=65535,
+        description="Ray Serve gRPC port: the Open Inference Protocol's gRPC service "
+        "(inference.GRPCInferenceService); 0 turns gRPC off.",
+    )
     dashboard_port: int = Field(
         default=8265, ge=1, le=65535, description="Ray dashboard and Serve REST API port."
     )

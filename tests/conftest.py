@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PORTS = {
     "mlflow_port": 25500,
     "serve_port": 28500,
+    "grpc_port": 28501,
     "dashboard_port": 28765,
     "ray_port": 26879,
     "ray_client_port": 21501,
@@ -43,7 +44,7 @@ PORTS = {
     "ray_object_manager_port": 25370,
     "ingress_fallback_port": 22365,
     "ingress_metrics_port": 20365,
-    "ingress_stats_port": 23365,
+    "ingress_stats_port": 23465,  # 23365: the fallback proxy's gRPC (fallback + 1000)
 }
 WORKER_PORTS = "30000-31999"
 INGRESS_PORTS = {"ingress_http_ports": "33000-33499", "ingress_grpc_ports": "33500-33999"}

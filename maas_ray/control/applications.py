@@ -19,6 +19,10 @@ MODEL_APP_IMPORT = "maas_ray.serving.app:build_app"
 GATEWAY_APP_IMPORT = "maas_ray.gateway.app:build_gateway"
 ADMIN_APP_IMPORT = "maas_ray.gateway.management:build_admin"
 SHARED_APP_IMPORT = "maas_ray.serving.shared:build_pool"
+# Serve's gRPC ingress: the OIP v2 service, whose RPCs the gateway answers.
+GRPC_SERVICER = (
+    "maas_ray.serving.proto.predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server"
+)
 # Serve's max_surge_percent, of the target count rounded up: 1% is one surge replica
 # for up to 100 replicas. A replaced deployment (new version, new resources) starts
 # each replacement beside the old replica and stops that one only once the new one
@@ -169,12 +173,18 @@ def serve_config(
     tracking_uri: str,
     *,
     access_log: bool = False,
+    grpc_port: int = 0,
 ) -> dict[str, Any]:
     """A whole ServeDeploySchema document: the gateway, the management API, the given
-    applications."""
+    applications; with ``grpc_port``, Serve's gRPC ingress there (the Open Inference
+    Protocol's service, answered by the gateway)."""
+    grpc = {}
+    if grpc_port:
+        grpc = {"grpc_options": {"port": grpc_port, "grpc_servicer_functions": [GRPC_SERVICER]}}
     return {
         "proxy_location": "HeadOnly",
         "http_options": {"host": host, "port": port},
+        **grpc,
         # Access logs cost ~25% of throughput on the hot path: off unless MAAS_ACCESS_LOG.
         "logging_config": {"enable_access_log": access_log},
         "applications": [

@@ -90,7 +90,9 @@ class ControlPlane:
         # shared model it reserves no CPU, so it never keeps a model replica out.
         num_cpus = s.shared_num_cpus if shared else 0.0
         apps.append(shared_application(s.mlflow_uri, s.shared_replicas, num_cpus))
-        config = serve_config(apps, s.host, s.serve_port, s.mlflow_uri, access_log=s.access_log)
+        config = serve_config(
+            apps, s.host, s.serve_port, s.mlflow_uri, access_log=s.access_log, grpc_port=s.grpc_port
+        )
         return config, targets
 
     def nodes(self) -> list[capacity.Node]:

@@ -39,6 +39,7 @@ from maas_ray.errors import (
     VersionNotDeployed,
 )
 from maas_ray.gateway import console, docs
+from maas_ray.gateway.grpc_front import GrpcFront
 from maas_ray.gateway.oip_front import OipFront
 from maas_ray.monitoring import prometheus
 from maas_ray.monitoring.link import ROUTES as MONITORING_ROUTES
@@ -78,6 +79,7 @@ class Gateway:
         self.admin = AdminLink(self.max_body)
         self._logs: dict[str, PredictionLog] = {}  # shared-pool models' prediction logs
         self.oip = OipFront(self, settings.json_max_depth)  # /v2: Open Inference Protocol
+        self.grpc = GrpcFront(self)  # the same over gRPC (Serve's gRPC ingress)
 
     async def __call__(self, request: Request) -> Response:
         try:
@@ -86,6 +88,25 @@ class Gateway:
             # A bug of ours: still a JSON answer, and the trace in the replica's log.
             logger.exception("unexpected error on %s %s", request.method, request.url.path)
             return error_response(UNEXPECTED)
+
+    # -- the Open Inference Protocol over gRPC: Serve calls these by the RPC's name ------
+    async def ServerLive(self, request: Any) -> Any:
+        return await self.grpc.server_live()
+
+    async def ServerReady(self, request: Any) -> Any:
+        return await self.grpc.server_ready()
+
+    async def ServerMetadata(self, request: Any) -> Any:
+        return await self.grpc.server_metadata()
+
+    async def ModelReady(self, request: Any, grpc_context: Any) -> Any:
+        return await self.grpc.model_ready(request, grpc_context)
+
+    async def ModelMetadata(self, request: Any, grpc_context: Any) -> Any:
+        return await self.grpc.model_metadata(request, grpc_context)
+
+    async def ModelInfer(self, request: Any, grpc_context: Any) -> Any:
+        return await self.grpc.model_infer(request, grpc_context)
 
     async def _answer(self, request: Request) -> Response:
         path = request.scope["path"]

@@ -18,11 +18,13 @@ import asyncio
 import logging
 import time
 import uuid
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from mlflow.types import Schema
 from ray import serve
 from starlette.requests import Request
 from starlette.responses import Response
@@ -50,6 +52,11 @@ def _release() -> str:
         return "0"
 
 
+def server_metadata() -> dict[str, Any]:
+    """``GET /v2``: the server's name, release and protocol extensions."""
+    return {"name": oip_answer.SERVER, "version": _release(), "extensions": oip_answer.EXTENSIONS}
+
+
 class OipFront:
     """The ``v2_*`` routes; ``gateway`` lends the shared pool, the registry and its 404s."""
 
@@ -67,20 +74,21 @@ class OipFront:
     async def public(self, route: str) -> Response:
         """``GET /v2``, ``/v2/health/live``, ``/v2/health/ready`` (no credential)."""
         if route == "v2_server":
-            doc = {
-                "name": oip_answer.SERVER,
-                "version": _release(),
-                "extensions": oip_answer.EXTENSIONS,
-            }
-            return _json(doc)
+            return _json(server_metadata())
         if route == "v2_live":
             return _json({"live": True})
+        why = await self.server_unready()
+        if why:
+            return _json({"ready": False, "error": why}, 503)
+        return _json({"ready": True})
+
+    async def server_unready(self) -> str | None:
+        """Why the server is not ready (an application without a running replica), or None."""
         running = await self._applications()
         idle = sorted(app for app, n in running.items() if n == 0)
         if not running or idle:
-            why = f"no running replica yet: {', '.join(idle)}" if idle else "Serve not answering"
-            return _json({"ready": False, "error": why}, 503)
-        return _json({"ready": True})
+            return f"no running replica yet: {', '.join(idle)}" if idle else "Serve not answering"
+        return None
 
     # -- model routes ---------------------------------------------------------------
     async def answer(self, route: str, params: dict[str, str], request: Request) -> Response:
@@ -93,6 +101,14 @@ class OipFront:
         return await self._infer(name, asked, request)
 
     async def _ready(self, name: str, asked: str | None) -> Response:
+        why = await self.model_unready(name, asked)
+        if why:
+            return _json({"name": name, "ready": False, "error": why}, 503)
+        return _json({"name": name, "ready": True})
+
+    async def model_unready(self, name: str, asked: str | None) -> str | None:
+        """Why ``name`` (version ``asked``) cannot answer yet, or None; an unknown model
+        or version raises its 404."""
         try:
             own, version = await self._backend(name)
             if asked is not None:
@@ -100,42 +116,73 @@ class OipFront:
         except MaasError as exc:
             if exc.status_code != 503:
                 raise
-            return _json({"name": name, "ready": False, "error": str(exc)}, 503)
-        return _json({"name": name, "ready": True})
+            return str(exc)
+        return None
 
     async def _metadata(self, name: str, asked: str | None) -> Response:
+        return _json(await self.metadata(name, asked))
+
+    async def metadata(self, name: str, asked: str | None) -> dict[str, Any]:
+        """The model's OIP metadata: inputs and outputs from the version's signature."""
         own, version = await self._backend(name)
         described = await self._describe_version(name, own, version, asked)
         versions = [described["version"]]
         if asked is None and own:
             canary = await self._canary_version(name)
             versions += [canary] if canary and canary not in versions else []
-        return _json(oip_answer.model_metadata(name, versions, described))
+        return oip_answer.model_metadata(name, versions, described)
 
     async def _infer(self, name: str, asked: str | None, request: Request) -> Response:
         body = await read_body(request, self.gateway.max_body)
-        own, version = await self._backend(name)
-        described = await self._describe_version(name, own, version, None)
+        target = await self.target(name)
         length = request.headers.get(oip.HEADER_LENGTH)
         if len(body) > INLINE_BODY_MAX:
             loop = asyncio.get_running_loop()
             decoded = await loop.run_in_executor(None, oip.decode, body, length, self.max_depth)
         else:
             decoded = oip.decode(body, length, self.max_depth)
-        payload = oip_payload.payload(decoded, oip_answer.schema_of(described.get("inputs")))
         request_id = request.headers.get(REQUEST_ID_HEADER) or str(uuid.uuid4())
-        status, out, answered, headers = await self.route(
-            name, payload, request_id, dict(request.headers), asked, (own, version)
+        done = await self.infer(name, asked, target, decoded, request_id, dict(request.headers))
+        if done.status != 200:  # the v1 error as it is: {"error", "code"}
+            return Response(
+                done.out, status_code=done.status, media_type=JSON, headers=done.headers
+            )
+        content, extra = oip_answer.answer(
+            done.predictions, name, done.version, decoded, done.outputs_schema
         )
-        if status != 200:  # the v1 error as it is: {"error", "code"}
-            return Response(out, status_code=status, media_type=JSON, headers=headers)
-        if answered != described["version"]:  # the canary, or a promote just now
-            described = await self._answered_by(name, own, version, answered, described)
-        predictions = orjson.loads(out)["predictions"]
-        outputs_schema = oip_answer.schema_of(described.get("outputs"))
-        content, extra = oip_answer.answer(predictions, name, answered, decoded, outputs_schema)
         media = extra.pop("content-type")
-        return Response(content, media_type=media, headers={**headers, **extra})
+        return Response(content, media_type=media, headers={**done.headers, **extra})
+
+    async def target(self, name: str) -> Target:
+        """Who answers ``name`` and what its inputs are; else its 404 or 503."""
+        own, version = await self._backend(name)
+        return Target(own, version, await self._describe_version(name, own, version, None))
+
+    async def infer(
+        self,
+        name: str,
+        asked: str | None,
+        target: Target,
+        decoded: oip.Decoded,
+        request_id: str,
+        headers: dict[str, str],
+    ) -> Inferred:
+        """Decoded tensors to whoever answers ``name`` (REST and gRPC alike): the v1
+        route's canary split, validation and prediction log."""
+        payload = oip_payload.payload(decoded, oip_answer.schema_of(target.described.get("inputs")))
+        status, out, answered, extra = await self.route(
+            name, payload, request_id, headers, asked, (target.own, target.version)
+        )
+        if status != 200:
+            return Inferred(status, out, answered, extra)
+        described = target.described
+        if answered != described["version"]:  # the canary, or a promote just now
+            described = await self._answered_by(
+                name, target.own, target.version, answered, described
+            )
+        done = Inferred(status, out, answered, extra, orjson.loads(out)["predictions"])
+        done.outputs_schema = oip_answer.schema_of(described.get("outputs"))
+        return done
 
     # -- where a model is answered ----------------------------------------------------
     async def route(
@@ -290,6 +337,29 @@ class OipFront:
                     f"model '{name}' version {version} is not ready yet in the shared pool"
                 ) from exc
         return self._described[key]
+
+
+@dataclass
+class Target:
+    """Who answers a model: its own replicas, or the shared pool's ``version``; and the
+    ``describe()`` of the version a call without one goes to."""
+
+    own: bool
+    version: str | None
+    described: dict[str, Any]
+
+
+@dataclass
+class Inferred:
+    """An infer's outcome: ``status`` and ``out`` (the v1 answer, or its JSON error), the
+    version that answered, headers to add; on a 200 its predictions and output schema."""
+
+    status: int
+    out: bytes
+    version: str
+    headers: dict[str, str]
+    predictions: Any = None
+    outputs_schema: Schema | None = None
 
 
 def _json(doc: dict[str, Any], status: int = 200) -> Response:

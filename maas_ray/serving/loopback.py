@@ -8,6 +8,11 @@ interface) and ``mode 666`` into its template and offers no setting for either,
 so the template's text is edited as it is imported. Each edit is checked: should a Ray
 upgrade change the template, a warning names the line, and the platform's test
 of its listening sockets fails on the exposed port.
+
+Ray's gRPC ingress servers (each ingress replica's own, and the fallback proxy's)
+listen on ``[::]``, every interface, also with no setting; they are moved to the
+node's address (127.0.0.1 unless ``MAAS_HOST`` says otherwise), where HAProxy
+reaches them, by wrapping the one function Ray adds their address with.
 """
 
 from __future__ import annotations
@@ -41,6 +46,8 @@ def edit(template: str) -> tuple[str, list[str]]:
 
 
 TEMPLATES = "ray.serve._private.haproxy_templates"
+GRPC_ADDRESS = "ray.serve._private.default_impl"  # add_grpc_address: "[::]:<port>"
+ALL_INTERFACES = "[::]:"
 
 
 def _apply(module: ModuleType) -> None:
@@ -50,20 +57,50 @@ def _apply(module: ModuleType) -> None:
     module.HAPROXY_CONFIG_TEMPLATE = patched  # type: ignore[attr-defined]
 
 
+def node_address(address: str, node_ip: str) -> str:
+    """``address`` with every interface (``[::]:port``) narrowed to ``node_ip``."""
+    if not address.startswith(ALL_INTERFACES):
+        return address
+    port = address.removeprefix(ALL_INTERFACES)
+    host = f"[{node_ip}]" if ":" in node_ip else node_ip
+    return f"{host}:{port}"
+
+
+def _narrow_grpc(module: ModuleType) -> None:
+    real = getattr(module, "add_grpc_address", None)
+    if real is None:
+        logger.warning("Ray's add_grpc_address is gone: its gRPC ingress keeps Ray's address")
+        return
+
+    def add_grpc_address(server: object, address: str) -> object:
+        import ray
+
+        return real(
+            server, node_address(address, ray._private.worker.global_worker.node_ip_address)
+        )
+
+    module.add_grpc_address = add_grpc_address  # type: ignore[attr-defined]
+
+
+EDITS_ON_IMPORT = {TEMPLATES: _apply, GRPC_ADDRESS: _narrow_grpc}
+
+
 class _EditOnImport(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Edits the template module right after Python runs it, before anyone reads it.
+    """Edits a module of ``EDITS_ON_IMPORT`` right after Python runs it, before anyone
+    reads it.
 
     A hook rather than an import here: importing Ray Serve would add most of a
     second to the start of every worker, and most workers never run HAProxy.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, name: str) -> None:
+        self.name = name
         self._real: importlib.abc.Loader | None = None
 
     def find_spec(
         self, name: str, path: Sequence[str] | None, target: ModuleType | None = None
     ) -> ModuleSpec | None:
-        if name != TEMPLATES:
+        if name != self.name:
             return None
         sys.meta_path.remove(self)  # one module, once
         spec = importlib.util.find_spec(name)
@@ -79,10 +116,11 @@ class _EditOnImport(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def exec_module(self, module: ModuleType) -> None:
         assert self._real is not None
         self._real.exec_module(module)
-        _apply(module)
+        EDITS_ON_IMPORT[self.name](module)
 
 
-if TEMPLATES in sys.modules:
-    _apply(sys.modules[TEMPLATES])
-else:
-    sys.meta_path.insert(0, _EditOnImport())
+for _name, _edit in EDITS_ON_IMPORT.items():
+    if _name in sys.modules:
+        _edit(sys.modules[_name])
+    else:
+        sys.meta_path.insert(0, _EditOnImport(_name))

@@ -174,7 +174,7 @@ def _tensor(spec: InferInput, blobs: bytes, offset: int) -> tuple[Tensor, int]:
                 f"{offset}..{offset + size} of {len(blobs)} after the JSON header)"
             )
         raw = blobs[offset : offset + size]
-        values = _from_bytes(name, datatype, raw, count)
+        values = from_bytes(name, datatype, raw, count)
         offset += size
     else:
         if not isinstance(spec.data, list):
@@ -204,13 +204,13 @@ def _from_json(name: str, datatype: str, data: list[Any], count: int) -> np.ndar
         elif values.dtype.kind not in fits:
             held = _HELD.get(values.dtype.kind, "values of another kind")
             raise BadRequest(f"input '{name}': {datatype} data holds {held} ({_WANTED[fits]})")
-        values = _cast(name, datatype, values.ravel())
+        values = cast(name, datatype, values.ravel())
     if values.size != count:
         raise BadRequest(f"input '{name}': shape holds {count} elements, 'data' has {values.size}")
     return values
 
 
-def _cast(name: str, datatype: str, values: np.ndarray) -> np.ndarray:
+def cast(name: str, datatype: str, values: np.ndarray) -> np.ndarray:
     target = np.dtype(NUMPY[datatype])
     if target.kind in "iu" and values.size:
         info = np.iinfo(target)
@@ -223,7 +223,7 @@ def _cast(name: str, datatype: str, values: np.ndarray) -> np.ndarray:
     return cast
 
 
-def _from_bytes(name: str, datatype: str, raw: bytes, count: int) -> np.ndarray:
+def from_bytes(name: str, datatype: str, raw: bytes, count: int) -> np.ndarray:
     """The binary extension's bytes of one tensor (little-endian; BYTES length-prefixed)."""
     if datatype == "BYTES":
         return _strings(name, raw, count)
@@ -243,6 +243,11 @@ def _from_bytes(name: str, datatype: str, raw: bytes, count: int) -> np.ndarray:
 
 def _strings(name: str, raw: bytes, count: int) -> np.ndarray:
     """BYTES elements: each a 4-byte little-endian length, then that many bytes."""
+    if count * 4 > len(raw):  # before any allocation: a shape can claim 2**62 elements
+        raise BadRequest(
+            f"input '{name}': {len(raw)} bytes cannot hold {count} BYTES elements (each "
+            "is a 4-byte length, then its bytes)"
+        )
     out = np.empty(count, dtype=object)
     at = 0
     for i in range(count):

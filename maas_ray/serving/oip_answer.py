@@ -79,22 +79,11 @@ def answer(
     outputs_schema: Schema | None,
 ) -> tuple[bytes, dict[str, str]]:
     """The infer answer (body, headers) of v1 ``predictions``."""
-    found = _outputs(predictions, outputs_schema)
-    chosen: list[tuple[str, bool]]
-    if decoded.outputs is None:
-        chosen = [(name, decoded.binary) for name in found]
-    else:
-        chosen = []
-        for name, flag in decoded.outputs:
-            if name not in found:
-                raise BadRequest(f"output '{name}': the model answers {list(found)}")
-            chosen.append((name, decoded.binary if flag is None else flag))
     tensors, blobs = [], []
-    for name, binary in chosen:
-        values, datatype = found[name]
+    for name, values, datatype, binary in chosen(predictions, decoded, outputs_schema):
         tensor: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(values.shape)}
         if binary:
-            blob = _to_bytes(values, datatype)
+            blob = to_bytes(values, datatype)
             tensor["parameters"] = {BINARY_SIZE: len(blob)}
             blobs.append(blob)
         else:
@@ -108,6 +97,22 @@ def answer(
     if not blobs:
         return header, {"content-type": JSON}
     return header + b"".join(blobs), {"content-type": OCTETS, HEADER_LENGTH: str(len(header))}
+
+
+def chosen(
+    predictions: Any, decoded: Decoded, outputs_schema: Schema | None
+) -> list[tuple[str, np.ndarray, str, bool]]:
+    """The outputs the request asked for (all by default): name, values, datatype, and
+    whether as raw bytes; an output the model does not answer is a 400."""
+    found = _outputs(predictions, outputs_schema)
+    if decoded.outputs is None:
+        return [(name, *found[name], decoded.binary) for name in found]
+    out = []
+    for name, flag in decoded.outputs:
+        if name not in found:
+            raise BadRequest(f"output '{name}': the model answers {list(found)}")
+        out.append((name, *found[name], decoded.binary if flag is None else flag))
+    return out
 
 
 def _outputs(predictions: Any, schema: Schema | None) -> dict[str, tuple[np.ndarray, str]]:
@@ -174,7 +179,7 @@ def _as_text(values: list[Any]) -> tuple[np.ndarray, str]:
     return out, "BYTES"
 
 
-def _to_bytes(values: np.ndarray, datatype: str) -> bytes:
+def to_bytes(values: np.ndarray, datatype: str) -> bytes:
     """The binary extension's bytes: little-endian; BYTES each length-prefixed."""
     if datatype == "BYTES":
         parts = []

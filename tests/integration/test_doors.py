@@ -178,7 +178,8 @@ def test_every_listener_is_loopback_or_token_guarded(
     listeners = _listeners(live)
     ports = {port for _, port, _ in listeners}
     # The parts this test exists for are really there, and on loopback.
-    for port in (live.ray_port, live.ray_client_port, live.ray_agent_port, live.serve_port):
+    parts = (live.ray_port, live.ray_client_port, live.ray_agent_port, live.serve_port)
+    for port in (*parts, live.grpc_port):
         assert port in ports, (port, listeners)
     exposed = [x for x in listeners if not _loopback(x[0])]
     for ip, port, name in exposed:

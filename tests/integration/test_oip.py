@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 
 from maas_ray.client import MaaS
 from maas_ray.settings import Settings
+from maas_ray.spec import GATEWAY_APP
 from tests.conftest import FIGURES, ROOT, auth, post, ray_job_submit
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -102,6 +104,54 @@ asyncio.run(main())
 """
 
 
+TRITON_GRPC = """
+import json, sys
+import numpy as np
+import tritonclient.grpc as grpcclient
+from tritonclient.utils import InferenceServerException, triton_to_np_dtype
+
+cfg = json.load(open(sys.argv[1]))
+client = grpcclient.InferenceServerClient(cfg["grpc"])
+route = {"application": cfg["application"]}  # Ray Serve routes gRPC by this
+headers = {**route, "authorization": "Bearer " + cfg["key"]}
+out = {
+    "live": client.is_server_live(headers=route),
+    "ready": client.is_server_ready(headers=route),
+    "server": client.get_server_metadata(headers=route, as_json=True),
+    "models": {},
+}
+for name, rows in cfg["models"].items():
+    meta = client.get_model_metadata(name, headers=headers, as_json=True)
+    spec, answer = meta["inputs"][0], meta["outputs"][0]["name"]
+    data = np.asarray(rows, dtype=triton_to_np_dtype(spec["datatype"]))
+    tensor = grpcclient.InferInput(spec["name"], list(data.shape), spec["datatype"])
+    tensor.set_data_from_numpy(data)
+    result = client.infer(name, [tensor], headers=headers, request_id="g1")
+    got = result.as_numpy(answer).ravel().tolist()
+    out["models"][name] = {
+        "ready": client.is_model_ready(name, headers=headers),
+        "meta": meta,
+        "answer": [g.decode() if isinstance(g, bytes) else g for g in got],
+        "id": result.get_response().id,
+    }
+
+def refused(call):
+    try:
+        call()
+    except InferenceServerException as exc:
+        return [exc.status(), exc.message()]
+    return None
+
+wrong = grpcclient.InferInput("input-0", [1, 30], "INT64")
+wrong.set_data_from_numpy(np.zeros((1, 30), dtype=np.int64))
+out["wrong_type"] = refused(lambda: client.infer("tabular", [wrong], headers=headers))
+out["no_key"] = refused(lambda: client.get_model_metadata("tabular", headers=route))
+out["unknown"] = refused(lambda: client.get_model_metadata("nosuchmodel", headers=headers))
+out["no_route"] = refused(lambda: client.get_model_metadata("tabular"))
+print(json.dumps(out))
+"""
+
+
 def _run(script: str, tmp_path: Path, config: dict[str, Any]) -> dict[str, Any]:
     if not CLIENTS.exists():
         pytest.fail("the inference clients are missing: `make test` installs them (make clients)")
@@ -133,6 +183,8 @@ def examples(live: Settings, seeded: dict[str, Any]) -> dict[str, Any]:
 def _config(live: Settings, examples: dict[str, Any]) -> dict[str, Any]:
     return {
         "url": live.serve_url.removeprefix("http://"),
+        "grpc": f"{live.host}:{live.grpc_port}",
+        "application": GATEWAY_APP,
         "key": auth(live)["authorization"].removeprefix("Bearer "),
         "models": {name: ex["rows"] for name, ex in examples.items()},
     }
@@ -170,6 +222,113 @@ def test_kserve_rest_client_unchanged(
     for name in MODELS:
         assert got["models"][name]["ready"] is True
         assert got["models"][name]["answer"] == examples[name]["v1"], name
+
+
+def test_tritonclient_grpc_unchanged(
+    live: Settings, examples: dict[str, Any], tmp_path: Path
+) -> None:
+    got = _run(TRITON_GRPC, tmp_path, _config(live, examples))
+    assert got["live"] is True
+    assert got["ready"] is True
+    assert got["server"]["name"] == "maas_ray"
+    for name in MODELS:
+        seen = got["models"][name]
+        assert seen["ready"] is True
+        assert seen["answer"] == examples[name]["v1"], name
+        assert seen["id"] == "g1"
+    tabular = got["models"]["tabular"]["meta"]["inputs"][0]
+    assert (tabular["name"], tabular["datatype"]) == ("input-0", "FP32")
+    assert [int(d) for d in tabular["shape"]] == [-1, 30]  # int64 are JSON strings
+    assert got["models"]["sentiment"]["meta"]["inputs"][0]["datatype"] == "BYTES"
+    status, message = got["wrong_type"]
+    assert status == "StatusCode.INVALID_ARGUMENT"
+    assert "INT64" in message
+    assert got["no_key"][0] == "StatusCode.UNAUTHENTICATED"
+    assert got["unknown"][0] == "StatusCode.NOT_FOUND"
+    assert "nosuchmodel" in got["unknown"][1]
+    assert got["no_route"][0] == "StatusCode.NOT_FOUND"  # no application metadata
+
+
+def test_grpc_typed_contents_errors_scopes_and_request_id(
+    live: Settings, examples: dict[str, Any], client: MaaS
+) -> None:
+    """The standard stub (generated from the protocol's .proto): typed ``contents`` as
+    well as raw bytes; every malformed request an INVALID_ARGUMENT that names the
+    problem, never INTERNAL; a key for another model PERMISSION_DENIED; the request id
+    and the version that answered in the trailing metadata."""
+    import grpc
+
+    from maas_ray.serving.proto import predict_v2_pb2 as pb
+    from maas_ray.serving.proto import predict_v2_pb2_grpc as stubs
+
+    rows = examples["tabular"]["rows"]
+    flat = [float(v) for row in rows for v in row]
+    key = auth(live)["authorization"]
+    metadata = [("application", GATEWAY_APP), ("authorization", key)]
+    tensor = pb.ModelInferRequest.InferInputTensor
+
+    def request(**fields: Any) -> Any:
+        spec = {"name": "x", "datatype": "FP32", "shape": [len(rows), 30]}
+        raw = fields.pop("raw", None)
+        spec.update(fields)
+        contents = spec.pop("contents", pb.InferTensorContents(fp32_contents=flat))
+        inputs = [tensor(**spec) if raw is not None else tensor(**spec, contents=contents)]
+        return pb.ModelInferRequest(
+            model_name="tabular", inputs=inputs, raw_input_contents=raw or []
+        )
+
+    with grpc.insecure_channel(f"{live.host}:{live.grpc_port}") as channel:
+        stub = stubs.GRPCInferenceServiceStub(channel)
+        answer, call = stub.ModelInfer.with_call(
+            request(), metadata=[*metadata, ("x-request-id", "grpc-1")], timeout=30
+        )
+        trailing = dict(call.trailing_metadata())
+        assert trailing["x-request-id"] == "grpc-1"
+        assert trailing["x-maas-model-version"] == answer.model_version
+        out = answer.outputs[0]
+        assert (out.name, list(out.shape)) == ("predictions", [len(rows)])
+        assert _raw_values(out.datatype, answer.raw_output_contents[0]) == examples["tabular"]["v1"]
+        cases = [
+            (request(shape=[1, 30]), "elements"),
+            (request(shape=[-1, 30]), "negative"),
+            (request(shape=[2**40, 2**40]), "elements"),
+            (request(datatype="FP17"), "FP17"),
+            (request(datatype="BYTES", shape=[2**40], raw=[b"\0" * 8]), "cannot hold"),
+            (request(raw=[b"\0" * 8]), "bytes for"),
+            (request(raw=[b"", b""]), "raw_input_contents"),
+            (
+                request(shape=[1, 30], contents=pb.InferTensorContents(fp32_contents=[1e39] * 30)),
+                "range",
+            ),
+        ]
+        for bad, said in cases:
+            with pytest.raises(grpc.RpcError) as refused:
+                stub.ModelInfer(bad, metadata=metadata, timeout=30)
+            assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT, bad
+            assert said in (refused.value.details() or ""), (said, refused.value.details())
+        other = client.create_key(["predict:digits"], name="grpc-digits-only").key
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.ModelInfer(
+                request(),
+                metadata=[("application", GATEWAY_APP), ("authorization", f"Bearer {other}")],
+                timeout=30,
+            )
+        assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        ready = stub.ModelReady(pb.ModelReadyRequest(name="tabular"), metadata=metadata)
+        assert ready.ready is True
+
+
+def _raw_values(datatype: str, raw: bytes) -> list[Any]:
+    """An output's raw bytes as values (BYTES: 4-byte little-endian length, then text)."""
+    if datatype != "BYTES":
+        dtype = {"INT64": "<i8", "FP64": "<f8", "FP32": "<f4", "BOOL": "?"}[datatype]
+        return np.frombuffer(raw, dtype=dtype).tolist()
+    values, at = [], 0
+    while at < len(raw):
+        size = int.from_bytes(raw[at : at + 4], "little")
+        values.append(raw[at + 4 : at + 4 + size].decode())
+        at += 4 + size
+    return values
 
 
 def test_malformed_requests_are_400s_and_the_answer_carries_the_request_id(

@@ -145,9 +145,12 @@ def test_binary_text_that_is_cut_short_or_not_utf8_is_refused() -> None:
         tensor = {"name": "t", "shape": [2], "datatype": "BYTES"}
         return {"inputs": [{**tensor, "parameters": {"binary_data_size": size}}]}
 
-    short = _strings("ab")
+    short = _strings("ab") + b"\0\0"
     with pytest.raises(BadRequest, match="ends after 1 of 2"):
         oip.decode(*_binary(header(len(short)), short))
+    too_few = _strings("ab")  # 6 bytes cannot hold two 4-byte lengths: refused up front
+    with pytest.raises(BadRequest, match="cannot hold 2"):
+        oip.decode(*_binary(header(len(too_few)), too_few))
     bad = struct.pack("<I", 2) + b"\xff\xfe" + _strings("ok")
     with pytest.raises(BadRequest, match="UTF-8"):
         oip.decode(*_binary(header(len(bad)), bad))
