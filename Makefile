@@ -58,9 +58,11 @@ test: install clients browser
 unit: install
 	$(BIN)/python -m pytest tests/unit
 
-# Serving benchmark (under 10 min): wrk is its load generator (Debian package).
+# Serving benchmark (under 10 min): wrk is its load generator, h2load (nghttp2-client)
+# the gRPC one of benchmarks/protocols.py (Debian packages).
 bench: install
-	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	command -v wrk >/dev/null && command -v h2load >/dev/null || \
+		($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk nghttp2-client)
 	$(BIN)/python -m benchmarks.serving
 
 lint: install

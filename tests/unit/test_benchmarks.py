@@ -19,12 +19,15 @@ def test_labels_must_be_equal() -> None:
 
 
 def test_the_protocol_benchmark_sends_the_same_rows_each_way() -> None:
-    """v1, v2 JSON and v2 binary bodies of benchmarks/protocols.py decode to one array."""
+    """v1, v2 JSON, v2 binary and gRPC bodies of benchmarks/protocols.py decode to one
+    array (the gRPC one as h2load sends it: a framed message)."""
     import numpy as np
     import orjson
 
-    from benchmarks.protocols import bodies
-    from maas_ray.serving import oip
+    from benchmarks.load import grpc_frame
+    from benchmarks.protocols import bodies, grpc_request
+    from maas_ray.serving import oip, oip_grpc
+    from maas_ray.serving.proto import predict_v2_pb2 as pb
 
     rows = np.arange(60, dtype=np.float32).reshape(2, 30) / 7
     sent = bodies(rows)
@@ -35,3 +38,8 @@ def test_the_protocol_benchmark_sends_the_same_rows_each_way() -> None:
     assert np.array_equal(v1, rows)
     assert np.array_equal(as_json, rows)
     assert np.array_equal(as_bytes, rows)
+    framed = grpc_frame(grpc_request(rows).SerializeToString())
+    assert framed[0] == 0
+    assert int.from_bytes(framed[1:5], "big") == len(framed) - 5
+    message = pb.ModelInferRequest.FromString(framed[5:])
+    assert np.array_equal(oip_grpc.decode(message).tensors[0].values, rows)
