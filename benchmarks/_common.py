@@ -23,7 +23,7 @@ def bench_settings(name: str, offset: int, **extra: object) -> Settings:
     ports = {
         "mlflow_port": 25700 + offset,
         "serve_port": 28700 + offset,
-        "grpc_port": 28750 + offset,
+        "grpc_port": 28780 + offset,  # serving.py's baselines take serve_port + 50, + 51
         "dashboard_port": 28900 + offset,
         "ray_port": 26900 + offset,
         "ray_client_port": 21700 + offset,
