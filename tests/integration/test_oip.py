@@ -1,8 +1,9 @@
-"""The Open Inference Protocol v2 over REST, driven by the clients people already use:
-Triton's ``tritonclient.http`` (its defaults: binary tensors; and JSON tensors) and
-KServe's ``InferenceRESTClient(RESTConfig(protocol="v2"))``, unchanged, from a venv of
-their own (``make test`` installs tests/clients.txt into .venv-clients), against the
-example models; then what a client sees on errors, column inputs, and a canary."""
+"""The Open Inference Protocol v2 over REST and gRPC, driven by the clients people already
+use: Triton's ``tritonclient.http`` (its defaults: binary tensors; and JSON tensors) and
+``tritonclient.grpc``, and KServe's ``InferenceRESTClient(RESTConfig(protocol="v2"))``,
+unchanged, from a venv of their own (``make test`` installs tests/clients.txt into
+.venv-clients), against the example models; then what a client sees on errors, column
+inputs, and a canary."""
 
 from __future__ import annotations
 
@@ -367,7 +368,8 @@ def test_column_inputs_a_canary_split_and_the_in_cluster_sdk(
     client: MaaS, live: Settings, iris_frame: Any, seeded: dict[str, Any]
 ) -> None:
     """A pipeline with named columns takes one input per column (or one 2-D input); a
-    canary's share answers through /v2 as through /v1, and a version can be pinned.
+    canary's share answers through /v2 (REST and gRPC) as through /v1, and a version can
+    be pinned; a shared-pool model answers over gRPC too.
     Inside the cluster, ``MaaS(in_cluster=True)`` (and ``MaaS()`` in a Ray task, and
     ``AsyncMaaS``) predicts over Serve handles with the same split, answers and errors,
     a shared-pool model included."""
@@ -416,9 +418,14 @@ def test_column_inputs_a_canary_split_and_the_in_cluster_sdk(
         assert pinned.json()["model_version"] == second
         assert httpx.get(url, headers=headers, timeout=30).json()["versions"] == [first, second]
         FIGURES.append(f"oip v2: canary 50% over 60 requests: {seen}")
+        over_grpc, counts = _grpc_infers(live, "oipcols", rows.to_numpy(), 60)
+        assert set(over_grpc) == {first, second}, counts
+        assert all(answers == expected for answers in over_grpc.values())
+        FIGURES.append(f"oip v2 over gRPC: canary 50% over 60 calls: {counts}")
 
         shared = client.register("oipshared", pipe, input_example=X.head(2)).version
         client.deploy("oipshared", shared, mode="shared")
+        assert _grpc_infers(live, "oipshared", rows.to_numpy(), 1)[0] == {shared: expected}
         frame = rows.to_dict(orient="split", index=False)
         inside = _in_cluster(live, frame, seeded["sentiment"]["inputs"])
         assert set(inside["dedicated"]) == {first, second}, inside
@@ -439,6 +446,37 @@ def test_column_inputs_a_canary_split_and_the_in_cluster_sdk(
             client.undeploy("oipshared")
     gone = httpx.post(f"{url}/infer", json=grid, headers=headers, timeout=30)
     assert (gone.status_code, gone.json()["code"]) == (404, "not_deployed"), gone.text
+
+
+def _grpc_infers(
+    live: Settings, model: str, rows: Any, calls: int
+) -> tuple[dict[str, Any], dict[str, int]]:
+    """ModelInfer ``calls`` times with the standard stub: each answering version's labels
+    (every answer of one version must agree), and how often each version answered."""
+    import grpc
+
+    from maas_ray.serving.proto import predict_v2_pb2 as pb
+    from maas_ray.serving.proto import predict_v2_pb2_grpc as stubs
+
+    tensor = pb.ModelInferRequest.InferInputTensor(
+        name="x", datatype="FP64", shape=list(rows.shape)
+    )
+    request = pb.ModelInferRequest(
+        model_name=model, inputs=[tensor], raw_input_contents=[rows.astype("<f8").tobytes()]
+    )
+    metadata = [("application", GATEWAY_APP), ("authorization", auth(live)["authorization"])]
+    answers: dict[str, Any] = {}
+    counts: dict[str, int] = {}
+    with grpc.insecure_channel(f"{live.host}:{live.grpc_port}") as channel:
+        stub = stubs.GRPCInferenceServiceStub(channel)
+        for _ in range(calls):
+            answer, call = stub.ModelInfer.with_call(request, metadata=metadata, timeout=30)
+            assert dict(call.trailing_metadata())["x-maas-model-version"] == answer.model_version
+            out = answer.outputs[0]
+            got = _raw_values(out.datatype, answer.raw_output_contents[0])
+            assert answers.setdefault(answer.model_version, got) == got
+            counts[answer.model_version] = counts.get(answer.model_version, 0) + 1
+    return answers, counts
 
 
 IN_CLUSTER = """
