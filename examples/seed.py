@@ -119,6 +119,10 @@ def main() -> None:
         table.add_row(r["model"], r["version"], r["route"], preview(r["predictions"]))
     console.print(table)
     console.print(f"Serve URL:      {s.serve_url}")
+    if s.grpc_port:
+        console.print(
+            f"OIP over gRPC:  {s.host}:{s.grpc_port} (metadata application: maas-gateway)"
+        )
     console.print(f"MLflow UI:      {s.mlflow_uri}")
     console.print(f"Ray dashboard:  {s.dashboard_url}")
     if s.auth == "on":

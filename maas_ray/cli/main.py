@@ -58,6 +58,7 @@ def _global(
     host: Annotated[str | None, typer.Option(help="Bind address of every service.")] = None,
     mlflow_port: Annotated[int | None, typer.Option(help="MLflow server port.")] = None,
     serve_port: Annotated[int | None, typer.Option(help="Serve HTTP port.")] = None,
+    grpc_port: Annotated[int | None, typer.Option(help="Serve gRPC port (0: off).")] = None,
     dashboard_port: Annotated[int | None, typer.Option(help="Ray dashboard port.")] = None,
     ray_port: Annotated[int | None, typer.Option(help="Ray GCS port.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log to stderr.")] = False,
@@ -68,6 +69,7 @@ def _global(
         "host": host,
         "mlflow_port": mlflow_port,
         "serve_port": serve_port,
+        "grpc_port": grpc_port,
         "dashboard_port": dashboard_port,
         "ray_port": ray_port,
     }
