@@ -25,6 +25,7 @@ import grpc
 import orjson
 
 from maas_ray.errors import BadRequest, MaasError, NotFound
+from maas_ray.gateway.oip_front import server_metadata
 from maas_ray.routes import match, url
 from maas_ray.serving import oip_grpc
 from maas_ray.serving.proto import predict_v2_pb2 as pb
@@ -63,8 +64,6 @@ class GrpcFront:
         return pb.ServerReadyResponse(ready=await self.gateway.oip.server_unready() is None)
 
     async def server_metadata(self) -> pb.ServerMetadataResponse:
-        from maas_ray.gateway.oip_front import server_metadata
-
         return pb.ServerMetadataResponse(**server_metadata())
 
     # -- model RPCs ---------------------------------------------------------------------

@@ -30,6 +30,7 @@ from maas_ray.routes import BY_NAME, Match, match, url
 from maas_ray.security.auth import Guard
 from maas_ray.security.log_masking import install_replica_logging
 from maas_ray.security.scopes import Principal
+from maas_ray.serving.grpc_elsewhere import GrpcElsewhere
 from maas_ray.serving.http import UNEXPECTED, encode_error, error_response, read_body
 from maas_ray.settings import Settings
 from maas_ray.wire import ACTOR_HEADER, JSON
@@ -43,7 +44,7 @@ GRACE_S = 1.0
 @serve.deployment(
     name="Admin", num_replicas=1, max_ongoing_requests=64, ray_actor_options={"num_cpus": 0}
 )
-class ManagementAPI:
+class ManagementAPI(GrpcElsewhere):
     """Status, registry, lifecycle, keys and audit over HTTP; see ``gateway/admin.py``."""
 
     def __init__(self, tracking_uri: str) -> None:

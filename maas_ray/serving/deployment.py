@@ -37,6 +37,7 @@ from maas_ray.routes import Match, match
 from maas_ray.security.auth import Guard
 from maas_ray.security.log_masking import install_replica_logging, mask_fields_in_text
 from maas_ray.security.masking import mask_text
+from maas_ray.serving.grpc_elsewhere import GrpcElsewhere
 from maas_ray.serving.http import UNEXPECTED, encode_error, error_response, read_body
 from maas_ray.serving.runtime import ModelRuntime
 from maas_ray.serving.split import Mirrored, TrafficSplit
@@ -55,7 +56,7 @@ INLINE_BODY_MAX = 64 * 1024  # larger bodies are parsed in a thread
 
 
 @serve.deployment(name="ModelServer", max_ongoing_requests=64, health_check_period_s=10)
-class ModelServer:
+class ModelServer(GrpcElsewhere):
     """Wraps one registered model version: load verified, validate, predict.
 
     As a primary whose user_config names a canary or shadow, it reaches the

@@ -22,6 +22,7 @@ from ray.serve import Application
 from maas_ray.errors import MaasError, PlatformUnavailable
 from maas_ray.registry import Registry
 from maas_ray.security.log_masking import install_replica_logging
+from maas_ray.serving.grpc_elsewhere import GrpcElsewhere
 from maas_ray.serving.http import encode_error
 from maas_ray.serving.runtime import ModelRuntime
 from maas_ray.settings import Settings
@@ -60,7 +61,7 @@ class _Held:
 
 
 @serve.deployment(name="SharedPool", max_ongoing_requests=64)
-class SharedPool:
+class SharedPool(GrpcElsewhere):
     """Loads registered versions on demand (digest-checked) and keeps an LRU of them."""
 
     def __init__(self, tracking_uri: str) -> None:

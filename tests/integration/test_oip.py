@@ -317,6 +317,13 @@ def test_grpc_typed_contents_errors_scopes_and_request_id(
         assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
         ready = stub.ModelReady(pb.ModelReadyRequest(name="tabular"), metadata=metadata)
         assert ready.ready is True
+        # A call aimed at another application (a model's, the management API's): Ray
+        # routes it there; it answers UNIMPLEMENTED and names the gateway, nothing more.
+        for app in ("tabular", "maas-admin"):
+            with pytest.raises(grpc.RpcError) as elsewhere:
+                stub.ModelInfer(request(), metadata=[("application", app)], timeout=30)
+            assert elsewhere.value.code() == grpc.StatusCode.UNIMPLEMENTED, app
+            assert f"application: {GATEWAY_APP}" in (elsewhere.value.details() or "")
 
 
 def _raw_values(datatype: str, raw: bytes) -> list[Any]:

@@ -270,3 +270,21 @@ def test_the_shipped_serve_configs_open_the_same_grpc_service() -> None:
     kube = yaml.safe_load(service["spec"]["serveConfigV2"])
     for config in (examples, kube):
         assert config["grpc_options"]["grpc_servicer_functions"] == [GRPC_SERVICER]
+
+
+def test_every_other_ingress_answers_unimplemented_and_names_the_gateway() -> None:
+    from maas_ray.gateway.management import ManagementAPI
+    from maas_ray.serving.deployment import ModelServer
+    from maas_ray.serving.grpc_elsewhere import GrpcElsewhere
+    from maas_ray.serving.shared import SharedPool
+    from maas_ray.spec import GATEWAY_APP
+
+    for deployment in (ModelServer, ManagementAPI, SharedPool):
+        assert issubclass(deployment.func_or_class, GrpcElsewhere)  # type: ignore[attr-defined]
+    rpcs = ("ServerLive", "ServerReady", "ServerMetadata", "ModelReady", "ModelMetadata")
+    for rpc in (*rpcs, "ModelInfer"):
+        context = _Context({})
+        reply = asyncio.run(getattr(GrpcElsewhere(), rpc)(None, context))
+        assert reply.ByteSize() == 0
+        assert context.code == grpc.StatusCode.UNIMPLEMENTED
+        assert f"application: {GATEWAY_APP}" in context.details
