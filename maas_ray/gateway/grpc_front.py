@@ -19,7 +19,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import orjson
@@ -47,7 +47,6 @@ EMPTY = {
     "ModelMetadata": pb.ModelMetadataResponse,
     "ModelReady": pb.ModelReadyResponse,
 }
-Reply = TypeVar("Reply")
 
 
 class GrpcFront:
@@ -68,14 +67,14 @@ class GrpcFront:
 
     # -- model RPCs ---------------------------------------------------------------------
     async def model_ready(self, request: pb.ModelReadyRequest, context: Any) -> Any:
-        async def run() -> pb.ModelReadyResponse:
+        async def run(metadata: dict[str, str]) -> pb.ModelReadyResponse:
             why = await self.gateway.oip.model_unready(request.name, request.version or None)
             return pb.ModelReadyResponse(ready=why is None)
 
         return await self._guarded("ModelReady", request.name, request.version, context, run)
 
     async def model_metadata(self, request: pb.ModelMetadataRequest, context: Any) -> Any:
-        async def run() -> pb.ModelMetadataResponse:
+        async def run(metadata: dict[str, str]) -> pb.ModelMetadataResponse:
             doc = await self.gateway.oip.metadata(request.name, request.version or None)
             return oip_grpc.metadata_response(doc)
 
@@ -84,7 +83,7 @@ class GrpcFront:
     async def model_infer(self, request: pb.ModelInferRequest, context: Any) -> Any:
         name, asked = request.model_name, request.model_version or None
 
-        async def run() -> pb.ModelInferResponse:
+        async def run(metadata: dict[str, str]) -> pb.ModelInferResponse:
             front = self.gateway.oip
             target = await front.target(name)
             if request.ByteSize() > INLINE_MAX:
@@ -92,9 +91,8 @@ class GrpcFront:
                 decoded = await loop.run_in_executor(None, oip_grpc.decode, request)
             else:
                 decoded = oip_grpc.decode(request)
-            headers = dict(context.invocation_metadata())
-            request_id = headers.get(REQUEST_ID_HEADER) or str(uuid.uuid4())
-            done = await front.infer(name, asked, target, decoded, request_id, headers)
+            request_id = metadata.get(REQUEST_ID_HEADER) or str(uuid.uuid4())
+            done = await front.infer(name, asked, target, decoded, request_id, metadata)
             trailing = [(REQUEST_ID_HEADER, request_id), (VERSION_HEADER, done.version)]
             context.set_trailing_metadata(trailing)
             if done.status != 200:
@@ -111,10 +109,10 @@ class GrpcFront:
         name: str,
         version: str,
         context: Any,
-        run: Callable[[], Awaitable[Reply]],
+        run: Callable[[dict[str, str]], Awaitable[Any]],
     ) -> Any:
-        """``run`` once the caller holds the scope of ``rpc``'s REST twin; a refusal or
-        an error is the call's gRPC status (and an empty reply)."""
+        """``run`` (given the call's metadata) once the caller holds the scope of ``rpc``'s
+        REST twin; a refusal or an error is the call's gRPC status (and an empty reply)."""
         try:
             if not name:
                 raise BadRequest("the model name is empty")
@@ -124,9 +122,9 @@ class GrpcFront:
             known = found.route is not None and found.route.name in (route, twin)
             if not known or found.params.get("name") != name:
                 raise NotFound(f"no model route for '{name[:80]}' version '{version[:40]}'")
-            authorization = dict(context.invocation_metadata()).get("authorization")
-            self.gateway.guard.check(method, path, authorization, found)
-            return await run()
+            metadata = dict(context.invocation_metadata())
+            self.gateway.guard.check(method, path, metadata.get("authorization"), found)
+            return await run(metadata)
         except _Refused as exc:
             _fail(context, exc.status, exc.message)
         except MaasError as exc:
