@@ -262,6 +262,9 @@ def _up_ray(settings: Settings, state: dict[str, Any], progress: Progress | None
         # MLflow's client retries a failing call 7 times with backoff (minutes); a
         # management request should fail in seconds instead.
         "MLFLOW_HTTP_REQUEST_MAX_RETRIES": os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3"),
+        # MLflow draws a progress bar for every download, into the replicas' logs: the
+        # monitoring store reads each prediction-log file that way.
+        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
     }
     proc = _spawn(cmd, log, env)
     state["ray"] = {"sid": proc.pid, "log": str(log)}
