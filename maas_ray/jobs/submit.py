@@ -20,6 +20,8 @@ from maas_ray.training.result import JobInfo, TrainResult
 RESULT_PREFIX = "MAAS_RESULT "  # the last line a job of ours prints (jobs/train.py)
 STAGE_PREFIX = "stage: "
 _META = "maas."
+# Read by serving/warm.py (not imported here: importing it starts its imports).
+WARM_SWITCH = "MAAS_WARM_IMPORTS"
 
 
 class Jobs:
@@ -51,7 +53,12 @@ class Jobs:
         if run_id:
             metadata[f"{_META}run_id"] = run_id
         job_id: str = self.client.submit_job(
-            entrypoint=entrypoint, metadata=metadata, entrypoint_num_cpus=0
+            entrypoint=entrypoint,
+            metadata=metadata,
+            entrypoint_num_cpus=0,
+            # The job's workers (Ray Train's, Ray Data's, its supervisor) start fresh
+            # and skip the model-loading imports every serving worker makes at start.
+            runtime_env={"env_vars": {WARM_SWITCH: "0"}},
         )
         return job_id
 

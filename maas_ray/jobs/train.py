@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -25,7 +26,7 @@ import yaml
 from pydantic import ValidationError
 
 from maas_ray.errors import MaasError, first_error
-from maas_ray.jobs.submit import RESULT_PREFIX, STAGE_PREFIX
+from maas_ray.jobs.submit import RESULT_PREFIX, STAGE_PREFIX, WARM_SWITCH
 from maas_ray.settings import Settings
 from maas_ray.training_spec import TrainingSpec
 
@@ -79,7 +80,11 @@ def run_job(work: Callable[[Settings, Callable[[str], None]], Any]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
     import ray
 
-    ray.init(log_to_driver=False)  # the job's cluster (RAY_ADDRESS from Ray's job API)
+    # The job's cluster (RAY_ADDRESS from Ray's job API). Its workers skip the serving
+    # warm-up imports (serving/warm.py); the platform's submissions already say so,
+    # a `ray job submit` typed by hand does not (and Ray refuses the same key twice).
+    off = {} if os.environ.get(WARM_SWITCH) == "0" else {"env_vars": {WARM_SWITCH: "0"}}
+    ray.init(log_to_driver=False, runtime_env=off or None)
     try:
         result = work(Settings(), lambda s: _out(f"{STAGE_PREFIX}{s}"))
     except MaasError as exc:

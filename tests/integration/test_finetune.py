@@ -22,6 +22,7 @@ from mlflow.tracking import MlflowClient
 from examples.tabular.new_rows import new_rows
 from maas_ray import MaaS, Settings
 from maas_ray.errors import MaasError
+from maas_ray.jobs.submit import WARM_SWITCH
 from tests.conftest import FIGURES, ROOT, auth, maas, ray_job_submit
 
 
@@ -102,6 +103,8 @@ def test_cli_finetune_two_workers_beside_serving_survives_a_killed_worker(
             time.sleep(3)
             workers = _train_workers()
             assert len(workers) == 2, workers
+            # started for the job: no serving warm-up imports (serving/warm.py)
+            assert workers[0].environ().get(WARM_SWITCH) == "0"
             workers[-1].kill()
             stdout, stderr = cli.communicate(timeout=600)
         finally:

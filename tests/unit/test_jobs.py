@@ -3,13 +3,16 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from maas_ray.errors import NotFound
-from maas_ray.jobs.submit import Jobs
+from maas_ray.jobs.submit import WARM_SWITCH, Jobs
 from maas_ray.settings import Settings
 
 RESULT = (
@@ -111,3 +114,23 @@ def test_an_unknown_job_is_a_404_and_submissions_carry_metadata() -> None:
     assert sent["entrypoint"] == 'python -m maas_ray.jobs.train --spec \'{"a": "b c"}\''
     assert sent["metadata"]["maas.submitted_by"] == "key:admin"
     assert sent["entrypoint_num_cpus"] == 0
+    # the job's workers skip the serving warm-up imports (serving/warm.py reads it)
+    assert sent["runtime_env"] == {"env_vars": {WARM_SWITCH: "0"}}
+
+
+@pytest.mark.parametrize(("switch", "imports"), [(None, True), ("0", False)])
+def test_a_worker_warms_up_unless_its_job_says_not_to(switch: str | None, imports: bool) -> None:
+    """What a Ray worker preloading serving/warm.py does, in a real process (not this
+    one: importing the module starts its imports)."""
+    env = {k: v for k, v in os.environ.items() if k != WARM_SWITCH}
+    if switch is not None:
+        env[WARM_SWITCH] = switch
+    probe = (
+        f"import threading, maas_ray.serving.warm as w; assert w.SWITCH == {WARM_SWITCH!r}; "
+        "t = [x for x in threading.enumerate() if x.name == 'maas-warm-imports']; "
+        "[x.join() for x in t]; import sys; print(bool(t), 'skops.io' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out == [str(imports), str(imports)]
