@@ -56,15 +56,15 @@ class MaaS(Lifecycle, Training):
 
         Only MLflow's own artifact upload, done before ``register`` asks the
         platform to register the URI: it is not a way to change the registry,
-        which only the authenticated management API does. Checked to answer on
-        first use.
+        which only the authenticated management API does. Checked to answer each
+        time (one health probe), so an MLflow server that went down is said at once,
+        not after MLflow's retries.
         """
         if self._artifacts is None:
             from maas_ray.registry import Registry
 
-            store = Registry(self.settings.mlflow_uri)
-            store.check()
-            self._artifacts = store
+            self._artifacts = Registry(self.settings.mlflow_uri)
+        self._artifacts.check()
         return self._artifacts
 
     # -- registry -----------------------------------------------------------

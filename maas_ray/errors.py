@@ -20,6 +20,7 @@
     ├── PredictionFailed (422, prediction_failed) the model rejected a well-formed input
     ├── DeploymentFailed (500, deployment_failed) replicas did not start; carries their error
     ├── PlatformUnavailable (503, platform_unavailable)
+    │   └── RegistryUnavailable (503, registry_unavailable)  the MLflow server does not answer
     └── RemoteError (its status, its code)   an error answered over HTTP, for clients
 
 One function turns any of them into the JSON answer ``{"error": message, "code":
@@ -181,6 +182,13 @@ class DeploymentFailed(MaasError):
 class PlatformUnavailable(MaasError):
     status_code = 503
     code = "platform_unavailable"
+
+
+class RegistryUnavailable(PlatformUnavailable):
+    """The MLflow server (the registry and the monitoring store) does not answer: nothing
+    was read or changed; the same call succeeds once it is back (`maas up` restarts it)."""
+
+    code = "registry_unavailable"
 
 
 class RemoteError(MaasError):

@@ -36,6 +36,7 @@ from maas_ray.errors import (
     ModelNotFound,
     NotFound,
     PlatformUnavailable,
+    RegistryUnavailable,
     VersionNotDeployed,
 )
 from maas_ray.gateway import console, docs
@@ -70,7 +71,7 @@ class Gateway:
         install_replica_logging()
         self.guard = Guard(settings)
         self.max_body = settings.max_body_bytes
-        self.registry = Registry(tracking_uri)
+        self.registry = Registry(tracking_uri, answering=True)
         self._pooled: dict[str, str] = {}  # model -> version the pool answers, from the registry
         self._pooled_at = 0.0
         self._pool: DeploymentHandle | None = None
@@ -200,7 +201,10 @@ class Gateway:
         age = time.monotonic() - self._pooled_at
         if age > SHARED_REFRESH_S or (name not in self._pooled and age > SHARED_MISS_REFRESH_S):
             loop = asyncio.get_running_loop()
-            self._pooled = await loop.run_in_executor(None, self.registry.pool_map)
+            try:
+                self._pooled = await loop.run_in_executor(None, self.registry.pool_map)
+            except RegistryUnavailable:
+                pass  # MLflow is down: serve from the last map read (a miss answers 503)
             self._pooled_at = time.monotonic()
         return self._pooled.get(name)
 
@@ -267,7 +271,7 @@ class Gateway:
         """The 404 of a model that nothing serves: unknown, or not deployed."""
         try:
             self.registry.get_model(name)
-        except ModelNotFound as exc:
+        except (ModelNotFound, RegistryUnavailable) as exc:
             return exc
         return VersionNotDeployed(name)
 

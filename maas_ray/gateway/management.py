@@ -52,7 +52,7 @@ class ManagementAPI(GrpcElsewhere):
         install_replica_logging()
         self.guard = Guard(settings)
         self.max_body = settings.max_body_bytes
-        self.registry = Registry(tracking_uri)
+        self.registry = Registry(tracking_uri, answering=True)
         self.reads = ThreadPoolExecutor(max_workers=4, thread_name_prefix="maas-admin-read")
         self.operations = Operations()
         self.monitoring = Monitor(self.registry, tracking_uri)

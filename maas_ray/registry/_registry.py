@@ -30,11 +30,11 @@ from maas_ray.errors import (
     DigestMismatch,
     InvalidInput,
     ModelNotFound,
-    PlatformUnavailable,
 )
 from maas_ray.registry._convert import TAG_SHA256, TAG_SIGNATURE, _model_info, _version_info
 from maas_ray.registry._logging import log_model
 from maas_ray.registry._names import _quote, _validate_alias, _validate_name
+from maas_ray.registry._reach import Reach, answer_fast
 from maas_ray.registry._state import _ModelState
 from maas_ray.registry.digest import artifact_digest
 from maas_ray.registry.models import ModelInfo, VersionInfo
@@ -51,25 +51,32 @@ _MISSING = (_NOT_FOUND, "INVALID_PARAMETER_VALUE")
 class Registry(_ModelState):
     """Registered models, versions, digests and deployment specs over ``MlflowClient``."""
 
-    def __init__(self, tracking_uri: str) -> None:
+    def __init__(self, tracking_uri: str, *, answering: bool = False) -> None:
+        """``answering``: this process answers people (the gateway, the management API),
+        so MLflow's client gives up on a down server in well under a second, process-wide
+        (``_reach.answer_fast``), instead of retrying with backoff for 12 s."""
         self.uri = tracking_uri
+        if answering:
+            answer_fast()
         # Download bars of MLflow would interleave with our own progress display.
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
-        self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        # Every call fails fast with RegistryUnavailable while the server is down (_reach.py).
+        self.reach = Reach(tracking_uri)
+        self.client: MlflowClient = self.reach.wrap(
+            MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        )
 
     # -- health ------------------------------------------------------------
     def check(self, timeout_s: float = 5.0) -> None:
-        """Fail fast with PlatformUnavailable when the MLflow server does not answer."""
+        """Fail fast with RegistryUnavailable when the MLflow server does not answer."""
         if not self.uri.startswith("http"):
             return
         try:
             httpx.get(f"{self.uri}/health", timeout=timeout_s).raise_for_status()
         except httpx.HTTPError as exc:
-            raise PlatformUnavailable(
-                f"MLflow server at {self.uri} does not answer ({exc.__class__.__name__}); "
-                "is the platform up? run `maas up`"
-            ) from exc
+            self.reach.mark_down()
+            raise self.reach.error() from exc
 
     # -- registration --------------------------------------------------------
     def register(
@@ -110,7 +117,7 @@ class Registry(_ModelState):
         """
         _validate_name(name)
         self._use()
-        with _quiet(), mlflow.start_run(run_name=f"register-{name}"):
+        with self.reach.guard(), _quiet(), mlflow.start_run(run_name=f"register-{name}"):
             info = log_model(
                 model,
                 registered_model_name=None,
@@ -127,7 +134,11 @@ class Registry(_ModelState):
         local = Path(folder).expanduser()
         if not (local / "MLmodel").is_file():
             raise BadRequest(f"got '{folder}' for --model-uri: no MLmodel file there")
-        with _quiet(), mlflow.start_run(run_name=f"register-{name}") as run:
+        with (
+            self.reach.guard(),
+            _quiet(),
+            mlflow.start_run(run_name=f"register-{name}") as run,
+        ):
             mlflow.log_artifacts(str(local), artifact_path="model")
         return f"runs:/{run.info.run_id}/model"
 
@@ -147,9 +158,9 @@ class Registry(_ModelState):
         self._check_source(model_uri)
         existed = self._exists(name)
         try:
-            with _quiet():
+            with self.reach.guard(), _quiet():
                 mv = mlflow.register_model(model_uri, name)
-        except MlflowException as exc:
+        except MlflowException as exc:  # an answer of the server's (the guard took the rest)
             if not existed and self._exists(name):
                 self.client.delete_registered_model(name)  # leave no empty model behind
             raise BadRequest(f"cannot register '{model_uri}': {exc.message}") from exc
@@ -250,9 +261,10 @@ class Registry(_ModelState):
         # Not "models:/..." here: MLflow resolves that against the process-wide
         # registry URI, which inside a Serve replica is not ours.
         source = self.client.get_model_version_download_uri(name, str(version))
-        path = mlflow.artifacts.download_artifacts(
-            artifact_uri=source, dst_path=str(dst), tracking_uri=self.uri
-        )
+        with self.reach.guard():
+            path = mlflow.artifacts.download_artifacts(
+                artifact_uri=source, dst_path=str(dst), tracking_uri=self.uri
+            )
         return Path(path)
 
     # -- helpers --------------------------------------------------------------
@@ -297,7 +309,7 @@ class Registry(_ModelState):
         # The fluent log_model API reads process-wide URIs; point them at this registry.
         mlflow.set_tracking_uri(self.uri)
         mlflow.set_registry_uri(self.uri)
-        with _quiet():
+        with self.reach.guard(), _quiet():
             mlflow.set_experiment(EXPERIMENT)
 
 

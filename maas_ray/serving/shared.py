@@ -66,7 +66,7 @@ class SharedPool(GrpcElsewhere):
 
     def __init__(self, tracking_uri: str) -> None:
         install_replica_logging()  # a failed predict's log record may quote the input
-        self.registry = Registry(tracking_uri)
+        self.registry = Registry(tracking_uri, answering=True)
         self.max_depth = Settings().json_max_depth
 
     @serve.multiplexed(max_num_models_per_replica=MODELS_PER_REPLICA)

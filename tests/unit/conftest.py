@@ -13,3 +13,13 @@ def _no_ray(monkeypatch: pytest.MonkeyPatch) -> None:
         raise RuntimeError("unit tests must not start Ray; move this test to tests/integration")
 
     monkeypatch.setattr(ray, "init", refuse)
+
+
+@pytest.fixture(autouse=True)
+def _mlflow_env_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A gateway or management replica built in a test sets MLflow's client to give up
+    fast, process-wide (registry/_reach.py): undone after each test."""
+    from maas_ray.registry._reach import ANSWERING_ENV
+
+    for name in ANSWERING_ENV:
+        monkeypatch.delenv(name, raising=False)

@@ -15,7 +15,7 @@ import jwt
 import pytest
 from starlette.requests import Request
 
-from maas_ray.errors import ModelNotFound
+from maas_ray.errors import ModelNotFound, RegistryUnavailable
 from maas_ray.gateway.app import Gateway
 
 pytestmark = pytest.mark.anyio
@@ -33,11 +33,16 @@ class FakeRegistry:
     def __init__(self) -> None:
         self.pooled = {"small": "3"}
         self.models = {"small", "idle"}
+        self.down = False  # the MLflow server killed
 
     def pool_map(self) -> dict[str, str]:
+        if self.down:
+            raise RegistryUnavailable("the model registry does not answer")
         return dict(self.pooled)
 
     def get_model(self, name: str) -> object:
+        if self.down:
+            raise RegistryUnavailable("the model registry does not answer")
         if name not in self.models:
             raise ModelNotFound(name)
         return object()
@@ -68,6 +73,7 @@ async def gateway(
     monkeypatch.setenv("MAAS_JWT_SECRET", SECRET)
     server = Gateway.func_or_class("http://127.0.0.1:1")  # never reached: fakes below
     server.registry = FakeRegistry()
+    monkeypatch.setattr("maas_ray.gateway.app.SHARED_REFRESH_S", 0.0)  # read it every time
     pool = FakeHandle()
     server._pool = pool
 
@@ -82,7 +88,7 @@ async def gateway(
 
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://maas") as client:
-        yield client, pool
+        yield client, pool, server.registry
 
 
 def _bearer(scope: str) -> dict[str, str]:
@@ -91,7 +97,7 @@ def _bearer(scope: str) -> dict[str, str]:
 
 
 async def test_health_and_the_openapi_document_need_no_credential(gateway: Any) -> None:
-    client, _ = gateway
+    client, _, _ = gateway
     for path in ("/healthz", "/v2/health/live", "/v2/health/ready"):
         assert (await client.get(path)).status_code == 200, path
     document = (await client.get("/openapi.json")).json()
@@ -102,7 +108,7 @@ async def test_health_and_the_openapi_document_need_no_credential(gateway: Any) 
 
 
 async def test_a_model_route_without_a_credential_is_401_with_a_challenge(gateway: Any) -> None:
-    client, pool = gateway
+    client, pool, _ = gateway
     resp = await client.post("/v1/models/small/predict", json={"inputs": [[0.0]]})
     assert resp.status_code == 401
     assert resp.headers["www-authenticate"].startswith("Bearer")
@@ -111,7 +117,7 @@ async def test_a_model_route_without_a_credential_is_401_with_a_challenge(gatewa
 
 
 async def test_a_key_for_another_model_is_403(gateway: Any) -> None:
-    client, pool = gateway
+    client, pool, _ = gateway
     resp = await client.post(
         "/v1/models/small/predict", json={"inputs": [[0.0]]}, headers=_bearer("predict:other")
     )
@@ -120,7 +126,7 @@ async def test_a_key_for_another_model_is_403(gateway: Any) -> None:
 
 
 async def test_unknown_and_undeployed_models_are_told_apart(gateway: Any) -> None:
-    client, _ = gateway
+    client, _, _ = gateway
     headers = _bearer("predict:*")
     unknown = await client.post("/v1/models/nosuch/predict", json={}, headers=headers)
     assert (unknown.status_code, unknown.json()["code"]) == (404, "model_not_found")
@@ -131,7 +137,7 @@ async def test_unknown_and_undeployed_models_are_told_apart(gateway: Any) -> Non
 
 
 async def test_the_shared_pool_answers_its_models_with_their_version(gateway: Any) -> None:
-    client, pool = gateway
+    client, pool, _ = gateway
     headers = {**_bearer("predict:small"), "content-type": "application/json"}
     resp = await client.post(
         "/v1/models/small/predict", content=b'{"inputs": [[1]]}', headers=headers
@@ -149,7 +155,7 @@ async def test_the_shared_pool_answers_its_models_with_their_version(gateway: An
 
 
 async def test_another_method_is_405_with_allow(gateway: Any) -> None:
-    client, _ = gateway
+    client, _, _ = gateway
     resp = await client.delete("/healthz")
     assert resp.status_code == 405
     assert "GET" in resp.headers["allow"]
@@ -157,7 +163,7 @@ async def test_another_method_is_405_with_allow(gateway: Any) -> None:
 
 
 async def test_the_console_is_public_and_serves_its_files_itself(gateway: Any) -> None:
-    client, _ = gateway
+    client, _, _ = gateway
     page = await client.get("/console")
     assert page.status_code == 200
     assert 'name="api_key"' in page.text
@@ -177,3 +183,22 @@ async def test_the_console_is_public_and_serves_its_files_itself(gateway: Any) -
     missing = await client.get("/console/../secrets")
     assert missing.status_code in (401, 404)
     assert (await client.get("/console/nothing.js")).status_code == 404
+
+
+async def test_with_the_registry_down_the_pool_serves_what_it_knew_and_a_miss_is_a_fast_503(
+    gateway: Any,
+) -> None:
+    client, pool, registry = gateway
+    headers = {**_bearer("predict:*"), "content-type": "application/json"}
+    body = b'{"inputs": [[1]]}'
+    assert (await client.post("/v1/models/small/predict", content=body, headers=headers)).is_success
+    registry.down = True
+    resp = await client.post("/v1/models/small/predict", content=body, headers=headers)
+    assert resp.status_code == 200  # the last map read still says the pool answers it
+    assert resp.headers["x-maas-model-version"] == "3"
+    for path in ("/v1/models/nosuch/predict", "/v2/models/nosuch/infer"):
+        miss = await client.post(path, content=body, headers=headers)
+        assert (miss.status_code, miss.json()["code"]) == (503, "registry_unavailable"), path
+    registry.down = False
+    miss = await client.post("/v1/models/nosuch/predict", content=body, headers=headers)
+    assert (miss.status_code, miss.json()["code"]) == (404, "model_not_found")
