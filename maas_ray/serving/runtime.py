@@ -8,6 +8,7 @@ import sys
 import tempfile
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -54,6 +55,9 @@ class ModelRuntime:
         self.input_schema: Schema | None = signature
         self.output_schema: Schema | None = model.metadata.get_output_schema()
         self.max_depth = MAX_JSON_DEPTH  # deepest JSON accepted (settings.json_max_depth)
+        # The input example it was registered with, where it predicted at load: what the
+        # replica's health check asks it again (see ``healthy``).
+        self.example: Any = None
 
     @classmethod
     def load(
@@ -65,6 +69,7 @@ class ModelRuntime:
         try:
             local = registry.download_verified(name, version, tmp)
             model = mlflow.pyfunc.load_model(str(local))
+            example = _example(model, local)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         logger.info(
@@ -72,7 +77,19 @@ class ModelRuntime:
         )
         runtime = cls(name, version, model)
         runtime.max_depth = max_depth
+        if example is not None:
+            try:
+                runtime.predict(example)
+                runtime.example = example
+            except MaasError:  # not one it can answer: the health check asks nothing of it
+                logger.warning("%s v%s does not predict its own input example", name, version)
         return runtime
+
+    def healthy(self) -> None:
+        """Raise (a MaasError) unless the model still predicts the input example it
+        predicted at load; a model without one has nothing to answer."""
+        if self.example is not None:
+            self.predict(self.example)
 
     def predict(self, data: Any) -> Any:
         """Predict on parsed input; signature mismatches become InvalidInput (422)."""
@@ -131,3 +148,12 @@ class ModelRuntime:
             "inputs": self.input_schema.to_dict() if self.input_schema else None,
             "outputs": self.output_schema.to_dict() if self.output_schema else None,
         }
+
+
+def _example(model: PyFuncModel, local: Path) -> Any:
+    """The version's input example as its model takes it (None: it has none)."""
+    try:
+        return model.metadata.load_input_example(str(local))
+    except Exception:  # noqa: BLE001 - an unreadable example only turns the check off
+        logger.warning("cannot read the input example in %s", local, exc_info=True)
+        return None

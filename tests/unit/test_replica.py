@@ -284,3 +284,41 @@ async def test_the_handle_path_splits_logs_and_raises_as_http_does(replica: Any)
     server.reconfigure(Traffic().model_dump())
     with pytest.raises(InvalidInput):
         await server.predict({"inputs": "x"})
+
+
+class Copying:
+    """A registry whose verified download copies a saved model folder."""
+
+    def __init__(self, saved: Path) -> None:
+        self.saved = saved
+
+    def download_verified(self, name: str, version: str, dst: str) -> Path:
+        import shutil
+
+        return Path(shutil.copytree(self.saved, Path(dst) / "model"))
+
+
+async def test_the_health_check_asks_the_model_its_input_example_again(
+    saved_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from maas_ray.errors import PredictionFailed
+
+    load = ModelRuntime.load  # before _replica replaces it
+    runtime = load(Copying(saved_model), "iris", "1")  # type: ignore[arg-type]
+    assert runtime.example is not None  # read before the download is removed
+    runtime.healthy()
+    server = _replica(saved_model, monkeypatch, tmp_path)
+    server.runtime = runtime
+    await server.check_health()
+
+    def broken(data: Any, params: Any = None) -> Any:
+        raise RuntimeError("a GPU fell off")
+
+    monkeypatch.setattr(runtime.model, "predict", broken)
+    with pytest.raises(PredictionFailed):
+        await server.check_health()  # Serve replaces a replica whose check raises
+    # A model that never could predict its example is not checked on it (no crash loop).
+    monkeypatch.setattr(mlflow.pyfunc.PyFuncModel, "predict", broken)
+    quiet = load(Copying(saved_model), "iris", "1")  # type: ignore[arg-type]
+    assert quiet.example is None
+    quiet.healthy()
