@@ -19,6 +19,7 @@
     ├── InvalidInput (422, invalid_input)        input does not match the signature
     ├── PredictionFailed (422, prediction_failed) the model rejected a well-formed input
     ├── DeploymentFailed (500, deployment_failed) replicas did not start; carries their error
+    ├── PredictTimeout (504, predict_timeout)    a predict took longer than its limit
     ├── PlatformUnavailable (503, platform_unavailable)
     │   └── RegistryUnavailable (503, registry_unavailable)  the MLflow server does not answer
     └── RemoteError (its status, its code)   an error answered over HTTP, for clients
@@ -177,6 +178,14 @@ class PredictionFailed(MaasError):
 class DeploymentFailed(MaasError):
     status_code = 500
     code = "deployment_failed"
+
+
+class PredictTimeout(MaasError):
+    """A predict ran past its limit (MAAS_PREDICT_TIMEOUT_S, or the spec's
+    predict_timeout_s): answered at the limit; the model's call may still finish."""
+
+    status_code = 504
+    code = "predict_timeout"
 
 
 class PlatformUnavailable(MaasError):

@@ -129,6 +129,13 @@ class Settings(BaseSettings):
     request_timeout_s: float = Field(
         default=60.0, gt=0, description="HTTP timeout of the CLI and SDK."
     )
+    predict_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="Longest a predict may take: past it the caller gets a JSON 504 "
+        "predict_timeout at once (a spec's predict_timeout_s overrides it).",
+    )
     retries: int = Field(
         default=3,
         ge=0,

@@ -228,6 +228,14 @@ class DeploymentSpec(BaseModel):
         description="Retrain the version on its labelled predictions when it degrades, "
         "canary the result, promote it if it beats production (maas retrain by hand).",
     )
+    predict_timeout_s: float | None = Field(
+        default=None,
+        gt=0,
+        le=3600,
+        description="Longest a predict may take before it is answered 504 predict_timeout, "
+        "for every predict (set here, none runs on the replica's event loop); default: "
+        "MAAS_PREDICT_TIMEOUT_S (30), for predicts that run off it.",
+    )
     log_percent: float | None = Field(
         default=None,
         ge=0,

@@ -67,6 +67,13 @@ def deploy(
             "MAAS_MONITOR_PERCENT, 10; 100 while a canary or shadow runs)."
         ),
     ] = None,
+    predict_timeout: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds a predict may take before it is answered 504 (default: "
+            "MAAS_PREDICT_TIMEOUT_S, 30)."
+        ),
+    ] = None,
     timeout: Annotated[
         int | None,
         typer.Option(
@@ -101,6 +108,7 @@ def deploy(
                 },
                 mode="shared" if shared else "dedicated",
                 log_percent=log_percent,
+                predict_timeout_s=predict_timeout,
                 progress=progress,
                 timeout_s=timeout,
             )

@@ -103,14 +103,18 @@ def application(
         deployment["num_replicas"] = spec.num_replicas or 1
     args: dict[str, Any] = {"model": spec.model, "version": version}
     args["tracking_uri"] = tracking_uri
-    if spec.autoscaling:
-        args["inline"] = False  # see ModelServer: keeps queueing visible to Serve
+    if spec.autoscaling or spec.predict_timeout_s is not None:
+        # See ModelServer: keeps queueing visible to Serve; a predict on the event loop
+        # cannot be cut at its limit, so a spec's own limit runs every predict off it.
+        args["inline"] = False
     if spec.batching is not None:
         args["batching"] = spec.batching.model_dump()
     if spec.mask_fields:
         args["mask_fields"] = spec.mask_fields
     if spec.log_percent is not None:
         args["log_percent"] = spec.log_percent
+    if spec.predict_timeout_s is not None:
+        args["predict_timeout_s"] = spec.predict_timeout_s
     return {
         "name": spec.model,
         "route_prefix": model_prefix(spec.model),

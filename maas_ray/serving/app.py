@@ -36,6 +36,9 @@ class ModelAppArgs(BaseModel):
     mask_fields: list[str] = Field(
         default_factory=list, description="Input fields whose values errors and logs mask."
     )
+    predict_timeout_s: float | None = Field(
+        default=None, gt=0, le=3600, description="Predict time limit (None: the setting)."
+    )
 
 
 def build_app(args: dict[str, Any]) -> Application:
@@ -56,4 +59,5 @@ def build_app(args: dict[str, Any]) -> Application:
         mask_fields=parsed.mask_fields,
         arm=parsed.arm,
         log_percent=parsed.log_percent,
+        predict_timeout_s=parsed.predict_timeout_s,
     )

@@ -39,7 +39,7 @@ from maas_ray.security.log_masking import install_replica_logging, mask_fields_i
 from maas_ray.security.masking import mask_text
 from maas_ray.serving.grpc_elsewhere import GrpcElsewhere
 from maas_ray.serving.http import UNEXPECTED, encode_error, error_response, read_body
-from maas_ray.serving.runtime import ModelRuntime
+from maas_ray.serving.runtime import ModelRuntime, bounded
 from maas_ray.serving.split import Mirrored, TrafficSplit
 from maas_ray.settings import Settings
 from maas_ray.spec import Batching, Traffic
@@ -82,8 +82,10 @@ class ModelServer(GrpcElsewhere):
         mask_fields: list[str] | None = None,
         arm: str = "production",
         log_percent: float | None = None,
+        predict_timeout_s: float | None = None,
     ) -> None:
         settings = Settings()
+        self.timeout_s = predict_timeout_s or settings.predict_timeout_s
         install_replica_logging()
         self.guard = Guard(settings)
         self.max_body = settings.max_body_bytes
@@ -371,15 +373,13 @@ class ModelServer(GrpcElsewhere):
             if self.inline and small and self._predict_s < INLINE_BELOW_S:
                 return self._timed(self.runtime.predict_bytes, body, ctype)
             # Slow model code or a big body: keep the replica's event loop free.
-            out: bytes = await loop.run_in_executor(
-                None, self._timed, self.runtime.predict_bytes, body, ctype
-            )
-            return out
+            work = loop.run_in_executor(None, self._timed, self.runtime.predict_bytes, body, ctype)
+            return await bounded(work, self.timeout_s, self.runtime)
         if small:
             data = self.runtime.parse(body, ctype)
         else:
             data = await loop.run_in_executor(None, self.runtime.parse, body, ctype)
-        answer = await self._batched(data)
+        answer = await bounded(self._batched(data), self.timeout_s, self.runtime)
         if isinstance(answer, MaasError):
             raise answer
         return answer

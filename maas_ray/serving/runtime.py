@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import shutil
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Awaitable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import mlflow
 import mlflow.pyfunc
@@ -17,7 +19,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.pyfunc import PyFuncModel
 from mlflow.types import Schema
 
-from maas_ray.errors import InvalidInput, MaasError, PredictionFailed
+from maas_ray.errors import InvalidInput, MaasError, PredictionFailed, PredictTimeout
 from maas_ray.registry import Registry
 from maas_ray.serving.batching import combine, split
 from maas_ray.serving.decode import MAX_JSON_DEPTH, _message, parse_payload
@@ -157,3 +159,18 @@ def _example(model: PyFuncModel, local: Path) -> Any:
     except Exception:  # noqa: BLE001 - an unreadable example only turns the check off
         logger.warning("cannot read the input example in %s", local, exc_info=True)
         return None
+
+
+T = TypeVar("T")
+
+
+async def bounded(work: Awaitable[T], timeout_s: float, runtime: ModelRuntime) -> T:
+    """``work`` (a predict of ``runtime``'s), or PredictTimeout once it has run for
+    ``timeout_s``: the caller is answered then; the model's call may still finish."""
+    try:
+        return await asyncio.wait_for(work, timeout_s)
+    except TimeoutError:
+        raise PredictTimeout(
+            f"model '{runtime.name}' version {runtime.version} did not answer within "
+            f"{timeout_s:g} s (MAAS_PREDICT_TIMEOUT_S, or the spec's predict_timeout_s)"
+        ) from None

@@ -24,7 +24,7 @@ from maas_ray.registry import Registry
 from maas_ray.security.log_masking import install_replica_logging
 from maas_ray.serving.grpc_elsewhere import GrpcElsewhere
 from maas_ray.serving.http import encode_error
-from maas_ray.serving.runtime import ModelRuntime
+from maas_ray.serving.runtime import ModelRuntime, bounded
 from maas_ray.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -67,7 +67,8 @@ class SharedPool(GrpcElsewhere):
     def __init__(self, tracking_uri: str) -> None:
         install_replica_logging()  # a failed predict's log record may quote the input
         self.registry = Registry(tracking_uri, answering=True)
-        self.max_depth = Settings().json_max_depth
+        settings = Settings()
+        self.max_depth, self.timeout_s = settings.json_max_depth, settings.predict_timeout_s
 
     @serve.multiplexed(max_num_models_per_replica=MODELS_PER_REPLICA)
     async def _load(self, mid: str) -> _Held:
@@ -83,9 +84,10 @@ class SharedPool(GrpcElsewhere):
         mid = serve.get_multiplexed_model_id()
         try:
             runtime = (await self._load(mid)).runtime
-            out: bytes = await asyncio.get_running_loop().run_in_executor(
+            work = asyncio.get_running_loop().run_in_executor(
                 None, runtime.predict_bytes, body, content_type
             )
+            out: bytes = await bounded(work, self.timeout_s, runtime)
         except MaasError as exc:
             return exc.status_code, encode_error(exc)
         except Exception as exc:

@@ -322,3 +322,37 @@ async def test_the_health_check_asks_the_model_its_input_example_again(
     quiet = load(Copying(saved_model), "iris", "1")  # type: ignore[arg-type]
     assert quiet.example is None
     quiet.healthy()
+
+
+@pytest.mark.parametrize("batching", [None, {"max_batch_size": 4, "batch_wait_timeout_s": 0.001}])
+async def test_a_predict_past_its_limit_is_a_json_504_at_the_limit(
+    saved_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batching: Any
+) -> None:
+    from types import SimpleNamespace
+
+    from ray import serve
+
+    # serve.batch reads the replica's max_ongoing_requests when its queue is made.
+    context = SimpleNamespace(_deployment_config=SimpleNamespace(max_ongoing_requests=64))
+    monkeypatch.setattr(serve, "get_replica_context", lambda: context)
+    server = _replica(
+        saved_model, monkeypatch, tmp_path, predict_timeout_s=0.3, inline=False, batching=batching
+    )
+    assert server.timeout_s == 0.3
+    slow = server.runtime.model.predict
+
+    def stuck(data: Any, params: Any = None) -> Any:
+        time.sleep(1.0)  # a model that hangs (the thread finishes later, unobserved)
+        return slow(data)
+
+    monkeypatch.setattr(server.runtime.model, "predict", stuck)
+    async with await _client(server) as client:
+        started = time.perf_counter()
+        resp = await client.post(PREDICT, json=ROWS, headers=_bearer("predict:iris"))
+        took = time.perf_counter() - started
+    assert resp.status_code == 504, resp.text
+    assert resp.json()["code"] == "predict_timeout"
+    assert "0.3 s" in resp.json()["error"]
+    assert 0.25 < took < 0.9, took
+    monkeypatch.delenv("MAAS_PREDICT_TIMEOUT_S", raising=False)
+    assert _replica(saved_model, monkeypatch, tmp_path).timeout_s == 30.0  # the setting

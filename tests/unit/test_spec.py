@@ -43,6 +43,16 @@ def test_autoscaling_delays_and_the_thread_hop() -> None:
     assert "inline" not in application(DeploymentSpec(model="m"), "1", "u")["args"]
 
 
+def test_a_predict_limit_of_the_spec_reaches_the_replica_and_takes_it_off_the_loop() -> None:
+    from maas_ray.serving.app import ModelAppArgs
+
+    args = application(DeploymentSpec(model="m", predict_timeout_s=2.5), "1", "u")["args"]
+    assert (args["predict_timeout_s"], args["inline"]) == (2.5, False)
+    assert ModelAppArgs.model_validate(args).predict_timeout_s == 2.5  # what build_app takes
+    with pytest.raises(ValidationError, match="predict_timeout_s"):
+        DeploymentSpec(model="m", predict_timeout_s=0)
+
+
 def test_a_batch_of_one_is_accepted() -> None:
     spec = DeploymentSpec(model="m", batching={"max_batch_size": 1})
     assert application(spec, "1", "u")["args"]["batching"]["max_batch_size"] == 1
