@@ -83,8 +83,11 @@ def run_job(work: Callable[[Settings, Callable[[str], None]], Any]) -> int:
     # The job's cluster (RAY_ADDRESS from Ray's job API). Its workers skip the serving
     # warm-up imports (serving/warm.py); the platform's submissions already say so,
     # a `ray job submit` typed by hand does not (and Ray refuses the same key twice).
-    off = {} if os.environ.get(WARM_SWITCH) == "0" else {"env_vars": {WARM_SWITCH: "0"}}
-    ray.init(log_to_driver=False, runtime_env=off or None)
+    submitted_off = os.environ.get(WARM_SWITCH) == "0"
+    ray.init(
+        log_to_driver=False,
+        runtime_env=None if submitted_off else {"env_vars": {WARM_SWITCH: "0"}},
+    )
     try:
         result = work(Settings(), lambda s: _out(f"{STAGE_PREFIX}{s}"))
     except MaasError as exc:

@@ -62,8 +62,8 @@ class Reach:
 
     def __init__(self, uri: str) -> None:
         self.uri = uri
-        self._down_since: float | None = None
-        self._probed = 0.0
+        self._down = False
+        self._probed = 0.0  # when the last failure or probe was seen
         self._lock = threading.Lock()
 
     def error(self) -> RegistryUnavailable:
@@ -74,15 +74,13 @@ class Reach:
 
     def mark_down(self) -> None:
         with self._lock:
-            if self._down_since is None:
-                self._down_since = time.monotonic()
-            self._probed = time.monotonic()
+            self._down, self._probed = True, time.monotonic()
 
     def ensure(self) -> None:
         """Raise RegistryUnavailable at once while the server is known to be down (one
         probe every PROBE_S looks whether it is back)."""
         with self._lock:
-            if self._down_since is None:
+            if not self._down:
                 return
             if time.monotonic() - self._probed < PROBE_S:
                 raise self.error()
@@ -90,7 +88,7 @@ class Reach:
         if not self.answers():
             raise self.error()
         with self._lock:
-            self._down_since = None
+            self._down = False
 
     def answers(self) -> bool:
         """One health probe, no retries."""
