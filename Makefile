@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 
 CLIENTS ?= .venv-clients
 
-.PHONY: install clients browser protos up down test unit integration lint bench clean
+.PHONY: install clients browser postgres protos up down test unit integration lint bench clean
 
 $(BIN)/maas: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,12 @@ browser:
 	@dpkg -s chromium fonts-wqy-zenhei >/dev/null 2>&1 || \
 		($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium fonts-wqy-zenhei)
 
+# tests/integration/test_postgres.py runs MLflow's store and the security database on
+# Debian's PostgreSQL, which it starts itself (its own folder and port).
+postgres:
+	@dpkg -s postgresql >/dev/null 2>&1 || \
+		($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq postgresql)
+
 # The OIP v2 gRPC stubs (maas_ray/serving/proto) from their .proto; committed, so only
 # an edit of the .proto needs this. An older grpcio-tools on purpose: generated code
 # runs on protobuf/grpcio at least as new as what generated it (pyproject's floors).
@@ -52,7 +58,7 @@ up: install
 down:
 	@if [ -x $(BIN)/maas ]; then $(BIN)/maas down; else echo "nothing installed"; fi
 
-test: install clients browser
+test: install clients browser postgres
 	$(BIN)/python -m pytest tests
 
 unit: install

@@ -120,6 +120,18 @@ class Settings(BaseSettings):
         default=None,
         description="MLflow tracking/registry URI; None means the local server of `maas up`.",
     )
+    mlflow_store: SecretStr | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the database the MLflow server of `maas up` keeps "
+        "runs and the registry in (production: postgresql+psycopg2://mlflow:PASSWORD@db:5432/"
+        "mlflow); None: a SQLite file, MAAS_HOME/mlflow.db.",
+    )
+    mlflow_artifacts: str | None = Field(
+        default=None,
+        description="Where the MLflow server of `maas up` keeps artifacts (s3://bucket/path; "
+        "for an S3-compatible store such as MinIO also set MLFLOW_S3_ENDPOINT_URL and the "
+        "AWS_* credentials); None: the folder MAAS_HOME/artifacts.",
+    )
     startup_timeout_s: float = Field(
         default=180.0, gt=0, description="How long `maas up` waits for each service."
     )
@@ -198,6 +210,13 @@ class Settings(BaseSettings):
         gt=0,
         le=5,
         description="How often every replica re-reads the key store (revocation delay).",
+    )
+    security_db: SecretStr | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the database holding the API keys and the audit log, "
+        "which every replica on every node reads (production: the PostgreSQL server MLflow "
+        "uses, e.g. postgresql+psycopg2://maas:PASSWORD@db:5432/maas); None: a SQLite file, "
+        "MAAS_HOME/security/security.db.",
     )
     allow_pickle: bool = Field(
         default=True,
@@ -303,6 +322,13 @@ class Settings(BaseSettings):
         return self.home / "security"
 
     @property
+    def security_db_url(self) -> str:
+        """``security_db``, else the SQLite file under ``security_dir``."""
+        if self.security_db is not None:
+            return self.security_db.get_secret_value()
+        return f"sqlite:///{self.security_dir / 'security.db'}"
+
+    @property
     def admin_key_file(self) -> Path:
         """Where ``maas up`` leaves the admin API key (mode 0600)."""
         return self.home / "admin.key"
@@ -337,6 +363,8 @@ class Settings(BaseSettings):
         env = {}
         for key, value in self.model_dump().items():
             if value is None or key in ("actor", "api_key"):  # the caller's, not the platform's
+                continue
+            if key == "mlflow_store":  # only the MLflow server reads its database
                 continue
             secret = value.get_secret_value() if isinstance(value, SecretStr) else value
             env[f"MAAS_{key.upper()}"] = str(secret)

@@ -28,6 +28,7 @@ from maas_ray.control.deployer import ControlPlane
 from maas_ray.control.restore import restore
 from maas_ray.errors import PlatformUnavailable
 from maas_ray.security.auth import AUTH_OFF_WARNING
+from maas_ray.security.db import import_files
 from maas_ray.security.keys import KeyStore, ensure_admin_key
 from maas_ray.security.ray_token import (
     RAY_AUTH_OFF_WARNING,
@@ -147,8 +148,11 @@ def up(settings: Settings, progress: Progress | None = None) -> list[ComponentSt
     With auth on, the first run also creates the admin API key (see ensure_admin_key).
     """
     settings.home.mkdir(parents=True, exist_ok=True)
+    keys, records = import_files(settings.security_db_url, settings.security_dir)
+    if keys or records:
+        logger.info("moved %d keys and %d audit records into the security database", keys, records)
     if settings.auth == "on":
-        store = KeyStore(settings.security_dir)
+        store = KeyStore(settings.security_db_url)
         if ensure_admin_key(store, settings.admin_key_file):
             logger.info("created the admin API key in %s", settings.admin_key_file)
     else:
@@ -167,22 +171,37 @@ def up(settings: Settings, progress: Progress | None = None) -> list[ComponentSt
     return report
 
 
+def up_mlflow(settings: Settings, progress: Progress | None = None) -> ComponentState:
+    """Start only the MLflow server of ``up`` (idempotent); ``down`` stops it."""
+    state = _load_state(settings)
+    report = _up_mlflow(settings, state, progress)
+    _save_state(settings, state)
+    return report
+
+
 def _up_mlflow(
     settings: Settings, state: dict[str, Any], progress: Progress | None
 ) -> ComponentState:
     url = settings.mlflow_uri
     if _answers(f"{url}/health"):
         return ComponentState(name="mlflow", url=url, started=False)
-    (settings.home / "artifacts").mkdir(parents=True, exist_ok=True)
+    artifacts = settings.mlflow_artifacts
+    if artifacts is None:
+        (settings.home / "artifacts").mkdir(parents=True, exist_ok=True)
+        artifacts = str(settings.home / "artifacts")
+    store = settings.mlflow_store
+    # Both by environment, not argument: a store URL's password stays out of `ps`.
+    env = os.environ | {
+        "MLFLOW_BACKEND_STORE_URI": store.get_secret_value()
+        if store is not None
+        else f"sqlite:///{settings.home / 'mlflow.db'}",
+        "MLFLOW_ARTIFACTS_DESTINATION": artifacts,
+    }
     log = settings.run_dir / "mlflow.log"
     proc = _spawn(
         [
             _bin("mlflow"),
             "server",
-            "--backend-store-uri",
-            f"sqlite:///{settings.home / 'mlflow.db'}",
-            "--artifacts-destination",
-            str(settings.home / "artifacts"),
             "--host",
             settings.host,
             "--port",
@@ -191,6 +210,7 @@ def _up_mlflow(
             "1",
         ],
         log,
+        env,
     )
     state["mlflow"] = {"sid": proc.pid, "log": str(log)}
     _wait(f"{url}/health", "MLflow server", settings, proc, log, progress)

@@ -116,7 +116,7 @@ def validate(call: Call) -> None:
             parser(call)
     except MaasError as exc:
         action, target = _audited(call)
-        audit = AuditLog(Settings().security_dir)
+        audit = AuditLog(Settings().security_db_url)
         audit.record(call.actor, action, target, exc.status_code, f"{exc.code}: {exc.message}")
         raise
 
@@ -144,7 +144,7 @@ def handle(
     if route.method == "GET":
         return HANDLERS[route.name](context)
     action, target = _audited(call)
-    audit = AuditLog(settings.security_dir)
+    audit = AuditLog(settings.security_db_url)
     try:
         if route.name in PARSERS:
             context.parsed = PARSERS[route.name](call)
@@ -222,14 +222,14 @@ def _whoami(c: Context) -> tuple[int, Any]:
 
 @handles("list_keys")
 def _list_keys(c: Context) -> tuple[int, Any]:
-    return 200, [r.model_dump() for r in KeyStore(c.settings.security_dir).records()]
+    return 200, [r.model_dump() for r in KeyStore(c.settings.security_db_url).records()]
 
 
 @handles("audit")
 def _audit(c: Context) -> tuple[int, Any]:
     query = c.call.query
     limit = _int(query.get("limit", "100"), "limit", 1, 1000)
-    records = AuditLog(c.settings.security_dir).query(
+    records = AuditLog(c.settings.security_db_url).query(
         query.get("model"), query.get("action"), limit
     )
     return 200, [r.model_dump() for r in records]
@@ -244,7 +244,7 @@ def _apply(c: Context) -> tuple[int, Any]:
 @handles("create_key", KeyBody)
 def _create_key(c: Context) -> tuple[int, Any]:
     ask: KeyBody = c.parsed
-    record, key = KeyStore(c.settings.security_dir).create(
+    record, key = KeyStore(c.settings.security_db_url).create(
         ask.scopes, ask.name, ask.expires_in_days
     )
     return 201, record.model_dump() | {"key": key}
@@ -252,7 +252,7 @@ def _create_key(c: Context) -> tuple[int, Any]:
 
 @handles("revoke_key")
 def _revoke_key(c: Context) -> tuple[int, Any]:
-    return 200, KeyStore(c.settings.security_dir).revoke(c.call.params["key_id"]).model_dump()
+    return 200, KeyStore(c.settings.security_db_url).revoke(c.call.params["key_id"]).model_dump()
 
 
 @handles("register", RegisterBody)

@@ -377,7 +377,7 @@ class Retrainer:
         )
         if audit:
             status = 422 if action == "retrain-failed" else 200
-            AuditLog(Settings().security_dir).record(
+            AuditLog(Settings().security_db_url).record(
                 actor, action, state.model, status, detail[:1000]
             )
 

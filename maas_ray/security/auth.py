@@ -12,7 +12,7 @@ import logging
 
 from maas_ray.errors import Forbidden, Unauthorized
 from maas_ray.routes import Match, match
-from maas_ray.security.keys import KEYS_FILE, KeyCache, key_id
+from maas_ray.security.keys import KeyCache, KeyStore, key_id
 from maas_ray.security.scopes import ADMIN, Principal
 from maas_ray.security.tokens import TokenVerifier
 from maas_ray.settings import Settings
@@ -32,7 +32,7 @@ class Guard:
 
     def __init__(self, settings: Settings) -> None:
         self.enabled = settings.auth == "on"
-        self.keys = KeyCache(settings.security_dir / KEYS_FILE, settings.auth_refresh_s)
+        self.keys = KeyCache(KeyStore(settings.security_db_url), settings.auth_refresh_s)
         self.tokens = TokenVerifier(
             settings.jwt_secret.get_secret_value() if settings.jwt_secret else None,
             settings.jwt_jwks,

@@ -1,35 +1,37 @@
-"""API keys: created once, shown once, stored only as a SHA-256 hash under MAAS_HOME.
+"""API keys: created once, shown once, stored only as a SHA-256 hash.
 
 A key reads ``maas_<id>_<secret>``: ``id`` names the key in lists and audit
 records, ``secret`` is 256 random bits. A hash of a 256-bit random secret needs
 no salt or slow KDF (those protect guessable passwords) and costs about a
 microsecond per request.
 
-The store is one JSON file (mode 0600), rewritten whole under a file lock and
-swapped in atomically; every replica re-reads it when it changes, checking at
-most every ``auth_refresh_s``, which bounds how long a revoked key still works.
+The keys live in the security database (``maas_ray.security.db``: SQLite under
+MAAS_HOME by default, PostgreSQL in production); every replica keeps them in
+memory and asks the database whether they changed at most every
+``auth_refresh_s``, which bounds how long a revoked key still works.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
+import logging
 import os
 import secrets
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from pydantic import BaseModel, Field
 
-from maas_ray.errors import KeyNotFound
+from maas_ray.errors import KeyNotFound, PlatformUnavailable
+from maas_ray.security import db
 from maas_ray.security.scopes import check_scope
 
+logger = logging.getLogger(__name__)
+
 PREFIX = "maas_"
-KEYS_FILE = "keys.json"
 
 
 class KeyRecord(BaseModel):
@@ -68,11 +70,10 @@ def key_id(key: str) -> str | None:
 
 
 class KeyStore:
-    """The key file under ``MAAS_HOME/security``; writers take a file lock."""
+    """The API keys in the security database (see ``maas_ray.security.db``)."""
 
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.path = folder / KEYS_FILE
+    def __init__(self, url: str) -> None:
+        self.url = url
 
     def create(
         self, scopes: list[str], name: str | None = None, expires_in_days: float | None = None
@@ -90,82 +91,97 @@ class KeyStore:
             expires_at=None if expires_in_days is None else now + expires_in_days * 86400,
             hash=hash_key(key),
         )
-        with self._locked() as records:
-            records.append(record)
+        with db.transaction(self.url) as conn:
+            conn.execute(db.api_keys.insert(), _row(record))
         return record, key
 
     def revoke(self, kid: str) -> KeyRecord:
         """Mark a key revoked (kept for the audit trail); revoking twice is harmless."""
-        with self._locked() as records:
-            for record in records:
-                if record.id == kid:
-                    if record.revoked_at is None:
-                        record.revoked_at = time.time()
-                    return record
-        raise KeyNotFound(f"no API key with id '{kid}'")
+        table = db.api_keys
+        with db.transaction(self.url) as conn:
+            conn.execute(
+                table.update()
+                .where(table.c.id == kid, table.c.revoked_at.is_(None))
+                .values(revoked_at=time.time())
+            )
+            row = conn.execute(sa.select(table).where(table.c.id == kid)).mappings().first()
+        if row is None:
+            raise KeyNotFound(f"no API key with id '{kid}'")
+        return _record(row)
 
     def records(self) -> list[KeyRecord]:
         """Every key, revoked ones too, oldest first."""
-        return read_records(self.path)
+        table = db.api_keys
+        with db.transaction(self.url) as conn:
+            rows = conn.execute(sa.select(table).order_by(table.c.created_at)).mappings().all()
+        return [_record(row) for row in rows]
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[list[KeyRecord]]:
-        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        with open(self.folder / ".keys.lock", "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            records = read_records(self.path)
-            yield records
-            tmp = self.path.with_suffix(".tmp")
-            data = [r.model_dump() | {"hash": r.hash} for r in records]
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as out:
-                json.dump({"keys": data}, out, indent=1)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, self.path)
+    def find(self, digest: str) -> KeyRecord | None:
+        """The record whose key hashes to ``digest``, usable or not."""
+        table = db.api_keys
+        with db.transaction(self.url) as conn:
+            row = conn.execute(sa.select(table).where(table.c.hash == digest)).mappings().first()
+        return None if row is None else _record(row)
+
+    def stamp(self) -> tuple[int, int]:
+        """(keys, revoked keys): keys are only ever added or revoked, so every write
+        changes it and a reader re-reads the keys only when it did."""
+        table = db.api_keys
+        query = sa.select(sa.func.count(), sa.func.count(table.c.revoked_at))
+        with db.transaction(self.url) as conn:
+            total, revoked = conn.execute(query).one()
+        return int(total), int(revoked)
 
 
-def read_records(path: Path) -> list[KeyRecord]:
-    """The records of a key file; a missing file holds none."""
-    try:
-        raw: dict[str, Any] = json.loads(path.read_text())
-    except FileNotFoundError:
-        return []
-    return [KeyRecord.model_validate(item) for item in raw.get("keys", [])]
+def _row(record: KeyRecord) -> dict[str, Any]:
+    return record.model_dump(exclude={"scopes"}) | {
+        "scopes": json.dumps(record.scopes),
+        "hash": record.hash,
+    }
+
+
+def _record(row: Any) -> KeyRecord:
+    return KeyRecord.model_validate(dict(row) | {"scopes": json.loads(row["scopes"])})
 
 
 class KeyCache:
-    """What a replica checks keys against: hash -> record, re-read when the file changes."""
+    """What a replica checks keys against: hash -> record, re-read when the store changed.
 
-    def __init__(self, path: Path, refresh_s: float) -> None:
-        self.path = path
+    Every ``refresh_s`` at most it asks the store for its stamp (one small query) and
+    re-reads the keys only when the stamp moved; a key not in the cache is looked up
+    by its hash at once (a key created a moment ago). While the database does not
+    answer, the keys read last keep working and unknown keys are a 503.
+    """
+
+    def __init__(self, store: KeyStore, refresh_s: float) -> None:
+        self.store = store
         self.refresh_s = refresh_s
         self._by_hash: dict[str, KeyRecord] = {}
-        self._stamp: tuple[int, int, int] | None = None
+        self._stamp: tuple[int, int] | None = None
         self._checked = float("-inf")
 
     def lookup(self, key: str) -> KeyRecord | None:
         """The usable record of ``key``, or None (unknown, revoked or expired)."""
         now = time.monotonic()
         digest = hash_key(key)
-        # A miss re-checks at once (a key created a moment ago); a stat is cheap and
-        # the file is read again only when it changed.
-        if now - self._checked >= self.refresh_s or digest not in self._by_hash:
+        if now - self._checked >= self.refresh_s:
             self._checked = now
             self._reload()
         record = self._by_hash.get(digest)
+        if record is None:
+            record = self.store.find(digest)
+            if record is not None:
+                self._by_hash[digest] = record
         return record if record is not None and record.usable(time.time()) else None
 
     def _reload(self) -> None:
         try:
-            st = os.stat(self.path)
-        except FileNotFoundError:
-            self._by_hash, self._stamp = {}, None
-            return
-        stamp = (st.st_mtime_ns, st.st_ino, st.st_size)
-        if stamp != self._stamp:
-            self._by_hash = {r.hash: r for r in read_records(self.path)}
-            self._stamp = stamp
+            stamp = self.store.stamp()
+            if stamp != self._stamp:
+                self._by_hash = {r.hash: r for r in self.store.records()}
+                self._stamp = stamp
+        except PlatformUnavailable as exc:
+            logger.warning("keys not refreshed, the last ones read stay in use: %s", exc)
 
 
 def client_key(api_key: str | None, admin_key_file: Path) -> str | None:
@@ -186,7 +202,7 @@ def ensure_admin_key(store: KeyStore, admin_key_file: Path) -> bool:
     """
     current = client_key(None, admin_key_file)
     if current is not None:
-        record = {r.hash: r for r in store.records()}.get(hash_key(current))
+        record = store.find(hash_key(current))
         if record is not None and record.usable(time.time()):
             return False
     _, key = store.create(["admin"], name="admin")

@@ -361,7 +361,7 @@ def test_audit_records_actions_with_the_key_name_and_outcome(
     out = maas(env, "audit", "--limit", "200").stdout
     for action in ("register", "deploy", "promote", "key.create"):
         assert action in out, out
-    records = AuditLog(live.security_dir).query(limit=1000)  # read back from disk
+    records = AuditLog(live.security_db_url).query(limit=1000)  # read back from disk
     failed = [r for r in records if r.action == "promote" and r.outcome == "error"]
     assert failed
     assert failed[-1].actor.startswith("key:sec-deploy")
@@ -369,7 +369,7 @@ def test_audit_records_actions_with_the_key_name_and_outcome(
     assert any(r.action == "key.create" and "sec-predict" in r.detail for r in records)
     secret = re.compile(r"maas_[0-9a-f]{12}_")
     assert not any(secret.search(r.detail) for r in records)  # never a key's secret
-    assert (live.security_dir / "audit.db").stat().st_mode & 0o077 == 0
+    assert (live.security_dir / "security.db").stat().st_mode & 0o077 == 0
     assert live.admin_key_file.stat().st_mode & 0o077 == 0
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -10,11 +12,18 @@ from typing import Any
 import jwt
 import pytest
 
-from maas_ray.errors import Forbidden, InvalidInput, KeyNotFound, Unauthorized
+from maas_ray.errors import (
+    Forbidden,
+    InvalidInput,
+    KeyNotFound,
+    PlatformUnavailable,
+    Unauthorized,
+)
 from maas_ray.routes import ROUTES
+from maas_ray.security import db
 from maas_ray.security.audit import AuditLog
 from maas_ray.security.auth import Guard
-from maas_ray.security.keys import KeyCache, KeyStore, ensure_admin_key
+from maas_ray.security.keys import KeyCache, KeyStore, ensure_admin_key, hash_key
 from maas_ray.security.scopes import Principal, check_scope, required_scopes
 from maas_ray.security.tokens import TokenVerifier
 from maas_ray.settings import Settings
@@ -83,35 +92,86 @@ def test_unknown_scopes_are_refused(scope: str) -> None:
         check_scope(scope)
 
 
+def _url(folder: Path) -> str:
+    return f"sqlite:///{folder / 'security.db'}"
+
+
 def test_key_store_hashes_lists_revokes_and_survives(tmp_path: Path) -> None:
-    store = KeyStore(tmp_path)
+    store = KeyStore(_url(tmp_path))
     record, key = store.create(["predict:iris"], name="bot", expires_in_days=1)
     assert key.startswith(f"maas_{record.id}_")
-    text = (tmp_path / "keys.json").read_text()
-    assert key not in text  # only the hash is stored
-    assert (tmp_path / "keys.json").stat().st_mode & 0o777 == 0o600
-    again = KeyStore(tmp_path).records()  # a new reader: survives a restart
+    stored = b"".join(f.read_bytes() for f in tmp_path.glob("security.db*"))  # and its WAL
+    assert key.split("_", 2)[2].encode() not in stored  # only the hash is stored
+    assert hash_key(key).encode() in stored
+    assert (tmp_path / "security.db").stat().st_mode & 0o777 == 0o600
+    db.engine.cache_clear()  # a new process: survives a restart
+    again = KeyStore(_url(tmp_path)).records()
     assert [r.name for r in again] == ["bot"]
     assert "hash" not in again[0].model_dump()
-    cache = KeyCache(tmp_path / "keys.json", refresh_s=0.05)
+    cache = KeyCache(store, refresh_s=0.05)
     assert cache.lookup(key) is not None
     assert cache.lookup(key + "x") is None
     store.revoke(record.id)
+    assert cache.lookup(key) is not None  # cached until the next refresh
     time.sleep(0.06)
     assert cache.lookup(key) is None
+    assert store.revoke(record.id).revoked_at == store.records()[0].revoked_at  # twice: same
     with pytest.raises(KeyNotFound):
         store.revoke("nope")
 
 
-def test_expired_key_is_refused(tmp_path: Path) -> None:
-    store = KeyStore(tmp_path)
-    _, key = store.create(["admin"], expires_in_days=1e-9)
-    time.sleep(0.01)
-    assert KeyCache(tmp_path / "keys.json", 1).lookup(key) is None
+def test_a_key_created_after_the_last_refresh_works_at_once(tmp_path: Path) -> None:
+    store = KeyStore(_url(tmp_path))
+    _, first = store.create(["admin"])
+    cache = KeyCache(store, refresh_s=3600)
+    assert cache.lookup(first) is not None
+    _, second = store.create(["predict:iris"])
+    assert cache.lookup(second) is not None  # a miss looks the hash up at once
+
+
+def test_with_the_database_gone_known_keys_work_and_unknown_ones_are_a_503(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "db"
+    store = KeyStore(_url(folder))
+    _, key = store.create(["admin"])
+    cache = KeyCache(store, refresh_s=0.01)
+    assert cache.lookup(key) is not None
+    shutil.rmtree(folder)
+    folder.write_text("not a folder")  # SQLite can open nothing there now
+    db.engine.cache_clear()
+    time.sleep(0.02)
+    assert cache.lookup(key) is not None  # the last keys read stay in use
+    with pytest.raises(PlatformUnavailable, match="security database"):
+        cache.lookup("maas_abc_def")
+
+
+def test_keys_and_audit_of_older_releases_move_into_the_database(tmp_path: Path) -> None:
+    record = {"id": "a1", "name": "old", "scopes": ["admin"], "created_at": 1.0}
+    key_file = tmp_path / "keys.json"
+    key_file.write_text(json.dumps({"keys": [record | {"hash": hash_key("maas_a1_s")}]}))
+    old = sqlite3.connect(tmp_path / "audit.db")
+    old.execute(
+        "CREATE TABLE audit (id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL, actor TEXT, "
+        "action TEXT, target TEXT, outcome TEXT, status INTEGER, detail TEXT)"
+    )
+    old.execute("INSERT INTO audit VALUES (1, 2.0, 'key:ci', 'deploy', 'iris', 'ok', 200, 'v2')")
+    old.commit()
+    old.close()
+    url = _url(tmp_path)
+    assert db.import_files(url, tmp_path) == (1, 1)
+    assert db.import_files(url, tmp_path) == (0, 0)  # once
+    assert not key_file.exists()
+    assert (tmp_path / "keys.json.imported").exists()
+    assert (tmp_path / "audit.db.imported").exists()
+    assert KeyCache(KeyStore(url), 1).lookup("maas_a1_s") is not None
+    assert [(r.actor, r.target, r.detail) for r in AuditLog(url).query()] == [
+        ("key:ci", "iris", "v2")
+    ]
 
 
 def test_admin_key_is_created_once_and_again_after_revocation(tmp_path: Path) -> None:
-    store = KeyStore(tmp_path / "security")
+    store = KeyStore(_url(tmp_path / "security"))
     target = tmp_path / "admin.key"
     assert ensure_admin_key(store, target)
     assert target.stat().st_mode & 0o777 == 0o600
@@ -127,7 +187,7 @@ def _guard(tmp_path: Path, **extra: Any) -> Guard:
 
 def test_guard_401_and_403(tmp_path: Path) -> None:
     guard = _guard(tmp_path)
-    _, key = KeyStore(tmp_path / "security").create(["predict:iris"], name="bot")
+    _, key = KeyStore(_url(tmp_path / "security")).create(["predict:iris"], name="bot")
     assert guard.check("GET", "/healthz", None).name == "anonymous"
     who = guard.check("POST", "/v1/models/iris/predict", f"Bearer {key}")
     assert who.name == "key:bot"
@@ -196,11 +256,12 @@ def test_rs256_and_es256_against_a_jwks_file(tmp_path: Path) -> None:
 
 
 def test_audit_log_is_durable_masked_and_filtered(tmp_path: Path) -> None:
-    log = AuditLog(tmp_path)
+    log = AuditLog(_url(tmp_path))
     log.record("key:ci", "deploy", "iris", 200, "version 2")
     log.record("key:ci", "promote", "iris", 404, "not found; mail ops@example.com")
     log.record("key:ci", "deploy", "wine", 200)
-    again = AuditLog(tmp_path)  # reopened, as after a restart
+    db.engine.cache_clear()
+    again = AuditLog(_url(tmp_path))  # reopened, as after a restart
     rows = again.query(target="iris")
     assert [(r.action, r.outcome, r.status) for r in rows] == [
         ("deploy", "ok", 200),
