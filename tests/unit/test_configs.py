@@ -11,7 +11,8 @@
 * Every ``import_path`` is imported and called with its ``args`` as Serve's build
   step does (``import_attr`` + the builder), which binds deployments without Ray.
 * ``cluster.yaml`` goes through ``prepare_config`` + ``validate_config``, the
-  same first steps ``ray up`` takes (both work offline; no cloud SDK needed).
+  same first steps ``ray up`` takes (both work offline; no cloud SDK needed); its
+  setup installs this repository on every node type and its Ray runs with the token.
 
 No Ray processes are started.
 """
@@ -19,6 +20,8 @@ No Ray processes are started.
 from __future__ import annotations
 
 import copy
+import re
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -222,6 +225,16 @@ def _pod_specs(rayservice: Config) -> dict[str, Config]:
     for group in cluster["workerGroupSpecs"]:
         pods[group["groupName"]] = group["template"]["spec"]
     return pods
+
+
+def _setup_commands(prepared: Config, node_type: str) -> list[str]:
+    """The commands ``ray up`` (or the autoscaler) runs on a node of ``node_type``
+    before Ray starts: a node type's own ``worker_setup_commands`` replaces the merged
+    global ones (autoscaler.py: _get_node_type_specific_fields)."""
+    if node_type == prepared["head_node_type"]:
+        return list(prepared["head_setup_commands"])
+    own = prepared["available_node_types"][node_type]
+    return list(own.get("worker_setup_commands", prepared["worker_setup_commands"]))
 
 
 @pytest.fixture(scope="module")
@@ -719,6 +732,55 @@ def test_cluster_yaml_validates_with_ray(cluster_config: Config) -> None:
     assert any(_gpu_count(spec) == 0 for spec in workers.values()), "no CPU worker type"
     assert any(_gpu_count(spec) >= 1 for spec in workers.values()), "no GPU worker type"
     assert all(spec.get("max_workers", 0) >= 1 for spec in workers.values())
+
+
+def test_cluster_yaml_installs_this_project_on_every_node(cluster_config: Config) -> None:
+    """file_mounts copies the repository; each node type's setup pip-installs it, after
+    torch: the CPU build on CPU nodes, the CUDA build (not the CPU index) on GPU nodes."""
+    prepared = _prepared_cluster_config(cluster_config)
+    mounted = [
+        remote
+        for remote, local in prepared["file_mounts"].items()
+        if (REPO_ROOT / local).resolve() == REPO_ROOT  # `ray up` runs from the repository
+    ]
+    assert mounted, "file_mounts does not copy the repository to the nodes"
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["name"]
+    assert project == "maas-ray"
+
+    cpu_index = "download.pytorch.org/whl/cpu"
+    for node_type, spec in prepared["available_node_types"].items():
+        commands = _setup_commands(prepared, node_type)
+        project_install = re.compile(
+            r"pip install\b.*\s(" + "|".join(map(re.escape, mounted)) + r")/?$"
+        )
+        installs = [i for i, command in enumerate(commands) if project_install.search(command)]
+        assert installs, f"{node_type}: setup does not pip-install {mounted}"
+        torch = [i for i, command in enumerate(commands) if "torch==" in command]
+        assert torch, f"{node_type}: setup installs no torch"
+        assert torch[0] < installs[0], f"{node_type}: torch not installed before the project"
+        from_cpu_index = cpu_index in commands[torch[0]]
+        assert from_cpu_index == (_gpu_count(spec) == 0), (
+            f"{node_type}: torch's {'CPU' if from_cpu_index else 'CUDA'} build on a "
+            f"{'GPU' if _gpu_count(spec) else 'CPU'} node"
+        )
+
+
+def test_cluster_yaml_starts_ray_with_the_token_everywhere(cluster_config: Config) -> None:
+    prepared = _prepared_cluster_config(cluster_config)
+    mounts = prepared["file_mounts"]
+    assert "~/.maas/ray.token" in mounts, "the token is not copied to MAAS_HOME on the nodes"
+    assert "~/.maas/maas.env" in mounts, "the nodes get no MAAS_TRACKING_URI"
+    for key in ("head_start_ray_commands", "worker_start_ray_commands"):
+        (start,) = [command for command in prepared[key] if " start " in f" {command} "]
+        for needed in (
+            "RAY_AUTH_MODE=token",
+            "RAY_AUTH_TOKEN_PATH=$HOME/.maas/ray.token",
+            ". ~/.maas/maas.env",
+            "MAAS_HOST=",
+            "MLFLOW_ALLOW_PICKLE_DESERIALIZATION=true",
+            "~/maas-venv/bin/ray start",
+        ):
+            assert needed in start, f"{key}: no {needed!r}"
 
 
 # --------------------------------------------------------------------------- validation bites
