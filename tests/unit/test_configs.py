@@ -644,6 +644,10 @@ def test_rayservice_manifest(rayservice: Config, examples: Config) -> None:
     )
     assert set(SEEDED_MODELS) <= {app["name"] for app in embedded["applications"]}
     assert embedded["http_options"]["host"] == "0.0.0.0", "the Serve Service cannot reach it"
+    # KubeRay's Serve Service carries the head container's ports named serve or serve-*.
+    (head,) = _pod_specs(rayservice)["head"]["containers"]
+    serving = {p["containerPort"] for p in head["ports"] if re.match(r"serve(-|$)", p["name"])}
+    assert serving == {embedded["http_options"]["port"], embedded["grpc_options"]["port"]}
 
     cluster = rayservice["spec"]["rayClusterConfig"]
     assert cluster["rayVersion"] == "2.60.0"
