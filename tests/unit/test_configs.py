@@ -259,7 +259,7 @@ def platform_config(tmp_path_factory: pytest.TempPathFactory, models_file: Confi
         shared_num_cpus=defaults["shared_num_cpus"].default,
     )
     specs = {spec["model"]: spec for spec in models_file["models"]}
-    config, targets = ControlPlane(settings, registry=_StoredSpecs(specs)).desired()  # type: ignore[arg-type]
+    config, targets = ControlPlane(settings, registry=_StoredSpecs(specs)).desired()
     assert set(targets) == set(specs)
     for app in config["applications"]:
         assert app["args"].pop("tracking_uri") == TRACKING_URI
