@@ -66,7 +66,8 @@ class Lifecycle:
         """Serve a version of ``name`` and wait until it answers.
 
         ``options`` are DeploymentSpec fields: ``num_replicas``, ``min_replicas``,
-        ``max_replicas``, ``num_cpus``, ``num_gpus``, ``max_ongoing_requests``.
+        ``max_replicas``, ``num_cpus``, ``num_gpus``, ``max_ongoing_requests``,
+        ``max_queued_requests``, ``predict_timeout_s``, ``batching``, ...
         ``timeout_s``: give up after this long (at most the platform's deploy
         timeout) and put back what ran before.
         """

@@ -148,6 +148,20 @@ class Settings(BaseSettings):
         description="Longest a predict may take: past it the caller gets a JSON 504 "
         "predict_timeout at once (a spec's predict_timeout_s overrides it).",
     )
+    max_queued_requests: int = Field(
+        default=128,
+        ge=1,
+        le=100_000,
+        description="Requests a model replica holds waiting beyond its max_ongoing_requests; "
+        "more are answered 503 with Retry-After at once, so an overload costs neither "
+        "memory nor minutes of waiting (a spec's max_queued_requests overrides it).",
+    )
+    retry_after_s: float = Field(
+        default=1.0,
+        ge=0,
+        le=3600,
+        description="The Retry-After of an overload's 503, in seconds (whole seconds on the wire).",
+    )
     retries: int = Field(
         default=3,
         ge=0,

@@ -184,6 +184,13 @@ class DeploymentSpec(BaseModel):
         default=0.0, ge=0, le=16, description="GPUs per replica (fractional ok)."
     )
     max_ongoing_requests: int = Field(default=64, ge=1, le=10_000, description="Per replica.")
+    max_queued_requests: int | None = Field(
+        default=None,
+        ge=1,
+        le=100_000,
+        description="Requests a replica holds waiting beyond max_ongoing_requests; more are "
+        "answered 503 with Retry-After at once (overload); default: MAAS_MAX_QUEUED_REQUESTS.",
+    )
     target_ongoing_requests: float = Field(
         default=4.0, gt=0, description="Autoscaling target of in-flight requests per replica."
     )

@@ -216,13 +216,17 @@ def checked(settings: Settings, resp: httpx.Response) -> httpx.Response:
         data = decoded(resp, check=False)
         data = data if isinstance(data, dict) else {}
         message = str(data.get("error", resp.text))
+        code = str(data.get("code", "unknown"))
         if resp.status_code == 401:
             message += f"; the CLI and SDK send MAAS_API_KEY, else {settings.admin_key_file}"
-        raise RemoteError(
-            message,
-            status_code=resp.status_code,
-            remote_code=str(data.get("code", "unknown")),
-        )
+        elif resp.status_code == 503 and not data and "retry-after" in resp.headers:
+            # Serve's own answer past a replica's queue (max_queued_requests): plain text.
+            code = "overloaded"
+            message = (
+                "the model's replicas are busy and their queues full (max_queued_requests); "
+                f"try again in {resp.headers['retry-after']} s"
+            )
+        raise RemoteError(message, status_code=resp.status_code, remote_code=code)
     return resp
 
 

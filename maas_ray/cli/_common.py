@@ -85,8 +85,8 @@ def invalid(exc: Any) -> NoReturn:
         text = text.replace("less than or equal to 1", "at most 1000 (ms)")
     elif loc[:1] == ("batching",) and len(loc) > 1:
         loc = loc[1:]
-    elif loc == ("predict_timeout_s",):
-        loc = ("predict_timeout",)
+    elif loc in (("predict_timeout_s",), ("max_queued_requests",)):
+        loc = (str(loc[0]).removesuffix("_s").removesuffix("_requests"),)
     if loc:
         text = f"--{str(loc[0]).replace('_', '-')}: got {given!r}, {text}"
     err.print(f"[red]error:[/red] {text}", highlight=False, soft_wrap=True)

@@ -74,6 +74,13 @@ def deploy(
             "MAAS_PREDICT_TIMEOUT_S, 30)."
         ),
     ] = None,
+    max_queued: Annotated[
+        int | None,
+        typer.Option(
+            help="Requests a replica holds waiting beyond --max-ongoing-requests; more are "
+            "answered 503 with Retry-After at once (default: MAAS_MAX_QUEUED_REQUESTS, 128)."
+        ),
+    ] = None,
     timeout: Annotated[
         int | None,
         typer.Option(
@@ -109,6 +116,7 @@ def deploy(
                 mode="shared" if shared else "dedicated",
                 log_percent=log_percent,
                 predict_timeout_s=predict_timeout,
+                max_queued_requests=max_queued,
                 progress=progress,
                 timeout_s=timeout,
             )

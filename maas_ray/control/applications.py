@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from maas_ray.routes import ADMIN_PREFIX, model_prefix
+from maas_ray.settings import Settings
 from maas_ray.spec import (
     ADMIN_APP,
     GATEWAY_APP,
@@ -32,6 +33,21 @@ GRPC_SERVICER = (
 SURGE_PERCENT = 1
 
 
+class Overload(NamedTuple):
+    """What a replica does with more requests than it runs at once (Serve's backpressure):
+    holds ``max_queued`` of them waiting, and answers the rest 503 with ``Retry-After``
+    at once. ``maas up``'s settings MAAS_MAX_QUEUED_REQUESTS and MAAS_RETRY_AFTER_S."""
+
+    max_queued: int
+    retry_after_s: float
+
+
+DEFAULT_OVERLOAD = Overload(
+    Settings.model_fields["max_queued_requests"].default,
+    Settings.model_fields["retry_after_s"].default,
+)
+
+
 def applications(
     spec: DeploymentSpec,
     version: str,
@@ -39,15 +55,22 @@ def applications(
     *,
     surge: bool = True,
     challenger: bool = True,
+    overload: Overload = DEFAULT_OVERLOAD,
 ) -> list[dict[str, Any]]:
     """The primary's application and, with a canary or shadow, the challenger's.
 
     ``challenger=False`` leaves the challenger out (a restore with no room for it).
     """
-    apps = [application(spec, version, tracking_uri, surge=surge, challenger=challenger)]
+    apps = [
+        application(
+            spec, version, tracking_uri, surge=surge, challenger=challenger, overload=overload
+        )
+    ]
     side = spec.challenger
     if side is not None and challenger:
-        app = application(spec, side.version, tracking_uri, surge=surge, challenger=False)
+        app = application(
+            spec, side.version, tracking_uri, surge=surge, challenger=False, overload=overload
+        )
         app["name"] = challenger_app(spec.model)
         app["route_prefix"] = None  # reached through the primary only
         if spec.shadow is not None:
@@ -64,6 +87,7 @@ def application(
     *,
     surge: bool = True,
     challenger: bool = True,
+    overload: Overload = DEFAULT_OVERLOAD,
 ) -> dict[str, Any]:
     """The Serve application config (ServeApplicationSchema) of the primary.
 
@@ -82,6 +106,9 @@ def application(
     deployment: dict[str, Any] = {
         "name": MODEL_DEPLOYMENT,
         "max_ongoing_requests": spec.max_ongoing_requests,
+        # Serve answers what is past the queue itself, before the model's code runs.
+        "max_queued_requests": spec.max_queued_requests or overload.max_queued,
+        "backpressure_config": {"status_code": 503, "retry_after_s": overload.retry_after_s},
         "ray_actor_options": {"num_cpus": spec.num_cpus, "num_gpus": spec.num_gpus},
         "max_surge_percent": SURGE_PERCENT if surge else 0,
         "user_config": traffic,

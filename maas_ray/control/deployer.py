@@ -7,7 +7,12 @@ from collections.abc import Callable
 from typing import Any
 
 from maas_ray.control import capacity, history, rollout, room, rows, waiting
-from maas_ray.control.applications import applications, serve_config, shared_application
+from maas_ray.control.applications import (
+    Overload,
+    applications,
+    serve_config,
+    shared_application,
+)
 from maas_ray.control.serve_api import ServeAPI
 from maas_ray.control.status import ModelStatus, NodeResources
 from maas_ray.errors import BadRequest, Conflict, DeploymentFailed, MaasError, VersionNotDeployed
@@ -81,7 +86,12 @@ class ControlPlane:
                 continue
             with_side = name not in no_challenger
             apps += applications(
-                spec, version, s.mlflow_uri, surge=name not in no_surge, challenger=with_side
+                spec,
+                version,
+                s.mlflow_uri,
+                surge=name not in no_surge,
+                challenger=with_side,
+                overload=Overload(s.max_queued_requests, s.retry_after_s),
             )
             if spec.challenger is not None and with_side:
                 targets[challenger_app(name)] = spec.challenger.version

@@ -44,14 +44,23 @@ def answer_fast() -> None:
         os.environ.setdefault(name, value)
 
 
+_NO_ANSWER = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    httpx.TransportError,
+)
+
+
 def unreachable(exc: BaseException) -> bool:
     """Whether ``exc`` is a call to the MLflow server that got no answer at all (refused,
-    reset, timed out), as opposed to an answer (an error the server gave)."""
+    reset, timed out, or cut off midway: the server died while answering), as opposed to
+    an answer (an error the server gave)."""
     seen: BaseException | None = exc
     for _ in range(16):  # the chain is short; a cycle must not loop forever
         if seen is None:
             return False
-        if isinstance(seen, requests.ConnectionError | requests.Timeout | httpx.TransportError):
+        if isinstance(seen, _NO_ANSWER):
             return True
         seen = seen.__cause__ or seen.__context__
     return False

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import time
 
-import sqlalchemy as sa
 from pydantic import BaseModel
 
-from maas_ray.security import db
+from maas_ray.security.keys import _sql
 from maas_ray.security.masking import mask_text
 
 
@@ -38,6 +37,7 @@ class AuditLog:
 
     def record(self, actor: str, action: str, target: str, status: int, detail: str = "") -> None:
         """Append one record (committed when this returns)."""
+        _, db = _sql()
         with db.transaction(self.url) as conn:
             conn.execute(
                 db.audit.insert().values(
@@ -55,6 +55,7 @@ class AuditLog:
         self, target: str | None = None, action: str | None = None, limit: int = 100
     ) -> list[AuditRecord]:
         """The newest ``limit`` records, oldest first, filtered by target and action."""
+        sa, db = _sql()
         table = db.audit
         select = sa.select(table).order_by(table.c.id.desc()).limit(limit)
         if target:

@@ -22,11 +22,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
 from pydantic import BaseModel, Field
 
 from maas_ray.errors import KeyNotFound, PlatformUnavailable
-from maas_ray.security import db
 from maas_ray.security.scopes import check_scope
 
 logger = logging.getLogger(__name__)
@@ -69,6 +67,16 @@ def key_id(key: str) -> str | None:
     return kid if sep and kid and secret else None
 
 
+def _sql() -> tuple[Any, Any]:
+    """sqlalchemy and the security database, imported on first use: the CLI and the SDK
+    import this module for its records and never open the database."""
+    import sqlalchemy as sa
+
+    from maas_ray.security import db
+
+    return sa, db
+
+
 class KeyStore:
     """The API keys in the security database (see ``maas_ray.security.db``)."""
 
@@ -79,6 +87,7 @@ class KeyStore:
         self, scopes: list[str], name: str | None = None, expires_in_days: float | None = None
     ) -> tuple[KeyRecord, str]:
         """A new key with ``scopes``; returns its record and the key (shown only now)."""
+        sa, db = _sql()
         checked = sorted({check_scope(s) for s in scopes})
         kid = secrets.token_hex(6)
         key = f"{PREFIX}{kid}_{secrets.token_urlsafe(32)}"
@@ -97,6 +106,7 @@ class KeyStore:
 
     def revoke(self, kid: str) -> KeyRecord:
         """Mark a key revoked (kept for the audit trail); revoking twice is harmless."""
+        sa, db = _sql()
         table = db.api_keys
         with db.transaction(self.url) as conn:
             conn.execute(
@@ -111,6 +121,7 @@ class KeyStore:
 
     def records(self) -> list[KeyRecord]:
         """Every key, revoked ones too, oldest first."""
+        sa, db = _sql()
         table = db.api_keys
         with db.transaction(self.url) as conn:
             rows = conn.execute(sa.select(table).order_by(table.c.created_at)).mappings().all()
@@ -118,6 +129,7 @@ class KeyStore:
 
     def find(self, digest: str) -> KeyRecord | None:
         """The record whose key hashes to ``digest``, usable or not."""
+        sa, db = _sql()
         table = db.api_keys
         with db.transaction(self.url) as conn:
             row = conn.execute(sa.select(table).where(table.c.hash == digest)).mappings().first()
@@ -126,6 +138,7 @@ class KeyStore:
     def stamp(self) -> tuple[int, int]:
         """(keys, revoked keys): keys are only ever added or revoked, so every write
         changes it and a reader re-reads the keys only when it did."""
+        sa, db = _sql()
         table = db.api_keys
         query = sa.select(sa.func.count(), sa.func.count(table.c.revoked_at))
         with db.transaction(self.url) as conn:

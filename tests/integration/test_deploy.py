@@ -240,6 +240,7 @@ def test_a_first_deploy_that_cannot_load_is_a_503_from_the_pool_never_a_500(
         (("deploy", "iris", "--max-batch-size", "0"), 2, "--max-batch-size: got 0"),
         (("deploy", "iris", "--max-batch-size", "4", "--batch-wait-ms", "5000"), 2, "at most 1000"),
         (("deploy", "iris", "--predict-timeout", "0"), 2, "--predict-timeout: got 0.0"),
+        (("deploy", "iris", "--max-queued", "0"), 2, "--max-queued: got 0"),
         (("undeploy", "nope"), 1, "nope"),
     ],
 )

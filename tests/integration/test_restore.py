@@ -1,4 +1,5 @@
-"""Restore: Ray killed, `maas up` again, every deployment back from the registry alone."""
+"""Restore: Ray killed, `maas up` again, every deployment, alias, canary, shadow and key
+back from durable state alone (the registry and the security database)."""
 
 from __future__ import annotations
 
@@ -29,8 +30,15 @@ def test_deployments_come_back_after_ray_is_killed(
     client.promote("rs", "1")
     client.deploy("rs", alias="production")
     client.canary("rs", version.version, 40)
+    for label in ("x", "y"):
+        model = DummyClassifier(strategy="constant", constant=label)
+        client.register("rsh", model.fit([[0.0]], [label]), input_example=[[0.0]])
+    client.deploy("rsh", "1", num_cpus=0.25)
+    client.shadow("rsh", "2", 100)
+    key = client.create_key(["predict:rs"], name="restore-bot").key
     before = _rows(client)
     assert before["rs"][2].endswith("40% (canary)")
+    assert "shadow" in before["rsh"][2], before["rsh"]
 
     # Kill the whole Ray head session (GCS, raylet, Serve controller, proxy, replicas).
     # A process may exit (or a new worker start) while the session is listed: kill what
@@ -56,6 +64,15 @@ def test_deployments_come_back_after_ray_is_killed(
     after = _rows(client)
     assert after == before
     assert all(r.health == "RUNNING" for r in client.status())
+    bot = {"Authorization": f"Bearer {key}"}
+    answer = httpx.post(
+        f"{live.serve_url}/v1/models/rs/predict", json={"inputs": [[0.0]]}, headers=bot, timeout=30
+    )
+    assert answer.status_code == 200, answer.text  # a key made before: still good
+    shadowed = httpx.post(
+        f"{live.serve_url}/v1/models/rsh/predict", json={"inputs": [[0.0]]}, headers=auth(live)
+    )
+    assert shadowed.json()["predictions"] == ["x"]  # the primary answers; the shadow mirrors
     seen: Counter[str] = Counter()
     with httpx.Client(timeout=30, headers=auth(live)) as http:
         for _ in range(300):
@@ -72,3 +89,4 @@ def test_deployments_come_back_after_ray_is_killed(
     share = seen["b"] / 3
     FIGURES.append(f"restore: canary 40% after Ray was killed and `maas up`: {share:.1f}% of 300")
     assert 30 <= share <= 50, seen
+    client.undeploy("rsh")  # its two replicas' CPUs, back for the tests after this one

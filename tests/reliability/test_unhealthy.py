@@ -1,13 +1,19 @@
-"""A replica whose health check fails is replaced: Serve asks every model replica,
-every 2 s, to predict the input example its version was registered with; the test's
-model fails that (and only that) once a file names its process. The replacement runs
-within 15 s, and clients using the SDK's retries see no failed request."""
+"""Replicas that fail: one whose health check fails, and one killed under load.
+
+Serve asks every model replica, every 2 s, to predict the input example its version was
+registered with; the test's model fails that (and only that) once a file names its
+process. That replica is replaced within 15 s, and clients using the SDK's retries see
+no failed request. A replica SIGKILLed at half the measured capacity: with the SDK's
+retries nothing fails, without them the failures are counted; the replacement runs
+within 30 s and p99 while it starts stays within 3x the p99 before."""
 
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -76,35 +82,142 @@ class SdkLoad:
             thread.join(timeout=60)
 
 
-def test_a_replica_failing_its_health_check_is_replaced_and_no_request_fails(
-    live: Settings, client: MaaS
-) -> None:
+@pytest.fixture(scope="module")
+def sickly(live: Settings, client: MaaS) -> Iterator[None]:
+    """The model, with two replicas."""
     version = client.register("sickly", Sickly(), input_example=EXAMPLE).version
     client.deploy("sickly", version, num_replicas=2, num_cpus=0.25)
-    try:
+    yield
+    client.undeploy("sickly")
+
+
+def _replaced(live: Settings, before: dict[str, Any], victim: str, within_s: float) -> float:
+    """Seconds until ``victim`` is gone and a replica not in ``before`` runs."""
+    started = time.monotonic()
+    while True:
+        now = {r["replica_id"]: r["state"] for r in _replicas(live)}
+        fresh = [i for i, s in now.items() if i not in before and s == "RUNNING"]
+        if victim not in now and fresh:
+            return time.monotonic() - started
+        assert time.monotonic() - started < within_s, now
+        time.sleep(0.25)
+
+
+def test_a_replica_failing_its_health_check_is_replaced_and_no_request_fails(
+    live: Settings, sickly: None
+) -> None:
+    before = {r["replica_id"]: r for r in _replicas(live)}
+    victim = next(iter(before.values()))
+    with SdkLoad(live) as load:
+        time.sleep(1)
+        marker = live.home / "sick" / str(victim["pid"])
+        marker.parent.mkdir(exist_ok=True)
+        marker.touch()
+        took = _replaced(live, before, victim["replica_id"], 60)
+        time.sleep(1)
+    assert load.failed == [], load.failed[:5]
+    assert load.ok > 0
+    assert took < 15, took
+    FIGURES.append(
+        f"unhealthy replica replaced {took:.1f} s after its check began to fail; "
+        f"{load.ok} SDK predicts meanwhile, 0 failed"
+    )
+
+
+class Paced:
+    """Threads predicting at ``rate`` a second in all through one SDK client each,
+    recording (start time, seconds, error or None) of every predict."""
+
+    def __init__(self, settings: Settings, rate: float, threads: int = 4) -> None:
+        self.settings, self.interval = settings, threads / rate
+        self.records: list[tuple[float, float, str | None]] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run) for _ in range(threads)]
+
+    def _run(self) -> None:
+        sdk = MaaS(self.settings)
+        next_at = time.perf_counter()
+        try:
+            while not self._stop.is_set():
+                started = time.perf_counter()
+                error = None
+                try:
+                    assert sdk.predict("sickly", [[1.0]]) == [1.0]
+                except (MaasError, AssertionError) as exc:
+                    error = repr(exc)
+                self.records.append((started, time.perf_counter() - started, error))
+                next_at = max(next_at + self.interval, time.perf_counter())
+                self._stop.wait(next_at - time.perf_counter())
+        finally:
+            sdk.close()
+
+    def __enter__(self) -> Paced:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=60)
+
+    def between(self, start: float, end: float) -> list[tuple[float, float, str | None]]:
+        return [r for r in list(self.records) if start <= r[0] < end]
+
+
+def _capacity(live: Settings, seconds: float = 3.0) -> float:
+    """Predicts a second that four back-to-back SDK clients get answered."""
+    done = [0] * 4
+    stop = time.perf_counter() + seconds
+
+    def run(i: int) -> None:
+        sdk = MaaS(live)
+        try:
+            while time.perf_counter() < stop:
+                sdk.predict("sickly", [[1.0]])
+                done[i] += 1
+        finally:
+            sdk.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sum(done) / seconds
+
+
+def test_a_replica_killed_at_half_capacity_fails_nothing_with_the_sdk_retries(
+    live: Settings, sickly: None
+) -> None:
+    deadline = time.monotonic() + 30  # both replicas running (after the test above)
+    while [r["state"] for r in _replicas(live)] != ["RUNNING", "RUNNING"]:
+        assert time.monotonic() < deadline, _replicas(live)
+        time.sleep(0.25)
+    capacity = _capacity(live)
+    half = capacity / 2
+    no_retries = live.model_copy(update={"retries": 0})
+    with Paced(live, half * 3 / 4) as sdk, Paced(no_retries, half / 4, threads=2) as bare:
+        time.sleep(4)
+        kill_at = time.perf_counter()
         before = {r["replica_id"]: r for r in _replicas(live)}
         victim = next(iter(before.values()))
-        with SdkLoad(live) as load:
-            time.sleep(1)
-            marker = live.home / "sick" / str(victim["pid"])
-            marker.parent.mkdir(exist_ok=True)
-            marker.touch()
-            started = time.monotonic()
-            while True:
-                now = {r["replica_id"]: r["state"] for r in _replicas(live)}
-                fresh = [i for i, s in now.items() if i not in before and s == "RUNNING"]
-                if victim["replica_id"] not in now and fresh:
-                    break
-                assert time.monotonic() - started < 60, now
-                time.sleep(0.25)
-            took = time.monotonic() - started
-            time.sleep(1)
-        assert load.failed == [], load.failed[:5]
-        assert load.ok > 0
-        assert took < 15, took
-        FIGURES.append(
-            f"unhealthy replica replaced {took:.1f} s after its check began to fail; "
-            f"{load.ok} SDK predicts meanwhile, 0 failed"
-        )
-    finally:
-        client.undeploy("sickly")
+        os.kill(int(victim["pid"]), signal.SIGKILL)
+        took = _replaced(live, before, victim["replica_id"], 60)
+        back_at = time.perf_counter()
+        time.sleep(1)
+    base = [t for _, t, e in sdk.between(kill_at - 3.5, kill_at) if e is None]
+    event = sdk.between(kill_at, back_at)
+    p99_base = float(np.percentile(base, 99))
+    p99_event = float(np.percentile([t for _, t, _ in event], 99))
+    failed = [e for _, _, e in sdk.records if e is not None]
+    bare_failed = [e for _, _, e in bare.records if e is not None]
+    assert failed == [], failed[:5]
+    assert took < 30, took
+    assert p99_event <= 3 * p99_base, (p99_event, p99_base)
+    FIGURES.append(
+        f"replica SIGKILLed at {half:.0f} predicts/s (half of {capacity:.0f}): back in "
+        f"{took:.1f} s; with SDK retries {len(sdk.records)} predicts, 0 failed, p99 "
+        f"{p99_base * 1000:.0f} ms before and {p99_event * 1000:.0f} ms during; without "
+        f"retries {len(bare_failed)} of {len(bare.records)} failed"
+    )

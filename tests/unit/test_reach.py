@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 from typing import Any
 
@@ -36,6 +37,32 @@ def test_a_refused_connection_is_unreachable_and_an_answer_is_not(closed_uri: st
     answered = MlflowException("no such model", error_code="RESOURCE_DOES_NOT_EXIST")
     assert not unreachable(answered)
     assert not unreachable(ValueError("bad input"))
+
+
+def test_an_answer_cut_off_midway_is_unreachable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server died while it answered (SIGKILL mid-response): no answer either."""
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+
+    def answer_half() -> None:
+        conn, _ = server.accept()
+        conn.recv(65536)
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        conn.sendall(head + b'Transfer-Encoding: chunked\r\n\r\n5\r\n{"reg')
+        conn.close()
+
+    thread = threading.Thread(target=answer_half)
+    thread.start()
+    uri = f"http://127.0.0.1:{server.getsockname()[1]}"
+    try:
+        with pytest.raises(MlflowException) as cut:
+            MlflowClient(uri, uri).search_registered_models()
+    finally:
+        thread.join(timeout=10)
+        server.close()
+    assert unreachable(cut.value)
 
 
 def test_the_registry_says_the_server_is_down_then_fails_at_once(closed_uri: str) -> None:

@@ -136,3 +136,18 @@ async def test_async_maas_predicts_reads_and_retries(
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+def test_serves_own_overload_answer_reads_as_overloaded(tmp_path: Path, slept: list[float]) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        # What a replica past its max_queued_requests answers: Serve's text, not JSON.
+        text = "Request dropped due to backpressure"
+        return httpx.Response(503, text=text, headers={"retry-after": "1"})
+
+    t = Transport(Settings(home=tmp_path, api_key="k", retries=1))
+    t.http = httpx.Client(transport=httpx.MockTransport(handler))
+    with pytest.raises(RemoteError) as info:
+        t.send("POST", "/v1/models/m/predict", idempotent=True, content=b"{}")
+    assert slept == [1.0]  # its Retry-After, once
+    assert (info.value.status_code, info.value.remote_code) == (503, "overloaded")
+    assert "max_queued_requests" in info.value.message

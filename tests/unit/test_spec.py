@@ -4,7 +4,7 @@ import pytest
 from pydantic import ValidationError
 from ray.serve.schema import ServeDeploySchema
 
-from maas_ray.control.applications import application, serve_config
+from maas_ray.control.applications import Overload, application, serve_config
 from maas_ray.spec import DeploymentSpec
 
 
@@ -51,6 +51,20 @@ def test_a_predict_limit_of_the_spec_reaches_the_replica_and_takes_it_off_the_lo
     assert ModelAppArgs.model_validate(args).predict_timeout_s == 2.5  # what build_app takes
     with pytest.raises(ValidationError, match="predict_timeout_s"):
         DeploymentSpec(model="m", predict_timeout_s=0)
+
+
+def test_the_queue_bound_and_retry_after_reach_serve() -> None:
+    from ray.serve.schema import DeploymentSchema
+
+    (dep,) = application(DeploymentSpec(model="m"), "1", "u")["deployments"]
+    assert dep["max_queued_requests"] == 128  # MAAS_MAX_QUEUED_REQUESTS's default
+    assert dep["backpressure_config"] == {"status_code": 503, "retry_after_s": 1.0}
+    spec = DeploymentSpec(model="m", max_queued_requests=4)
+    (dep,) = application(spec, "1", "u", overload=Overload(50, 3.0))["deployments"]
+    assert (dep["max_queued_requests"], dep["backpressure_config"]["retry_after_s"]) == (4, 3.0)
+    DeploymentSchema.model_validate(dep)  # what Serve takes
+    with pytest.raises(ValidationError, match="max_queued_requests"):
+        DeploymentSpec(model="m", max_queued_requests=0)
 
 
 def test_a_batch_of_one_is_accepted() -> None:
