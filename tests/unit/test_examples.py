@@ -118,7 +118,99 @@ def test_digits(tmp_path: Path) -> None:
     assert all(type(label) is int for label in out)
 
 
-@pytest.mark.parametrize("name", ["sentiment", "tabular", "digits", "minilm"])
+@pytest.fixture(scope="module")
+def legal_example() -> TrainedExample:
+    from examples.legal import train as legal
+
+    return legal.train()
+
+
+def test_legal(legal_example: TrainedExample, tmp_path: Path) -> None:
+    import skops.io
+
+    from examples.legal import train as legal
+
+    ex = legal_example
+    assert ex.artifacts is None
+    assert ex.description
+    # Out-of-family figures (0.714 / 0.714 when written): no template seen in training.
+    assert ex.metrics["test_accuracy"] >= 0.6
+    assert ex.metrics["test_f1_macro"] >= 0.6
+    assert ex.metrics["n_rows"] >= 600
+    assert ex.input_example.ndim == 1
+    assert ex.input_example.dtype.kind == "U"
+
+    # Saved as the registry saves it (skops, the pipeline's own types trusted).
+    trusted = skops.io.get_untrusted_types(data=skops.io.dumps(ex.model)) or None
+    mlflow.sklearn.save_model(
+        ex.model,
+        str(tmp_path / "model"),
+        input_example=ex.input_example,
+        skops_trusted_types=trusted,
+    )
+    out, model = _serve(tmp_path / "model", legal.SAMPLE_INPUTS)
+    _assert_tensor_input(model, "str", (-1,))
+    assert list(out) == ["termination", "governing_law"]
+
+
+def test_legal_dataset_is_the_generators_and_balanced() -> None:
+    from examples.legal import make_data
+    from examples.legal import train as legal
+
+    texts, labels = legal.load_data()
+    clauses = make_data.generate()
+    assert texts == [c.text for c in clauses]  # make_data.py rewrites the committed CSV
+    assert labels == [c.label for c in clauses]
+    assert len(texts) >= 600
+    assert len(set(texts)) == len(texts)
+    counts = {label: labels.count(label) for label in set(labels)}
+    assert len(counts) >= 8
+    assert min(counts.values()) >= 60
+
+
+def test_legal_folds_hold_out_whole_template_families() -> None:
+    from examples.legal import make_data
+    from examples.legal import train as legal
+
+    texts, labels = legal.load_data()
+    folds = legal.family_folds(texts, labels)
+    family = make_data.families()
+    fold_of: dict[str, set[int]] = {}
+    for text, fold in zip(texts, folds, strict=True):
+        fold_of.setdefault(family[text], set()).add(int(fold))
+    assert all(len(f) == 1 for f in fold_of.values())
+    for label in set(labels):
+        assert {int(f) for f, y in zip(folds, labels, strict=True) if y == label} == set(
+            range(legal.FOLDS)
+        )
+
+
+def test_legal_top_words_add_up_to_the_decision_function(
+    legal_example: TrainedExample,
+) -> None:
+    from examples.legal import train as legal
+
+    model = legal_example.model
+    text = (
+        "The Customer may terminate this agreement for convenience on thirty days "
+        "written notice, and upon termination all fees accrued become due."
+    )
+    assert model.predict([text])[0] == "termination"
+    words = legal.top_words(model, text, k=5)
+    assert len(words) == 5
+    assert any("terminat" in w for w, _ in words)
+    assert [c for _, c in words] == sorted((c for _, c in words), reverse=True)
+    assert all(c > 0 for _, c in words)
+
+    label, intercept, terms = legal.contributions(model, text)
+    assert label == "termination"
+    row = list(model.classes_).index(label)
+    decision = model.decision_function([text])[0][row]
+    assert intercept + sum(c for _, c in terms) == pytest.approx(decision, abs=1e-6)
+    assert legal.top_words(model, text, k=2) == words[:2]
+
+
+@pytest.mark.parametrize("name", ["sentiment", "tabular", "digits", "minilm", "legal"])
 def test_train_module_interface(name: str) -> None:
     import importlib
 
