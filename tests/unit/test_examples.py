@@ -210,7 +210,7 @@ def test_legal_top_words_add_up_to_the_decision_function(
     assert legal.top_words(model, text, k=2) == words[:2]
 
 
-@pytest.mark.parametrize("name", ["sentiment", "tabular", "digits", "minilm", "legal"])
+@pytest.mark.parametrize("name", ["sentiment", "tabular", "digits", "minilm", "legal", "translate"])
 def test_train_module_interface(name: str) -> None:
     import importlib
 
@@ -229,3 +229,183 @@ def test_seed_summary_shows_vectors_as_shape_and_first_values() -> None:
     assert preview(embeddings) == "2 x 384 values; row 0: [0.5000, -0.2500, 0.1250, ...]"
     assert preview(["positive", "negative"]) == '["positive", "negative"]'
     assert preview([[1, 2]]) == "[[1, 2]]"
+
+
+# -- translate: corpus, tokens, training, decoding, packaging --------------------------
+
+
+def test_translate_corpus_is_the_scripts_output_and_deterministic(tmp_path: Path) -> None:
+    from examples.translate import make_corpus
+    from examples.translate import train as translate
+
+    pairs = translate.load_pairs()
+    assert 3000 <= len(pairs) <= 5000
+    # One translation per sentence, no sentence twice (on either side).
+    assert len({zh for zh, _ in pairs}) == len(pairs)
+    assert len({en for _, en in pairs}) == len(pairs)
+    for zh, en in pairs:
+        assert any("\u4e00" <= c <= "\u9fff" for c in zh), zh
+        assert zh[-1] in "。？", zh
+        assert en[-1] in ".?", en
+        assert en.isascii(), en
+        assert en[0].isupper(), en
+        assert "  " not in en, en
+        assert (zh[-1] == "？") == (en[-1] == "?"), (zh, en)
+
+    # The committed file is exactly what the script writes, run after run.
+    rows = make_corpus.generate()
+    assert rows == pairs
+    make_corpus.write(tmp_path / "pairs.tsv", rows)
+    assert (tmp_path / "pairs.tsv").read_bytes() == translate.DATA_PATH.read_bytes()
+    assert make_corpus.generate(50, seed=1) == make_corpus.generate(50, seed=1)
+    assert make_corpus.generate(50, seed=1) != make_corpus.generate(50, seed=2)
+
+
+def test_translate_corpus_numbers_agree() -> None:
+    from examples.translate.make_corpus import number_en, number_zh
+
+    assert [number_zh(n) for n in (1, 2, 10, 12, 20, 22, 99)] == [
+        "一", "两", "十", "十二", "二十", "二十二", "九十九"
+    ]  # fmt: skip
+    assert number_zh(2, counted=False) == "二"
+    assert [number_en(n) for n in (1, 12, 20, 25, 99)] == [
+        "one", "twelve", "twenty", "twenty-five", "ninety-nine"
+    ]  # fmt: skip
+
+
+def test_translate_split_holds_out_unseen_sentences() -> None:
+    from examples.translate import train as translate
+
+    pairs = translate.load_pairs()
+    train_pairs, test_pairs = translate.split(pairs)
+    assert len(test_pairs) == round(len(pairs) * translate.TEST_SIZE)
+    assert len(train_pairs) + len(test_pairs) == len(pairs)
+    assert not {zh for zh, _ in train_pairs} & {zh for zh, _ in test_pairs}
+    assert translate.split(pairs) == (train_pairs, test_pairs)  # seeded
+    # The sample inputs are held-out sentences; the model never trained on them.
+    held = {zh for zh, _ in test_pairs}
+    assert all(s in held for s in translate.SAMPLE_INPUTS)
+
+    # A pair whose Chinese is held out is dropped from training, duplicates included.
+    doubled = pairs[:20] + [(zh, en + " again") for zh, en in pairs[:20]]
+    tr, te = translate.split(doubled, test_size=0.25)
+    assert not {zh for zh, _ in tr} & {zh for zh, _ in te}
+
+
+def test_translate_tokens_round_trip() -> None:
+    from examples.translate.model import SPECIALS, Vocab, detokenize, en_tokens, zh_tokens
+
+    sentence = "Mr. Zhang's train arrives at twenty-five past seven o'clock, doesn't it?"
+    tokens = en_tokens(sentence)
+    assert tokens[:4] == ["Mr", ".", "Zhang's", "train"]
+    assert {"twenty", "-", "o'clock"} <= set(tokens)
+    assert detokenize(tokens) == sentence
+    assert zh_tokens("你 好，世界。") == ["你", "好", "，", "世", "界", "。"]
+
+    vocab = Vocab.build([["b", "a", "b"], ["c"]])
+    assert vocab.itos == [*SPECIALS, "b", "a", "c"]
+    assert vocab.encode(["a", "zzz"]) == [5, 1]
+    assert vocab.decode([4, 0, 5, 3, 6]) == ["b", "a"]  # specials left out, stops at end
+    with pytest.raises(ValueError, match="starts with"):
+        Vocab(["a", "b"])
+
+
+def test_translate_bleu() -> None:
+    from examples.translate.train import bleu
+
+    refs = ["He did not go to the library yesterday.", "Will you go to Beijing tomorrow?"]
+    assert bleu(refs, refs) == pytest.approx(100.0)
+    assert bleu(["Hello there.", "Nothing alike."], refs) < 5.0
+
+
+def test_translate_model_learns_and_decodes() -> None:
+    """A small model memorises 32 pairs in a few seconds; greedy and beam decode."""
+    import torch
+
+    from examples.translate import train as translate
+    from examples.translate.model import (
+        Seq2Seq,
+        Vocab,
+        beam_search,
+        detokenize,
+        en_tokens,
+        greedy,
+        zh_tokens,
+    )
+    from examples.translate.model import (
+        translate as run,
+    )
+
+    torch.manual_seed(0)
+    pairs = translate.split(translate.load_pairs())[0][:32]
+    src = Vocab.build(zh_tokens(zh) for zh, _ in pairs)
+    tgt = Vocab.build(en_tokens(en) for _, en in pairs)
+    model = Seq2Seq(len(src), len(tgt), emb=32, hidden=64, dropout=0.0)
+    losses = translate.fit(model, translate._encode(pairs, src, tgt), epochs=60, lr=1e-2)
+    assert losses[-1] < losses[0] / 5
+
+    sources = [zh for zh, _ in pairs]
+    greedy_out = run(model, src, tgt, sources, beam=1)
+    beam_out = run(model, src, tgt, sources, beam=4)
+    for out in (greedy_out, beam_out):
+        assert len(out) == len(pairs)
+        assert all(type(t) is str for t in out)
+        assert sum(h == en for h, (_, en) in zip(out, pairs, strict=True)) >= 24
+
+    # Beam width 1 is greedy decoding; an empty input gives an empty string.
+    ids = [src.encode(zh_tokens(zh)) for zh in sources[:5]]
+    assert [detokenize(tgt.decode(beam_search(model, i, beam=1))) for i in ids] == [
+        detokenize(tgt.decode(g)) for g in greedy(model, ids)
+    ]
+    assert run(model, src, tgt, ["", "  ", sources[0]], beam=3) == ["", "", beam_out[0]]
+    # Characters it never saw are unknown, not an error.
+    assert type(run(model, src, tgt, ["龘龘龘"], beam=1)[0]) is str
+
+
+def test_translate_quick_train_and_pyfunc_round_trip(tmp_path: Path) -> None:
+    import torch
+    from mlflow.models import infer_signature
+
+    from examples.translate import train as translate
+    from examples.translate.model import Seq2Seq, Vocab, load_spec
+    from examples.translate.model import translate as run
+
+    ex = translate.train(epochs=2, limit=200)
+    assert set(ex.artifacts or {}) == {"weights", "vocab"}
+    assert ex.description
+    assert ex.metrics["n_train"] == 200
+    assert ex.metrics["final_train_loss"] < ex.metrics["first_train_loss"]
+    assert 0.0 <= ex.metrics["bleu_greedy"] <= 100.0
+    assert 0.0 <= ex.metrics["bleu_beam"] <= 100.0
+    assert ex.input_example.ndim == 1
+    assert ex.input_example.dtype.kind == "U"
+    assert list(ex.input_example) == translate.SAMPLE_INPUTS
+
+    # The same module the pyfunc builds, straight from the artifacts.
+    assert ex.artifacts is not None
+    spec = load_spec(ex.artifacts["vocab"])
+    src, tgt = Vocab(spec["zh"]), Vocab(spec["en"])
+    module = Seq2Seq(len(src), len(tgt), **spec["config"])
+    module.load_state_dict(torch.load(ex.artifacts["weights"], weights_only=True))
+    expected = {
+        b: run(module, src, tgt, translate.SAMPLE_INPUTS, beam=b) for b in (1, spec["beam"])
+    }
+
+    _save_code_model(ex, tmp_path / "model")
+    out, model = _serve(tmp_path / "model", translate.SAMPLE_INPUTS)
+    _assert_tensor_input(model, "str", (-1,))
+    assert out == expected[spec["beam"]]
+    assert all(type(t) is str for t in out)
+
+    # With "beam" declared in the signature, params reach predict.
+    signature = infer_signature(ex.input_example, out, params={"beam": spec["beam"]})
+    mlflow.pyfunc.save_model(
+        str(tmp_path / "with-params"),
+        python_model=ex.model,
+        artifacts=ex.artifacts,
+        signature=signature,
+    )
+    loaded = mlflow.pyfunc.load_model(str(tmp_path / "with-params"))
+    inputs = np.array(translate.SAMPLE_INPUTS, dtype=str)
+    assert loaded.predict(inputs, params={"beam": 1}) == expected[1]
+    assert loaded.predict(inputs) == expected[spec["beam"]]
