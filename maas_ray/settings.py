@@ -107,6 +107,15 @@ class Settings(BaseSettings):
         "well under a second and retries a refused connection on another replica). Each "
         "undeploy, promote and rollback waits it out.",
     )
+    ingress_client_timeout_s: int = Field(
+        default=60,
+        ge=1,
+        le=86_400,
+        description="haproxy mode: HAProxy closes a client connection that sends nothing "
+        "this long: one kept alive but idle, or one sending its request this slowly (Ray's "
+        "default is an hour). A slow client costs HAProxy a connection, not a thread, so "
+        "hundreds of them do not delay other clients.",
+    )
     ray_num_cpus: int | None = Field(
         default=None,
         ge=1,
@@ -167,7 +176,8 @@ class Settings(BaseSettings):
         ge=0,
         le=20,
         description="How often the CLI and SDK try an idempotent call again (a GET, a "
-        "predict, feedback) that was answered 503 or 429 or whose connection failed.",
+        "predict, feedback) that was answered 503 or 429 (or the ingress's plain 500 for a "
+        "replica gone mid-request) or whose connection failed.",
     )
     retry_backoff_s: float = Field(
         default=0.2, gt=0, le=60, description="First pause before a retry; doubles each time."

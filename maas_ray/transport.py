@@ -5,7 +5,8 @@ waits for it (polling ``/v1/admin/operations/{id}``, each new step reported to
 ``progress``) unless told not to, so the SDK's verbs still return their result.
 
 Idempotent calls (every GET, predict, feedback) are tried again, up to
-``MAAS_RETRIES`` times, when answered 503 or 429 or when the connection fails:
+``MAAS_RETRIES`` times, when answered 503 or 429, or the ingress's plain 500 for a
+replica that died mid-request, or when the connection fails:
 after ``Retry-After`` when the answer gives one, else after a pause drawn at random
 up to ``MAAS_RETRY_BACKOFF_S`` x 2^try ("full jitter", so clients that failed
 together do not come back together), never longer than ``MAAS_RETRY_MAX_S``. A
@@ -128,7 +129,7 @@ class Transport:
                 continue
             except httpx.HTTPError as exc:
                 raise unavailable(self.settings, exc) from exc
-            if resp.status_code not in RETRIED_STATUS or last:
+            if not retried(resp) or last:
                 break
             time.sleep(pause(attempt, resp.headers.get("retry-after"), self.settings))
         return checked(self.settings, resp)
@@ -179,7 +180,7 @@ class AsyncTransport:
                 continue
             except httpx.HTTPError as exc:
                 raise unavailable(self.settings, exc) from exc
-            if resp.status_code not in RETRIED_STATUS or last:
+            if not retried(resp) or last:
                 break
             await asyncio.sleep(pause(attempt, resp.headers.get("retry-after"), self.settings))
         return checked(self.settings, resp)
@@ -196,6 +197,15 @@ def headers(settings: Settings) -> dict[str, str]:
     if key is not None:
         out["authorization"] = f"Bearer {key}"
     return out
+
+
+def retried(resp: httpx.Response) -> bool:
+    """Whether an idempotent call answered ``resp`` is sent again: a 503 or 429, or a 500
+    that is not the platform's (whose errors are JSON) but the ingress's own page for a
+    replica that went away mid-request (HAProxy answers 502/503/504 as a plain 500)."""
+    if resp.status_code in RETRIED_STATUS:
+        return True
+    return resp.status_code == 500 and not resp.content.lstrip().startswith(b"{")
 
 
 def attempts(settings: Settings, method: str, idempotent: bool) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -281,3 +282,19 @@ def finished(settings: Settings, resp: Any, timeout_s: float = 300) -> dict[str,
         assert got.status_code == 200, got.text
         op = got.json()
     return op
+
+
+def kill_session(sid: int) -> None:
+    """SIGKILL every process of the session ``sid`` (a Ray node that `maas up` or a test
+    started); a process may exit, or a new worker start, while the session is listed:
+    kill what is there until nothing is left."""
+    for _ in range(5):
+        procs = platform._session_processes(sid)
+        if not procs:
+            return
+        for proc in procs:
+            try:
+                proc.send_signal(signal.SIGKILL)
+            except psutil.NoSuchProcess:
+                pass  # gone by itself meanwhile
+        psutil.wait_procs(procs, timeout=30)

@@ -12,7 +12,8 @@ of its listening sockets fails on the exposed port.
 Ray's gRPC ingress servers (each ingress replica's own, and the fallback proxy's)
 listen on ``[::]``, every interface, also with no setting; they are moved to the
 node's address (127.0.0.1 unless ``MAAS_HOST`` says otherwise), where HAProxy
-reaches them, by wrapping the one function Ray adds their address with.
+reaches them, by wrapping the one function Ray adds their address with. Each ingress
+replica's HTTP server binds its node's address too (Serve would give it the head's).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import sys
 from collections.abc import Sequence
 from importlib.machinery import ModuleSpec
 from types import ModuleType
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +84,33 @@ def _narrow_grpc(module: ModuleType) -> None:
     module.add_grpc_address = add_grpc_address  # type: ignore[attr-defined]
 
 
-EDITS_ON_IMPORT = {TEMPLATES: _apply, GRPC_ADDRESS: _narrow_grpc}
+REPLICA = "ray.serve._private.replica"  # start_asgi_http_server: direct ingress, HTTP
+
+
+def _own_node_http(module: ModuleType) -> None:
+    """A replica's direct-ingress HTTP server binds its own node's address.
+
+    Serve gives it ``http_options.host``, the head's address (``MAAS_HOST``), which a
+    replica on another node cannot bind, while HAProxy looks for it at its node's
+    address; on the head both are the same.
+    """
+    real = getattr(module, "start_asgi_http_server", None)
+    if real is None:
+        logger.warning("Ray's start_asgi_http_server is gone: replicas bind Serve's host")
+        return
+
+    async def start_asgi_http_server(app: object, options: Any, *args: Any, **kw: Any) -> Any:
+        import ray
+
+        node_ip = ray._private.worker.global_worker.node_ip_address
+        if options.host not in ("0.0.0.0", "::", node_ip):
+            options = options.model_copy(update={"host": node_ip})
+        return await real(app, options, *args, **kw)
+
+    module.start_asgi_http_server = start_asgi_http_server  # type: ignore[attr-defined]
+
+
+EDITS_ON_IMPORT = {TEMPLATES: _apply, GRPC_ADDRESS: _narrow_grpc, REPLICA: _own_node_http}
 
 
 class _EditOnImport(importlib.abc.MetaPathFinder, importlib.abc.Loader):

@@ -3,16 +3,14 @@ back from durable state alone (the registry and the security database)."""
 
 from __future__ import annotations
 
-import signal
 from collections import Counter
 from typing import Any
 
 import httpx
-import psutil
 
 from maas_ray import MaaS, Settings
 from maas_ray.control import platform
-from tests.conftest import FIGURES, auth, maas
+from tests.conftest import FIGURES, auth, kill_session, maas
 
 
 def _rows(client: MaaS) -> dict[str, tuple[str | None, str | None, str]]:
@@ -41,19 +39,8 @@ def test_deployments_come_back_after_ray_is_killed(
     assert "shadow" in before["rsh"][2], before["rsh"]
 
     # Kill the whole Ray head session (GCS, raylet, Serve controller, proxy, replicas).
-    # A process may exit (or a new worker start) while the session is listed: kill what
-    # is there until nothing is left.
     sid = platform._load_state(live)["ray"]["sid"]
-    for _ in range(5):
-        procs = platform._session_processes(sid)
-        if not procs:
-            break
-        for proc in procs:
-            try:
-                proc.send_signal(signal.SIGKILL)
-            except psutil.NoSuchProcess:
-                pass  # gone by itself meanwhile
-        psutil.wait_procs(procs, timeout=30)
+    kill_session(sid)
     assert not platform._session_processes(sid)
 
     proc = maas(env, "up")

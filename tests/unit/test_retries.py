@@ -151,3 +151,29 @@ def test_serves_own_overload_answer_reads_as_overloaded(tmp_path: Path, slept: l
     assert slept == [1.0]  # its Retry-After, once
     assert (info.value.status_code, info.value.remote_code) == (503, "overloaded")
     assert "max_queued_requests" in info.value.message
+
+
+def test_the_ingress_page_for_a_replica_gone_mid_request_is_retried(
+    tmp_path: Path, slept: list[float]
+) -> None:
+    answers = [
+        httpx.Response(500, text="<html><body><h1>500 Internal Server Error</h1></body></html>"),
+        httpx.Response(200, json={"predictions": [1]}),
+    ]
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return answers[len(seen) - 1]
+
+    t = Transport(Settings(home=tmp_path, api_key="k"))
+    t.http = httpx.Client(transport=httpx.MockTransport(handler))
+    assert t.send("POST", "/v1/models/m/predict", idempotent=True, content=b"{}")[0] == {
+        "predictions": [1]
+    }
+    assert len(seen) == 2
+    # The platform's own 500 (JSON) is an answer: not sent again.
+    t2, seen2 = _transport(tmp_path, [500, 200])
+    with pytest.raises(RemoteError):
+        t2.send("POST", "/v1/models/m/predict", idempotent=True, content=b"{}")
+    assert len(seen2) == 1

@@ -61,11 +61,11 @@ def test_messages_name_the_model_and_version() -> None:
 
 
 def test_haproxy_ingress_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from maas_ray.control import platform
+    from maas_ray.control import nodes
 
     settings = Settings(home=tmp_path, ingress_http_ports="33000-33499", ingress_metrics_port=20365)
-    monkeypatch.setattr(platform, "haproxy_binary", lambda: "/usr/sbin/haproxy")
-    env = platform.ingress_env(settings)
+    monkeypatch.setattr(nodes, "haproxy_binary", lambda: "/usr/sbin/haproxy")
+    env = nodes.ingress_env(settings)
     assert env["RAY_SERVE_ENABLE_HA_PROXY"] == "1"
     assert env["RAY_SERVE_ENABLE_DIRECT_INGRESS"] == "1"
     assert (
@@ -75,15 +75,16 @@ def test_haproxy_ingress_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     assert env["RAY_SERVE_HAPROXY_METRICS_PORT"] == "20365"
     assert env["RAY_SERVE_FALLBACK_PROXY_HTTP_PORT"] == "8500"
     assert env["RAY_SERVE_HAPROXY_STATS_PORT"] == "8404"
+    assert env["RAY_SERVE_HAPROXY_TIMEOUT_CLIENT_S"] == "60"  # Ray's default: 3600
     # No HAProxy binary, or asked for Serve's proxy: Ray's defaults, no flags.
-    monkeypatch.setattr(platform, "haproxy_binary", lambda: None)
-    assert platform.ingress_env(settings) == {}
-    monkeypatch.setattr(platform, "haproxy_binary", lambda: "/usr/sbin/haproxy")
-    assert platform.ingress_env(Settings(home=tmp_path, ingress="proxy")) == {}
+    monkeypatch.setattr(nodes, "haproxy_binary", lambda: None)
+    assert nodes.ingress_env(settings) == {}
+    monkeypatch.setattr(nodes, "haproxy_binary", lambda: "/usr/sbin/haproxy")
+    assert nodes.ingress_env(Settings(home=tmp_path, ingress="proxy")) == {}
 
 
 def test_the_bundled_haproxy_is_found() -> None:
-    from maas_ray.control.platform import haproxy_binary
+    from maas_ray.control.nodes import haproxy_binary
 
     found = haproxy_binary()
     assert found is not None
