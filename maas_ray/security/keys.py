@@ -162,14 +162,20 @@ class KeyCache:
 
     Every ``refresh_s`` at most it asks the store for its stamp (one small query) and
     re-reads the keys only when the stamp moved; a key not in the cache is looked up
-    by its hash at once (a key created a moment ago). While the database does not
-    answer, the keys read last keep working and unknown keys are a 503.
+    by its hash at once (a key created a moment ago), once: a hash the store did not
+    know is remembered (the last ``UNKNOWN_KEPT``), so a flood of made-up keys costs no
+    query each. A real key cannot be among them: its 256-bit secret was not known
+    before it was made. While the database does not answer, the keys read last keep
+    working and unknown keys are a 503.
     """
+
+    UNKNOWN_KEPT = 10_000
 
     def __init__(self, store: KeyStore, refresh_s: float) -> None:
         self.store = store
         self.refresh_s = refresh_s
         self._by_hash: dict[str, KeyRecord] = {}
+        self._unknown: dict[str, None] = {}  # insertion-ordered: the oldest goes first
         self._stamp: tuple[int, int] | None = None
         self._checked = float("-inf")
 
@@ -181,10 +187,14 @@ class KeyCache:
             self._checked = now
             self._reload()
         record = self._by_hash.get(digest)
-        if record is None:
+        if record is None and digest not in self._unknown:
             record = self.store.find(digest)
             if record is not None:
                 self._by_hash[digest] = record
+            else:
+                self._unknown[digest] = None
+                if len(self._unknown) > self.UNKNOWN_KEPT:
+                    del self._unknown[next(iter(self._unknown))]
         return record if record is not None and record.usable(time.time()) else None
 
     def _reload(self) -> None:

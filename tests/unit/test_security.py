@@ -129,6 +129,26 @@ def test_a_key_created_after_the_last_refresh_works_at_once(tmp_path: Path) -> N
     assert cache.lookup(second) is not None  # a miss looks the hash up at once
 
 
+def test_made_up_keys_cost_one_query_each_then_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = KeyStore(_url(tmp_path))
+    _, key = store.create(["admin"])
+    cache = KeyCache(store, refresh_s=3600)
+    assert cache.lookup(key) is not None
+    asked: list[str] = []
+    real_find = store.find
+    monkeypatch.setattr(store, "find", lambda digest: asked.append(digest) or real_find(digest))
+    monkeypatch.setattr(KeyCache, "UNKNOWN_KEPT", 2)
+    for _ in range(3):
+        assert cache.lookup("maas_abc_made-up") is None
+    assert len(asked) == 1  # remembered as unknown
+    cache.lookup("maas_abc_two")
+    cache.lookup("maas_abc_three")  # the oldest unknown is dropped past the bound
+    cache.lookup("maas_abc_made-up")
+    assert len(asked) == 4
+
+
 def test_with_the_database_gone_known_keys_work_and_unknown_ones_are_a_503(
     tmp_path: Path,
 ) -> None:
