@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import logging
 import shutil
 import tempfile
@@ -114,3 +115,10 @@ def fit_minibatch(
             optimiser.step()
             total += loss.item() * len(batch)
         logger.debug("epoch %d loss %.4f", epoch, total / len(order))
+
+
+def text_labels(path: Path) -> tuple[list[str], list[str]]:
+    """The texts and labels of a ``text,label`` CSV (UTF-8) that an example ships."""
+    with path.open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    return [r["text"] for r in rows], [r["label"] for r in rows]

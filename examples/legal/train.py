@@ -14,7 +14,6 @@ Run ``python -m examples.legal.train`` from the repository root to train and reg
 
 from __future__ import annotations
 
-import csv
 import logging
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
-from examples._common import TrainedExample, main
+from examples._common import TrainedExample, main, text_labels
 
 logger = logging.getLogger(__name__)
 
@@ -43,9 +42,7 @@ SAMPLE_INPUTS: list = [
 
 def load_data(path: Path = DATA_PATH) -> tuple[list[str], list[str]]:
     """Read ``text,label`` rows from the bundled CSV."""
-    with path.open(encoding="utf-8", newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    return [r["text"] for r in rows], [r["label"] for r in rows]
+    return text_labels(path)
 
 
 def build_pipeline() -> Pipeline:

@@ -9,7 +9,6 @@ Run ``python -m examples.sentiment.train`` from the repository root to train and
 
 from __future__ import annotations
 
-import csv
 import logging
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.naive_bayes import MultinomialNB
 from sklearn.pipeline import Pipeline
 
-from examples._common import TrainedExample, main
+from examples._common import TrainedExample, main, text_labels
 
 logger = logging.getLogger(__name__)
 
@@ -31,9 +30,7 @@ SAMPLE_INPUTS: list = ["这本书很好看", "this book is terrible"]
 
 def load_data(path: Path = DATA_PATH) -> tuple[list[str], list[str]]:
     """Read ``text,label`` rows from the bundled CSV."""
-    with path.open(encoding="utf-8", newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    return [r["text"] for r in rows], [r["label"] for r in rows]
+    return text_labels(path)
 
 
 def build_pipeline() -> Pipeline:
