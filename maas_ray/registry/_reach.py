@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 import requests
+from mlflow.exceptions import MlflowException
 
 from maas_ray.errors import RegistryUnavailable
 
@@ -64,6 +65,15 @@ def unreachable(exc: BaseException) -> bool:
             return True
         seen = seen.__cause__ or seen.__context__
     return False
+
+
+def answered(exc: BaseException) -> bool:
+    """Whether ``exc`` is surely the server's own answer (an MLflow error code such as
+    RESOURCE_DOES_NOT_EXIST). MLflow sums up failed artifact downloads as one
+    INTERNAL_ERROR with the connection errors only in its text, so that one, like any
+    other exception, is asked about with a health probe."""
+    code = getattr(exc, "error_code", None)
+    return isinstance(exc, MlflowException) and code not in (None, "INTERNAL_ERROR")
 
 
 class Reach:
@@ -118,7 +128,7 @@ class Reach:
         except RegistryUnavailable:
             raise
         except Exception as exc:
-            if unreachable(exc):
+            if unreachable(exc) or (not answered(exc) and not self.answers()):
                 self.mark_down()
                 raise self.error() from exc
             raise

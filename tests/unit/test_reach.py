@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST
 from mlflow.tracking import MlflowClient
 
 from maas_ray.errors import RegistryUnavailable
@@ -127,3 +128,37 @@ def test_only_processes_that_answer_people_give_up_fast(monkeypatch: pytest.Monk
     Registry("http://127.0.0.1:1", answering=True)
     assert os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] == "0"
     assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "30"
+
+
+def test_a_failure_that_hides_its_cause_is_asked_about_with_a_probe(closed_uri: str) -> None:
+    """MLflow sums failed artifact downloads up as one INTERNAL_ERROR with the refused
+    connections only in its text (CI saw a 500 for a registration MLflow died under)."""
+    import http.server
+
+    summed = MlflowException("The following failures occurred while downloading one or more")
+    with pytest.raises(RegistryUnavailable) as down, Reach(closed_uri).guard():
+        raise summed
+    assert down.value.__cause__ is summed
+    refused = MlflowException("no such model", error_code=RESOURCE_DOES_NOT_EXIST)
+    with pytest.raises(MlflowException) as answer, Reach(closed_uri).guard():
+        raise refused  # the server's own answer: no probe, passed on as it is
+
+    class Healthy(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Healthy)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        uri = f"http://127.0.0.1:{server.server_address[1]}"
+        with pytest.raises(MlflowException) as up, Reach(uri).guard():
+            raise summed  # the server answers its health probe: a real failure
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert (answer.value, up.value) == (refused, summed)
