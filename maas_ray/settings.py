@@ -99,7 +99,7 @@ class Settings(BaseSettings):
         default=8404, ge=1, le=65535, description="haproxy mode: HAProxy's stats page port."
     )
     ingress_drain_s: float = Field(
-        default=2.0,
+        default=1.0,
         ge=0,
         le=600,
         description="haproxy mode: how long a stopping replica stays reachable so load "
