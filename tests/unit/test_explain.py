@@ -282,3 +282,25 @@ def test_a_replica_module_does_not_import_shap_or_captum() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_register_stores_the_background_inside_the_models_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from maas_ray.registry import Registry, artifact_digest
+
+    monkeypatch.chdir(tmp_path)  # a SQLite store's artifacts land beside it
+    X, y = load_iris(return_X_y=True, as_frame=True)
+    model = LogisticRegression(max_iter=300).fit(X, y)
+    registry = Registry(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    try:
+        uri = registry.log("iris", model, input_example=X.head(2), background=X.head(7))
+        folder = Path(mlflow.artifacts.download_artifacts(uri, dst_path=str(tmp_path / "dl")))
+    finally:
+        mlflow.set_tracking_uri(None)
+        mlflow.set_registry_uri(None)
+    stored = load_background(folder)
+    pd.testing.assert_frame_equal(stored, X.head(7).reset_index(drop=True))
+    before = artifact_digest(folder)
+    (folder / "maas_background.json").write_bytes(dump_background(X.head(8)))
+    assert artifact_digest(folder) != before  # the digest covers it
