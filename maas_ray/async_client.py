@@ -15,8 +15,9 @@ from typing import Any
 
 import orjson
 
-from maas_ray.client import handles_for, predict_call, wrap_inputs
+from maas_ray.client import explain_call, handles_for, predict_call, wrap_inputs
 from maas_ray.control.status import ModelStatus, NodeResources, Operation
+from maas_ray.explain.answer import Explanations
 from maas_ray.monitoring.models import FeedbackAnswer, MonitoringReport, RetrainState
 from maas_ray.registry.models import HistoryEvent, ModelInfo, VersionInfo
 from maas_ray.routes import url
@@ -86,6 +87,26 @@ class AsyncMaaS:
         data["version"] = resp.headers.get(VERSION_HEADER)
         data["request_id"] = resp.headers.get(REQUEST_ID_HEADER)
         return data
+
+    async def explain(
+        self,
+        name: str,
+        inputs: Any = None,
+        *,
+        payload: dict[str, Any] | None = None,
+        version: str | int | None = None,
+    ) -> Explanations:
+        """``MaaS.explain``: per row, the prediction and each feature's contribution."""
+        body = payload if payload is not None else wrap_inputs(inputs)
+        path, headers = explain_call(name, version)
+        data, _ = await self._http.send(
+            "POST",
+            path,
+            content=orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY),
+            headers=headers,
+            idempotent=True,
+        )
+        return Explanations.model_validate(data)
 
     async def feedback(
         self, name: str, labels: dict[str, Any] | list[dict[str, Any]]

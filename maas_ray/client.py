@@ -15,6 +15,7 @@ import httpx
 import orjson
 
 from maas_ray.control.status import ModelStatus, NodeResources, Operation, TrafficReport
+from maas_ray.explain.answer import Explanations
 from maas_ray.lifecycle import Lifecycle
 from maas_ray.monitoring.models import FeedbackAnswer, MonitoringReport
 from maas_ray.registry.models import HistoryEvent, ModelInfo, VersionInfo
@@ -78,6 +79,7 @@ class MaaS(Lifecycle, Training):
         artifacts: dict[str, str] | None = None,
         description: str | None = None,
         tags: dict[str, str] | None = None,
+        background: Any = None,
     ) -> VersionInfo:
         """Register a new version of ``name``.
 
@@ -90,12 +92,20 @@ class MaaS(Lifecycle, Training):
             artifacts: Files handed to a PythonModel's ``load_context``.
             description: Version description.
             tags: Version tags.
+            background: Rows like the model's input (a DataFrame, an array, texts), at
+                most 1,000, stored in the version's folder: what ``explain`` compares
+                with (without it, the input example).
 
         Returns:
             The new version, with its signature and SHA-256 digest.
         """
         uri = self._store.log(
-            name, model, input_example=input_example, signature=signature, artifacts=artifacts
+            name,
+            model,
+            input_example=input_example,
+            signature=signature,
+            artifacts=artifacts,
+            background=background,
         )
         return self._register(name, uri, description, tags)
 
@@ -238,6 +248,27 @@ class MaaS(Lifecycle, Training):
         data["request_id"] = resp.headers.get(REQUEST_ID_HEADER)
         return data
 
+    def explain(
+        self,
+        name: str,
+        inputs: Any = None,
+        *,
+        payload: dict[str, Any] | None = None,
+        version: str | int | None = None,
+    ) -> Explanations:
+        """Explain the predictions of ``inputs`` (as ``predict`` takes them): per row, the
+        prediction and each feature's (or token's) contribution, largest first."""
+        body = payload if payload is not None else wrap_inputs(inputs)
+        path, headers = explain_call(name, version)
+        data, _ = self._send(
+            "POST",
+            path,
+            content=orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY),
+            headers=headers,
+            idempotent=True,
+        )
+        return Explanations.model_validate(data)
+
     # -- monitoring --------------------------------------------------------------------
     def feedback(self, name: str, labels: dict[str, Any] | list[dict[str, Any]]) -> FeedbackAnswer:
         """Send ground truth: ``{"request_id": ..., "label": ...}`` or a list of them."""
@@ -295,6 +326,16 @@ def predict_call(
     if request_id is not None:
         headers[REQUEST_ID_HEADER] = request_id
     return path, headers
+
+
+def explain_call(name: str, version: str | int | None) -> tuple[str, dict[str, str]]:
+    """The path and headers of an explain (``MaaS`` and ``AsyncMaaS``)."""
+    path = (
+        url("explain", name=name)
+        if version is None
+        else url("explain_version", name=name, version=version)
+    )
+    return path, {"content-type": JSON}
 
 
 def wrap_inputs(inputs: Any) -> dict[str, Any]:

@@ -18,6 +18,7 @@
     ├── UnsupportedMediaType (415, unsupported_media_type)
     ├── InvalidInput (422, invalid_input)        input does not match the signature
     ├── PredictionFailed (422, prediction_failed) the model rejected a well-formed input
+    ├── NotExplainable (422, not_explainable)    no explainer for this kind of model
     ├── DeploymentFailed (500, deployment_failed) replicas did not start; carries their error
     ├── PredictTimeout (504, predict_timeout)    a predict took longer than its limit
     ├── PlatformUnavailable (503, platform_unavailable)
@@ -173,6 +174,13 @@ class InvalidInput(MaasError):
 class PredictionFailed(MaasError):
     status_code = 422
     code = "prediction_failed"
+
+
+class NotExplainable(MaasError):
+    """An explain call to a model no explainer fits (``maas_ray/explain/_select.py``)."""
+
+    status_code = 422
+    code = "not_explainable"
 
 
 class DeploymentFailed(MaasError):

@@ -74,6 +74,11 @@ def _keys(name: str, method: str, rest: str, summary: str, answer: str, **kw: An
 _PREDICT = "predict:{name}"
 _HEALTH = "Health check (no credential)."
 _PREDICTS = "Predict; any method but POST answers 405."
+_EXPLAINS = (
+    "Explain predictions (the predict body): per row, the prediction and each feature's "
+    "or token's contribution to it, ranked by size (SHAP, integrated gradients); a model "
+    "no explainer fits answers 422 not_explainable."
+)
 _NAMED = "/models/{name}"
 _SCORING = {"body": "ScoringRequest", "errors": (404,)}
 _FOUND = {"errors": (404,)}
@@ -89,6 +94,16 @@ ROUTES: tuple[Route, ...] = (
         _PREDICT,
         _PREDICTS,
         "Predictions",
+        **_SCORING,
+    ),
+    _model("explain", "POST", "/explain", _PREDICT, _EXPLAINS, "Explanations", **_SCORING),
+    _model(
+        "explain_version",
+        "POST",
+        "/versions/{version}/explain",
+        _PREDICT,
+        _EXPLAINS,
+        "Explanations",
         **_SCORING,
     ),
     _model(

@@ -157,6 +157,13 @@ class Settings(BaseSettings):
         description="Longest a predict may take: past it the caller gets a JSON 504 "
         "predict_timeout at once (a spec's predict_timeout_s overrides it).",
     )
+    explain_timeout_s: float = Field(
+        default=120.0,
+        gt=0,
+        le=3600,
+        description="Longest an explain call may take (the first one of a replica also "
+        "builds its explainer): past it the caller gets a JSON 504 predict_timeout.",
+    )
     max_queued_requests: int = Field(
         default=128,
         ge=1,

@@ -19,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from maas_ray.control.status import ModelStatus, NodeResources, TrafficReport
+from maas_ray.explain.answer import Explanations
 from maas_ray.registry.models import HistoryEvent, ModelInfo, VersionInfo
 from maas_ray.security.audit import AuditRecord
 from maas_ray.security.keys import KeyRecord
@@ -264,3 +265,25 @@ def audit_cells(r: AuditRecord) -> list[Cell]:
     """One audit record of ``maas audit``."""
     outcome = Styled(f"{r.outcome} {r.status}", "green" if r.outcome == "ok" else "red")
     return [when(r.time), r.actor, r.action, r.target, outcome, r.detail]
+
+
+EXPLAIN_COLUMNS = ("feature", "contribution")
+
+
+def explanation_tables(answer: Explanations, top: int = 0) -> list[tuple[str, list[list[Cell]]]]:
+    """One (title, rows) per explained input row: its prediction and baseline in the title,
+    then each feature with its contribution, largest |contribution| first (``top`` > 0:
+    only that many); pushes up green, down red."""
+    tables: list[tuple[str, list[list[Cell]]]] = []
+    for i, row in enumerate(answer.explanations):
+        label = f" of class {row.label}" if row.label is not None else ""
+        title = (
+            f"row {i}: {answer.output}{label} {row.prediction:.4g}, baseline {row.baseline:.4g} "
+            f"({answer.method}, {answer.model} v{answer.version})"
+        )
+        shown = row.attributions[:top] if top > 0 else row.attributions
+        cells: list[list[Cell]] = [
+            [a.feature, Styled(f"{a.value:+.4g}", "green" if a.value > 0 else "red")] for a in shown
+        ]
+        tables.append((title, cells))
+    return tables

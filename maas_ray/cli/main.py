@@ -37,6 +37,7 @@ _COMMANDS: list[tuple[str, Callable[..., Any]]] = [
     ("history", lifecycle.history),
     ("undeploy", lifecycle.undeploy),
     ("predict", models.predict),
+    ("explain", models.explain),
     ("feedback", monitor.feedback),
     ("monitor", monitor.monitor),
     ("train", training.train),

@@ -1,4 +1,4 @@
-"""Registered models: ``models list|show``, ``register`` and ``predict``."""
+"""Registered models: ``models list|show``, ``register``, ``predict`` and ``explain``."""
 
 from __future__ import annotations
 
@@ -68,6 +68,40 @@ def predict(
     version: Annotated[str | None, typer.Option(help="Ask this version explicitly.")] = None,
 ) -> None:
     """Send one prediction request over HTTP and print the JSON answer."""
+    body, ctype = _body(json_, file)
+    answer = sdk().predict_raw(name, body, ctype, version)
+    out.print_json(data={"version": answer.pop("version"), **answer})
+
+
+@reports_errors
+def explain(
+    name: str,
+    json_: Annotated[
+        str | None, typer.Option("--json", help="A scoring payload, or a JSON list of inputs.")
+    ] = None,
+    file: Annotated[Path | None, typer.Option(help="A .json file with the same.")] = None,
+    version: Annotated[str | None, typer.Option(help="Ask this version explicitly.")] = None,
+    top: Annotated[int, typer.Option(help="Features shown per row (0: all).", min=0)] = 10,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Explain predictions: per input row, each feature's contribution, largest first."""
+    if (json_ is None) == (file is None):
+        raise typer.BadParameter("give exactly one of --json or --file")
+    text = json_ if json_ is not None else file.read_text()  # type: ignore[union-attr]
+    try:
+        payload = wrap_inputs(json.loads(text))
+    except json.JSONDecodeError as exc:
+        raise typer.BadParameter(f"not valid JSON: {exc}") from exc
+    answer = sdk().explain(name, payload=payload, version=version)
+    if output is Output.json:
+        print_json(answer.model_dump(mode="json", by_alias=True))
+        return
+    for title, rows in o.explanation_tables(answer, top):
+        print_table(out, title, o.EXPLAIN_COLUMNS, rows)
+
+
+def _body(json_: str | None, file: Path | None) -> tuple[bytes, str]:
+    """A predict's body and content type from ``--json`` or ``--file``."""
     if (json_ is None) == (file is None):
         raise typer.BadParameter("give exactly one of --json or --file")
     if file is not None and file.suffix.lower() == ".csv":
@@ -79,5 +113,4 @@ def predict(
         except json.JSONDecodeError as exc:
             raise typer.BadParameter(f"not valid JSON: {exc}") from exc
         body, ctype = json.dumps(payload).encode(), "application/json"
-    answer = sdk().predict_raw(name, body, ctype, version)
-    out.print_json(data={"version": answer.pop("version"), **answer})
+    return body, ctype

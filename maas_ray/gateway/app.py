@@ -213,15 +213,19 @@ class Gateway:
         name, asked = found.params["name"], found.params.get("version")
         if asked is not None and asked != version:
             raise VersionNotDeployed(name, asked)
-        if found.route.name not in ("predict", "predict_version"):
+        explain = found.route.name in ("explain", "explain_version")
+        if found.route.name not in ("predict", "predict_version") and not explain:
             raise NotFound(f"no route {request.method} {request.scope['path']} on the shared pool")
         if not found.allowed:
             raise MethodNotAllowed(request.method, request.scope["path"], found.methods)
         body = await read_body(request, self.max_body)
         ctype = request.headers.get("content-type")
+        headers = {VERSION_HEADER: version, SERVED_BY_HEADER: "shared-pool"}
+        if explain:  # not logged: an explanation is not a prediction to monitor
+            status, out = await self._pool_handle(name, version).explain.remote(body, ctype)
+            return Response(out, status_code=status, media_type=JSON, headers=headers)
         request_id = request.headers.get(REQUEST_ID_HEADER) or str(uuid.uuid4())
         status, out = await self.pool_answer(name, version, body, ctype, request_id)
-        headers = {VERSION_HEADER: version, SERVED_BY_HEADER: "shared-pool"}
         return Response(out, status_code=status, media_type=JSON, headers=headers)
 
     def _pool_handle(self, name: str, version: str) -> DeploymentHandle:

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from maas_ray.control.status import ModelStatus, NodeResources, Operation, TrafficReport
+from maas_ray.explain.answer import Explanations
 from maas_ray.gateway.bodies import Identity, KeyBody, PromoteBody, RegisterBody, RollbackBody
 from maas_ray.monitoring.models import (
     FeedbackAnswer,
@@ -62,6 +63,7 @@ _MODELS: tuple[type[BaseModel], ...] = (
     MonitoringReport,
     RetrainBody,
     RetrainState,
+    Explanations,
 )
 
 

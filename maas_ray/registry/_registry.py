@@ -36,6 +36,8 @@ from maas_ray.registry._logging import log_model
 from maas_ray.registry._names import _quote, _validate_alias, _validate_name
 from maas_ray.registry._reach import Reach, answer_fast
 from maas_ray.registry._state import _ModelState
+from maas_ray.registry.background import FILE as BACKGROUND_FILE
+from maas_ray.registry.background import dump_background
 from maas_ray.registry.digest import artifact_digest
 from maas_ray.registry.models import ModelInfo, VersionInfo
 
@@ -89,11 +91,18 @@ class Registry(_ModelState):
         artifacts: dict[str, str] | None = None,
         description: str | None = None,
         tags: dict[str, str] | None = None,
+        background: Any = None,
     ) -> VersionInfo:
-        """Log ``model`` with MLflow and register it as a new version of ``name``."""
+        """Log ``model`` with MLflow and register it as a new version of ``name``
+        (``background``: rows like its input, kept for explanations)."""
         started = time.perf_counter()
         uri = self.log(
-            name, model, input_example=input_example, signature=signature, artifacts=artifacts
+            name,
+            model,
+            input_example=input_example,
+            signature=signature,
+            artifacts=artifacts,
+            background=background,
         )
         result = self.register_uri(name, uri, description=description, tags=tags)
         logger.info(
@@ -109,14 +118,24 @@ class Registry(_ModelState):
         input_example: Any = None,
         signature: Any = None,
         artifacts: dict[str, str] | None = None,
+        background: Any = None,
     ) -> str:
         """Log ``model`` with MLflow (not registered yet); returns its model URI.
 
         The client half of registration over the management API: the platform then
-        registers the URI, records its digest and audits who asked.
+        registers the URI, records its digest and audits who asked. ``background``
+        (rows like the model's input: a DataFrame, an array, a list of texts) goes
+        into the model's own folder as ``maas_background.json``, so the digest covers
+        it; explanations compare against it.
         """
         _validate_name(name)
         self._use()
+        stored = None
+        if background is not None:
+            try:
+                stored = dump_background(background)
+            except ValueError as exc:
+                raise BadRequest(str(exc)) from exc
         with self.reach.guard(), _quiet(), mlflow.start_run(run_name=f"register-{name}"):
             info = log_model(
                 model,
@@ -125,6 +144,11 @@ class Registry(_ModelState):
                 signature=signature,
                 artifacts=artifacts,
             )
+            if stored is not None:
+                with tempfile.TemporaryDirectory(prefix="maas-background-") as tmp:
+                    path = Path(tmp) / BACKGROUND_FILE
+                    path.write_bytes(stored)
+                    self.client.log_model_artifact(info.model_id, str(path))
         return str(info.model_uri)
 
     def upload(self, name: str, folder: str | Path) -> str:

@@ -1,7 +1,7 @@
 """The Ray Serve deployment that serves one model version over HTTP.
 
 Its routes are the table's ``model`` routes (``maas_ray/routes.py``): predict,
-version predict, metadata, traffic. One hop from the Serve proxy to this code.
+version predict, explain, metadata, traffic. One hop from the Serve proxy to this code.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import orjson
@@ -86,6 +87,11 @@ class ModelServer(GrpcElsewhere):
     ) -> None:
         settings = Settings()
         self.timeout_s = predict_timeout_s or settings.predict_timeout_s
+        self.explain_timeout_s = settings.explain_timeout_s
+        # Explanations run in a thread of their own (started on the first one), one at a
+        # time: SHAP's thousands of model calls never hold up the event loop, nor take
+        # the threads that slow predicts use.
+        self._explainer_thread: ThreadPoolExecutor | None = None
         install_replica_logging()
         self.guard = Guard(settings)
         self.max_body = settings.max_body_bytes
@@ -220,6 +226,21 @@ class ModelServer(GrpcElsewhere):
             )
         return status, out
 
+    async def explain(self, body: bytes, content_type: str | None) -> tuple[int, bytes]:
+        """An explain over a handle (a primary passing on one pinned to its canary's
+        version) that never raises: (HTTP status, JSON body)."""
+        try:
+            return 200, await self._explain(body, content_type)
+        except MaasError as exc:
+            return exc.status_code, encode_error(exc)
+
+    async def _explain(self, body: bytes, ctype: str | None) -> bytes:
+        if self._explainer_thread is None:
+            self._explainer_thread = ThreadPoolExecutor(1, thread_name_prefix="maas-explain")
+        loop = asyncio.get_running_loop()
+        work = loop.run_in_executor(self._explainer_thread, self.runtime.explain_bytes, body, ctype)
+        return await bounded(work, self.explain_timeout_s, self.runtime)
+
     async def compare(self, mirrored: list[Mirrored]) -> None:
         """Shadow side: predict on mirrored requests, count agreement with the primary.
 
@@ -300,6 +321,18 @@ class ModelServer(GrpcElsewhere):
             raise VersionNotDeployed(self.runtime.name, target)
         if route.name in ("predict", "predict_version"):
             return await self._serve_predict(request, target)
+        if route.name in ("explain", "explain_version"):
+            body = await read_body(request, self.max_body)
+            ctype = request.headers.get("content-type")
+            if target is not None and target != version and self.split.handle is not None:
+                status, out = await self.split.handle.explain.remote(body, ctype)
+                return Response(
+                    out, status_code=status, media_type=JSON, headers={VERSION_HEADER: target}
+                )
+            # Unpinned, the primary explains: an explanation is not a prediction to split.
+            return Response(
+                await self._explain(body, ctype), media_type=JSON, headers=self._headers
+            )
         if route.name in MONITORING_ROUTES:
             return await self.admin.answer(route.name, self.runtime.name, request)
         if route.name == "traffic":

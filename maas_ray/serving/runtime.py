@@ -15,12 +15,21 @@ from typing import Any, TypeVar
 
 import mlflow
 import mlflow.pyfunc
+import orjson
 from mlflow.exceptions import MlflowException
 from mlflow.pyfunc import PyFuncModel
 from mlflow.types import Schema
 
-from maas_ray.errors import InvalidInput, MaasError, PredictionFailed, PredictTimeout
+from maas_ray.errors import (
+    InvalidInput,
+    MaasError,
+    NotExplainable,
+    PredictionFailed,
+    PredictTimeout,
+)
+from maas_ray.explain.answer import Explanations
 from maas_ray.registry import Registry
+from maas_ray.registry.background import load_background
 from maas_ray.serving.batching import combine, split
 from maas_ray.serving.decode import MAX_JSON_DEPTH, _message, parse_payload
 from maas_ray.serving.encode import encode_predictions
@@ -60,6 +69,14 @@ class ModelRuntime:
         # The input example it was registered with, where it predicted at load: what the
         # replica's health check asks it again (see ``healthy``).
         self.example: Any = None
+        # What an explainer compares with: the rows stored with the version
+        # (register(background=...)), else its input example. The explainer itself is
+        # built on the first explain call (shap and captum load then, not here).
+        self.background: Any = None
+        self.input_example: Any = None
+        self._explainer: Any = None
+        self._explainer_error: NotExplainable | None = None
+        self._explain_lock = threading.Lock()
 
     @classmethod
     def load(
@@ -72,6 +89,7 @@ class ModelRuntime:
             local = registry.download_verified(name, version, tmp)
             model = mlflow.pyfunc.load_model(str(local))
             example = _example(model, local)
+            background = _background(local)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         logger.info(
@@ -79,6 +97,7 @@ class ModelRuntime:
         )
         runtime = cls(name, version, model)
         runtime.max_depth = max_depth
+        runtime.background, runtime.input_example = background, example
         if example is not None:
             try:
                 runtime.predict(example)
@@ -142,6 +161,65 @@ class ModelRuntime:
                 answers.append(exc)
         return answers
 
+    def explainer(self) -> Any:
+        """This version's explainer, built on the first call (once: under a lock, and
+        checked again after taking it); a model no explainer fits raises
+        NotExplainable, every time, without trying again."""
+        if self._explainer is None and self._explainer_error is None:
+            with self._explain_lock:
+                if self._explainer is None and self._explainer_error is None:
+                    self._build_explainer()
+        if self._explainer_error is not None:
+            raise self._explainer_error
+        return self._explainer
+
+    def _build_explainer(self) -> None:
+        from maas_ray.explain._select import build
+
+        started = time.perf_counter()
+        where = f"version {self.version} of '{self.name}'"
+        try:
+            explainer, _ = build(self.model, self.background, self.input_example, where)
+        except NotExplainable as exc:
+            self._explainer_error = exc
+            return
+        logger.info(
+            "built %s for model %s version %s in %.2fs",
+            explainer.method,
+            self.name,
+            self.version,
+            time.perf_counter() - started,
+        )
+        self._explainer = explainer
+
+    def explain(self, data: Any) -> Explanations:
+        """Per input row, the prediction and each feature's contribution to it (parsed
+        input, checked against the signature as a predict's is)."""
+        explainer = self.explainer()
+        _lean_sklearn()
+        try:
+            if self.input_schema is not None:
+                data = _enforce_schema(data, self.input_schema)
+            found = explainer.explain(data)
+        except MlflowException as exc:
+            raise InvalidInput(_message(exc)) from exc
+        except MaasError:
+            raise
+        except Exception as exc:
+            logger.warning(
+                "model %s v%s failed to explain an input", self.name, self.version, exc_info=True
+            )
+            raise PredictionFailed(
+                f"model '{self.name}' version {self.version} could not explain this input: "
+                f"{type(exc).__name__}: {_message(exc)}"
+            ) from exc
+        return found.answer(self.name, self.version)
+
+    def explain_bytes(self, body: bytes, content_type: str | None) -> bytes:
+        """Parse a request body, explain, and encode the answer (JSON)."""
+        answer = self.explain(self.parse(body, content_type))
+        return orjson.dumps(answer.model_dump(mode="json", by_alias=True))
+
     def describe(self) -> dict[str, Any]:
         """Metadata a client may ask for (name, version, input and output schema)."""
         return {
@@ -159,6 +237,23 @@ def _example(model: PyFuncModel, local: Path) -> Any:
     except Exception:  # noqa: BLE001 - an unreadable example only turns the check off
         logger.warning("cannot read the input example in %s", local, exc_info=True)
         return None
+
+
+def _background(local: Path) -> Any:
+    """The background rows stored with the version (None: it has none)."""
+    try:
+        return load_background(local)
+    except Exception:  # noqa: BLE001 - unreadable rows only fall back to the example
+        logger.warning("cannot read the background sample in %s", local, exc_info=True)
+        return None
+
+
+def _enforce_schema(data: Any, schema: Schema) -> Any:
+    # What PyFuncModel.predict does before the model sees its input (column order,
+    # types); MLflow has no public name for it.
+    from mlflow.models.utils import _enforce_schema as enforce
+
+    return enforce(data, schema)
 
 
 T = TypeVar("T")

@@ -69,6 +69,7 @@ class SharedPool(GrpcElsewhere):
         self.registry = Registry(tracking_uri, answering=True)
         settings = Settings()
         self.max_depth, self.timeout_s = settings.json_max_depth, settings.predict_timeout_s
+        self.explain_timeout_s = settings.explain_timeout_s
 
     @serve.multiplexed(max_num_models_per_replica=MODELS_PER_REPLICA)
     async def _load(self, mid: str) -> _Held:
@@ -97,6 +98,19 @@ class SharedPool(GrpcElsewhere):
                 f"model version {mid} could not be loaded: {type(exc).__name__}: {exc}"
             )
             return failed.status_code, encode_error(failed)
+        return 200, out
+
+    async def explain(self, body: bytes, content_type: str | None) -> tuple[int, bytes]:
+        """Explain with the request's multiplexed model: (HTTP status, JSON body)."""
+        mid = serve.get_multiplexed_model_id()
+        try:
+            runtime = (await self._load(mid)).runtime
+            work = asyncio.get_running_loop().run_in_executor(
+                None, runtime.explain_bytes, body, content_type
+            )
+            out: bytes = await bounded(work, self.explain_timeout_s, runtime)
+        except MaasError as exc:
+            return exc.status_code, encode_error(exc)
         return 200, out
 
     async def describe(self) -> dict[str, Any]:

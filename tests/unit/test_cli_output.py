@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 import pytest
 from mlflow.entities.model_registry import ModelVersion, RegisteredModel
@@ -166,3 +167,55 @@ def test_piped_tables_are_plain_and_apart(capsys: pytest.CaptureFixture[str]) ->
     ]
     assert json.loads(document) == {"models": [{"model": "模型"}]}
     assert "模型" in document  # ensure_ascii=False: names stay readable
+
+
+EXPLAINED = {
+    "model": "tabular",
+    "version": "2",
+    "method": "shap.TreeExplainer",
+    "output": "probability",
+    "background_rows": 50,
+    "explanations": [
+        {
+            "prediction": 0.93,
+            "baseline": 0.41,
+            "class": "benign",
+            "attributions": [
+                {"feature": "worst radius", "value": 0.3},
+                {"feature": "mean texture", "value": -0.05},
+                {"feature": "[x] smoothness", "value": 0.01},
+            ],
+        }
+    ],
+}
+
+
+def test_explain_prints_a_table_per_row_ranked_by_contribution(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from typer.testing import CliRunner
+
+    from maas_ray.cli import models
+    from maas_ray.cli.main import app
+    from maas_ray.explain.answer import Explanations
+
+    answer = Explanations.model_validate(EXPLAINED)
+    asked: list[tuple[str, Any, Any]] = []
+
+    class Sdk:
+        def explain(self, name: str, payload: Any = None, version: Any = None) -> Explanations:
+            asked.append((name, payload, version))
+            return answer
+
+    monkeypatch.setattr(models, "sdk", Sdk)
+    result = CliRunner().invoke(app, ["explain", "tabular", "--json", "[[1, 2, 3]]", "--top", "2"])
+    assert result.exit_code == 0, result.output
+    assert asked == [("tabular", {"inputs": [[1, 2, 3]]}, None)]
+    lines = result.output.strip().splitlines()  # a gap if another test printed a table
+    assert "probability of class benign 0.93, baseline 0.41" in lines[0]
+    assert lines[1].split() == ["feature", "contribution"]
+    assert [line.split()[0] for line in lines[2:]] == ["worst", "mean"]  # top 2, ranked
+    assert "+0.3" in lines[2]
+    assert "-0.05" in lines[3]
+    as_json = CliRunner().invoke(app, ["explain", "tabular", "--json", "[[1]]", "-o", "json"])
+    assert json.loads(as_json.output) == EXPLAINED  # "class", as the API spells it

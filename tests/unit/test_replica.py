@@ -16,6 +16,7 @@ import httpx
 import jwt
 import mlflow.pyfunc
 import mlflow.sklearn
+import pandas as pd
 import pytest
 from starlette.requests import Request
 
@@ -124,6 +125,40 @@ async def test_a_predict_answers_the_model_and_names_its_version(replica: Any) -
         "/v1/models/iris/versions/1/predict", json=ROWS, headers=_bearer("predict:iris")
     )
     assert pinned.json() == {"predictions": [0, 2]}
+
+
+async def test_explain_answers_per_row_attributions_behind_the_predict_scope(
+    replica: Any,
+) -> None:
+    client, server = replica
+    explain = "/v1/models/iris/explain"
+    headers = _bearer("predict:iris")
+    # Loaded without an input example or background: nothing to explain against.
+    bare = await client.post(explain, json=ROWS, headers=headers)
+    assert (bare.status_code, bare.json()["code"]) == (422, "not_explainable"), bare.text
+    server.runtime._explainer_error = None  # as a replica of a version with rows would be
+    server.runtime.background = pd.DataFrame(ROWS["dataframe_records"] * 3)
+    resp = await client.post(explain, json=ROWS, headers=headers)
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["x-maas-model-version"] == "1"
+    answer = resp.json()
+    assert (answer["model"], answer["version"]) == ("iris", "1")
+    assert (answer["method"], answer["background_rows"]) == ("shap.LinearExplainer", 6)
+    rows = answer["explanations"]
+    assert [r["class"] for r in rows] == ["0", "2"]  # the classes predict answers
+    for r in rows:
+        total = sum(a["value"] for a in r["attributions"])
+        assert total == pytest.approx(r["prediction"] - r["baseline"], abs=1e-6)
+        assert {a["feature"] for a in r["attributions"]} == set(ROWS["dataframe_records"][0])
+    pinned = await client.post("/v1/models/iris/versions/1/explain", json=ROWS, headers=headers)
+    assert pinned.json() == answer
+    other = await client.post("/v1/models/iris/versions/7/explain", json=ROWS, headers=headers)
+    assert (other.status_code, other.json()["code"]) == (404, "not_deployed")
+    refused = await client.post(explain, json=ROWS, headers=_bearer("predict:digits"))
+    assert refused.status_code == 403
+    assert (await client.get(explain, headers=headers)).status_code == 405
+    bad = await client.post(explain, json={"dataframe_records": [{"x": "y"}]}, headers=headers)
+    assert bad.status_code == 422, bad.text
 
 
 async def test_metadata_and_traffic_describe_the_loaded_version(replica: Any) -> None:

@@ -177,3 +177,41 @@ def test_the_ingress_page_for_a_replica_gone_mid_request_is_retried(
     with pytest.raises(RemoteError):
         t2.send("POST", "/v1/models/m/predict", idempotent=True, content=b"{}")
     assert len(seen2) == 1
+
+
+def test_explain_posts_to_the_explain_route_and_reads_a_typed_answer(tmp_path: Path) -> None:
+    from maas_ray.client import MaaS
+
+    seen: list[tuple[str, bytes]] = []
+    answer = {
+        "model": "iris",
+        "version": "3",
+        "method": "shap.LinearExplainer",
+        "output": "decision_function",
+        "background_rows": 2,
+        "explanations": [
+            {
+                "prediction": 2.5,
+                "baseline": 0.5,
+                "class": "setosa",
+                "attributions": [{"feature": "petal length (cm)", "value": 2.0}],
+            }
+        ],
+    }
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append((request.url.path, request.content))
+        return httpx.Response(200, json=answer)
+
+    maas = MaaS(Settings(home=tmp_path, api_key="k"))
+    sent = maas._http.http.headers
+    maas._http.http = httpx.Client(transport=httpx.MockTransport(handler), headers=sent)
+    got = maas.explain("iris", [[5.1, 3.5, 1.4, 0.2]])
+    pinned = maas.explain("iris", [[5.1, 3.5, 1.4, 0.2]], version=3)
+    assert got.explanations[0].label == "setosa"
+    assert got.explanations[0].attributions[0].feature == "petal length (cm)"
+    assert pinned == got
+    assert seen == [
+        ("/v1/models/iris/explain", b'{"inputs":[[5.1,3.5,1.4,0.2]]}'),
+        ("/v1/models/iris/versions/3/explain", b'{"inputs":[[5.1,3.5,1.4,0.2]]}'),
+    ]

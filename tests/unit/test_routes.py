@@ -20,6 +20,8 @@ def test_names_are_unique_and_each_path_method_once() -> None:
     [
         ("POST", "/v1/models/iris/predict", "predict", {"name": "iris"}),
         ("POST", "/v1/models/iris/versions/3/predict", "predict_version", {"version": "3"}),
+        ("POST", "/v1/models/iris/explain", "explain", {"name": "iris"}),
+        ("POST", "/v1/models/iris/versions/3/explain", "explain_version", {"version": "3"}),
         ("GET", "/v1/models/iris", "model_metadata", {"name": "iris"}),
         ("GET", "/v1/admin/models/iris/history", "history", {"name": "iris"}),
         ("DELETE", "/v1/admin/keys/k1", "revoke_key", {"key_id": "k1"}),
