@@ -30,6 +30,8 @@ class TrainedExample:
     artifacts: dict[str, str] | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     description: str = ""
+    # Rows like the input that explanations compare with (stored with the version).
+    background: np.ndarray | None = None
 
 
 def artifact_dir(prefix: str) -> Path:
@@ -50,6 +52,7 @@ def register(client: Any, name: str, ex: TrainedExample) -> Any:
             ex.model,
             input_example=ex.input_example,
             artifacts=ex.artifacts,
+            background=ex.background,
             description=ex.description,
             tags={k: f"{v:.4f}" for k, v in ex.metrics.items()},
         )

@@ -52,6 +52,8 @@ class TabularClassifier(mlflow.pyfunc.PythonModel):
         self.mean = np.asarray(scaler["mean"], dtype=np.float32)
         self.scale = np.asarray(scaler["scale"], dtype=np.float32)
         self.classes = list(scaler.get("classes", DEFAULT_CLASSES))
+        # The 30 columns' names, for explanations (`.../explain`); older versions have none.
+        self.feature_names = scaler.get("features")
         self.model = BreastCancerMLP(n_features=self.mean.shape[0])
         state = torch.load(context.artifacts["weights"], map_location="cpu", weights_only=True)
         self.model.load_state_dict(state)

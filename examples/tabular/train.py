@@ -88,13 +88,22 @@ def train() -> TrainedExample:
     scaler = out / "scaler.json"
     torch.save(model.state_dict(), weights)
     scaler.write_text(
-        json.dumps({"mean": mean.tolist(), "scale": scale.tolist(), "classes": classes}),
+        json.dumps(
+            {
+                "mean": mean.tolist(),
+                "scale": scale.tolist(),
+                "classes": classes,
+                "features": [str(f) for f in load_breast_cancer().feature_names],
+            }
+        ),
         encoding="utf-8",
     )
     return TrainedExample(
         model=MODEL_CODE,
         input_example=np.asarray(SAMPLE_INPUTS, dtype=np.float32),
         artifacts={"weights": str(weights), "scaler": str(scaler)},
+        # What `.../explain` compares a row with: 100 training rows, raw like the input.
+        background=x[np.random.default_rng(SEED).choice(train_idx, 100, replace=False)],
         metrics={
             "test_accuracy": accuracy,
             "n_train": float(len(train_idx)),

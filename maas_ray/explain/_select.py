@@ -70,7 +70,9 @@ def build(model: PyFuncModel, background: Any, example: Any, where: str) -> tupl
         from maas_ray.explain.torch import TorchExplainer
 
         module.eval()
-        return TorchExplainer(module, loss, prepare, background, columns, classes), (
+        # A tensor input has no column names; the model may know them (``feature_names``).
+        names = columns or _feature_names(model)
+        return TorchExplainer(module, loss, prepare, background, names, classes), (
             background is not None
         )
     kind = next((f for f in flavors if f != "python_function"), "python_function")
@@ -103,3 +105,11 @@ def _torch_parts(model: PyFuncModel, flavors: dict[str, Any]) -> tuple[Any, Any,
         getattr(python_model, "finetune_inputs", None),
         getattr(python_model, "classes", None),
     )
+
+
+def _feature_names(model: PyFuncModel) -> list[str] | None:
+    try:
+        names = getattr(model.unwrap_python_model(), "feature_names", None)
+    except Exception:  # noqa: BLE001 - not a PythonModel: no names
+        return None
+    return [str(n) for n in names] if names else None

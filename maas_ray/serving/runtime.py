@@ -87,17 +87,25 @@ class ModelRuntime:
         tmp = tempfile.mkdtemp(prefix=f"maas-{name}-{version}-")
         try:
             local = registry.download_verified(name, version, tmp)
-            model = mlflow.pyfunc.load_model(str(local))
-            example = _example(model, local)
-            background = _background(local)
+            runtime = cls.load_local(name, version, local, max_depth)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         logger.info(
             "loaded model %s version %s in %.2fs", name, version, time.perf_counter() - started
         )
+        return runtime
+
+    @classmethod
+    def load_local(
+        cls, name: str, version: str, local: Path, max_depth: int = MAX_JSON_DEPTH
+    ) -> ModelRuntime:
+        """Load a version from a folder already downloaded and verified (``load``), or
+        saved by MLflow (tests), with its input example and background rows."""
+        model = mlflow.pyfunc.load_model(str(local))
+        example = _example(model, local)
         runtime = cls(name, version, model)
         runtime.max_depth = max_depth
-        runtime.background, runtime.input_example = background, example
+        runtime.background, runtime.input_example = _background(local), example
         if example is not None:
             try:
                 runtime.predict(example)

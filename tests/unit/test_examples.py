@@ -11,6 +11,7 @@ from typing import Any
 
 import mlflow
 import numpy as np
+import orjson
 import pytest
 from mlflow.pyfunc.scoring_server import infer_and_parse_data
 from mlflow.types.schema import TensorSpec
@@ -24,6 +25,28 @@ def _serve(model_dir: Path, inputs: list) -> tuple[Any, mlflow.pyfunc.PyFuncMode
     model = mlflow.pyfunc.load_model(str(model_dir))
     parsed = infer_and_parse_data({"inputs": inputs}, model.metadata.get_input_schema())
     return model.predict(parsed), model
+
+
+def _explained(model_dir: Path, ex: TrainedExample, inputs: list) -> Any:
+    """Explanations of ``inputs`` as a replica answers them, with the example's background
+    rows stored in the folder as ``register(background=...)`` stores them."""
+    from maas_ray.registry.background import FILE, dump_background
+    from maas_ray.serving.runtime import ModelRuntime
+
+    if ex.background is not None:
+        (model_dir / FILE).write_bytes(dump_background(ex.background))
+    runtime = ModelRuntime.load_local("example", "1", model_dir)
+    answer = runtime.explain(runtime.parse(orjson.dumps({"inputs": inputs}), "application/json"))
+    for row in answer.explanations:
+        values = [abs(a.value) for a in row.attributions]
+        assert values == sorted(values, reverse=True)  # ranked
+    return answer
+
+
+def total_close(row: Any) -> bool:
+    """The attributions add up to the explained output minus the baseline."""
+    total = sum(a.value for a in row.attributions)
+    return bool(total == pytest.approx(row.prediction - row.baseline, abs=1e-6))
 
 
 def _true_labels(data: Any, rows: list[list[float]]) -> list[int]:
@@ -78,6 +101,13 @@ def test_sentiment(tmp_path: Path) -> None:
     _assert_tensor_input(model, "str", (-1,))
     assert list(out) == ["positive", "negative"]
 
+    answer = _explained(tmp_path / "model", ex, sentiment.SAMPLE_INPUTS)
+    assert [row.label for row in answer.explanations] == ["positive", "negative"]
+    terrible = answer.explanations[1]
+    assert total_close(terrible)
+    # character n-grams (the model reads Chinese too): those of "terrible" decide
+    assert all(a.feature in " this book is terrible " for a in terrible.attributions[:3])
+
 
 def test_tabular(tmp_path: Path) -> None:
     from examples.tabular import train as tabular
@@ -98,6 +128,15 @@ def test_tabular(tmp_path: Path) -> None:
     assert expected == ["malignant", "benign"]
     assert out == expected
     assert all(type(label) is str for label in out)
+
+    # Integrated gradients against the 100 background rows stored with the version.
+    answer = _explained(tmp_path / "model", ex, tabular.SAMPLE_INPUTS)
+    assert (answer.method, answer.background_rows) == ("captum.IntegratedGradients", 100)
+    assert [row.label for row in answer.explanations] == expected
+    for row in answer.explanations:
+        total = sum(a.value for a in row.attributions)
+        assert total == pytest.approx(row.prediction - row.baseline, abs=0.02)
+        assert {a.feature for a in row.attributions} == set(data.feature_names)
 
 
 def test_digits(tmp_path: Path) -> None:
@@ -151,6 +190,11 @@ def test_legal(legal_example: TrainedExample, tmp_path: Path) -> None:
     out, model = _serve(tmp_path / "model", legal.SAMPLE_INPUTS)
     _assert_tensor_input(model, "str", (-1,))
     assert list(out) == ["termination", "governing_law"]
+
+    answer = _explained(tmp_path / "model", ex, legal.SAMPLE_INPUTS)
+    assert [row.label for row in answer.explanations] == ["termination", "governing_law"]
+    assert all(total_close(row) for row in answer.explanations)
+    assert "laws" in [a.feature for a in answer.explanations[1].attributions[:3]]
 
 
 def test_legal_dataset_is_the_generators_and_balanced() -> None:
