@@ -22,6 +22,7 @@ from examples.images import model as images
 from examples.images import sample
 from examples.images import train as images_train
 from maas_ray.errors import InvalidInput, PredictionFailed
+from maas_ray.serving import deployment
 from maas_ray.serving.runtime import ModelRuntime
 
 
@@ -265,6 +266,12 @@ async def test_a_replica_batches_raw_image_bodies_and_fails_a_bad_one_alone(
 
     context = SimpleNamespace(_deployment_config=SimpleNamespace(max_ongoing_requests=64))
     monkeypatch.setattr(serve, "get_replica_context", lambda: context)
+    # Serve keeps one batch queue per decorated method, tied to the event loop it first
+    # ran on: this test's loop gets a queue of its own, and the next test finds the
+    # queue and its sizes as they were (a queue of a closed loop never answers).
+    queue = deployment.ModelServer.func_or_class._batched.set_max_batch_size.__self__
+    for attr in ("_queue", "max_batch_size", "batch_wait_timeout_s"):
+        monkeypatch.setattr(queue, attr, None if attr == "_queue" else getattr(queue, attr))
     batching = {"max_batch_size": 8, "batch_wait_timeout_s": 0.05}
     server = _replica(saved, monkeypatch, tmp_path, batching=batching)
     calls: list[int] = []
