@@ -11,6 +11,8 @@ from __future__ import annotations
 FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 JSON = "application/json"
 CSV = "text/csv"
+# A body of one of these is one input: the image's bytes (see serving/decode.py).
+IMAGES = ("image/png", "image/jpeg")
 
 VERSION_HEADER = "x-maas-model-version"  # the version that answered
 SERVED_BY_HEADER = "x-maas-served-by"  # "shared-pool" when the warm pool answered

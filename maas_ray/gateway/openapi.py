@@ -27,7 +27,7 @@ from maas_ray.gateway.components import (
 from maas_ray.gateway.schemas import _list, _ref, _schemas
 from maas_ray.routes import BY_NAME, ROUTES, Route
 from maas_ray.serving.oip_answer import OCTETS
-from maas_ray.wire import CSV, JSON, VERSION_HEADER
+from maas_ray.wire import CSV, IMAGES, JSON, VERSION_HEADER
 
 OPENAPI_VERSION = "3.1.0"
 BEARER = "bearer"
@@ -106,11 +106,16 @@ def _paths(model_name: dict[str, Any]) -> dict[str, Any]:
 def _route_operation(route: Route, model_name: dict[str, Any]) -> dict[str, Any]:
     errors = [str(code) for code in route.errors]
     body = None
-    if route.body == "ScoringRequest":  # predict also takes CSV
+    if route.body == "ScoringRequest":  # predict also takes CSV, and an image as one input
         errors += ["405"]
+        image = {"schema": {"type": "string", "format": "binary"}}
         body = {
             "required": True,
-            "content": {JSON: {"schema": _ref(route.body)}, CSV: {"schema": {"type": "string"}}},
+            "content": {
+                JSON: {"schema": _ref(route.body)},
+                CSV: {"schema": {"type": "string"}},
+                **{mime: image for mime in IMAGES},
+            },
         }
     elif route.body == "OipInferenceRequest":  # also as the binary tensor extension
         errors += ["405"]

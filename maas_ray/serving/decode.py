@@ -1,5 +1,9 @@
 """Request decoding: MLflow's scoring formats (JSON or CSV) in, a model input out.
 
+An image body (``image/png``, ``image/jpeg``) is one input of its bytes: it is read
+as the JSON ``{"inputs": ["<the body in base64>"]}`` would be, so an image model
+gets the same input either way. The platform never decodes the image; the model does.
+
 Parsing delegates to MLflow's own scoring-server parser so that a client of
 ``mlflow models serve`` gets the same interpretation of its payload here.
 
@@ -12,6 +16,7 @@ strings. Answers are encoded by ``encode.py``.
 
 from __future__ import annotations
 
+import base64
 import io
 import re
 from typing import Any, cast
@@ -38,7 +43,7 @@ from maas_ray.serving.nonfinite import (
     refuse_bare_nonfinite,
     takes_floats,
 )
-from maas_ray.wire import CSV, FORMATS
+from maas_ray.wire import CSV, FORMATS, IMAGES
 
 JSON_TYPES = ("application/json", "")
 _MAX_MESSAGE = 600
@@ -74,8 +79,10 @@ def parse_payload(
     signature takes text, so a text input "NaN" passes. CSV bodies are not checked:
     pandas reads ``NaN``/empty fields as missing values there.
 
+    An image body is one input of its bytes (see the module's docstring).
+
     Raises:
-        UnsupportedMediaType: neither JSON nor CSV.
+        UnsupportedMediaType: neither JSON, CSV nor an image type of ``wire.IMAGES``.
         JSONTooDeep: JSON nested deeper than ``max_depth`` arrays and objects.
         InvalidJSON: the body is not JSON.
         BadRequest: JSON, but not exactly one of the scoring formats.
@@ -94,9 +101,11 @@ def parse_payload(
             raise InvalidInput(f"cannot read CSV body: {_message(exc)}") from exc
         _check_text_tensor(data, schema, "CSV body")
         return data if column_schema is not None or schema is None else _csv_tensor(data, schema)
+    if mime in IMAGES:
+        return _image_input(body, mime, schema)
     if mime not in JSON_TYPES:
         raise UnsupportedMediaType(
-            f"got content type '{mime}': send application/json (or text/csv)"
+            f"got content type '{mime}': send application/json (or text/csv, {', '.join(IMAGES)})"
         )
     _check_depth(body, max_depth)
     bare: tuple[Any, list[str]] | None = None
@@ -135,6 +144,20 @@ def parse_payload(
     if text_fields and schema is not None:
         check_finite(data, text_fields, schema, label)
     return data
+
+
+def _image_input(body: bytes, mime: str, schema: Schema | None) -> Any:
+    """An image body as the one-row input ``{"inputs": [base64 of body]}`` parses to."""
+    if not body:
+        raise InvalidInput(f"empty {mime} body: send the image's bytes")
+    encoded = base64.b64encode(body).decode("ascii")
+    try:
+        return infer_and_parse_data({"inputs": [encoded]}, cast(Schema, schema))
+    except (MlflowException, ValueError, TypeError, KeyError) as exc:
+        raise InvalidInput(
+            f"an image body ({mime}) is one input, the image's bytes as a base64 string; "
+            f"this model's signature does not take that: {_message(exc)}"
+        ) from exc
 
 
 def json_depth(body: bytes) -> int:

@@ -254,7 +254,9 @@ def test_legal_top_words_add_up_to_the_decision_function(
     assert legal.top_words(model, text, k=2) == words[:2]
 
 
-@pytest.mark.parametrize("name", ["sentiment", "tabular", "digits", "minilm", "legal", "translate"])
+@pytest.mark.parametrize(
+    "name", ["sentiment", "tabular", "digits", "minilm", "legal", "translate", "images"]
+)
 def test_train_module_interface(name: str) -> None:
     import importlib
 

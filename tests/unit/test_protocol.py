@@ -117,3 +117,37 @@ def test_csv_for_a_tensor_signature_takes_its_dtype() -> None:
     assert text.tolist() == ["好", "bad"]
     with pytest.raises(InvalidInput):
         parse_payload(b"0,1,2\n1,x,3\n", "text/csv", TENSOR)
+
+
+TEXT = Schema([TensorSpec(np.dtype(str), (-1,))])
+PNG_HEAD = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"
+
+
+@pytest.mark.parametrize("ctype", ["image/png", "image/jpeg", "Image/PNG; name=digit.png"])
+def test_an_image_body_is_one_input_as_its_json_base64_form_parses(ctype: str) -> None:
+    import base64
+
+    data = parse_payload(PNG_HEAD, ctype, TEXT)
+    encoded = base64.b64encode(PNG_HEAD).decode("ascii")
+    assert data.tolist() == [encoded]
+    assert data.tolist() == parse_payload(body({"inputs": [encoded]}), JSON, TEXT).tolist()
+    assert parse_payload(PNG_HEAD, ctype, None).tolist() == [encoded]
+
+
+@pytest.mark.parametrize(
+    ("raw", "ctype", "schema", "error"),
+    [
+        (b"", "image/png", TEXT, InvalidInput),
+        (PNG_HEAD, "image/png", TENSOR, InvalidInput),  # a model of numbers: 422
+        (PNG_HEAD, "image/gif", TEXT, UnsupportedMediaType),
+        (PNG_HEAD, "application/octet-stream", TEXT, UnsupportedMediaType),
+    ],
+)
+def test_image_bodies_a_model_cannot_take_are_4xx(
+    raw: bytes, ctype: str, schema: Schema, error: type[Exception]
+) -> None:
+    with pytest.raises(error) as info:
+        parse_payload(raw, ctype, schema)
+    assert 400 <= info.value.status_code < 500  # type: ignore[attr-defined]
+    if error is UnsupportedMediaType:
+        assert "image/png" in str(info.value)

@@ -88,3 +88,10 @@ def test_the_openapi_document_has_one_operation_per_route() -> None:
         else:
             assert {next(iter(s.values()))[0] for s in op["security"]} >= set(route.scopes)
             assert "401" in op["responses"]
+
+
+def test_predict_documents_every_body_it_takes() -> None:
+    doc = openapi_document()
+    body = doc["paths"]["/v1/models/{name}/predict"]["post"]["requestBody"]["content"]
+    assert set(body) == {"application/json", "text/csv", "image/png", "image/jpeg"}
+    assert body["image/png"]["schema"] == {"type": "string", "format": "binary"}
