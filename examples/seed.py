@@ -1,5 +1,7 @@
 """Register, deploy and query the seed models (run by `make up`).
 
+Each is deployed with its spec in ``deployments/models.yaml`` (replicas, CPUs,
+batching), so a later ``maas apply deployments/models.yaml`` changes nothing.
 Idempotent: a model that already has a version in the registry is not trained
 again unless ``--retrain`` is given, and a deployment already serving the right
 version is left as it is.
@@ -12,8 +14,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+from pathlib import Path
 from typing import Any
 
+import yaml
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -23,14 +27,29 @@ from maas_ray import MaaS
 from maas_ray.errors import MaasError
 
 PRODUCTION = "production"
-EXAMPLES = ("sentiment", "tabular", "digits", "minilm")
+EXAMPLES = ("sentiment", "tabular", "digits", "minilm", "legal", "translate", "images")
+MODELS_FILE = Path(__file__).resolve().parents[1] / "deployments" / "models.yaml"
 # A row of more numbers than this is summarised (shape, first values), not dumped.
 PREVIEW_VALUES = 8
 
 
-def seed(client: MaaS, retrain: bool = False) -> list[dict[str, Any]]:
-    """Make sure every example is registered, deployed and answering; return a summary."""
+def specs() -> dict[str, dict[str, Any]]:
+    """Each example's deployment options from ``deployments/models.yaml`` (the spec's
+    fields but the model and what it serves, which the seed decides)."""
+    document = yaml.safe_load(MODELS_FILE.read_text(encoding="utf-8"))
+    return {
+        entry["model"]: {k: v for k, v in entry.items() if k not in ("model", "alias", "version")}
+        for entry in document["models"]
+    }
+
+
+def seed(
+    client: MaaS, retrain: bool = False, names: tuple[str, ...] = EXAMPLES
+) -> list[dict[str, Any]]:
+    """Make sure every example of ``names`` is registered, deployed with its spec and
+    answering; return a summary."""
     rows = []
+    options = specs()
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -38,8 +57,8 @@ def seed(client: MaaS, retrain: bool = False) -> list[dict[str, Any]]:
         TextColumn("{task.completed}/{task.total}"),
         TimeElapsedColumn(),
     ) as bar:
-        task = bar.add_task("seed models", total=len(EXAMPLES) * 3)
-        for name in EXAMPLES:
+        task = bar.add_task("seed models", total=len(names) * 3)
+        for name in names:
             module = importlib.import_module(f"examples.{name}.train")
             version = _latest(client, name)
             if version is None or retrain:
@@ -56,6 +75,7 @@ def seed(client: MaaS, retrain: bool = False) -> list[dict[str, Any]]:
                 client.deploy(
                     name,
                     alias=PRODUCTION,
+                    **options.get(name, {}),
                     progress=lambda t, n=name: bar.update(
                         task, description=f"{n}: deploying ({t})"
                     ),

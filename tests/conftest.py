@@ -180,10 +180,38 @@ def control(live: Settings, registry: Registry) -> ControlPlane:
 
 @pytest.fixture(scope="session")
 def seeded(client: MaaS) -> dict[str, dict[str, object]]:
-    """The example models registered, deployed and answering (what `make up` does)."""
+    """The first four example models registered, deployed with their models.yaml specs
+    and answering (what `make up` does for all seven; the other three, trained for
+    minutes there, get quick versions from ``more_examples`` where a test needs them)."""
     from examples.seed import seed
 
-    return {row["model"]: row for row in seed(client)}
+    return {row["model"]: row for row in seed(client, names=SEEDED)}
+
+
+SEEDED = ("sentiment", "tabular", "digits", "minilm")
+# The other examples' quick training runs (the same code as `make up`'s, smaller).
+QUICK = {
+    "legal": {},
+    "translate": {"epochs": 2, "limit": 200},
+    "images": {"epochs": 2, "limit": 300},
+}
+
+
+@pytest.fixture(scope="session")
+def more_examples(client: MaaS) -> dict[str, Any]:
+    """legal, translate and images registered (quick versions) with @production at the
+    new version, not deployed: their train modules by name."""
+    import importlib
+
+    from examples._common import register
+
+    modules = {}
+    for name, options in QUICK.items():
+        module = importlib.import_module(f"examples.{name}.train")
+        version = register(client, name, module.train(**options)).version
+        client.promote(name, version)
+        modules[name] = module
+    return modules
 
 
 def maas(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -66,6 +66,12 @@ def build(model: PyFuncModel, background: Any, example: Any, where: str) -> tupl
         except (TypeError, ValueError) as exc:  # e.g. rows that are not numbers
             raise NotExplainable(f"{where} cannot be explained with SHAP: {exc}") from exc
     module, loss, prepare, classes = _torch_parts(model, flavors)
+    if module is not None and prepare is None and _takes_text(schema):
+        raise NotExplainable(
+            f"{where} is a PyTorch model that takes text (e.g. an embedding model): "
+            "integrated gradients need numbers in; text is explained for scikit-learn "
+            "text pipelines"
+        )
     if module is not None:
         from maas_ray.explain.torch import TorchExplainer
 
@@ -113,3 +119,12 @@ def _feature_names(model: PyFuncModel) -> list[str] | None:
     except Exception:  # noqa: BLE001 - not a PythonModel: no names
         return None
     return [str(n) for n in names] if names else None
+
+
+def _takes_text(schema: Schema | None) -> bool:
+    """Whether the input signature is strings (a tensor of them, or string columns)."""
+    if schema is None:
+        return False
+    if schema.is_tensor_spec():
+        return any(spec.type.kind in "OUS" for spec in schema.inputs)
+    return any(str(getattr(spec, "type", "")).lower().endswith("string") for spec in schema.inputs)

@@ -12,7 +12,7 @@ import yaml
 
 from maas_ray import MaaS, Settings
 from maas_ray.registry import Registry
-from tests.conftest import FIGURES, ROOT, auth, finished, maas
+from tests.conftest import FIGURES, auth, finished, maas
 
 
 @pytest.fixture(scope="module")
@@ -55,14 +55,6 @@ def test_apply_twice_changes_nothing_the_second_time(
     assert "unchanged" in second
     assert registry.get_spec("adm") == spec
     assert len(client.history("adm")) == history_len
-
-
-def test_repo_deployment_file_applies_to_the_examples(seeded: Any, env: dict[str, str]) -> None:
-    path = ROOT / "deployments" / "models.yaml"
-    out = maas(env, "apply", str(path)).stdout
-    assert "sentiment" in out
-    again = maas(env, "apply", str(path)).stdout
-    assert again.count("unchanged") == len(yaml.safe_load(path.read_text())["models"])
 
 
 @pytest.mark.parametrize(

@@ -560,8 +560,11 @@ def test_examples_are_what_the_platform_builds(examples: Config, platform_config
     assert examples == platform_config
 
 
-def test_examples_serve_every_seeded_model_and_the_platform_apps(examples: Config) -> None:
+def test_examples_serve_every_seeded_model_and_the_platform_apps(
+    examples: Config, models_file: Config
+) -> None:
     schema = _validate_serve_config(examples)
+    CPUS = {m["model"]: m.get("num_cpus", 0.5) for m in models_file["models"]}  # noqa: N806
     assert schema.proxy_location.value == "HeadOnly"
     assert (schema.http_options.host, schema.http_options.port) == ("127.0.0.1", 8000)
     assert schema.grpc_options.grpc_servicer_functions == [GRPC_SERVICER]
@@ -575,7 +578,7 @@ def test_examples_serve_every_seeded_model_and_the_platform_apps(examples: Confi
         assert (app.args["model"], app.args["version"]) == (name, PINNED_VERSION)
         (server,) = app.deployments
         assert server.name == MODEL_DEPLOYMENT
-        assert server.ray_actor_options.num_cpus == 0.5
+        assert server.ray_actor_options.num_cpus == CPUS[name]
         assert server.max_ongoing_requests > 0
         assert server.is_autoscaling_configured() or server.num_replicas == 1
 

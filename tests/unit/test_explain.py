@@ -304,3 +304,17 @@ def test_register_stores_the_background_inside_the_models_folder(
     before = artifact_digest(folder)
     (folder / "maas_background.json").write_bytes(dump_background(X.head(8)))
     assert artifact_digest(folder) != before  # the digest covers it
+
+
+def test_a_torch_model_that_takes_text_is_not_explainable_rather_than_failing() -> None:
+    """minilm holds a torch module but takes sentences: a 422 not_explainable up front,
+    not an integrated-gradients run that fails on strings."""
+    import pandas as pd
+    from mlflow.models.signature import infer_signature
+
+    from maas_ray.explain._select import _takes_text
+
+    assert _takes_text(infer_signature(np.array(["a sentence"])).inputs)
+    assert _takes_text(infer_signature(pd.DataFrame({"text": ["a"]})).inputs)
+    assert not _takes_text(infer_signature(np.zeros((2, 3), dtype=np.float32)).inputs)
+    assert not _takes_text(None)

@@ -1,0 +1,127 @@
+"""The example models over real HTTP: `deployments/models.yaml` serves all seven, each
+predicts, and the explainable ones explain (attributions that add up)."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from maas_ray import MaaS, Settings
+from tests.conftest import FIGURES, QUICK, ROOT, auth, maas, post
+
+MODELS_FILE = ROOT / "deployments" / "models.yaml"
+
+
+@pytest.fixture(scope="module")
+def served(
+    seeded: Any, more_examples: dict[str, Any], client: MaaS, env: dict[str, str]
+) -> Iterator[dict[str, Any]]:
+    """Every example deployed from the repository's models.yaml; afterwards the three the
+    session's seed does not serve are undeployed again (their CPUs back)."""
+    out = maas(env, "apply", str(MODELS_FILE)).stdout
+    try:
+        yield {"applied": out, **more_examples}
+    finally:
+        for name in QUICK:
+            client.undeploy(name)
+
+
+def test_models_file_serves_every_example_and_applies_twice_unchanged(
+    served: dict[str, Any], client: MaaS, env: dict[str, str]
+) -> None:
+    names = [m["model"] for m in yaml.safe_load(MODELS_FILE.read_text())["models"]]
+    assert {"sentiment", "tabular", "digits", "minilm", *QUICK} <= set(names)
+    rows = {r.model: r for r in client.status()}
+    for name in names:
+        assert rows[name].health == "RUNNING", rows.get(name)
+    again = maas(env, "apply", str(MODELS_FILE)).stdout
+    assert again.count("unchanged") == len(names), again
+
+
+def test_legal_classifies_clauses_and_explains_by_the_words_that_decided(
+    served: dict[str, Any], live: Settings
+) -> None:
+    legal = served["legal"]
+    resp = post(live, "/v1/models/legal/predict", {"inputs": legal.SAMPLE_INPUTS})
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["predictions"] == ["termination", "governing_law"]
+    resp = post(live, "/v1/models/legal/explain", {"inputs": legal.SAMPLE_INPUTS})
+    assert resp.status_code == 200, resp.text
+    rows = resp.json()["explanations"]
+    assert [row["class"] for row in rows] == ["termination", "governing_law"]
+    for row in rows:
+        total = sum(a["value"] for a in row["attributions"])
+        assert total == pytest.approx(row["prediction"] - row["baseline"], abs=1e-6)
+    words = [a["feature"] for a in rows[1]["attributions"][:5]]
+    assert any("law" in word for word in words), words
+
+
+def test_translate_turns_chinese_into_english(served: dict[str, Any], live: Settings) -> None:
+    sentences = served["translate"].SAMPLE_INPUTS
+    resp = post(live, "/v1/models/translate/predict", {"inputs": sentences})
+    assert resp.status_code == 200, resp.text
+    english = resp.json()["predictions"]
+    assert len(english) == len(sentences)
+    for text in english:  # a quick two-epoch version: English words, not yet the right ones
+        assert text
+        assert text.isascii(), english
+
+
+def test_images_classify_a_png_body_and_its_base64_form(
+    served: dict[str, Any], live: Settings
+) -> None:
+    from examples.images.train import held_out_digit, render
+
+    png = render(held_out_digit(3, 0))
+    raw = httpx.post(
+        f"{live.serve_url}/v1/models/images/predict",
+        content=png,
+        headers={**auth(live), "content-type": "image/png"},
+        timeout=60,
+    )
+    assert raw.status_code == 200, raw.text
+    (answer,) = raw.json()["predictions"]
+    top = answer["top"]
+    assert len(top) == 3
+    assert sum(t["probability"] for t in top) <= 1.0 + 1e-6
+    encoded = base64.b64encode(png).decode("ascii")
+    same = post(live, "/v1/models/images/predict", {"inputs": [encoded]})
+    assert same.status_code == 200, same.text
+    assert same.json()["predictions"] == raw.json()["predictions"]
+    bad = post(live, "/v1/models/images/predict", {"inputs": ["bm90IGFuIGltYWdl"]})
+    assert bad.status_code == 422, bad.text
+
+
+def test_the_readme_explain_on_tabular_ranks_attributions_that_add_up(
+    seeded: Any, client: MaaS, live: Settings
+) -> None:
+    from sklearn.datasets import load_breast_cancer
+
+    data = load_breast_cancer()
+    rows = data.data[:2].tolist()
+    resp = post(live, "/v1/models/tabular/explain", {"inputs": rows})
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["method"] == "captum.IntegratedGradients"
+    assert body["background_rows"] == 100
+    for row in body["explanations"]:
+        values = [a["value"] for a in row["attributions"]]
+        assert [abs(v) for v in values] == sorted((abs(v) for v in values), reverse=True)
+        assert {a["feature"] for a in row["attributions"]} == set(data.feature_names)
+        assert sum(values) == pytest.approx(row["prediction"] - row["baseline"], abs=0.02)
+    predicted = post(live, "/v1/models/tabular/predict", {"inputs": rows}).json()
+    assert [row["class"] for row in body["explanations"]] == predicted["predictions"]
+    top = body["explanations"][0]["attributions"][0]
+    # an embedding model has nothing to explain: a clear 422, never a 5xx
+    minilm = post(live, "/v1/models/minilm/explain", {"inputs": ["a sentence"]})
+    assert (minilm.status_code, minilm.json()["code"]) == (422, "not_explainable")
+    answer = client.explain("sentiment", ["this book is terrible"])
+    assert answer.explanations[0].label == "negative"
+    FIGURES.append(
+        f"explain tabular: 2 rows, top feature of row 0 {top['feature']} ({top['value']:+.3f})"
+    )
