@@ -126,5 +126,5 @@ def _takes_text(schema: Schema | None) -> bool:
     if schema is None:
         return False
     if schema.is_tensor_spec():
-        return any(spec.type.kind in "OUS" for spec in schema.inputs)
+        return any(getattr(spec.type, "kind", "f") in "OUS" for spec in schema.inputs)
     return any(str(getattr(spec, "type", "")).lower().endswith("string") for spec in schema.inputs)
