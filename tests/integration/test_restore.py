@@ -82,7 +82,8 @@ def test_deployments_come_back_after_ray_is_killed(
     # A clean stop of everything (MLflow too), then `maas up`: the same again.
     started = time.monotonic()
     stopped = maas(env, "down").stdout
-    assert "mlflow" in stopped and "ray" in stopped, stopped
+    assert "mlflow" in stopped, stopped
+    assert "ray" in stopped, stopped
     assert not platform.running(live)["ray"]
     proc = maas(env, "up")
     assert "not restored" not in proc.stderr, proc.stderr
