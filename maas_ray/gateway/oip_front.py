@@ -6,6 +6,9 @@ the gateway. A model whose own replicas run gets the request over a Serve handle
 prediction log); a shared model, or a dedicated one whose replicas are still starting,
 is answered by the shared pool, as a v1 predict is. The translation is
 ``serving/oip.py`` (requests) and ``serving/oip_answer.py`` (answers, metadata).
+An infer with ``"parameters": {"explain": true}`` goes the v1 explain route's way
+instead (``ModelServer.explain_payload``, or the pool's ``explain``): the predictions
+come back with an ``explanations`` output beside them.
 
 Readiness comes from Serve's own status (read at most once a second): the server is
 ready when every application has a running replica; a model, when its own replicas or
@@ -148,7 +151,7 @@ class OipFront:
                 done.out, status_code=done.status, media_type=JSON, headers=done.headers
             )
         content, extra = oip_answer.answer(
-            done.predictions, name, done.version, decoded, done.outputs_schema
+            done.predictions, name, done.version, decoded, done.outputs_schema, done.explanation
         )
         media = extra.pop("content-type")
         return Response(content, media_type=media, headers={**done.headers, **extra})
@@ -168,10 +171,17 @@ class OipFront:
         headers: dict[str, str],
     ) -> Inferred:
         """Decoded tensors to whoever answers ``name`` (REST and gRPC alike): the v1
-        route's canary split, validation and prediction log."""
+        route's canary split, validation and prediction log; with ``parameters.explain``
+        the v1 explain route's way instead (the predictions come with the explanation)."""
         payload = oip_payload.payload(decoded, oip_answer.schema_of(target.described.get("inputs")))
         status, out, answered, extra = await self.route(
-            name, payload, request_id, headers, asked, (target.own, target.version)
+            name,
+            payload,
+            request_id,
+            headers,
+            asked,
+            (target.own, target.version),
+            explain=decoded.explain,
         )
         if status != 200:
             return Inferred(status, out, answered, extra)
@@ -180,8 +190,10 @@ class OipFront:
             described = await self._answered_by(
                 name, target.own, target.version, answered, described
             )
-        done = Inferred(status, out, answered, extra, orjson.loads(out)["predictions"])
+        doc = orjson.loads(out)
+        done = Inferred(status, out, answered, extra, doc["predictions"])
         done.outputs_schema = oip_answer.schema_of(described.get("outputs"))
+        done.explanation = doc.get("explanation")
         return done
 
     # -- where a model is answered ----------------------------------------------------
@@ -193,19 +205,28 @@ class OipFront:
         headers: dict[str, str],
         asked: str | None,
         backend: tuple[bool, str | None] | None = None,
+        explain: bool = False,
     ) -> tuple[int, bytes, str, dict[str, str]]:
         """A scoring payload to whoever answers ``name``: (status, JSON answer or error,
-        the version that answered, headers to add). ``backend``: from ``_backend``."""
+        the version that answered, headers to add). ``backend``: from ``_backend``.
+        ``explain``: explained, not predicted (``ModelRuntime.explain_bytes``): the
+        answer is ``{"predictions", "explanation"}``, not logged, never split."""
         own, version = backend or await self._backend(name)
         if own:
-            status, out, answered = await self._call(
-                name, "serve_payload", payload, request_id, headers, asked
-            )
+            if explain:
+                status, out, answered = await self._call(name, "explain_payload", payload, asked)
+            else:
+                status, out, answered = await self._call(
+                    name, "serve_payload", payload, request_id, headers, asked
+                )
             return status, out, answered, {VERSION_HEADER: answered}
         if asked is not None and asked != version:
             raise VersionNotDeployed(name, asked)
         body = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
-        status, out = await self.gateway.pool_answer(name, str(version), body, JSON, request_id)
+        if explain:
+            status, out = await self.gateway.pool_explain(name, str(version), body, JSON, True)
+        else:
+            status, out = await self.gateway.pool_answer(name, str(version), body, JSON, request_id)
         return (
             status,
             out,
@@ -352,7 +373,8 @@ class Target:
 @dataclass
 class Inferred:
     """An infer's outcome: ``status`` and ``out`` (the v1 answer, or its JSON error), the
-    version that answered, headers to add; on a 200 its predictions and output schema."""
+    version that answered, headers to add; on a 200 its predictions and output schema,
+    and with ``parameters.explain`` the explanation (``Explanations`` as JSON)."""
 
     status: int
     out: bytes
@@ -360,6 +382,7 @@ class Inferred:
     headers: dict[str, str]
     predictions: Any = None
     outputs_schema: Schema | None = None
+    explanation: dict[str, Any] | None = None
 
 
 def _json(doc: dict[str, Any], status: int = 200) -> Response:
