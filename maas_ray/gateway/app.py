@@ -79,7 +79,8 @@ class Gateway:
         self.tracking_uri = tracking_uri
         self.admin = AdminLink(self.max_body)
         self._logs: dict[str, PredictionLog] = {}  # shared-pool models' prediction logs
-        self.oip = OipFront(self, settings.json_max_depth)  # /v2: Open Inference Protocol
+        # /v2: the Open Inference Protocol
+        self.oip = OipFront(self, settings.json_max_depth, settings.explain_timeout_s)
         self.grpc = GrpcFront(self)  # the same over gRPC (Serve's gRPC ingress)
 
     async def __call__(self, request: Request) -> Response:

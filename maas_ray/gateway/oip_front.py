@@ -45,6 +45,7 @@ logger = logging.getLogger(__name__)
 STATUS_TTL_S = 1.0  # Serve's status, read at most this often
 PRIMARY_TTL_S = 2.0  # which version a model's own replicas serve (a promote changes it)
 ANSWER_TIMEOUT_S = 120.0  # a replica that went away mid-call: 503, not a hang
+EXPLAIN_MARGIN_S = 10.0  # beyond MAAS_EXPLAIN_TIMEOUT_S, the replica's own bound
 INLINE_BODY_MAX = 64 * 1024  # larger requests are decoded in a thread
 
 
@@ -63,9 +64,14 @@ def server_metadata() -> dict[str, Any]:
 class OipFront:
     """The ``v2_*`` routes; ``gateway`` lends the shared pool, the registry and its 404s."""
 
-    def __init__(self, gateway: Gateway, max_depth: int) -> None:
+    def __init__(
+        self, gateway: Gateway, max_depth: int, explain_timeout_s: float = ANSWER_TIMEOUT_S
+    ) -> None:
         self.gateway = gateway
         self.max_depth = max_depth
+        # The replica answers an explain past its own limit with a 504: wait longer than
+        # that, so the caller gets that answer, not a 503 from here.
+        self.explain_wait_s = max(ANSWER_TIMEOUT_S, explain_timeout_s + EXPLAIN_MARGIN_S)
         self._running: dict[str, int] = {}  # application -> running replicas (ingress)
         self._running_at = 0.0
         self._handles: dict[str, Any] = {}
@@ -214,7 +220,9 @@ class OipFront:
         own, version = backend or await self._backend(name)
         if own:
             if explain:
-                status, out, answered = await self._call(name, "explain_payload", payload, asked)
+                status, out, answered = await self._call(
+                    name, "explain_payload", payload, asked, timeout_s=self.explain_wait_s
+                )
             else:
                 status, out, answered = await self._call(
                     name, "serve_payload", payload, request_id, headers, asked
@@ -280,13 +288,13 @@ class OipFront:
             self._handles[app] = handle
         return handle
 
-    async def _call(self, app: str, method: str, *args: Any) -> Any:
+    async def _call(
+        self, app: str, method: str, *args: Any, timeout_s: float = ANSWER_TIMEOUT_S
+    ) -> Any:
         """A handle call to ``app``'s ingress, bounded: a replica gone is a 503."""
         handle = await self._handle(app)
         try:
-            return await asyncio.wait_for(
-                getattr(handle, method).remote(*args), timeout=ANSWER_TIMEOUT_S
-            )
+            return await asyncio.wait_for(getattr(handle, method).remote(*args), timeout=timeout_s)
         except MaasError:
             raise
         except Exception as exc:

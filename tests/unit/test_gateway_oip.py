@@ -383,3 +383,17 @@ async def test_explain_of_a_model_no_explainer_fits_is_a_422_and_a_shared_one_is
         True,
     )
     assert pool.answer.calls == []  # explained, not predicted (and not logged)
+
+
+def test_the_gateway_waits_for_an_explain_longer_than_the_replicas_own_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past MAAS_EXPLAIN_TIMEOUT_S the replica answers 504 itself: the gateway must not
+    give up first and answer 503 instead."""
+    monkeypatch.setenv("MAAS_HOME", str(tmp_path))
+    monkeypatch.setenv("MAAS_JWT_SECRET", SECRET)
+    monkeypatch.setenv("MAAS_EXPLAIN_TIMEOUT_S", "600")
+    server = Gateway.func_or_class("http://127.0.0.1:1")
+    assert server.oip.explain_wait_s > 600
+    monkeypatch.setenv("MAAS_EXPLAIN_TIMEOUT_S", "120")
+    assert Gateway.func_or_class("http://127.0.0.1:1").oip.explain_wait_s > 120
