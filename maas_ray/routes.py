@@ -194,7 +194,8 @@ ROUTES: tuple[Route, ...] = (
         "POST",
         "/infer",
         "Inference (OIP v2): JSON tensors, or binary ones "
-        "after a JSON header (Inference-Header-Content-Length).",
+        "after a JSON header (Inference-Header-Content-Length); with parameters "
+        '{"explain": true} an `explanations` output too (BYTES, one JSON text per row).',
         "OipInferenceResponse",
         body="OipInferenceRequest",
         errors=(404, 503),

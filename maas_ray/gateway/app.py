@@ -79,7 +79,8 @@ class Gateway:
         self.tracking_uri = tracking_uri
         self.admin = AdminLink(self.max_body)
         self._logs: dict[str, PredictionLog] = {}  # shared-pool models' prediction logs
-        self.oip = OipFront(self, settings.json_max_depth)  # /v2: Open Inference Protocol
+        # /v2: the Open Inference Protocol
+        self.oip = OipFront(self, settings.json_max_depth, settings.explain_timeout_s)
         self.grpc = GrpcFront(self)  # the same over gRPC (Serve's gRPC ingress)
 
     async def __call__(self, request: Request) -> Response:
@@ -221,8 +222,8 @@ class Gateway:
         body = await read_body(request, self.max_body)
         ctype = request.headers.get("content-type")
         headers = {VERSION_HEADER: version, SERVED_BY_HEADER: "shared-pool"}
-        if explain:  # not logged: an explanation is not a prediction to monitor
-            status, out = await self._pool_handle(name, version).explain.remote(body, ctype)
+        if explain:
+            status, out = await self.pool_explain(name, version, body, ctype)
             return Response(out, status_code=status, media_type=JSON, headers=headers)
         request_id = request.headers.get(REQUEST_ID_HEADER) or str(uuid.uuid4())
         status, out = await self.pool_answer(name, version, body, ctype, request_id)
@@ -252,6 +253,23 @@ class Gateway:
             log = self._logs[name] = PredictionLog(name, self.tracking_uri)
         took = time.perf_counter() - started
         log.record(request_id, version, "production", status, took, body, ctype, out)
+        return status, out
+
+    async def pool_explain(
+        self, name: str, version: str, body: bytes, ctype: str | None, predictions: bool = False
+    ) -> tuple[int, bytes]:
+        """An explain the shared pool answers, not logged (an explanation is not a
+        prediction to monitor): (HTTP status, JSON answer). ``predictions``: with the
+        predictions beside (``ModelRuntime.explain_bytes``)."""
+        handle = self._pool_handle(name, version)
+        try:
+            status, out = await handle.explain.remote(body, ctype, predictions)
+        except Exception as exc:
+            logger.warning("shared pool did not explain for %s", name, exc_info=True)
+            raise PlatformUnavailable(
+                f"model '{name}' version {version} is not ready yet: its replicas are "
+                "starting; retry in a few seconds"
+            ) from exc
         return status, out
 
     async def pool_describe(self, name: str, version: str) -> dict[str, Any]:

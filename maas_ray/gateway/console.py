@@ -4,7 +4,8 @@ The page is public; everything it shows comes from the platform's own API, calle
 by its script with the key the user signed in with (kept in the tab's
 ``sessionStorage``: never in a URL or a cookie). Its script and style sheet lie
 beside this module (``static/``); the charts are drawn by Plotly's script from the
-``plotly`` package. The gateway serves all of them, so the page works offline.
+``plotly`` package, an explanation's bars by the page's own script (plain elements
+sized by CSS). The gateway serves all of them, so the page works offline.
 
 The script spells no URL: the page hands it the route table's paths (``ROUTES``).
 """
@@ -34,6 +35,7 @@ ROUTES = (
     "show_model",
     "model_metadata",
     "predict",
+    "explain",
     "monitoring",
     "promote",
     "rollback",
@@ -129,8 +131,10 @@ def page() -> str:
         <form id="try-form">
           <textarea id="try-body" name="body" rows="6" spellcheck="false"></textarea>
           <button type="submit">Predict</button>
+          <button id="try-explain" type="button">Explain</button>
         </form>
         <pre id="try-answer"></pre>
+        <div id="explanation" aria-live="polite"></div>
         <h3>Live figures <small id="window"></small></h3>
         <div id="charts">
           <div class="chart" id="chart-throughput"></div>

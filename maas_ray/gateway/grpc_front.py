@@ -98,7 +98,12 @@ class GrpcFront:
             if done.status != 200:
                 raise _Refused(done.status, done.out)
             return oip_grpc.infer_response(
-                done.predictions, name, done.version, decoded, done.outputs_schema
+                done.predictions,
+                name,
+                done.version,
+                decoded,
+                done.outputs_schema,
+                done.explanation,
             )
 
         return await self._guarded("ModelInfer", name, request.model_version, context, run)

@@ -6,6 +6,9 @@ the gateway. A model whose own replicas run gets the request over a Serve handle
 prediction log); a shared model, or a dedicated one whose replicas are still starting,
 is answered by the shared pool, as a v1 predict is. The translation is
 ``serving/oip.py`` (requests) and ``serving/oip_answer.py`` (answers, metadata).
+An infer with ``"parameters": {"explain": true}`` goes the v1 explain route's way
+instead (``ModelServer.explain_payload``, or the pool's ``explain``): the predictions
+come back with an ``explanations`` output beside them.
 
 Readiness comes from Serve's own status (read at most once a second): the server is
 ready when every application has a running replica; a model, when its own replicas or
@@ -42,6 +45,7 @@ logger = logging.getLogger(__name__)
 STATUS_TTL_S = 1.0  # Serve's status, read at most this often
 PRIMARY_TTL_S = 2.0  # which version a model's own replicas serve (a promote changes it)
 ANSWER_TIMEOUT_S = 120.0  # a replica that went away mid-call: 503, not a hang
+EXPLAIN_MARGIN_S = 10.0  # beyond MAAS_EXPLAIN_TIMEOUT_S, the replica's own bound
 INLINE_BODY_MAX = 64 * 1024  # larger requests are decoded in a thread
 
 
@@ -60,9 +64,14 @@ def server_metadata() -> dict[str, Any]:
 class OipFront:
     """The ``v2_*`` routes; ``gateway`` lends the shared pool, the registry and its 404s."""
 
-    def __init__(self, gateway: Gateway, max_depth: int) -> None:
+    def __init__(
+        self, gateway: Gateway, max_depth: int, explain_timeout_s: float = ANSWER_TIMEOUT_S
+    ) -> None:
         self.gateway = gateway
         self.max_depth = max_depth
+        # The replica answers an explain past its own limit with a 504: wait longer than
+        # that, so the caller gets that answer, not a 503 from here.
+        self.explain_wait_s = max(ANSWER_TIMEOUT_S, explain_timeout_s + EXPLAIN_MARGIN_S)
         self._running: dict[str, int] = {}  # application -> running replicas (ingress)
         self._running_at = 0.0
         self._handles: dict[str, Any] = {}
@@ -148,7 +157,7 @@ class OipFront:
                 done.out, status_code=done.status, media_type=JSON, headers=done.headers
             )
         content, extra = oip_answer.answer(
-            done.predictions, name, done.version, decoded, done.outputs_schema
+            done.predictions, name, done.version, decoded, done.outputs_schema, done.explanation
         )
         media = extra.pop("content-type")
         return Response(content, media_type=media, headers={**done.headers, **extra})
@@ -168,10 +177,17 @@ class OipFront:
         headers: dict[str, str],
     ) -> Inferred:
         """Decoded tensors to whoever answers ``name`` (REST and gRPC alike): the v1
-        route's canary split, validation and prediction log."""
+        route's canary split, validation and prediction log; with ``parameters.explain``
+        the v1 explain route's way instead (the predictions come with the explanation)."""
         payload = oip_payload.payload(decoded, oip_answer.schema_of(target.described.get("inputs")))
         status, out, answered, extra = await self.route(
-            name, payload, request_id, headers, asked, (target.own, target.version)
+            name,
+            payload,
+            request_id,
+            headers,
+            asked,
+            (target.own, target.version),
+            explain=decoded.explain,
         )
         if status != 200:
             return Inferred(status, out, answered, extra)
@@ -180,8 +196,10 @@ class OipFront:
             described = await self._answered_by(
                 name, target.own, target.version, answered, described
             )
-        done = Inferred(status, out, answered, extra, orjson.loads(out)["predictions"])
+        doc = orjson.loads(out)
+        done = Inferred(status, out, answered, extra, doc["predictions"])
         done.outputs_schema = oip_answer.schema_of(described.get("outputs"))
+        done.explanation = doc.get("explanation")
         return done
 
     # -- where a model is answered ----------------------------------------------------
@@ -193,19 +211,30 @@ class OipFront:
         headers: dict[str, str],
         asked: str | None,
         backend: tuple[bool, str | None] | None = None,
+        explain: bool = False,
     ) -> tuple[int, bytes, str, dict[str, str]]:
         """A scoring payload to whoever answers ``name``: (status, JSON answer or error,
-        the version that answered, headers to add). ``backend``: from ``_backend``."""
+        the version that answered, headers to add). ``backend``: from ``_backend``.
+        ``explain``: explained, not predicted (``ModelRuntime.explain_bytes``): the
+        answer is ``{"predictions", "explanation"}``, not logged, never split."""
         own, version = backend or await self._backend(name)
         if own:
-            status, out, answered = await self._call(
-                name, "serve_payload", payload, request_id, headers, asked
-            )
+            if explain:
+                status, out, answered = await self._call(
+                    name, "explain_payload", payload, asked, timeout_s=self.explain_wait_s
+                )
+            else:
+                status, out, answered = await self._call(
+                    name, "serve_payload", payload, request_id, headers, asked
+                )
             return status, out, answered, {VERSION_HEADER: answered}
         if asked is not None and asked != version:
             raise VersionNotDeployed(name, asked)
         body = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
-        status, out = await self.gateway.pool_answer(name, str(version), body, JSON, request_id)
+        if explain:
+            status, out = await self.gateway.pool_explain(name, str(version), body, JSON, True)
+        else:
+            status, out = await self.gateway.pool_answer(name, str(version), body, JSON, request_id)
         return (
             status,
             out,
@@ -259,13 +288,13 @@ class OipFront:
             self._handles[app] = handle
         return handle
 
-    async def _call(self, app: str, method: str, *args: Any) -> Any:
+    async def _call(
+        self, app: str, method: str, *args: Any, timeout_s: float = ANSWER_TIMEOUT_S
+    ) -> Any:
         """A handle call to ``app``'s ingress, bounded: a replica gone is a 503."""
         handle = await self._handle(app)
         try:
-            return await asyncio.wait_for(
-                getattr(handle, method).remote(*args), timeout=ANSWER_TIMEOUT_S
-            )
+            return await asyncio.wait_for(getattr(handle, method).remote(*args), timeout=timeout_s)
         except MaasError:
             raise
         except Exception as exc:
@@ -352,7 +381,8 @@ class Target:
 @dataclass
 class Inferred:
     """An infer's outcome: ``status`` and ``out`` (the v1 answer, or its JSON error), the
-    version that answered, headers to add; on a 200 its predictions and output schema."""
+    version that answered, headers to add; on a 200 its predictions and output schema,
+    and with ``parameters.explain`` the explanation (``Explanations`` as JSON)."""
 
     status: int
     out: bytes
@@ -360,6 +390,7 @@ class Inferred:
     headers: dict[str, str]
     predictions: Any = None
     outputs_schema: Schema | None = None
+    explanation: dict[str, Any] | None = None
 
 
 def _json(doc: dict[str, Any], status: int = 200) -> Response:

@@ -230,6 +230,7 @@ def _oip_schemas() -> dict[str, Any]:
                 "model_version": text,
                 "id": text,
                 "outputs": _list("OipOutputTensor"),
+                "parameters": {"type": "object"},
             },
             required=("model_name", "model_version", "outputs"),
         ),

@@ -226,19 +226,50 @@ class ModelServer(GrpcElsewhere):
             )
         return status, out
 
-    async def explain(self, body: bytes, content_type: str | None) -> tuple[int, bytes]:
+    async def explain(
+        self, body: bytes, content_type: str | None, predictions: bool = False
+    ) -> tuple[int, bytes]:
         """An explain over a handle (a primary passing on one pinned to its canary's
-        version) that never raises: (HTTP status, JSON body)."""
+        version) that never raises: (HTTP status, JSON body). ``predictions``: the
+        answer carries the predictions too (``ModelRuntime.explain_bytes``)."""
         try:
-            return 200, await self._explain(body, content_type)
+            return 200, await self._explain(body, content_type, predictions)
         except MaasError as exc:
             return exc.status_code, encode_error(exc)
 
-    async def _explain(self, body: bytes, ctype: str | None) -> bytes:
+    async def explain_payload(
+        self, payload: dict[str, Any], version: str | None = None
+    ) -> tuple[int, bytes, str]:
+        """For the gateway's OIP v2 infer with ``parameters.explain``, never raising:
+        (HTTP status, JSON ``{"predictions", "explanation"}`` or error, the version that
+        answered). As ``POST .../explain``: unpinned, the primary explains (an
+        explanation is not a prediction to split); pinned to the canary's version, the
+        canary does. Not logged: an explanation is not a prediction to monitor."""
+        body = b""
+        try:
+            body = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
+            if version is not None and version != self.runtime.version:
+                handle = self.split.handle if version == self.split.version else None
+                if handle is None:
+                    raise VersionNotDeployed(self.runtime.name, version)
+                status, out = await handle.explain.remote(body, JSON, True)
+                return status, out, version
+            return 200, await self._explain(body, JSON, True), self.runtime.version
+        except MaasError as exc:
+            record = orjson.loads(body) if self.mask_fields and body else None
+            return (
+                exc.status_code,
+                self._masked(exc, record) or encode_error(exc),
+                self.runtime.version,
+            )
+
+    async def _explain(self, body: bytes, ctype: str | None, predictions: bool = False) -> bytes:
         if self._explainer_thread is None:
             self._explainer_thread = ThreadPoolExecutor(1, thread_name_prefix="maas-explain")
         loop = asyncio.get_running_loop()
-        work = loop.run_in_executor(self._explainer_thread, self.runtime.explain_bytes, body, ctype)
+        work = loop.run_in_executor(
+            self._explainer_thread, self.runtime.explain_bytes, body, ctype, predictions
+        )
         return await bounded(work, self.explain_timeout_s, self.runtime)
 
     async def compare(self, mirrored: list[Mirrored]) -> None:

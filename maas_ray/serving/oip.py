@@ -79,6 +79,7 @@ class InferenceRequest(BaseModel):
 
 class _Flags(BaseModel):
     binary_data_output: StrictBool = False
+    explain: StrictBool = False  # answer each row's explanation beside the predictions
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,7 @@ class Decoded:
     tensors: list[Tensor]
     outputs: list[tuple[str, bool | None]] | None  # (name, binary or None: the default)
     binary: bool  # parameters.binary_data_output
+    explain: bool = False  # parameters.explain: the ``explanations`` output too
 
 
 def decode(body: bytes, header_length: str | None, max_depth: int = MAX_JSON_DEPTH) -> Decoded:
@@ -132,7 +134,7 @@ def decode(body: bytes, header_length: str | None, max_depth: int = MAX_JSON_DEP
     outputs = None
     if request.outputs is not None:
         outputs = [(o.name, _binary_flag(o)) for o in request.outputs]
-    return Decoded(request.id, tensors, outputs, flags.binary_data_output)
+    return Decoded(request.id, tensors, outputs, flags.binary_data_output, flags.explain)
 
 
 # -- tensors ----------------------------------------------------------------------------

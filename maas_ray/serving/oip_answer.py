@@ -6,6 +6,13 @@ The way in is ``oip.py``. A model's answer arrives as the v1 route wrote it (JSO
 signature's where it declares one, else what the values are), as JSON ``data`` or as
 raw bytes after the JSON header when the caller asked for binary outputs (Triton's
 client does by default).
+
+With ``parameters.explain`` the model's explanation (``maas_ray/explain/answer.py``)
+comes beside the predictions: one more output, ``explanations``, BYTES of shape
+``[rows]``, each element one row's explanation as JSON (``prediction``, ``baseline``,
+``class``, ``attributions`` ranked by size); the answer's ``parameters`` name the
+method, what ``prediction`` is and the background rows. OIP has no tensor type for a
+record, and every client reads BYTES.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ EXTENSIONS = ["binary_tensor_data"]
 PLATFORM = "mlflow_pyfunc"
 OUTPUT = "predictions"  # an unnamed output's name: the v1 answer's key
 OCTETS = "application/octet-stream"
+EXPLANATIONS = "explanations"  # the output that carries each row's explanation
 
 
 def schema_of(raw: Any) -> Schema | None:
@@ -77,10 +85,13 @@ def answer(
     version: str,
     decoded: Decoded,
     outputs_schema: Schema | None,
+    explanation: dict[str, Any] | None = None,
 ) -> tuple[bytes, dict[str, str]]:
-    """The infer answer (body, headers) of v1 ``predictions``."""
+    """The infer answer (body, headers) of v1 ``predictions`` (and of ``explanation``,
+    an ``Explanations`` as JSON, when the request asked for one)."""
     tensors, blobs = [], []
-    for name, values, datatype, binary in chosen(predictions, decoded, outputs_schema):
+    outputs = chosen(predictions, decoded, outputs_schema, explanation)
+    for name, values, datatype, binary in outputs:
         tensor: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(values.shape)}
         if binary:
             blob = to_bytes(values, datatype)
@@ -93,18 +104,38 @@ def answer(
     doc: dict[str, Any] = {"model_name": model, "model_version": version, "outputs": tensors}
     if decoded.id is not None:
         doc["id"] = decoded.id
+    if explanation is not None:
+        doc["parameters"] = explain_parameters(explanation)
     header = orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)
     if not blobs:
         return header, {"content-type": JSON}
     return header + b"".join(blobs), {"content-type": OCTETS, HEADER_LENGTH: str(len(header))}
 
 
+def explain_parameters(explanation: dict[str, Any]) -> dict[str, Any]:
+    """The answer's ``parameters`` of an explained infer: how the rows were explained."""
+    return {
+        "explain_method": str(explanation["method"]),
+        "explain_output": str(explanation["output"]),
+        "explain_background_rows": int(explanation["background_rows"]),
+    }
+
+
 def chosen(
-    predictions: Any, decoded: Decoded, outputs_schema: Schema | None
+    predictions: Any,
+    decoded: Decoded,
+    outputs_schema: Schema | None,
+    explanation: dict[str, Any] | None = None,
 ) -> list[tuple[str, np.ndarray, str, bool]]:
     """The outputs the request asked for (all by default): name, values, datatype, and
-    whether as raw bytes; an output the model does not answer is a 400."""
+    whether as raw bytes; an output the model does not answer is a 400. With
+    ``explanation``, ``explanations`` is one of them (after the model's own)."""
     found = _outputs(predictions, outputs_schema)
+    if explanation is not None:
+        rows = [orjson.dumps(row).decode() for row in explanation["explanations"]]
+        texts = np.empty(len(rows), dtype=object)
+        texts[:] = rows
+        found[EXPLANATIONS] = (texts, "BYTES")
     if decoded.outputs is None:
         return [(name, *found[name], decoded.binary) for name in found]
     out = []

@@ -21,7 +21,7 @@ import numpy as np
 
 from maas_ray.errors import BadRequest
 from maas_ray.serving.oip import NUMPY, Decoded, Tensor, cast, from_bytes
-from maas_ray.serving.oip_answer import chosen, to_bytes
+from maas_ray.serving.oip_answer import chosen, explain_parameters, to_bytes
 from maas_ray.serving.proto import predict_v2_pb2 as pb
 
 # Each datatype's typed field of InferTensorContents (FP16 has none: raw bytes only).
@@ -101,7 +101,17 @@ def decode(request: pb.ModelInferRequest) -> Decoded:
     if len(set(names)) != len(names):
         raise BadRequest(f"input names repeat: {names}")
     outputs: list[tuple[str, bool | None]] | None = [(o.name, None) for o in request.outputs]
-    return Decoded(request.id or None, tensors, outputs or None, True)
+    return Decoded(request.id or None, tensors, outputs or None, True, _explain_flag(request))
+
+
+def _explain_flag(request: pb.ModelInferRequest) -> bool:
+    """``parameters["explain"]``, a bool_param (as REST's ``"explain": true``)."""
+    if "explain" not in request.parameters:
+        return False
+    param = request.parameters["explain"]
+    if param.WhichOneof("parameter_choice") != "bool_param":
+        raise BadRequest("parameter 'explain' must be a bool_param (true or false)")
+    return bool(param.bool_param)
 
 
 def _from_contents(
@@ -131,13 +141,25 @@ def _from_contents(
 
 
 def infer_response(
-    predictions: Any, model: str, version: str, decoded: Decoded, outputs_schema: Any
+    predictions: Any,
+    model: str,
+    version: str,
+    decoded: Decoded,
+    outputs_schema: Any,
+    explanation: dict[str, Any] | None = None,
 ) -> pb.ModelInferResponse:
-    """The ModelInferResponse of v1 ``predictions``: every output as raw bytes."""
+    """The ModelInferResponse of v1 ``predictions``: every output as raw bytes; with
+    ``explanation``, the REST answer's ``explanations`` output and parameters."""
     response = pb.ModelInferResponse(model_name=model, model_version=version, id=decoded.id or "")
-    for name, values, datatype, _ in chosen(predictions, decoded, outputs_schema):
+    for name, values, datatype, _ in chosen(predictions, decoded, outputs_schema, explanation):
         response.outputs.add(name=name, datatype=datatype, shape=list(values.shape))
         response.raw_output_contents.append(to_bytes(values, datatype))
+    if explanation is not None:
+        for key, value in explain_parameters(explanation).items():
+            if isinstance(value, int):
+                response.parameters[key].int64_param = value
+            else:
+                response.parameters[key].string_param = value
     return response
 
 

@@ -223,10 +223,21 @@ class ModelRuntime:
             ) from exc
         return found.answer(self.name, self.version)
 
-    def explain_bytes(self, body: bytes, content_type: str | None) -> bytes:
-        """Parse a request body, explain, and encode the answer (JSON)."""
-        answer = self.explain(self.parse(body, content_type))
-        return orjson.dumps(answer.model_dump(mode="json", by_alias=True))
+    def explain_bytes(
+        self, body: bytes, content_type: str | None, predictions: bool = False
+    ) -> bytes:
+        """Parse a request body, explain, and encode the answer (JSON: ``Explanations``).
+
+        With ``predictions`` (an OIP v2 infer's ``explain`` parameter) the answer is
+        ``{"predictions": ..., "explanation": ...}``: the predict's answer for the same
+        parsed input beside its explanation, so both come from this one version.
+        """
+        data = self.parse(body, content_type)
+        explained = self.explain(data).model_dump(mode="json", by_alias=True)
+        if not predictions:
+            return orjson.dumps(explained)
+        predicted = orjson.loads(encode_predictions(self.predict(data)))
+        return orjson.dumps({**predicted, "explanation": explained})
 
     def describe(self) -> dict[str, Any]:
         """Metadata a client may ask for (name, version, input and output schema)."""

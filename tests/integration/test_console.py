@@ -1,13 +1,15 @@
 """The web console in a real browser: Debian's headless Chromium driven by Playwright,
 against the session platform over loopback.
 
-Sign in, see the example models, predict in English and Chinese, roll a version back
-and see it take effect, see a wrong key refused and a predict-only key get no buttons.
+Sign in, see the example models, predict in English and Chinese, explain a predict as
+bars, roll a version back and see it take effect, see a wrong key refused and a
+predict-only key get no buttons.
 Screenshots go to test-artifacts/console/; any JavaScript error fails the test.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import time
@@ -184,4 +186,40 @@ def test_a_predict_only_key_opens_its_model_and_sees_no_change_buttons(
     expect(page.locator("#try-answer")).to_contain_text("predictions")
     expect(page.locator("#actions")).to_be_hidden()
     _shot(page, "predict-only")
+    assert not page.errors, page.errors
+
+
+def test_explain_draws_each_rows_largest_contributions_as_bars(
+    page: Any, admin_key: str, seeded: Any, client: MaaS
+) -> None:
+    expect = _expect()
+    _sign_in(page, admin_key)
+    page.click("#catalog button[data-model='sentiment']")
+    expect(page.locator("#versions tbody tr").first).to_be_visible()
+    page.click("#examples button:text-is('English')")
+    page.click("#try-explain")
+    row = page.locator("#explanation .explanation[data-row='0']")
+    head = row.locator(".explain-head")
+    # The replica builds its explainer on the first explain: give it time.
+    expect(head).to_contain_text("class positive", timeout=60_000)
+    expect(head).to_contain_text("prediction")
+    expect(head).to_contain_text("baseline")
+    bars = row.locator(".bar-row")
+    expect(bars).to_have_count(10)  # the largest ten of the sentence's character n-grams
+    expect(row).to_contain_text("top 10 of")
+    # The bars name the features the API ranks first, in its order, with their values.
+    body = json.loads(page.input_value("#try-body"))
+    answer = client.explain("sentiment", payload=body)
+    ranked = answer.explanations[0].attributions[:10]
+    shown = bars.evaluate_all("rows => rows.map((r) => r.dataset.feature)")
+    assert shown == [a.feature for a in ranked], (shown, ranked)
+    names = bars.locator(".bar-name").evaluate_all("spans => spans.map((s) => s.textContent)")
+    assert names == shown
+    assert row.locator(".bar.up").count() + row.locator(".bar.down").count() == 10
+    first = ranked[0]
+    kind = "up" if first.value >= 0 else "down"
+    expect(bars.first.locator(f".bar.{kind}")).to_have_attribute("style", re.compile("50%"))
+    value = float(bars.first.locator(".bar-value").inner_text())  # "+0.123" or "-1.23e-4"
+    assert value == pytest.approx(first.value, rel=5e-3, abs=5e-4), (value, first)
+    _shot(page, "explained")
     assert not page.errors, page.errors

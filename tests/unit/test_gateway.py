@@ -185,6 +185,26 @@ async def test_the_console_is_public_and_serves_its_files_itself(gateway: Any) -
     assert (await client.get("/console/nothing.js")).status_code == 404
 
 
+async def test_the_console_explains_the_tried_input_with_bars_drawn_by_its_own_script(
+    gateway: Any,
+) -> None:
+    client, _, _ = gateway
+    page = (await client.get("/console")).text
+    assert re.search(r'<button id="try-explain" type="button">Explain</button>', page)
+    assert '<div id="explanation"' in page
+    assert '"explain": "/v1/models/{name}/explain"' in page  # the table's path, not spelt
+    script = (await client.get("/console/console.js")).text
+    assert 'path("explain", { name: state.model })' in script
+    assert 'getElementById("try-explain").addEventListener("click", tryExplain)' in script
+    assert "const TOP = 10;" in script  # the largest ten contributions per row
+    for drawn in ("bar-row", "bar-name", "bar-value", "prediction ${", "baseline ${"):
+        assert drawn in script, drawn
+    style = (await client.get("/console/console.css")).text
+    assert ".bar.up {" in style
+    assert ".bar.down {" in style  # the two signs in two colours
+    assert "http" not in script  # no URL: nothing fetched from elsewhere (no CDN)
+
+
 async def test_with_the_registry_down_the_pool_serves_what_it_knew_and_a_miss_is_a_fast_503(
     gateway: Any,
 ) -> None:

@@ -49,6 +49,7 @@ class OwnReplicas:
         described = {"name": "own", "version": "4", "inputs": FLOATS.to_dict()}
         self.describe = Call(lambda: {**described, "outputs": LABELS.to_dict()})
         self.serve_payload = Call(self._predict)
+        self.explain_payload = Call(self._explain)
 
     @staticmethod
     def _predict(payload: dict[str, Any], rid: str, headers: Any, version: Any) -> Any:
@@ -57,6 +58,34 @@ class OwnReplicas:
             return 422, b'{"error": "bad rows", "code": "invalid_input"}', "4"
         answer = ["big" if r.sum() > 1 else "small" for r in rows]
         return 200, orjson.dumps({"predictions": answer}), version or "4"
+
+    @classmethod
+    def _explain(cls, payload: dict[str, Any], version: Any) -> Any:
+        status, out, answered = cls._predict(payload, "-", {}, version)
+        if status != 200:
+            return status, out, answered
+        rows = [_explained(r) for r in np.asarray(payload["inputs"]).tolist()]
+        explanation = {**EXPLAINED, "version": answered, "explanations": rows}
+        return 200, orjson.dumps({**orjson.loads(out), "explanation": explanation}), answered
+
+
+EXPLAINED: dict[str, Any] = {
+    "model": "own",
+    "method": "shap.LinearExplainer",
+    "output": "log_odds",
+    "background_rows": 10,
+}
+
+
+def _explained(row: list[float]) -> dict[str, Any]:
+    """As a linear model would: each column's value is its contribution."""
+    ranked = sorted(enumerate(row), key=lambda c: -abs(c[1]))
+    return {
+        "prediction": sum(row),
+        "baseline": 0.0,
+        "class": "big" if sum(row) > 1 else "small",
+        "attributions": [{"feature": f"x[{i}]", "value": v} for i, v in ranked],
+    }
 
 
 class Pool:
@@ -67,6 +96,13 @@ class Pool:
         described = {"name": "small", "version": "3", "inputs": None, "outputs": None}
         self.describe = Call(lambda: described)
         self.answer = Call(lambda body, ctype: (200, b'{"predictions": [1, 2]}'))
+        self.explain = Call(self._explain)
+
+    @staticmethod
+    def _explain(body: bytes, ctype: Any, predictions: bool) -> tuple[int, bytes]:
+        rows = [_explained([float(len(t))]) for t in orjson.loads(body)["inputs"]]
+        explanation = {**EXPLAINED, "model": "small", "version": "3", "explanations": rows}
+        return 200, orjson.dumps({"predictions": [1, 2], "explanation": explanation})
 
     def options(self, multiplexed_model_id: str) -> Pool:
         self.model = multiplexed_model_id
@@ -268,3 +304,96 @@ async def test_an_answer_from_a_version_promoted_meanwhile_is_not_dropped(oip: A
     assert resp.status_code == 200, resp.text
     assert resp.json()["model_version"] == "6"
     assert resp.json()["outputs"][0]["data"] == ["new"]
+
+
+async def test_infer_with_explain_answers_each_rows_explanation_beside_the_predictions(
+    oip: Any,
+) -> None:
+    client, _, own, _ = oip
+    asked = _infer([1, 2], [0, 0.5], id="e1", parameters={"explain": True})
+    resp = await client.post("/v2/models/own/infer", json=asked)
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["x-maas-model-version"] == "4"
+    doc = resp.json()
+    assert (doc["model_version"], doc["id"]) == ("4", "e1")
+    assert doc["parameters"] == {
+        "explain_method": "shap.LinearExplainer",
+        "explain_output": "log_odds",
+        "explain_background_rows": 10,
+    }
+    predictions, explanations = doc["outputs"]
+    assert predictions == {
+        "name": "predictions",
+        "datatype": "BYTES",
+        "shape": [2],
+        "data": ["big", "small"],
+    }
+    assert (explanations["name"], explanations["datatype"]) == ("explanations", "BYTES")
+    assert explanations["shape"] == [2]
+    first, second = (orjson.loads(text) for text in explanations["data"])
+    assert first["class"] == "big"
+    assert first["attributions"] == [
+        {"feature": "x[1]", "value": 2.0},
+        {"feature": "x[0]", "value": 1.0},
+    ]
+    assert (second["prediction"], second["baseline"]) == (0.5, 0.0)
+    # The replica's explain way, not its predict: no canary split, nothing logged.
+    assert own.serve_payload.calls == []
+    payload, version = own.explain_payload.calls[-1]
+    assert (np.asarray(payload["inputs"]).tolist(), version) == ([[1, 2], [0, 0.5]], None)
+    pinned = await client.post(
+        "/v2/models/own/versions/4/infer", json=_infer([1, 1], parameters={"explain": True})
+    )
+    assert pinned.status_code == 200, pinned.text
+    assert own.explain_payload.calls[-1][1] == "4"
+    plain = await client.post("/v2/models/own/infer", json=_infer([1, 2]))
+    assert [o["name"] for o in plain.json()["outputs"]] == ["predictions"]
+    assert "parameters" not in plain.json()
+
+
+async def test_explain_of_a_model_no_explainer_fits_is_a_422_and_a_shared_one_is_explained(
+    oip: Any,
+) -> None:
+    client, _, own, pool = oip
+    refusal = b'{"error": "no explainer fits version 4 of \'own\'", "code": "not_explainable"}'
+    own.explain_payload.answer = lambda *args: (422, refusal, "4")
+    resp = await client.post("/v2/models/own/infer", json=_infer([1, 2], parameters={"explain": 1}))
+    assert resp.status_code == 400, resp.text  # explain must be true or false
+    resp = await client.post(
+        "/v2/models/own/infer", json=_infer([1, 2], parameters={"explain": True})
+    )
+    assert resp.status_code == 422, resp.text
+    assert resp.json()["code"] == "not_explainable"
+    assert "no explainer fits" in resp.json()["error"]
+    body = {
+        "inputs": [{"name": "t", "shape": [2], "datatype": "BYTES", "data": ["a", "bcd"]}],
+        "parameters": {"explain": True},
+    }
+    shared = await client.post("/v2/models/small/infer", json=body)
+    assert shared.status_code == 200, shared.text
+    assert shared.headers["x-maas-served-by"] == "shared-pool"
+    names = [o["name"] for o in shared.json()["outputs"]]
+    assert names == ["predictions", "explanations"]
+    rows = [orjson.loads(t) for t in shared.json()["outputs"][1]["data"]]
+    assert [r["prediction"] for r in rows] == [1.0, 3.0]
+    sent, ctype, predictions = pool.explain.calls[-1]
+    assert (orjson.loads(sent), ctype, predictions) == (
+        {"inputs": ["a", "bcd"]},
+        "application/json",
+        True,
+    )
+    assert pool.answer.calls == []  # explained, not predicted (and not logged)
+
+
+def test_the_gateway_waits_for_an_explain_longer_than_the_replicas_own_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past MAAS_EXPLAIN_TIMEOUT_S the replica answers 504 itself: the gateway must not
+    give up first and answer 503 instead."""
+    monkeypatch.setenv("MAAS_HOME", str(tmp_path))
+    monkeypatch.setenv("MAAS_JWT_SECRET", SECRET)
+    monkeypatch.setenv("MAAS_EXPLAIN_TIMEOUT_S", "600")
+    server = Gateway.func_or_class("http://127.0.0.1:1")
+    assert server.oip.explain_wait_s > 600
+    monkeypatch.setenv("MAAS_EXPLAIN_TIMEOUT_S", "120")
+    assert Gateway.func_or_class("http://127.0.0.1:1").oip.explain_wait_s > 120

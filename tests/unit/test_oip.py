@@ -282,3 +282,64 @@ def test_metadata_from_the_signature() -> None:
         ("c", "BYTES"),
     ]
     assert columns["outputs"] == []
+
+
+def _row(prediction: float, label: str, *attributions: tuple[str, float]) -> dict[str, Any]:
+    ranked = [{"feature": f, "value": v} for f, v in attributions]
+    return {"prediction": prediction, "baseline": 0.5, "class": label, "attributions": ranked}
+
+
+EXPLANATION = {
+    "model": "m",
+    "version": "1",
+    "method": "shap.LinearExplainer",
+    "output": "probability",
+    "background_rows": 6,
+    "explanations": [
+        _row(0.9, "big", ("a", 0.3), ("b", 0.1)),
+        _row(0.7, "small", ("b", -0.15), ("a", 0.05)),
+    ],
+}
+
+
+def test_the_explain_parameter_is_a_boolean_read_from_the_request() -> None:
+    tensor = {"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}
+    assert oip.decode(_json(tensor), None).explain is False
+    assert oip.decode(_json(tensor, parameters={"explain": True}), None).explain is True
+    both = oip.decode(_json(tensor, parameters={"explain": True, "binary_data_output": True}), None)
+    assert (both.explain, both.binary) == (True, True)
+    with pytest.raises(BadRequest, match="explain"):
+        oip.decode(_json(tensor, parameters={"explain": "yes"}), None)
+
+
+def test_an_explained_answer_has_one_json_explanation_per_row_beside_the_predictions() -> None:
+    decoded = oip.Decoded("q", [], None, False, True)
+    body, headers = oip_answer.answer(["big", "small"], "m", "1", decoded, None, EXPLANATION)
+    doc = orjson.loads(body)
+    assert headers["content-type"] == "application/json"
+    predictions, explanations = doc["outputs"]
+    assert predictions["data"] == ["big", "small"]
+    assert (explanations["name"], explanations["datatype"], explanations["shape"]) == (
+        "explanations",
+        "BYTES",
+        [2],
+    )
+    rows = [orjson.loads(text) for text in explanations["data"]]
+    assert rows == EXPLANATION["explanations"]
+    assert rows[1]["attributions"][0] == {"feature": "b", "value": -0.15}
+    assert doc["parameters"] == {
+        "explain_method": "shap.LinearExplainer",
+        "explain_output": "probability",
+        "explain_background_rows": 6,
+    }
+    # Asked for by name, alone and as raw bytes (length-prefixed JSON texts).
+    only = oip.Decoded(None, [], [("explanations", True)], False, True)
+    body, headers = oip_answer.answer(["big", "small"], "m", "1", only, None, EXPLANATION)
+    size = int(headers[oip.HEADER_LENGTH])
+    doc = orjson.loads(body[:size])
+    assert [o["name"] for o in doc["outputs"]] == ["explanations"]
+    texts = [orjson.dumps(row).decode() for row in EXPLANATION["explanations"]]
+    assert body[size:] == _strings(*texts)
+    # Without an explanation there is no such output to ask for.
+    with pytest.raises(BadRequest, match="answers"):
+        oip_answer.answer([1], "m", "1", _decoded(outputs=[("explanations", None)]), None)

@@ -9,6 +9,7 @@ from typing import Any
 
 import grpc
 import numpy as np
+import orjson
 import pytest
 from mlflow.types import Schema, TensorSpec
 from ray.serve.schema import ServeDeploySchema
@@ -288,3 +289,61 @@ def test_every_other_ingress_answers_unimplemented_and_names_the_gateway() -> No
         assert reply.ByteSize() == 0
         assert context.code == grpc.StatusCode.UNIMPLEMENTED
         assert f"application: {GATEWAY_APP}" in context.details
+
+
+EXPLANATION = {
+    "model": "m",
+    "version": "2",
+    "method": "shap.TreeExplainer",
+    "output": "probability",
+    "background_rows": 40,
+    "explanations": [
+        {
+            "prediction": 0.8,
+            "baseline": 0.6,
+            "class": "1",
+            "attributions": [{"feature": "a", "value": 0.25}, {"feature": "b", "value": -0.05}],
+        }
+    ],
+}
+
+
+def test_explain_is_a_bool_param_and_the_answer_carries_the_explanations() -> None:
+    x = Tensor(name="x", datatype="INT64", shape=[1], contents=_contents(int64_contents=[1]))
+    assert oip_grpc.decode(_request(x)).explain is False
+    asked = _request(x, parameters={"explain": pb.InferParameter(bool_param=True)})
+    decoded = oip_grpc.decode(asked)
+    assert decoded.explain is True
+    with pytest.raises(BadRequest, match="bool_param"):
+        oip_grpc.decode(_request(x, parameters={"explain": pb.InferParameter(string_param="1")}))
+    out = oip_grpc.infer_response([1], "m", "2", decoded, None, EXPLANATION)
+    assert [(o.name, o.datatype, list(o.shape)) for o in out.outputs] == [
+        ("predictions", "INT64", [1]),
+        ("explanations", "BYTES", [1]),
+    ]
+    raw = out.raw_output_contents[1]
+    size = int.from_bytes(raw[:4], "little")
+    assert orjson.loads(raw[4 : 4 + size]) == EXPLANATION["explanations"][0]
+    assert out.parameters["explain_method"].string_param == "shap.TreeExplainer"
+    assert out.parameters["explain_output"].string_param == "probability"
+    assert out.parameters["explain_background_rows"].int64_param == 40
+
+
+def test_model_infer_answers_what_the_rest_front_explained() -> None:
+    class Explaining(_Front):
+        async def infer(self, *args: Any) -> Inferred:
+            name, asked, target, decoded, rid, headers = args
+            self.seen.append(decoded.explain)
+            return Inferred(200, b"", "2", {}, predictions=[7], explanation=EXPLANATION)
+
+    front = Explaining()
+    context = _Context({"authorization": "Bearer good"})
+    request = _request(
+        Tensor(name="x", datatype="INT64", shape=[1], contents=_contents(int64_contents=[1])),
+        parameters={"explain": pb.InferParameter(bool_param=True)},
+    )
+    answer = asyncio.run(GrpcFront(_Gateway(front)).model_infer(request, context))  # type: ignore[arg-type]
+    assert context.code is None, context.details
+    assert front.seen == [True]
+    assert [o.name for o in answer.outputs] == ["predictions", "explanations"]
+    assert answer.parameters["explain_method"].string_param == "shap.TreeExplainer"

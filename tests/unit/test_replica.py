@@ -16,6 +16,7 @@ import httpx
 import jwt
 import mlflow.pyfunc
 import mlflow.sklearn
+import orjson
 import pandas as pd
 import pytest
 from starlette.requests import Request
@@ -159,6 +160,50 @@ async def test_explain_answers_per_row_attributions_behind_the_predict_scope(
     assert (await client.get(explain, headers=headers)).status_code == 405
     bad = await client.post(explain, json={"dataframe_records": [{"x": "y"}]}, headers=headers)
     assert bad.status_code == 422, bad.text
+
+
+class ExplainingChallenger:
+    """The canary's handle, as far as explain goes: answers as version 2 would."""
+
+    def __init__(self) -> None:
+        self.explain = self
+        self.asked: list[tuple[bytes, str | None, bool]] = []
+
+    async def remote(self, body: bytes, ctype: str | None, predictions: bool) -> tuple[int, bytes]:
+        self.asked.append((body, ctype, predictions))
+        return 200, b'{"predictions": [2], "explanation": {"version": "2"}}'
+
+
+async def test_the_oip_explain_handle_answers_predictions_and_explanation_of_one_version(
+    replica: Any,
+) -> None:
+    """What the gateway's OIP v2 infer with ``parameters.explain`` calls."""
+    client, server = replica
+    server.log.percent = 100.0
+    status, out, version = await server.explain_payload(ROWS)
+    assert (status, orjson.loads(out)["code"], version) == (422, "not_explainable", "1")
+    server.runtime._explainer_error = None  # as a replica of a version with rows would be
+    server.runtime.background = pd.DataFrame(ROWS["dataframe_records"] * 3)
+    status, out, version = await server.explain_payload(ROWS)
+    assert (status, version) == (200, "1"), out
+    answer = orjson.loads(out)
+    assert answer["predictions"] == [0, 2]  # the predict's answer, from the same rows
+    alone = await client.post("/v1/models/iris/explain", json=ROWS, headers=_bearer("predict:iris"))
+    assert answer["explanation"] == alone.json()  # the explain route's answer, as it is
+    assert server.log._records == []  # an explanation is not a prediction to monitor
+    status, out, _ = await server.explain_payload(ROWS, "7")
+    assert (status, orjson.loads(out)["code"]) == (404, "not_deployed")
+    challenger = ExplainingChallenger()
+    server.reconfigure(Traffic(canary=Canary(version="2", percent=100)).model_dump())
+    server.split._handle = challenger
+    assert (await server.explain_payload(ROWS))[2] == "1"  # unpinned: the primary explains
+    status, out, version = await server.explain_payload(ROWS, "2")
+    assert (status, version, orjson.loads(out)["predictions"]) == (200, "2", [2])
+    assert [(orjson.loads(b), c, p) for b, c, p in challenger.asked] == [
+        (ROWS, "application/json", True)
+    ]
+    bad = await server.explain_payload({"dataframe_records": [{"x": "y"}]})
+    assert bad[0] == 422, bad
 
 
 async def test_metadata_and_traffic_describe_the_loaded_version(replica: Any) -> None:

@@ -9,6 +9,7 @@ const EXAMPLES = [
   ["中文", "这部电影太精彩了，我非常喜欢。"],
 ];
 const REFRESH_MS = 5000; // deployments and catalog
+const TOP = 10; // contributions drawn per explained row
 const FIGURES_EVERY = 3; // refreshes: the figures are read every 15 s
 const state = { who: null, model: null, detail: null, timer: null, ticks: 0 };
 
@@ -94,6 +95,12 @@ function canRead() {
 
 function fixed(value, digits = 3) {
   return value === null || value === undefined ? "-" : Number(value).toFixed(digits);
+}
+
+// A contribution or an output: 3 decimals, or as 1.23e-5 when those would show 0.
+function num(value) {
+  const x = Number(value);
+  return x === 0 || Math.abs(x) >= 0.001 ? x.toFixed(3) : x.toExponential(2);
 }
 
 // -- sign in ------------------------------------------------------------------------
@@ -207,13 +214,14 @@ async function select(name) {
   }
   document.getElementById("model-title").textContent = name;
   document.getElementById("try-answer").textContent = "";
+  document.getElementById("explanation").replaceChildren();
   document.getElementById("action-result").textContent = "";
   show("model-panel", true);
-  const predict = document.querySelector("#try-form button");
-  predict.disabled = true; // until the model's example body is in the form
+  const buttons = document.querySelectorAll("#try-form button");
+  for (const button of buttons) button.disabled = true; // until the example body is in
   document.getElementById("try-body").value = "";
   await renderModel(name);
-  predict.disabled = false;
+  for (const button of buttons) button.disabled = false;
   await renderFigures(name);
 }
 
@@ -355,6 +363,77 @@ async function tryPredict(event) {
   }
 }
 
+// The same body explained: per row, what the model answered and why.
+async function tryExplain() {
+  const box = document.getElementById("explanation");
+  box.className = "";
+  box.textContent = "…";
+  try {
+    const answer = await api(
+      "POST",
+      path("explain", { name: state.model }),
+      document.getElementById("try-body").value,
+    );
+    renderExplanation(answer.data);
+  } catch (err) {
+    box.className = "error";
+    box.textContent = `${err.status} ${err.code || ""}: ${err.message}`;
+  }
+}
+
+function renderExplanation(answer) {
+  const rows = answer.explanations;
+  const about = el(
+    "p",
+    { class: "hint" },
+    `version ${answer.version} · ${answer.method} · output: ${answer.output} · ` +
+      `${answer.background_rows} background rows · `,
+    el("span", { class: "swatch up" }),
+    " raises it ",
+    el("span", { class: "swatch down" }),
+    " lowers it",
+  );
+  document
+    .getElementById("explanation")
+    .replaceChildren(about, ...rows.map((row, i) => explainedRow(row, i, rows.length)));
+}
+
+// One row as a horizontal bar chart of its largest contributions: right of the axis
+// pushed the output up, left pushed it down; the longest bar is half the track.
+function explainedRow(row, index, count) {
+  const ranked = [...row.attributions].sort((a, b) => Math.abs(b.value) - Math.abs(a.value));
+  const top = ranked.slice(0, TOP);
+  const scale = Math.max(0, ...top.map((a) => Math.abs(a.value))) || 1;
+  const head = [
+    count > 1 ? `row ${index + 1}` : "",
+    row.class !== null && row.class !== undefined ? `class ${row.class}` : "",
+    `prediction ${num(row.prediction)}`,
+    `baseline ${num(row.baseline)}`,
+  ].filter(Boolean);
+  const bars = top.map((a) => {
+    const sign = a.value >= 0 ? "up" : "down";
+    const bar = el("div", { class: `bar ${sign}` });
+    bar.style.width = `${(50 * Math.abs(a.value)) / scale}%`;
+    return el(
+      "div",
+      { class: "bar-row", "data-feature": a.feature },
+      el("span", { class: "bar-name", title: a.feature, text: a.feature }),
+      el("div", { class: "bar-track" }, bar),
+      el("span", { class: `bar-value ${sign}`, text: (a.value > 0 ? "+" : "") + num(a.value) }),
+    );
+  });
+  const n = ranked.length;
+  const shown =
+    n > TOP ? `top ${TOP} of ${n} contributions` : `${n} contribution${n === 1 ? "" : "s"}`;
+  return el(
+    "div",
+    { class: "explanation", "data-row": String(index) },
+    el("p", { class: "explain-head", text: head.join(" · ") }),
+    ...bars,
+    el("p", { class: "hint", text: `${shown}, largest first` }),
+  );
+}
+
 // -- promote, roll back, canary (keys with the deploy scope) ---------------------------
 async function act(what, route, body) {
   const out = document.getElementById("action-result");
@@ -452,6 +531,7 @@ document.getElementById("signin").addEventListener("submit", (event) => {
 });
 document.getElementById("signout").addEventListener("click", signOut);
 document.getElementById("try-form").addEventListener("submit", tryPredict);
+document.getElementById("try-explain").addEventListener("click", tryExplain);
 form("promote-form", (data) =>
   act(`promote v${data.get("version")}`, "promote", { version: data.get("version") }),
 );
