@@ -5,6 +5,18 @@ and the object underneath; shap and captum are imported here, when one is built.
     other scikit-learn estimator or pipeline (rows of numbers) -> tabular.py (SHAP)
     mlflow.pytorch module, or the platform's torch packaging -> torch.py (Captum)
     anything else -> NotExplainable (422 not_explainable)
+
+What a PythonModel holding a torch module as ``model`` may declare (all optional):
+
+    finetune_loss     what the module outputs ("cross_entropy", "mse", ...)
+    finetune_inputs   rows (numpy) -> the module's float32 input (e.g. a scaler)
+    classes           the class labels, in the order of the module's outputs
+    feature_names     the names of a row's columns
+    explain_images    rows (encoded images, as the request gives them) -> the
+                      module's input, a float32 torch.Tensor N x C x H x W: the model
+                      takes images, and each row gets a saliency map (H x W)
+    image_shape       (H, W): rows of numbers that are H x W images, flattened row by
+                      row (e.g. 8 x 8 digits); each row gets a saliency map too
 """
 
 from __future__ import annotations
@@ -72,9 +84,11 @@ def build(model: PyFuncModel, background: Any, example: Any, where: str) -> tupl
         module.eval()
         # A tensor input has no column names; the model may know them (``feature_names``).
         names = columns or _feature_names(model)
-        return TorchExplainer(module, loss, prepare, background, names, classes), (
-            background is not None
+        images, shape = _image_parts(model, where)
+        explainer = TorchExplainer(
+            module, loss, prepare, background, names, classes, images=images, image_shape=shape
         )
+        return explainer, background is not None
     kind = next((f for f in flavors if f != "python_function"), "python_function")
     raise NotExplainable(
         f"{where} is a {kind} model: explanations cover scikit-learn models (SHAP, text "
@@ -113,3 +127,26 @@ def _feature_names(model: PyFuncModel) -> list[str] | None:
     except Exception:  # noqa: BLE001 - not a PythonModel: no names
         return None
     return [str(n) for n in names] if names else None
+
+
+def _image_parts(model: PyFuncModel, where: str) -> tuple[Any, tuple[int, int] | None]:
+    """(explain_images, image_shape) of a PythonModel, or Nones (see the docstring)."""
+    try:
+        python_model = model.unwrap_python_model()
+    except Exception:  # noqa: BLE001 - not a PythonModel: no images
+        return None, None
+    images = getattr(python_model, "explain_images", None)
+    shape = getattr(python_model, "image_shape", None)
+    if images is not None and not callable(images):
+        raise NotExplainable(f"{where} has an explain_images that is not a method")
+    if shape is not None:
+        try:
+            h, w = (int(n) for n in shape)
+        except (TypeError, ValueError):
+            raise NotExplainable(
+                f"{where} declares image_shape={shape!r}: expected (height, width)"
+            ) from None
+        if h < 1 or w < 1:
+            raise NotExplainable(f"{where} declares image_shape={shape!r}: expected sides >= 1")
+        return images, (h, w)
+    return images, None
