@@ -222,7 +222,9 @@ class Gateway:
         ctype = request.headers.get("content-type")
         headers = {VERSION_HEADER: version, SERVED_BY_HEADER: "shared-pool"}
         if explain:  # not logged: an explanation is not a prediction to monitor
-            status, out = await self._pool_handle(name, version).explain.remote(body, ctype)
+            fmt = request.query_params.get("format")
+            handle = self._pool_handle(name, version)
+            status, out = await handle.explain.remote(body, ctype, fmt)
             return Response(out, status_code=status, media_type=JSON, headers=headers)
         request_id = request.headers.get(REQUEST_ID_HEADER) or str(uuid.uuid4())
         status, out = await self.pool_answer(name, version, body, ctype, request_id)

@@ -100,13 +100,16 @@ class SharedPool(GrpcElsewhere):
             return failed.status_code, encode_error(failed)
         return 200, out
 
-    async def explain(self, body: bytes, content_type: str | None) -> tuple[int, bytes]:
-        """Explain with the request's multiplexed model: (HTTP status, JSON body)."""
+    async def explain(
+        self, body: bytes, content_type: str | None, fmt: str | None = None
+    ) -> tuple[int, bytes]:
+        """Explain with the request's multiplexed model: (HTTP status, JSON body);
+        ``fmt`` is the request's ``format`` (``ModelRuntime.explain``)."""
         mid = serve.get_multiplexed_model_id()
         try:
             runtime = (await self._load(mid)).runtime
             work = asyncio.get_running_loop().run_in_executor(
-                None, runtime.explain_bytes, body, content_type
+                None, runtime.explain_bytes, body, content_type, fmt
             )
             out: bytes = await bounded(work, self.explain_timeout_s, runtime)
         except MaasError as exc:
