@@ -275,8 +275,9 @@ def test_an_image_is_explained_by_a_saliency_map_that_adds_up(runtime: ModelRunt
         saliency = np.asarray(r["saliency"])
         assert saliency.shape == (images.SIZE, images.SIZE)
         # Completeness: the map adds up to the predicted class's probability minus a
-        # black image's (integrated gradients' integral, up to its error).
-        assert saliency.sum() == pytest.approx(r["prediction"] - r["baseline"], abs=0.01)
+        # black image's (integrated gradients' integral, up to its error: 6e-3 at
+        # most on ten held-out digits when written; ReLUs make the path kinked).
+        assert saliency.sum() == pytest.approx(r["prediction"] - r["baseline"], abs=0.02)
         assert r["baseline"] == pytest.approx(float(black[int(r["class"])]), abs=1e-5)
         # Where the image is as black as the baseline, nothing is attributed.
         assert np.all(saliency[pixels == 0] == 0)
