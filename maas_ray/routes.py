@@ -77,10 +77,12 @@ _PREDICTS = "Predict; any method but POST answers 405."
 _EXPLAINS = (
     "Explain predictions (the predict body): per row, the prediction and each feature's "
     "or token's contribution to it, ranked by size (SHAP, integrated gradients); a model "
-    "no explainer fits answers 422 not_explainable."
+    "no explainer fits answers 422 not_explainable. An image model's rows also get a "
+    "saliency map, and with `?format=png` its PNG heat map."
 )
 _NAMED = "/models/{name}"
 _SCORING = {"body": "ScoringRequest", "errors": (404,)}
+_EXPLAIN = {**_SCORING, "params": ("explain_format",)}
 _FOUND = {"errors": (404,)}
 _JOBS = ("train", "metrics")  # who may read jobs
 
@@ -96,7 +98,7 @@ ROUTES: tuple[Route, ...] = (
         "Predictions",
         **_SCORING,
     ),
-    _model("explain", "POST", "/explain", _PREDICT, _EXPLAINS, "Explanations", **_SCORING),
+    _model("explain", "POST", "/explain", _PREDICT, _EXPLAINS, "Explanations", **_EXPLAIN),
     _model(
         "explain_version",
         "POST",
@@ -104,7 +106,7 @@ ROUTES: tuple[Route, ...] = (
         _PREDICT,
         _EXPLAINS,
         "Explanations",
-        **_SCORING,
+        **_EXPLAIN,
     ),
     _model(
         "model_metadata",

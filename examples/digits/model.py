@@ -57,6 +57,8 @@ class DigitsClassifier(mlflow.pyfunc.PythonModel):
     # Fine-tuning (`maas finetune`): the CNN is `model`, its state_dict the `weights`
     # artifact; it takes raw pixels and outputs one logit per digit.
     finetune_loss = "cross_entropy"
+    # Explanations: a row is an 8x8 image, so each gets its saliency map (8 x 8).
+    image_shape = (8, 8)
 
     # np.ndarray (not list[...]) on purpose: MLflow then infers the signature from the
     # float32 input example (a tensor spec) and the scoring server parses

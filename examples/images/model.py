@@ -215,6 +215,7 @@ class ImageClassifier(mlflow.pyfunc.PythonModel):
         with open(context.artifacts["labels"], encoding="utf-8") as fh:
             spec = json.load(fh)
         self.labels = [str(label) for label in spec["labels"]]
+        self.classes = self.labels  # what the explainer names the predicted class
         self.device = pick_device()
         model = SmallResNet(len(self.labels), tuple(spec.get("widths", (16, 32, 64))))
         state = torch.load(
@@ -223,6 +224,13 @@ class ImageClassifier(mlflow.pyfunc.PythonModel):
         model.load_state_dict(state)
         self.model = model.to(self.device).eval()
         logger.info("loaded images on %s in %.2fs", self.device, time.perf_counter() - started)
+
+    def explain_images(self, model_input: np.ndarray) -> torch.Tensor:
+        """The platform's explainer asks this (``maas_ray/explain/_select.py``): the
+        inputs as the network's (N, 1, SIZE, SIZE) input, decoded as ``predict`` does,
+        so each gets a saliency map against a black (blank) image."""
+        items = np.asarray(model_input, dtype=object).ravel().tolist()
+        return torch.from_numpy(to_batch(items)).unsqueeze(1).to(self.device)
 
     # np.ndarray (not list[str]) on purpose: MLflow then infers a Tensor('str', (-1,))
     # signature from the input example (base64 strings), as for the text examples, and

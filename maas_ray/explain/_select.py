@@ -5,6 +5,18 @@ and the object underneath; shap and captum are imported here, when one is built.
     other scikit-learn estimator or pipeline (rows of numbers) -> tabular.py (SHAP)
     mlflow.pytorch module, or the platform's torch packaging -> torch.py (Captum)
     anything else -> NotExplainable (422 not_explainable)
+
+What a PythonModel holding a torch module as ``model`` may declare (all optional):
+
+    finetune_loss     what the module outputs ("cross_entropy", "mse", ...)
+    finetune_inputs   rows (numpy) -> the module's float32 input (e.g. a scaler)
+    classes           the class labels, in the order of the module's outputs
+    feature_names     the names of a row's columns
+    explain_images    rows (encoded images, as the request gives them) -> the
+                      module's input, a float32 torch.Tensor N x C x H x W: the model
+                      takes images, and each row gets a saliency map (H x W)
+    image_shape       (H, W): rows of numbers that are H x W images, flattened row by
+                      row (e.g. 8 x 8 digits); each row gets a saliency map too
 """
 
 from __future__ import annotations
@@ -66,21 +78,23 @@ def build(model: PyFuncModel, background: Any, example: Any, where: str) -> tupl
         except (TypeError, ValueError) as exc:  # e.g. rows that are not numbers
             raise NotExplainable(f"{where} cannot be explained with SHAP: {exc}") from exc
     module, loss, prepare, classes = _torch_parts(model, flavors)
-    if module is not None and prepare is None and _takes_text(schema):
-        raise NotExplainable(
-            f"{where} is a PyTorch model that takes text (e.g. an embedding model): "
-            "integrated gradients need numbers in; text is explained for scikit-learn "
-            "text pipelines"
-        )
     if module is not None:
         from maas_ray.explain.torch import TorchExplainer
 
+        images, shape = _image_parts(model, where)
+        if prepare is None and images is None and _takes_text(schema):
+            raise NotExplainable(
+                f"{where} is a PyTorch model that takes text (e.g. an embedding model): "
+                "integrated gradients need numbers in; text is explained for scikit-learn "
+                "text pipelines"
+            )
         module.eval()
         # A tensor input has no column names; the model may know them (``feature_names``).
         names = columns or _feature_names(model)
-        return TorchExplainer(module, loss, prepare, background, names, classes), (
-            background is not None
+        explainer = TorchExplainer(
+            module, loss, prepare, background, names, classes, images=images, image_shape=shape
         )
+        return explainer, background is not None
     kind = next((f for f in flavors if f != "python_function"), "python_function")
     raise NotExplainable(
         f"{where} is a {kind} model: explanations cover scikit-learn models (SHAP, text "
@@ -128,3 +142,26 @@ def _takes_text(schema: Schema | None) -> bool:
     if schema.is_tensor_spec():
         return any(getattr(spec.type, "kind", "f") in "OUS" for spec in schema.inputs)
     return any(str(getattr(spec, "type", "")).lower().endswith("string") for spec in schema.inputs)
+
+
+def _image_parts(model: PyFuncModel, where: str) -> tuple[Any, tuple[int, int] | None]:
+    """(explain_images, image_shape) of a PythonModel, or Nones (see the docstring)."""
+    try:
+        python_model = model.unwrap_python_model()
+    except Exception:  # noqa: BLE001 - not a PythonModel: no images
+        return None, None
+    images = getattr(python_model, "explain_images", None)
+    shape = getattr(python_model, "image_shape", None)
+    if images is not None and not callable(images):
+        raise NotExplainable(f"{where} has an explain_images that is not a method")
+    if shape is not None:
+        try:
+            h, w = (int(n) for n in shape)
+        except (TypeError, ValueError):
+            raise NotExplainable(
+                f"{where} declares image_shape={shape!r}: expected (height, width)"
+            ) from None
+        if h < 1 or w < 1:
+            raise NotExplainable(f"{where} declares image_shape={shape!r}: expected sides >= 1")
+        return images, (h, w)
+    return images, None

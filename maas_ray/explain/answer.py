@@ -1,5 +1,6 @@
 """What an explain call answers: per input row, the explained output and each
-feature's (or token's) contribution to it, ranked by size.
+feature's (or token's) contribution to it, ranked by size; for an image model, also
+the saliency map (each pixel's contribution), and on request its PNG heat map.
 
 Plain pydantic records, light to import: the SDK and the CLI read answers with
 them, and the OpenAPI document takes their JSON schemas.
@@ -11,7 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
+
+TOP_PIXELS = 16  # pixels listed as attributions beside a saliency map
 
 
 class Attribution(BaseModel):
@@ -42,7 +45,33 @@ class RowExplanation(BaseModel):
         alias="class",
         description="The predicted class whose output is explained (classifiers only).",
     )
-    attributions: list[Attribution] = Field(description="Ranked by |value|, largest first.")
+    attributions: list[Attribution] = Field(
+        description="Ranked by |value|, largest first. With a `saliency` map: its "
+        f"{TOP_PIXELS} largest pixels only, named `(row, col)` (the map adds up, these "
+        "need not)."
+    )
+    saliency: list[list[float]] | None = Field(
+        default=None,
+        description="An image model's map (H x W, summed over colour channels): each "
+        "pixel's contribution; the map adds up to `prediction - baseline`. Absent for "
+        "other models.",
+    )
+    saliency_png: str | None = Field(
+        default=None,
+        description="The map as a PNG heat map, base64 (`?format=png`): red raises the "
+        "prediction, blue lowers it, white is none, the strongest pixel full colour; each "
+        "pixel drawn as a square, the image's longer side at least 256 pixels. Absent "
+        "unless asked for.",
+    )
+
+    @model_serializer(mode="wrap")
+    def _drop_absent_maps(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
+        # A model without a map answers as it did before maps existed.
+        out: dict[str, object] = handler(self)
+        for key in ("saliency", "saliency_png"):
+            if out.get(key, ...) is None:
+                del out[key]
+        return out
 
 
 class Explanations(BaseModel):
@@ -89,11 +118,20 @@ def row(
     names: Sequence[str],
     values: Sequence[float] | np.ndarray,
     label: object = None,
+    saliency: np.ndarray | None = None,
 ) -> RowExplanation:
     """A row's explanation with its attributions ranked by |value|, largest first
-    (ties keep the features' order)."""
+    (ties keep the features' order). With a ``saliency`` map (H x W), the attributions
+    are its ``TOP_PIXELS`` largest pixels, ``names`` and ``values`` unused."""
+    if saliency is not None:
+        saliency = np.asarray(saliency, dtype=np.float64)
+        width = saliency.shape[1]
+        values = saliency.reshape(-1)
+        names = [f"({i // width}, {i % width})" for i in range(values.size)]
     values = np.asarray(values, dtype=np.float64).reshape(-1)
     order = np.argsort(-np.abs(values), kind="stable")
+    if saliency is not None:
+        order = order[:TOP_PIXELS]
     return RowExplanation.model_validate(
         {
             "prediction": float(prediction),
@@ -102,5 +140,6 @@ def row(
             "attributions": [
                 Attribution(feature=str(names[i]), value=float(values[i])) for i in order
             ],
+            "saliency": None if saliency is None else saliency.tolist(),
         }
     )

@@ -222,8 +222,9 @@ class Gateway:
         body = await read_body(request, self.max_body)
         ctype = request.headers.get("content-type")
         headers = {VERSION_HEADER: version, SERVED_BY_HEADER: "shared-pool"}
-        if explain:
-            status, out = await self.pool_explain(name, version, body, ctype)
+        if explain:  # not logged: an explanation is not a prediction to monitor
+            fmt = request.query_params.get("format")
+            status, out = await self.pool_explain(name, version, body, ctype, fmt=fmt)
             return Response(out, status_code=status, media_type=JSON, headers=headers)
         request_id = request.headers.get(REQUEST_ID_HEADER) or str(uuid.uuid4())
         status, out = await self.pool_answer(name, version, body, ctype, request_id)
@@ -256,14 +257,20 @@ class Gateway:
         return status, out
 
     async def pool_explain(
-        self, name: str, version: str, body: bytes, ctype: str | None, predictions: bool = False
+        self,
+        name: str,
+        version: str,
+        body: bytes,
+        ctype: str | None,
+        predictions: bool = False,
+        fmt: str | None = None,
     ) -> tuple[int, bytes]:
         """An explain the shared pool answers, not logged (an explanation is not a
         prediction to monitor): (HTTP status, JSON answer). ``predictions``: with the
-        predictions beside (``ModelRuntime.explain_bytes``)."""
+        predictions beside; ``fmt``: the request's ``format`` (``ModelRuntime.explain_bytes``)."""
         handle = self._pool_handle(name, version)
         try:
-            status, out = await handle.explain.remote(body, ctype, predictions)
+            status, out = await handle.explain.remote(body, ctype, predictions, fmt)
         except Exception as exc:
             logger.warning("shared pool did not explain for %s", name, exc_info=True)
             raise PlatformUnavailable(

@@ -125,6 +125,12 @@ def _parameters() -> dict[str, Any]:
             {"type": "integer", "minimum": 0, "maximum": 500, "default": 0},
             "Also give the window as this many equal buckets (`series`, for charts).",
         ),
+        "explain_format": _query(
+            "format",
+            {"type": "string", "enum": ["json", "png"], "default": "json"},
+            "`png`: each row's saliency map also as a PNG heat map, base64, in "
+            "`saliency_png` (image models only; another model answers 400).",
+        ),
         "timeout_s": {
             "name": "timeout_s",
             "in": "query",

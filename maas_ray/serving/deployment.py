@@ -227,13 +227,17 @@ class ModelServer(GrpcElsewhere):
         return status, out
 
     async def explain(
-        self, body: bytes, content_type: str | None, predictions: bool = False
+        self,
+        body: bytes,
+        content_type: str | None,
+        predictions: bool = False,
+        fmt: str | None = None,
     ) -> tuple[int, bytes]:
         """An explain over a handle (a primary passing on one pinned to its canary's
         version) that never raises: (HTTP status, JSON body). ``predictions``: the
         answer carries the predictions too (``ModelRuntime.explain_bytes``)."""
         try:
-            return 200, await self._explain(body, content_type, predictions)
+            return 200, await self._explain(body, content_type, predictions, fmt)
         except MaasError as exc:
             return exc.status_code, encode_error(exc)
 
@@ -263,13 +267,14 @@ class ModelServer(GrpcElsewhere):
                 self.runtime.version,
             )
 
-    async def _explain(self, body: bytes, ctype: str | None, predictions: bool = False) -> bytes:
+    async def _explain(
+        self, body: bytes, ctype: str | None, predictions: bool = False, fmt: str | None = None
+    ) -> bytes:
         if self._explainer_thread is None:
             self._explainer_thread = ThreadPoolExecutor(1, thread_name_prefix="maas-explain")
         loop = asyncio.get_running_loop()
-        work = loop.run_in_executor(
-            self._explainer_thread, self.runtime.explain_bytes, body, ctype, predictions
-        )
+        explain = self.runtime.explain_bytes
+        work = loop.run_in_executor(self._explainer_thread, explain, body, ctype, predictions, fmt)
         return await bounded(work, self.explain_timeout_s, self.runtime)
 
     async def compare(self, mirrored: list[Mirrored]) -> None:
@@ -355,14 +360,15 @@ class ModelServer(GrpcElsewhere):
         if route.name in ("explain", "explain_version"):
             body = await read_body(request, self.max_body)
             ctype = request.headers.get("content-type")
+            fmt = request.query_params.get("format")  # png: heat maps (ModelRuntime.explain)
             if target is not None and target != version and self.split.handle is not None:
-                status, out = await self.split.handle.explain.remote(body, ctype)
+                status, out = await self.split.handle.explain.remote(body, ctype, fmt=fmt)
                 return Response(
                     out, status_code=status, media_type=JSON, headers={VERSION_HEADER: target}
                 )
             # Unpinned, the primary explains: an explanation is not a prediction to split.
             return Response(
-                await self._explain(body, ctype), media_type=JSON, headers=self._headers
+                await self._explain(body, ctype, fmt=fmt), media_type=JSON, headers=self._headers
             )
         if route.name in MONITORING_ROUTES:
             return await self.admin.answer(route.name, self.runtime.name, request)

@@ -21,6 +21,7 @@ from mlflow.pyfunc import PyFuncModel
 from mlflow.types import Schema
 
 from maas_ray.errors import (
+    BadRequest,
     InvalidInput,
     MaasError,
     NotExplainable,
@@ -200,15 +201,34 @@ class ModelRuntime:
         )
         self._explainer = explainer
 
-    def explain(self, data: Any) -> Explanations:
+    def explain(self, data: Any, fmt: str | None = None) -> Explanations:
         """Per input row, the prediction and each feature's contribution to it (parsed
-        input, checked against the signature as a predict's is)."""
+        input, checked against the signature as a predict's is); an image model's rows
+        also get their saliency map, and with ``fmt="png"`` its PNG heat map (base64).
+
+        Raises:
+            BadRequest: ``fmt`` is neither None, "json" nor "png", or "png" for a
+                model without saliency maps (checked before anything is explained).
+        """
+        png = _wants_png(fmt)
         explainer = self.explainer()
+        if png and not getattr(explainer, "has_maps", lambda: False)():
+            raise BadRequest(
+                f"got format=png for version {self.version} of '{self.name}': a PNG draws "
+                "an image model's saliency map, and this model takes no images (leave "
+                "format out for its attributions)"
+            )
         _lean_sklearn()
         try:
             if self.input_schema is not None:
                 data = _enforce_schema(data, self.input_schema)
             found = explainer.explain(data)
+            if png:
+                from maas_ray.explain.saliency import heat_png_base64
+
+                for row in found.rows:
+                    if row.saliency is not None:
+                        row.saliency_png = heat_png_base64(row.saliency)
         except MlflowException as exc:
             raise InvalidInput(_message(exc)) from exc
         except MaasError:
@@ -224,20 +244,27 @@ class ModelRuntime:
         return found.answer(self.name, self.version)
 
     def explain_bytes(
-        self, body: bytes, content_type: str | None, predictions: bool = False
+        self,
+        body: bytes,
+        content_type: str | None,
+        predictions: bool = False,
+        fmt: str | None = None,
     ) -> bytes:
-        """Parse a request body, explain, and encode the answer (JSON: ``Explanations``).
+        """Parse a request body, explain, and encode the answer (JSON: ``Explanations``);
+        ``fmt`` is the request's ``format`` query parameter (see ``explain``).
 
         With ``predictions`` (an OIP v2 infer's ``explain`` parameter) the answer is
         ``{"predictions": ..., "explanation": ...}``: the predict's answer for the same
         parsed input beside its explanation, so both come from this one version.
         """
+        png = _wants_png(fmt)  # a bad value answers before the body is parsed
         data = self.parse(body, content_type)
-        explained = self.explain(data).model_dump(mode="json", by_alias=True)
+        explained = self.explain(data, "png" if png else None)
+        answer = explained.model_dump(mode="json", by_alias=True)
         if not predictions:
-            return orjson.dumps(explained)
+            return orjson.dumps(answer)
         predicted = orjson.loads(encode_predictions(self.predict(data)))
-        return orjson.dumps({**predicted, "explanation": explained})
+        return orjson.dumps({**predicted, "explanation": answer})
 
     def describe(self) -> dict[str, Any]:
         """Metadata a client may ask for (name, version, input and output schema)."""
@@ -247,6 +274,15 @@ class ModelRuntime:
             "inputs": self.input_schema.to_dict() if self.input_schema else None,
             "outputs": self.output_schema.to_dict() if self.output_schema else None,
         }
+
+
+def _wants_png(fmt: str | None) -> bool:
+    """Whether an explain's ``format`` asks for PNG heat maps (BadRequest: neither)."""
+    if fmt is None or fmt == "json":
+        return False
+    if fmt == "png":
+        return True
+    raise BadRequest(f"got '{fmt}' for format: expected png (heat maps of images) or json")
 
 
 def _example(model: PyFuncModel, local: Path) -> Any:

@@ -101,15 +101,20 @@ class SharedPool(GrpcElsewhere):
         return 200, out
 
     async def explain(
-        self, body: bytes, content_type: str | None, predictions: bool = False
+        self,
+        body: bytes,
+        content_type: str | None,
+        predictions: bool = False,
+        fmt: str | None = None,
     ) -> tuple[int, bytes]:
         """Explain with the request's multiplexed model: (HTTP status, JSON body);
-        ``predictions``: with the predictions beside (``ModelRuntime.explain_bytes``)."""
+        ``predictions``: with the predictions beside, ``fmt``: the request's ``format``
+        (``ModelRuntime.explain_bytes``)."""
         mid = serve.get_multiplexed_model_id()
         try:
             runtime = (await self._load(mid)).runtime
             work = asyncio.get_running_loop().run_in_executor(
-                None, runtime.explain_bytes, body, content_type, predictions
+                None, runtime.explain_bytes, body, content_type, predictions, fmt
             )
             out: bytes = await bounded(work, self.explain_timeout_s, runtime)
         except MaasError as exc:

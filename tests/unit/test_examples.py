@@ -156,6 +156,15 @@ def test_digits(tmp_path: Path) -> None:
     assert out == _true_labels(load_digits(), digits.SAMPLE_INPUTS)
     assert all(type(label) is int for label in out)
 
+    # A row is an 8x8 image (image_shape): its explanation is a map of its pixels.
+    answer = _explained(tmp_path / "model", ex, digits.SAMPLE_INPUTS)
+    assert [row.label for row in answer.explanations] == [str(d) for d in out]
+    for row, pixels in zip(answer.explanations, digits.SAMPLE_INPUTS, strict=True):
+        saliency = np.asarray(row.saliency)
+        assert saliency.shape == (8, 8)
+        assert saliency.sum() == pytest.approx(row.prediction - row.baseline, abs=0.01)
+        assert np.all(saliency[np.asarray(pixels).reshape(8, 8) == 0] == 0)  # zeros: none
+
 
 @pytest.fixture(scope="module")
 def legal_example() -> TrainedExample:

@@ -27,7 +27,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 
-from maas_ray.errors import NotExplainable
+from maas_ray.errors import BadRequest, NotExplainable
 from maas_ray.explain import _select
 from maas_ray.explain.answer import Explanations
 from maas_ray.registry._logging import _skops_types
@@ -237,6 +237,50 @@ def test_torch_integrated_gradients_are_complete(background: bool, tmp_path: Pat
         assert row.prediction == pytest.approx(float(p.max()), abs=1e-6)
         assert {a.feature for a in row.attributions} == {"x[0]", "x[1]", "x[2]", "x[3]"}
     _additive(answer, 2e-3)
+
+
+def test_a_torch_model_of_rows_keeps_its_attributions_and_refuses_png(tmp_path: Path) -> None:
+    import orjson
+
+    X, y = load_iris(return_X_y=True)
+    X = X.astype(np.float32)
+    mean, scale = X.mean(axis=0), X.std(axis=0)
+    module = _fitted_mlp((X - mean) / scale, y.astype(np.int64))
+    runtime = _runtime(Packaged(module, mean, scale), tmp_path, X[:2])
+    body = orjson.dumps({"inputs": X[[0, 60]].tolist()})
+    for fmt in (None, "json"):
+        answer = orjson.loads(runtime.explain_bytes(body, "application/json", fmt=fmt))
+        for row in answer["explanations"]:
+            # The answer of a model without images is as before maps existed.
+            assert set(row) == {"prediction", "baseline", "class", "attributions"}
+            assert len(row["attributions"]) == 4
+    with pytest.raises(BadRequest, match="takes no images") as refused:
+        runtime.explain_bytes(body, "application/json", fmt="png")
+    assert (refused.value.status_code, refused.value.code) == (400, "bad_request")
+
+
+def test_rows_that_are_images_get_a_map_of_their_pixels(tmp_path: Path) -> None:
+    X, y = load_iris(return_X_y=True)
+    X = X.astype(np.float32)
+    mean, scale = X.mean(axis=0), X.std(axis=0)
+    packaged = Packaged(_fitted_mlp((X - mean) / scale, y.astype(np.int64)), mean, scale)
+    packaged.image_shape = (2, 2)  # type: ignore[attr-defined]
+    runtime = _runtime(packaged, tmp_path, X[:2])
+    answer = runtime.explain(X[[0, 60]], "png")
+    for row in answer.explanations:
+        assert row.saliency is not None
+        assert np.asarray(row.saliency).shape == (2, 2)
+        assert {a.feature for a in row.attributions} == {"(0, 0)", "(0, 1)", "(1, 0)", "(1, 1)"}
+        assert float(np.sum(row.saliency)) == pytest.approx(row.prediction - row.baseline, abs=2e-3)
+        assert row.saliency_png is not None
+    _additive(answer, 2e-3)
+
+
+def test_png_on_a_scikit_learn_model_is_a_400(tmp_path: Path) -> None:
+    X, y = load_iris(return_X_y=True, as_frame=True)
+    runtime = _runtime(LogisticRegression(max_iter=300).fit(X, y), tmp_path, X.head(5))
+    with pytest.raises(BadRequest, match="format=png"):
+        runtime.explain(X.head(1), "png")
 
 
 class Constant(mlflow.pyfunc.PythonModel):

@@ -99,7 +99,9 @@ class Pool:
         self.explain = Call(self._explain)
 
     @staticmethod
-    def _explain(body: bytes, ctype: Any, predictions: bool) -> tuple[int, bytes]:
+    def _explain(
+        body: bytes, ctype: Any, predictions: bool, fmt: str | None = None
+    ) -> tuple[int, bytes]:
         rows = [_explained([float(len(t))]) for t in orjson.loads(body)["inputs"]]
         explanation = {**EXPLAINED, "model": "small", "version": "3", "explanations": rows}
         return 200, orjson.dumps({"predictions": [1, 2], "explanation": explanation})
@@ -376,7 +378,7 @@ async def test_explain_of_a_model_no_explainer_fits_is_a_422_and_a_shared_one_is
     assert names == ["predictions", "explanations"]
     rows = [orjson.loads(t) for t in shared.json()["outputs"][1]["data"]]
     assert [r["prediction"] for r in rows] == [1.0, 3.0]
-    sent, ctype, predictions = pool.explain.calls[-1]
+    sent, ctype, predictions, _ = pool.explain.calls[-1]
     assert (orjson.loads(sent), ctype, predictions) == (
         {"inputs": ["a", "bcd"]},
         "application/json",

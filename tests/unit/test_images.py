@@ -248,6 +248,77 @@ def test_the_sample_writes_each_form(tmp_path: Path) -> None:
         sample.write(tmp_path / "d.gif")
 
 
+# -- explanations: saliency maps -------------------------------------------------------------
+
+
+def _explain(runtime: ModelRuntime, body: bytes, ctype: str, fmt: str | None = None) -> Any:
+    import orjson
+
+    return orjson.loads(runtime.explain_bytes(body, ctype, fmt=fmt))
+
+
+def test_an_image_is_explained_by_a_saliency_map_that_adds_up(runtime: ModelRuntime) -> None:
+    import orjson
+
+    from maas_ray.explain.answer import TOP_PIXELS
+
+    inputs = [_b64(images_train.render(images_train.held_out_digit(d))) for d in (3, 8)]
+    answer = _explain(runtime, orjson.dumps({"inputs": inputs}), "application/json")
+    assert (answer["method"], answer["output"]) == ("captum.IntegratedGradients", "probability")
+    assert answer["background_rows"] == 0  # against a black image
+    rows = answer["explanations"]
+    assert [r["class"] for r in rows] == ["3", "8"]
+    with torch.inference_mode():
+        black = torch.softmax(runtime.explainer().module(torch.zeros(1, 1, 32, 32)), 1)[0]
+    x = images.to_batch(inputs)
+    for r, pixels in zip(rows, x, strict=True):
+        saliency = np.asarray(r["saliency"])
+        assert saliency.shape == (images.SIZE, images.SIZE)
+        # Completeness: the map adds up to the predicted class's probability minus a
+        # black image's (integrated gradients' integral, up to its error: 6e-3 at
+        # most on ten held-out digits when written; ReLUs make the path kinked).
+        assert saliency.sum() == pytest.approx(r["prediction"] - r["baseline"], abs=0.02)
+        assert r["baseline"] == pytest.approx(float(black[int(r["class"])]), abs=1e-5)
+        # Where the image is as black as the baseline, nothing is attributed.
+        assert np.all(saliency[pixels == 0] == 0)
+        assert np.abs(saliency[pixels > images.INK]).sum() > 0.5 * np.abs(saliency).sum()
+        # The attributions are the map's largest pixels, named (row, col).
+        assert len(r["attributions"]) == TOP_PIXELS
+        top = r["attributions"][0]
+        row, col = (int(n) for n in top["feature"].strip("()").split(","))
+        assert top["value"] == saliency[row, col]
+        assert abs(top["value"]) == np.abs(saliency).max()
+        assert "saliency_png" not in r  # only on request
+
+
+def test_format_png_answers_each_map_as_a_png_heat_map(runtime: ModelRuntime) -> None:
+    from maas_ray.explain.saliency import MIN_SIDE_PX
+
+    png = images_train.render(images_train.held_out_digit(8))
+    (r,) = _explain(runtime, png, "image/png", "png")["explanations"]
+    assert r["class"] == "8"
+    heat = Image.open(io.BytesIO(base64.b64decode(r["saliency_png"])))
+    assert heat.format == "PNG"
+    assert heat.size == (MIN_SIDE_PX, MIN_SIDE_PX)  # 32 x 32 map pixels, 8 x 8 squares each
+    rgb = np.asarray(heat.convert("RGB"))
+    saliency = np.asarray(r["saliency"])
+    row, col = np.unravel_index(np.abs(saliency).argmax(), saliency.shape)
+    strongest = rgb[row * 8 + 4, col * 8 + 4].tolist()
+    assert strongest == ([255, 0, 0] if saliency[row, col] > 0 else [0, 0, 255])
+    assert rgb[0, 0].tolist() == [255, 255, 255]  # the black margin: no contribution
+
+
+@pytest.mark.parametrize("fmt", ["svg", "PNG", ""])
+def test_an_unknown_format_is_a_400_before_the_body_is_read(
+    runtime: ModelRuntime, fmt: str
+) -> None:
+    from maas_ray.errors import BadRequest
+
+    with pytest.raises(BadRequest, match="for format") as info:
+        runtime.explain_bytes(b"not even an image", "image/png", fmt=fmt)
+    assert info.value.status_code == 400
+
+
 # -- a replica answering image bodies ----------------------------------------------------------
 
 

@@ -160,6 +160,13 @@ async def test_explain_answers_per_row_attributions_behind_the_predict_scope(
     assert (await client.get(explain, headers=headers)).status_code == 405
     bad = await client.post(explain, json={"dataframe_records": [{"x": "y"}]}, headers=headers)
     assert bad.status_code == 422, bad.text
+    # A PNG heat map is for image models; an unknown format is refused whatever the model.
+    for fmt in ("png", "svg"):
+        png = await client.post(f"{explain}?format={fmt}", json=ROWS, headers=headers)
+        assert (png.status_code, png.json()["code"]) == (400, "bad_request"), png.text
+        assert "format" in png.json()["error"]
+    plain = await client.post(f"{explain}?format=json", json=ROWS, headers=headers)
+    assert plain.json() == answer
 
 
 class ExplainingChallenger:
