@@ -14,7 +14,6 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import orjson
@@ -38,6 +37,7 @@ from maas_ray.routes import Match, match
 from maas_ray.security.auth import Guard
 from maas_ray.security.log_masking import install_replica_logging, mask_fields_in_text
 from maas_ray.security.masking import mask_text
+from maas_ray.serving.explaining import Explaining
 from maas_ray.serving.grpc_elsewhere import GrpcElsewhere
 from maas_ray.serving.http import UNEXPECTED, encode_error, error_response, read_body
 from maas_ray.serving.runtime import ModelRuntime, bounded
@@ -61,7 +61,7 @@ INLINE_BODY_MAX = 64 * 1024  # larger bodies are parsed in a thread
 @serve.deployment(
     name="ModelServer", max_ongoing_requests=64, health_check_period_s=2, health_check_timeout_s=10
 )
-class ModelServer(GrpcElsewhere):
+class ModelServer(GrpcElsewhere, Explaining):
     """Wraps one registered model version: load verified, validate, predict.
 
     As a primary whose user_config names a canary or shadow, it reaches the
@@ -88,10 +88,6 @@ class ModelServer(GrpcElsewhere):
         settings = Settings()
         self.timeout_s = predict_timeout_s or settings.predict_timeout_s
         self.explain_timeout_s = settings.explain_timeout_s
-        # Explanations run in a thread of their own (started on the first one), one at a
-        # time: SHAP's thousands of model calls never hold up the event loop, nor take
-        # the threads that slow predicts use.
-        self._explainer_thread: ThreadPoolExecutor | None = None
         install_replica_logging()
         self.guard = Guard(settings)
         self.max_body = settings.max_body_bytes
@@ -226,57 +222,6 @@ class ModelServer(GrpcElsewhere):
             )
         return status, out
 
-    async def explain(
-        self,
-        body: bytes,
-        content_type: str | None,
-        predictions: bool = False,
-        fmt: str | None = None,
-    ) -> tuple[int, bytes]:
-        """An explain over a handle (a primary passing on one pinned to its canary's
-        version) that never raises: (HTTP status, JSON body). ``predictions``: the
-        answer carries the predictions too (``ModelRuntime.explain_bytes``)."""
-        try:
-            return 200, await self._explain(body, content_type, predictions, fmt)
-        except MaasError as exc:
-            return exc.status_code, encode_error(exc)
-
-    async def explain_payload(
-        self, payload: dict[str, Any], version: str | None = None
-    ) -> tuple[int, bytes, str]:
-        """For the gateway's OIP v2 infer with ``parameters.explain``, never raising:
-        (HTTP status, JSON ``{"predictions", "explanation"}`` or error, the version that
-        answered). As ``POST .../explain``: unpinned, the primary explains (an
-        explanation is not a prediction to split); pinned to the canary's version, the
-        canary does. Not logged: an explanation is not a prediction to monitor."""
-        body = b""
-        try:
-            body = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
-            if version is not None and version != self.runtime.version:
-                handle = self.split.handle if version == self.split.version else None
-                if handle is None:
-                    raise VersionNotDeployed(self.runtime.name, version)
-                status, out = await handle.explain.remote(body, JSON, True)
-                return status, out, version
-            return 200, await self._explain(body, JSON, True), self.runtime.version
-        except MaasError as exc:
-            record = orjson.loads(body) if self.mask_fields and body else None
-            return (
-                exc.status_code,
-                self._masked(exc, record) or encode_error(exc),
-                self.runtime.version,
-            )
-
-    async def _explain(
-        self, body: bytes, ctype: str | None, predictions: bool = False, fmt: str | None = None
-    ) -> bytes:
-        if self._explainer_thread is None:
-            self._explainer_thread = ThreadPoolExecutor(1, thread_name_prefix="maas-explain")
-        loop = asyncio.get_running_loop()
-        explain = self.runtime.explain_bytes
-        work = loop.run_in_executor(self._explainer_thread, explain, body, ctype, predictions, fmt)
-        return await bounded(work, self.explain_timeout_s, self.runtime)
-
     async def compare(self, mirrored: list[Mirrored]) -> None:
         """Shadow side: predict on mirrored requests, count agreement with the primary.
 
@@ -358,18 +303,7 @@ class ModelServer(GrpcElsewhere):
         if route.name in ("predict", "predict_version"):
             return await self._serve_predict(request, target)
         if route.name in ("explain", "explain_version"):
-            body = await read_body(request, self.max_body)
-            ctype = request.headers.get("content-type")
-            fmt = request.query_params.get("format")  # png: heat maps (ModelRuntime.explain)
-            if target is not None and target != version and self.split.handle is not None:
-                status, out = await self.split.handle.explain.remote(body, ctype, fmt=fmt)
-                return Response(
-                    out, status_code=status, media_type=JSON, headers={VERSION_HEADER: target}
-                )
-            # Unpinned, the primary explains: an explanation is not a prediction to split.
-            return Response(
-                await self._explain(body, ctype, fmt=fmt), media_type=JSON, headers=self._headers
-            )
+            return await self._serve_explain(request, target)
         if route.name in MONITORING_ROUTES:
             return await self.admin.answer(route.name, self.runtime.name, request)
         if route.name == "traffic":
