@@ -164,6 +164,14 @@ class Settings(BaseSettings):
         description="Longest an explain call may take (the first one of a replica also "
         "builds its explainer): past it the caller gets a JSON 504 predict_timeout.",
     )
+    explain_share: float = Field(
+        default=0.25,
+        gt=0,
+        le=1,
+        description="At most this share of a replica's time goes to explanations: after "
+        "an explain that took t seconds the next one waits t * (1 / share - 1) (at most "
+        "2 s), so explain traffic leaves predicts most of the CPU (benchmarks/explain.py).",
+    )
     max_queued_requests: int = Field(
         default=128,
         ge=1,

@@ -88,6 +88,7 @@ class ModelServer(GrpcElsewhere, Explaining):
         settings = Settings()
         self.timeout_s = predict_timeout_s or settings.predict_timeout_s
         self.explain_timeout_s = settings.explain_timeout_s
+        self.explain_share = settings.explain_share
         install_replica_logging()
         self.guard = Guard(settings)
         self.max_body = settings.max_body_bytes

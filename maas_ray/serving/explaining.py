@@ -10,6 +10,10 @@ primary explains) and not logged: an explanation is not a prediction to monitor.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -33,10 +37,12 @@ class Explaining:
     runtime: ModelRuntime
     split: TrafficSplit
     explain_timeout_s: float
+    explain_share: float
     max_body: int
     mask_fields: list[str]
     _headers: dict[str, str]
     _explainer_thread: ThreadPoolExecutor | None = None
+    _paced: Paced
 
     def _masked(self, exc: MaasError, record: Any) -> bytes | None:
         raise NotImplementedError
@@ -101,8 +107,50 @@ class Explaining:
         self, body: bytes, ctype: str | None, predictions: bool = False, fmt: str | None = None
     ) -> bytes:
         if self._explainer_thread is None:
-            self._explainer_thread = ThreadPoolExecutor(1, thread_name_prefix="maas-explain")
+            self._explainer_thread = ThreadPoolExecutor(
+                1, thread_name_prefix="maas-explain", initializer=_behind_predicts
+            )
+            self._paced = Paced(self.explain_share)
         loop = asyncio.get_running_loop()
         explain = self.runtime.explain_bytes
-        work = loop.run_in_executor(self._explainer_thread, explain, body, ctype, predictions, fmt)
+        work = loop.run_in_executor(
+            self._explainer_thread, self._paced, explain, body, ctype, predictions, fmt
+        )
         return await bounded(work, self.explain_timeout_s, self.runtime)
+
+
+class Paced:
+    """Runs calls (on one thread) so that they take at most ``share`` of its time: after
+    a call that took t seconds, the next one starts t * (1 / share - 1) later (at most
+    ``MAX_PAUSE_S``). A predict and an explain share the replica's CPU and the GIL; a
+    thread's lower priority (below) alone did not keep explains from halving the
+    predicts of a torch model on 2 cores (benchmarks/explain.py)."""
+
+    MAX_PAUSE_S = 2.0
+
+    def __init__(self, share: float) -> None:
+        self.share = share
+        self._next = 0.0
+
+    def __call__(self, fn: Any, *args: Any) -> Any:
+        wait = self._next - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        started = time.monotonic()
+        try:
+            return fn(*args)
+        finally:
+            took = time.monotonic() - started
+            pause = min(took * (1 / self.share - 1), self.MAX_PAUSE_S)
+            self._next = time.monotonic() + pause
+
+
+EXPLAIN_NICE = 10
+
+
+def _behind_predicts() -> None:
+    """Lower the explain thread's CPU priority (Linux: a thread has its own nice value,
+    and the threads it starts, such as torch's, inherit it): on a busy core the
+    scheduler runs the predicts first. Measured in benchmarks/explain.py."""
+    with contextlib.suppress(OSError, AttributeError):  # not Linux, or not allowed
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), EXPLAIN_NICE)

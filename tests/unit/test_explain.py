@@ -8,6 +8,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -362,3 +363,21 @@ def test_a_torch_model_that_takes_text_is_not_explainable_rather_than_failing() 
     assert _takes_text(infer_signature(pd.DataFrame({"text": ["a"]})).inputs)
     assert not _takes_text(infer_signature(np.zeros((2, 3), dtype=np.float32)).inputs)
     assert not _takes_text(None)
+
+
+def test_explanations_are_paced_to_their_share_of_the_replicas_time() -> None:
+    """After an explain of t seconds the next waits t * (1 / share - 1): at a share of
+    0.25, four back-to-back 20 ms explains take about 4 x 20 + 3 x 60 ms."""
+    from maas_ray.serving.explaining import Paced
+
+    paced = Paced(0.25)
+    started = time.monotonic()
+    for _ in range(4):
+        assert paced(lambda: time.sleep(0.02) or "done") == "done"
+    took = time.monotonic() - started
+    assert 0.24 <= took < 2.0, took  # at least the pauses; the rest is a busy machine
+    long = Paced(0.01)  # the pause has a ceiling: a slow first explain (building) is fine
+    long(lambda: time.sleep(0.05))
+    started = time.monotonic()
+    long(lambda: None)
+    assert time.monotonic() - started <= Paced.MAX_PAUSE_S + 0.2

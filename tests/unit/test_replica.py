@@ -30,6 +30,16 @@ SECRET = "unit-test-hs256-secret-0123456789abcdef"
 PREDICT = "/v1/models/iris/predict"
 
 
+@pytest.fixture(autouse=True)
+def fresh_batch_queue(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Serve keeps one batch queue per decorated method (on the class), tied to the event
+    loop it first ran on: each test gets its own, and the class is left as it was (a
+    queue left behind holds locks, and Ray can no longer serialize the class)."""
+    queue = deployment.ModelServer.func_or_class._batched.set_max_batch_size.__self__
+    for attr in ("_queue", "max_batch_size", "batch_wait_timeout_s"):
+        monkeypatch.setattr(queue, attr, None if attr == "_queue" else getattr(queue, attr))
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"  # Serve's replicas run on asyncio
