@@ -269,6 +269,7 @@ def translate_parent(tmp_path_factory: pytest.TempPathFactory) -> Path:
         python_model=ex.model,
         artifacts=ex.artifacts,
         input_example=ex.input_example,
+        signature=ex.signature,  # declares the beam param; the child keeps it
     )
     return folder
 
@@ -349,6 +350,7 @@ def test_a_seq2seq_model_fine_tunes_in_process(
     assert set(after) == {"bleu"}
     assert 0.0 <= before["bleu"] <= 100.0
     assert 0.0 <= after["bleu"] <= 100.0
+    assert child.metadata.get_params_schema() == served.metadata.get_params_schema()
     loaded = child.unwrap_python_model().model.state_dict()
     for key, value in module.state_dict().items():
         assert torch.equal(loaded[key], value), key
