@@ -32,6 +32,8 @@ class TrainedExample:
     description: str = ""
     # Rows like the input that explanations compare with (stored with the version).
     background: np.ndarray | None = None
+    # An explicit signature (e.g. one that declares params); None: inferred from the example.
+    signature: Any = None
 
 
 def artifact_dir(prefix: str) -> Path:
@@ -51,6 +53,7 @@ def register(client: Any, name: str, ex: TrainedExample) -> Any:
             name,
             ex.model,
             input_example=ex.input_example,
+            signature=ex.signature,
             artifacts=ex.artifacts,
             background=ex.background,
             description=ex.description,

@@ -22,6 +22,7 @@ _STAGED = r"^runs:/[0-9a-f]{32}/[\w./-]+\.pkl$"
 _CLASS = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$"
 CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
 REGRESSION_METRICS = ("mae", "rmse", "r2")
+SEQUENCE_METRICS = ("bleu",)  # a seq2seq fine-tune's (see training/evaluate.py)
 
 
 class TrainingSpec(BaseModel):
@@ -165,8 +166,9 @@ class FinetuneSpec(BaseModel):
     @field_validator("promote_if_better")
     @classmethod
     def _metric(cls, metric: str | None) -> str | None:
-        if metric is not None and metric not in CLASSIFICATION_METRICS + REGRESSION_METRICS:
-            known = ", ".join(CLASSIFICATION_METRICS + REGRESSION_METRICS)
+        known_metrics = CLASSIFICATION_METRICS + REGRESSION_METRICS + SEQUENCE_METRICS
+        if metric is not None and metric not in known_metrics:
+            known = ", ".join(known_metrics)
             raise ValueError(f"got '{metric}', one of {known}")
         return metric
 

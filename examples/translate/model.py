@@ -10,7 +10,15 @@ self-contained (only mlflow, numpy and torch). Nothing is pickled: the weights a
 the layer sizes and the default beam width come from a JSON artifact (``vocab``).
 
 Input: a list / 1-D array of Chinese strings. Output: one English string per input.
-``params={"beam": N}`` picks the beam width (1: greedy) where the caller passes params.
+``params={"beam": N}`` picks the beam width (1: greedy, at most 16) where the caller
+passes params; the signature ``train.py`` logs declares it.
+
+Fine-tuning (``maas finetune translate``, see maas_ray/training/torch_model.py): the
+``PythonModel`` names its loss ``seq2seq`` and gives the platform the token ids of
+sources (``finetune_inputs``) and targets (``finetune_targets``: begin and end tokens
+around the words, as ``train.py`` trains) and the teacher-forced pass
+(``finetune_forward``). The vocabularies stay the parent's: a word it never saw is
+unknown (``<unk>``) to the child too.
 """
 
 from __future__ import annotations
@@ -289,6 +297,29 @@ class Translator(mlflow.pyfunc.PythonModel):
         self.model.load_state_dict(state)
         self.model.eval()
 
+    finetune_loss = "seq2seq"
+
+    def finetune_inputs(self, rows: np.ndarray) -> np.ndarray:
+        """Chinese texts as source ids (rows, longest), padded with PAD."""
+        texts = [str(t) for t in np.asarray(rows, dtype=object).reshape(len(rows), -1)[:, 0]]
+        ids = [self.src_vocab.encode(zh_tokens(t)[:MAX_SOURCE]) for t in texts]
+        return pad_batch(ids)[0].numpy()
+
+    def finetune_targets(self, labels: np.ndarray) -> np.ndarray:
+        """English texts as target ids: BOS, the words, EOS; padded with PAD."""
+        ids = [
+            [BOS, *self.tgt_vocab.encode(en_tokens(str(t))[:MAX_TARGET]), EOS]
+            for t in np.asarray(labels, dtype=object).ravel()
+        ]
+        return pad_batch(ids)[0].numpy()
+
+    @staticmethod
+    def finetune_forward(module: nn.Module, x: torch.Tensor, y_in: torch.Tensor) -> torch.Tensor:
+        """The teacher-forced logits; ``module`` may be DDP's wrapper, so it is called."""
+        lengths = (x != PAD).sum(dim=1).clamp(min=1)
+        logits: torch.Tensor = module(x, lengths, y_in)
+        return logits
+
     # np.ndarray on purpose: MLflow infers a Tensor('str', (-1,)) signature from the
     # example, as for the sentiment example, so {"inputs": ["..."]} arrives as a 1-D
     # array of strings and the platform's text check refuses numbers.
@@ -300,10 +331,10 @@ class Translator(mlflow.pyfunc.PythonModel):
     ) -> list[str]:
         texts = [str(t) for t in np.asarray(model_input, dtype=object).ravel()]
         beam = (params or {}).get("beam")
-        return translate(
-            self.model, self.src_vocab, self.tgt_vocab, texts,
-            beam=self.beam if beam is None else int(beam),
-        )  # fmt: skip
+        beam = self.beam if beam is None else int(beam)
+        if not 1 <= beam <= MAX_BEAM:
+            raise ValueError(f"got {beam} for beam: 1 (greedy) to {MAX_BEAM}")
+        return translate(self.model, self.src_vocab, self.tgt_vocab, texts, beam=beam)
 
 
 mlflow.models.set_model(Translator())

@@ -9,6 +9,8 @@ decoding and of the beam search goes into the metrics (the version's tags).
 Logged with MLflow "models from code" (``model.py``): a ``state_dict`` (``weights``)
 and a JSON file of the vocabularies and layer sizes (``vocab``); nothing is pickled.
 Input: a list / 1-D array of Chinese strings. Output: one English string per input.
+The signature declares one param, ``beam`` (default: the trained width), so a request
+``{"inputs": [...], "params": {"beam": 1}}`` is decoded greedily.
 
 Run ``python -m examples.translate.train`` from the repository root to train and register.
 """
@@ -216,9 +218,14 @@ def train(
         ),
         encoding="utf-8",
     )
+    from mlflow.models import infer_signature
+
+    example = np.array(SAMPLE_INPUTS, dtype=str)
+    answers = translate(model, src_vocab, tgt_vocab, SAMPLE_INPUTS, beam=beam)
     return TrainedExample(
         model=MODEL_CODE,
-        input_example=np.array(SAMPLE_INPUTS, dtype=str),
+        input_example=example,
+        signature=infer_signature(example, answers, params={"beam": beam}),
         artifacts={"weights": str(weights), "vocab": str(vocab)},
         metrics=metrics,
         description=(

@@ -2,7 +2,8 @@
 
 Pure functions; the Serve deployment calls them from a ``@serve.batch`` method.
 Requests join only when their inputs are the same kind (arrays of one dtype and
-row shape, or frames with the same columns); anything else is predicted alone.
+row shape, or frames with the same columns) and their params are equal (one model
+call takes one set); anything else is predicted alone.
 """
 
 from __future__ import annotations
@@ -13,9 +14,14 @@ import numpy as np
 import pandas as pd
 
 
-def combine(items: list[Any]) -> tuple[Any, list[int]] | None:
-    """One input holding every item's rows, and the row count of each; None if unjoinable."""
+def combine(
+    items: list[Any], params: list[dict[str, Any] | None] | None = None
+) -> tuple[Any, list[int]] | None:
+    """One input holding every item's rows, and the row count of each; None if unjoinable
+    (``params``: each item's request params; items with different ones never join)."""
     if len(items) < 2:
+        return None
+    if params is not None and not all(_same(p, params[0]) for p in params):
         return None
     first = items[0]
     if isinstance(first, np.ndarray) and first.ndim >= 1:
@@ -36,6 +42,14 @@ def combine(items: list[Any]) -> tuple[Any, list[int]] | None:
                 return None  # joining changed a column's type: predict them apart
             return frame, [len(x) for x in items]
     return None
+
+
+def _same(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
+    """Equal params (none and empty alike); arrays that cannot be compared: different."""
+    try:
+        return bool((a or None) == (b or None))
+    except ValueError:  # NumPy arrays as values: == is elementwise
+        return False
 
 
 def _same_kind(a: np.dtype[Any], b: np.dtype[Any]) -> bool:

@@ -7,6 +7,13 @@ gets the same input either way. The platform never decodes the image; the model 
 Parsing delegates to MLflow's own scoring-server parser so that a client of
 ``mlflow models serve`` gets the same interpretation of its payload here.
 
+A JSON body may carry ``"params"`` beside its input (MLflow's scoring protocol:
+``{"inputs": [...], "params": {"beam": 1}}``); ``parse_request`` returns them with
+the input, checked against the signature's params schema. MLflow itself only logs a
+warning for a param the signature does not declare and drops it; here that is an
+InvalidInput (422) that names the declared ones, so a typo is not answered silently
+with the defaults.
+
 Hardening around that parser: JSON nested deeper than ``MAX_JSON_DEPTH`` is refused
 before anything parses it; NaN and Infinity (bare, as Python's ``json.dumps`` writes
 them, or as strings MLflow turns into floats) are refused where the signature takes
@@ -19,6 +26,7 @@ from __future__ import annotations
 import base64
 import io
 import re
+from dataclasses import dataclass
 from typing import Any, cast
 
 import numpy as np
@@ -26,7 +34,7 @@ import orjson
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.pyfunc.scoring_server import infer_and_parse_data, parse_csv_input
-from mlflow.types import Schema, TensorSpec
+from mlflow.types import ParamSchema, ParamSpec, Schema, TensorSpec
 
 from maas_ray.errors import (
     BadRequest,
@@ -60,6 +68,14 @@ _BRACKET_STEP[list(b"]}")] = -1
 _DEPTH_CHUNK = 1 << 20
 
 
+@dataclass(frozen=True)
+class Request:
+    """A parsed predict body: the model input and its params (None: none given)."""
+
+    data: Any
+    params: dict[str, Any] | None = None
+
+
 def parse_payload(
     body: bytes,
     content_type: str | None,
@@ -67,7 +83,21 @@ def parse_payload(
     *,
     max_depth: int = MAX_JSON_DEPTH,
 ) -> Any:
-    """Turn a request body into the model input MLflow's scoring server would build.
+    """The model input of a request body, as MLflow's scoring server would build it
+    (``parse_request`` with no params schema: a body with params is refused)."""
+    return parse_request(body, content_type, schema, max_depth=max_depth).data
+
+
+def parse_request(
+    body: bytes,
+    content_type: str | None,
+    schema: Schema | None,
+    params_schema: ParamSchema | None = None,
+    *,
+    max_depth: int = MAX_JSON_DEPTH,
+) -> Request:
+    """Turn a request body into the model input MLflow's scoring server would build,
+    and the JSON body's ``params`` (checked against ``params_schema``).
 
     Non-finite numbers: JSON has no NaN or Infinity, but Python's ``json.dumps``
     writes bare ``NaN``, ``Infinity`` and ``-Infinity``, and MLflow turns strings such
@@ -86,7 +116,8 @@ def parse_payload(
         JSONTooDeep: JSON nested deeper than ``max_depth`` arrays and objects.
         InvalidJSON: the body is not JSON.
         BadRequest: JSON, but not exactly one of the scoring formats.
-        InvalidInput: the payload does not fit the model's signature.
+        InvalidInput: the payload does not fit the model's signature, or a param is
+            not an object of declared params of their declared types.
     """
     mime = (content_type or "").split(";", 1)[0].strip().lower()
     if mime == CSV:
@@ -100,9 +131,11 @@ def parse_payload(
         except (MlflowException, UnicodeDecodeError, ValueError) as exc:
             raise InvalidInput(f"cannot read CSV body: {_message(exc)}") from exc
         _check_text_tensor(data, schema, "CSV body")
-        return data if column_schema is not None or schema is None else _csv_tensor(data, schema)
+        if column_schema is None and schema is not None:
+            data = _csv_tensor(data, schema)
+        return Request(data)
     if mime in IMAGES:
-        return _image_input(body, mime, schema)
+        return Request(_image_input(body, mime, schema))
     if mime not in JSON_TYPES:
         raise UnsupportedMediaType(
             f"got content type '{mime}': send application/json (or text/csv, {', '.join(IMAGES)})"
@@ -121,6 +154,7 @@ def parse_payload(
     keys = [k for k in FORMATS if k in obj]
     if len(keys) != 1:
         raise BadRequest(_format_hint(f"got keys {sorted(obj)}"))
+    params = _params(obj.get("params"), params_schema)
     value = obj[keys[0]]
     if value is None or (isinstance(value, list | dict) and len(value) == 0):
         raise InvalidInput(f"'{keys[0]}' is empty: send at least one row")
@@ -143,7 +177,33 @@ def parse_payload(
         raise InvalidInput(f"'{keys[0]}' does not fit the model's signature: {exc}") from exc
     if text_fields and schema is not None:
         check_finite(data, text_fields, schema, label)
-    return data
+    return Request(data, params)
+
+
+def _params(value: Any, schema: ParamSchema | None) -> dict[str, Any] | None:
+    """A body's ``params``, each declared by the signature and of its type (MLflow's own
+    check, ``ParamSpec.validate_param_spec``); None where there are none."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise InvalidInput(f"got a JSON {type(value).__name__} for 'params': send an object")
+    if not value:
+        return None
+    declared = {p.name: p for p in schema.params} if schema is not None else {}
+    unknown = sorted(set(value) - set(declared))
+    if unknown:
+        known = ", ".join(f"'{n}'" for n in declared) or "none"
+        raise InvalidInput(
+            f"got params {', '.join(repr(n) for n in unknown)}: this model's signature "
+            f"declares {known}"[:_MAX_MESSAGE]
+        )
+    out = {}
+    for name, given in value.items():
+        try:
+            out[name] = ParamSpec.validate_param_spec(given, declared[name])
+        except MlflowException as exc:
+            raise InvalidInput(f"params '{name}': {_message(exc)}") from exc
+    return out
 
 
 def _image_input(body: bytes, mime: str, schema: Schema | None) -> Any:

@@ -18,7 +18,7 @@ import mlflow.pyfunc
 import orjson
 from mlflow.exceptions import MlflowException
 from mlflow.pyfunc import PyFuncModel
-from mlflow.types import Schema
+from mlflow.types import ParamSchema, Schema
 
 from maas_ray.errors import (
     BadRequest,
@@ -32,7 +32,7 @@ from maas_ray.explain.answer import Explanations
 from maas_ray.registry import Registry
 from maas_ray.registry.background import load_background
 from maas_ray.serving.batching import combine, split
-from maas_ray.serving.decode import MAX_JSON_DEPTH, _message, parse_payload
+from maas_ray.serving.decode import MAX_JSON_DEPTH, Request, _message, parse_request
 from maas_ray.serving.encode import encode_predictions
 
 logger = logging.getLogger(__name__)
@@ -66,6 +66,8 @@ class ModelRuntime:
         signature = model.metadata.get_input_schema()
         self.input_schema: Schema | None = signature
         self.output_schema: Schema | None = model.metadata.get_output_schema()
+        # The params a request may pass (``{"inputs": ..., "params": {...}}``); None: none.
+        self.params_schema: ParamSchema | None = model.metadata.get_params_schema()
         self.max_depth = MAX_JSON_DEPTH  # deepest JSON accepted (settings.json_max_depth)
         # The input example it was registered with, where it predicted at load: what the
         # replica's health check asks it again (see ``healthy``).
@@ -121,10 +123,13 @@ class ModelRuntime:
         if self.example is not None:
             self.predict(self.example)
 
-    def predict(self, data: Any) -> Any:
-        """Predict on parsed input; signature mismatches become InvalidInput (422)."""
+    def predict(self, data: Any, params: dict[str, Any] | None = None) -> Any:
+        """Predict on parsed input (with the request's params, checked by ``parse``);
+        signature mismatches become InvalidInput (422)."""
         _lean_sklearn()
         try:
+            if params:
+                return self.model.predict(data, params=params)
             return self.model.predict(data)
         except MlflowException as exc:
             raise InvalidInput(_message(exc)) from exc
@@ -139,25 +144,30 @@ class ModelRuntime:
                 f"{type(exc).__name__}: {_message(exc)}"
             ) from exc
 
-    def parse(self, body: bytes, content_type: str | None) -> Any:
-        """A request body as this version's model input (checked against its signature)."""
-        return parse_payload(body, content_type, self.input_schema, max_depth=self.max_depth)
+    def parse(self, body: bytes, content_type: str | None) -> Request:
+        """A request body as this version's model input and params (checked against its
+        signature)."""
+        return parse_request(
+            body, content_type, self.input_schema, self.params_schema, max_depth=self.max_depth
+        )
 
     def predict_bytes(self, body: bytes, content_type: str | None) -> bytes:
         """Parse a request body, predict, and encode the answer."""
-        return encode_predictions(self.predict(self.parse(body, content_type)))
+        request = self.parse(body, content_type)
+        return encode_predictions(self.predict(request.data, request.params))
 
-    def predict_many(self, inputs: list[Any]) -> list[bytes | MaasError]:
-        """Predict parsed inputs of several requests, in one model call where they join.
+    def predict_many(self, inputs: list[Request]) -> list[bytes | MaasError]:
+        """Predict parsed requests, in one model call where they join (same kind of
+        input, equal params).
 
         A failure of the joined call falls back to one call per input, so one bad
         request never fails the others; each failure is returned in its place.
         """
-        joined = combine(inputs)
+        joined = combine([r.data for r in inputs], [r.params for r in inputs])
         if joined is not None:
             data, lengths = joined
             try:
-                parts = split(self.predict(data), lengths)
+                parts = split(self.predict(data, inputs[0].params), lengths)
             except MaasError:
                 parts = None
             if parts is not None:
@@ -165,7 +175,7 @@ class ModelRuntime:
         answers: list[bytes | MaasError] = []
         for item in inputs:
             try:
-                answers.append(encode_predictions(self.predict(item)))
+                answers.append(encode_predictions(self.predict(item.data, item.params)))
             except MaasError as exc:
                 answers.append(exc)
         return answers
@@ -258,12 +268,12 @@ class ModelRuntime:
         parsed input beside its explanation, so both come from this one version.
         """
         png = _wants_png(fmt)  # a bad value answers before the body is parsed
-        data = self.parse(body, content_type)
-        explained = self.explain(data, "png" if png else None)
+        request = self.parse(body, content_type)
+        explained = self.explain(request.data, "png" if png else None)
         answer = explained.model_dump(mode="json", by_alias=True)
         if not predictions:
             return orjson.dumps(answer)
-        predicted = orjson.loads(encode_predictions(self.predict(data)))
+        predicted = orjson.loads(encode_predictions(self.predict(request.data, request.params)))
         return orjson.dumps({**predicted, "explanation": answer})
 
     def describe(self) -> dict[str, Any]:

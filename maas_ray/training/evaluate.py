@@ -4,6 +4,8 @@ Classification: ``accuracy``, ``precision``, ``recall``, ``f1`` (binary: of the
 positive class, the second of the sorted labels, as scikit-learn's
 ``predict_proba[:, 1]``; more classes: the macro average), ``roc_auc`` where
 binary and the estimator gives scores. Regression: ``mae``, ``rmse``, ``r2``.
+Sequence (a seq2seq fine-tune: texts out): ``bleu``, sacrebleu's corpus BLEU (0-100,
+its default 13a tokens) of the answers against one reference text each.
 """
 
 from __future__ import annotations
@@ -20,6 +22,12 @@ def scores(task: str, y_true: Any, y_pred: Any, y_score: Any = None) -> dict[str
     """The metrics of one set of predictions against the truth."""
     from sklearn import metrics
 
+    if task == "sequence":
+        import sacrebleu
+
+        references = [str(t) for t in y_true]
+        hypotheses = [str(t) for t in y_pred]
+        return {"bleu": float(sacrebleu.corpus_bleu(hypotheses, [references]).score)}
     y_true = np.asarray(y_true)
     y_pred = np.asarray(y_pred)
     if task == "regression":

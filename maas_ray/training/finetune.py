@@ -2,14 +2,15 @@
 
 Read the rows (checked against the staged SHA-256), open the parent version
 (``@production`` unless named; digest checked; PyTorch only), split them as
-``maas train`` does, score the parent on the held-out rows, then train further
-with Ray Train V2: a ``TorchTrainer`` of ``workers`` DDP workers reading the
-training rows through Ray Data, a checkpoint every epoch under
-``MAAS_HOME/training``, ``FailureConfig(max_failures)``, the epochs' metrics in
-the training's MLflow run (rank 0). The child is scored on the same held-out
-rows, logged in the same run, and registered with ``maas.parent_version``,
-``maas.run_id`` and ``maas.data_sha256``; with ``promote_if_better`` it is
-promoted only if it beats ``@production`` there.
+``maas train`` does (stratified for a classification loss only: a seq2seq model's
+labels are sentences), score the parent on the held-out rows (a seq2seq model: the
+BLEU of its answers), then train further with Ray Train V2: a ``TorchTrainer`` of
+``workers`` DDP workers reading the training rows through Ray Data, a checkpoint
+every epoch under ``MAAS_HOME/training``, ``FailureConfig(max_failures)``, the
+epochs' metrics in the training's MLflow run (rank 0). The child is scored on the
+same held-out rows, logged in the same run, and registered with
+``maas.parent_version``, ``maas.run_id`` and ``maas.data_sha256``; with
+``promote_if_better`` it is promoted only if it beats ``@production`` there.
 """
 
 from __future__ import annotations
@@ -135,7 +136,7 @@ def _finetune(
     targets = parent.targets(y.to_numpy())
     train_rows, test_rows = split_rows(y, parent.task, spec.test_size, spec.seed)
     inputs = parent.inputs(rows)
-    truth = _truth(parent, targets[test_rows])
+    truth = _truth(parent, targets[test_rows], y.to_numpy()[test_rows])
     served = mlflow.pyfunc.load_model(str(parent.folder))
     before = scores(parent.task, truth, parent.predictions(served, rows[test_rows]))
     stage(f"v{version} on {len(test_rows)} held-out rows: {_line(before)}")
@@ -219,8 +220,13 @@ def _train(
     from maas_ray.training.torch_loop import read_state, train_loop
 
     gpus = spec.num_gpus_per_worker
+    # One array per row where a row is many values (features, token ids): Ray Data
+    # keeps them as a tensor column that iter_torch_batches stacks.
+    y_train = targets[train_rows]
     dataset = ray.data.from_pandas(
-        pd.DataFrame({"x": list(inputs[train_rows]), "y": targets[train_rows]})
+        pd.DataFrame(
+            {"x": list(inputs[train_rows]), "y": list(y_train) if y_train.ndim > 1 else y_train}
+        )
     )
     trainer = TorchTrainer(
         train_loop,
@@ -297,8 +303,11 @@ def _watch(settings: Settings, run_id: str, epochs: int, stage: Say, done: threa
             said = step
 
 
-def _truth(parent: Parent, targets: np.ndarray) -> np.ndarray:
-    """Held-out labels as scores compare them (class indices as integers)."""
+def _truth(parent: Parent, targets: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Held-out labels as scores compare them (class indices as integers; a sequence
+    model's label texts, which its answers are scored against)."""
+    if parent.sequence:
+        return np.asarray([str(t) for t in labels], dtype=object)
     if parent.task == "classification":
         return np.asarray(targets).astype(np.int64)
     return np.asarray(targets)

@@ -14,7 +14,7 @@ PARENT_TAG = "maas.parent_version"  # on the version (fine-tunes)
 STAGE_TAG = "maas.stage"  # on the run: where the training is
 VERSION_TAG = "maas.version"  # on the run: the version it registered
 PROMOTED_TAG = "maas.promoted"  # on the run: "true"/"false" and why
-TASK_TAG = "maas.task"  # on the run: classification / regression
+TASK_TAG = "maas.task"  # on the run: classification / regression / sequence
 EXPERIMENT = "maas-training"
 
 JobStatus = Literal["PENDING", "RUNNING", "SUCCEEDED", "FAILED", "STOPPED"]
@@ -26,7 +26,7 @@ class TrainResult(BaseModel):
     model: str
     version: str
     run_id: str
-    task: Literal["classification", "regression"]
+    task: Literal["classification", "regression", "sequence"]
     metrics: dict[str, float]
     data_sha256: str
     n_train: int

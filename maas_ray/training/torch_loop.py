@@ -7,6 +7,10 @@ through Ray Data. After every epoch rank 0 saves a checkpoint (module, optimiser
 epoch) and logs the epoch's metrics to the training's MLflow run; a restarted
 worker group (``FailureConfig``) resumes from the last checkpoint, logging into
 the same run.
+
+What one epoch does (``train_epoch``) and the held-out loss (``held_out_loss``) take
+plain batches of ``{"x": tensor, "y": tensor}``, so they run without Ray as well:
+the unit tests train through them in process.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +39,63 @@ def loss_fn(kind: str) -> Any:
     if kind == "cross_entropy":
         ce = nn.CrossEntropyLoss()
         return lambda out, y: ce(out, y.long())
+    if kind == "seq2seq":  # logits (B, T, V) against token ids (B, T); padding ignored
+        from maas_ray.training.torch_model import PAD
+
+        tokens = nn.CrossEntropyLoss(ignore_index=PAD)
+        return lambda out, y: tokens(out.reshape(-1, out.shape[-1]), y.reshape(-1).long())
     mse = nn.MSELoss()
     return lambda out, y: mse(out.reshape(-1), y.reshape(-1).to(torch.float32))
+
+
+def batch_loss(parent: Any, model: Any, x: Any, y: Any, loss_of: Any) -> tuple[Any, int]:
+    """The loss of one batch and what it is a mean over (rows; target tokens for a
+    seq2seq model, which is teacher forced: it reads ``y[:, :-1]``, is scored on
+    ``y[:, 1:]``)."""
+    if not parent.sequence:
+        return loss_of(model(x), y), len(y)
+    from maas_ray.training.torch_model import PAD
+
+    # The rows are padded to the longest of all; cut this batch to its own longest.
+    x = x[:, : max(1, int((x != PAD).sum(dim=1).max()))]
+    y = y[:, : max(2, int((y != PAD).sum(dim=1).max()))]
+    y_out = y[:, 1:]
+    logits = parent.forward(model, x, y[:, :-1])
+    return loss_of(logits, y_out), int((y_out != PAD).sum())
+
+
+def train_epoch(
+    parent: Any, model: Any, optimiser: Any, batches: Iterable[dict[str, Any]], loss_of: Any
+) -> tuple[float, int, int]:
+    """One pass over ``batches``: the mean loss (per row, or per target token), and the
+    rows and the units (rows or tokens) it saw."""
+    model.train()
+    total, units, rows = 0.0, 0, 0
+    for batch in batches:
+        loss, n = batch_loss(parent, model, batch["x"], batch["y"], loss_of)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        total += float(loss.detach()) * n
+        units += n
+        rows += len(batch["y"])
+    return total / max(units, 1), rows, units
+
+
+def held_out_loss(parent: Any, model: Any, x: Any, y: Any, loss_of: Any, batch_size: int) -> float:
+    """The loss on the held-out rows (eval mode, no gradients), in batches."""
+    import torch
+
+    model.eval()
+    total, units = 0.0, 0
+    with torch.no_grad():
+        for start in range(0, len(y), batch_size):
+            loss, n = batch_loss(
+                parent, model, x[start : start + batch_size], y[start : start + batch_size], loss_of
+            )
+            total += float(loss) * n
+            units += n
+    return total / max(units, 1)
 
 
 def read_state(checkpoint: Any) -> dict[str, Any] | None:
@@ -95,29 +155,21 @@ def train_loop(config: dict[str, Any]) -> None:
     shard = ray.train.get_dataset_shard("train")
     held_x = torch.as_tensor(config["held_x"], device=device)
     held_y = torch.as_tensor(config["held_y"], device=device)
-    y_dtype = torch.int64 if parent.loss == "cross_entropy" else torch.float32
+    x_dtype = torch.int64 if parent.sequence else torch.float32
+    y_dtype = torch.int64 if parent.loss in ("cross_entropy", "seq2seq") else torch.float32
     for epoch in range(first, config["epochs"]):
-        model.train()
-        started, total, seen = time.perf_counter(), 0.0, 0
+        started = time.perf_counter()
         batches = shard.iter_torch_batches(
             batch_size=config["batch_size"],
-            dtypes={"x": torch.float32, "y": y_dtype},
+            dtypes={"x": x_dtype, "y": y_dtype},
             device=device,
         )
-        for batch in batches:
-            loss = loss_of(model(batch["x"]), batch["y"])
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            total += float(loss.detach()) * len(batch["y"])
-            seen += len(batch["y"])
+        train_loss, seen, _ = train_epoch(parent, model, optimiser, batches, loss_of)
         seconds = time.perf_counter() - started
-        model.eval()
-        with torch.no_grad():
-            held_loss = float(loss_of(model(held_x), held_y))
+        held_loss = held_out_loss(parent, model, held_x, held_y, loss_of, config["batch_size"])
         metrics = {
             "epoch": epoch + 1,
-            "train_loss": total / max(seen, 1),
+            "train_loss": train_loss,
             "held_out_loss": held_loss,
             "samples": seen,
             "samples_per_s": seen / seconds if seconds > 0 else 0.0,

@@ -9,6 +9,18 @@ Two packagings can be trained further:
   where present, turn raw rows and labels into what the module takes and what
   the loss compares with (the standardisation, the class names). The child
   keeps the parent's code and other artifacts, with new weights.
+* sequence to sequence (``finetune_loss = "seq2seq"``, e.g. ``examples/translate``):
+  texts in, texts out. ``finetune_inputs(sources)`` gives the source token ids and
+  ``finetune_targets(targets)`` the target token ids, each an int64 array
+  ``(rows, length)`` padded with 0 (``PAD``); a target row starts with the model's
+  begin token and ends with its end token, as its own training has them. Training is
+  teacher forced: the module reads ``y[:, :-1]`` and is scored on ``y[:, 1:]``
+  (token-level cross entropy, padding ignored) through
+  ``finetune_forward(module, x, y_in) -> logits (rows, length, vocabulary)``, or
+  ``module(x, y_in)`` where the ``PythonModel`` has no such method (the hook must
+  call ``module(...)`` itself: under DDP it is the wrapper). The held-out split is not
+  stratified (the labels are sentences) and parent and child are scored with corpus
+  BLEU (sacrebleu) of ``predict``'s answers against the label texts.
 * models logged with ``mlflow.pytorch``: the module itself. Rows go in as
   float32; the loss follows the output's width (more than one column: cross
   entropy over integer labels; one: mean squared error).
@@ -39,7 +51,9 @@ LOSSES = {
     "binary_logits": "classification",
     "cross_entropy": "classification",
     "mse": "regression",
+    "seq2seq": "sequence",
 }
+PAD = 0  # the padding id of a seq2seq model's token arrays, ignored by the loss
 WEIGHTS = "weights"  # the artifact holding a code model's state_dict
 
 
@@ -130,12 +144,26 @@ class Parent:
     def task(self) -> str:
         return LOSSES[self.loss]
 
+    @property
+    def sequence(self) -> bool:
+        """Token ids in and out (the ``seq2seq`` loss), not one row to one target."""
+        return self.task == "sequence"
+
     def inputs(self, rows: np.ndarray) -> np.ndarray:
         hook = getattr(self.python_model, "finetune_inputs", None)
+        dtype = np.int64 if self.sequence else np.float32
         try:
-            return np.asarray(hook(rows) if hook else rows, dtype=np.float32)
+            out = np.asarray(hook(rows) if hook else rows, dtype=dtype)
+            if self.sequence and (out.ndim != 2 or out.min(initial=0) < 0):
+                raise ValueError(f"finetune_inputs gave {out.shape}, not token ids (rows, length)")
+            return out
         except (ValueError, TypeError) as exc:
             raise BadRequest(f"rows the model cannot take: {exc}"[:300]) from exc
+
+    def forward(self, module: Any, x: Any, y_in: Any) -> Any:
+        """A seq2seq module's teacher-forced logits (rows, length, vocabulary)."""
+        hook = getattr(self.python_model, "finetune_forward", None)
+        return hook(module, x, y_in) if hook else module(x, y_in)
 
     def targets(self, labels: Any) -> np.ndarray:
         """Labels as the loss takes them; a label the model cannot learn is a 400."""
@@ -143,6 +171,13 @@ class Parent:
         hook = getattr(self.python_model, "finetune_targets", None)
         try:
             out = np.asarray(hook(labels)) if hook else labels
+            if self.sequence:
+                as_int = out.astype(np.int64)
+                if as_int.ndim != 2 or as_int.shape[1] < 2 or as_int.min() < 0:
+                    raise ValueError(
+                        f"finetune_targets gave {out.shape}: token ids (rows, length >= 2)"
+                    )
+                return as_int
             if self.loss == "cross_entropy":
                 as_int = out.astype(np.int64)
                 if not np.array_equal(as_int, out.astype(np.float64)) or as_int.min() < 0:
@@ -156,12 +191,22 @@ class Parent:
         """Rows as the model's signature takes them (a frame, a 2-D or a 1-D array)."""
         if self.layout.columns is not None:
             return pd.DataFrame(rows, columns=self.layout.columns)
-        return rows.reshape(-1) if self.layout.flat else rows
+        if not self.layout.flat:
+            return rows
+        flat = rows.reshape(-1)
+        # A text column reads as objects; a Tensor('str') signature refuses those.
+        spec = self.layout.signature.inputs.inputs[0] if self.layout.signature else None
+        if flat.dtype == object and getattr(getattr(spec, "type", None), "kind", None) == "U":
+            return flat.astype(str)
+        return flat
 
     def predictions(self, model: Any, rows: np.ndarray) -> np.ndarray:
         """A loaded pyfunc's answers for ``rows``, in the targets' terms."""
         data = self.model_input(rows)
         out = model.predict(data)
+        if self.sequence:  # texts out, scored as texts (BLEU)
+            seq = out.iloc[:, 0] if isinstance(out, pd.DataFrame) else out
+            return np.asarray([str(t) for t in np.asarray(seq, dtype=object).ravel()], dtype=object)
         out = out.to_numpy() if isinstance(out, pd.DataFrame | pd.Series) else np.asarray(out)
         if out.ndim == 2 and out.shape[1] > 1:
             out = out.argmax(axis=1)  # one logit per class

@@ -36,7 +36,9 @@ def _explained(model_dir: Path, ex: TrainedExample, inputs: list) -> Any:
     if ex.background is not None:
         (model_dir / FILE).write_bytes(dump_background(ex.background))
     runtime = ModelRuntime.load_local("example", "1", model_dir)
-    answer = runtime.explain(runtime.parse(orjson.dumps({"inputs": inputs}), "application/json"))
+    answer = runtime.explain(
+        runtime.parse(orjson.dumps({"inputs": inputs}), "application/json").data
+    )
     for row in answer.explanations:
         values = [abs(a.value) for a in row.attributions]
         assert values == sorted(values, reverse=True)  # ranked
@@ -70,6 +72,7 @@ def _save_code_model(ex: TrainedExample, path: Path) -> None:
         python_model=ex.model,
         artifacts=ex.artifacts,
         input_example=ex.input_example,
+        signature=ex.signature,
     )
 
 
@@ -419,7 +422,6 @@ def test_translate_model_learns_and_decodes() -> None:
 
 def test_translate_quick_train_and_pyfunc_round_trip(tmp_path: Path) -> None:
     import torch
-    from mlflow.models import infer_signature
 
     from examples.translate import train as translate
     from examples.translate.model import Seq2Seq, Vocab, load_spec
@@ -452,15 +454,28 @@ def test_translate_quick_train_and_pyfunc_round_trip(tmp_path: Path) -> None:
     assert out == expected[spec["beam"]]
     assert all(type(t) is str for t in out)
 
-    # With "beam" declared in the signature, params reach predict.
-    signature = infer_signature(ex.input_example, out, params={"beam": spec["beam"]})
-    mlflow.pyfunc.save_model(
-        str(tmp_path / "with-params"),
-        python_model=ex.model,
-        artifacts=ex.artifacts,
-        signature=signature,
-    )
-    loaded = mlflow.pyfunc.load_model(str(tmp_path / "with-params"))
+    # "beam" is declared in the signature: params reach predict, within 1..16.
+    (param,) = model.metadata.get_params_schema().params
+    assert (param.name, param.default) == ("beam", spec["beam"])
+    loaded = model
     inputs = np.array(translate.SAMPLE_INPUTS, dtype=str)
     assert loaded.predict(inputs, params={"beam": 1}) == expected[1]
+    with pytest.raises(ValueError, match="got 17 for beam: 1 \\(greedy\\) to 16"):
+        loaded.predict(inputs, params={"beam": 17})
     assert loaded.predict(inputs) == expected[spec["beam"]]
+
+    # As a replica answers a request that picks the beam, or a wrong one.
+    from maas_ray.errors import InvalidInput, PredictionFailed
+    from maas_ray.serving.runtime import ModelRuntime
+
+    runtime = ModelRuntime.load_local("translate", "1", tmp_path / "model")
+    for beam in (1, spec["beam"]):
+        body = orjson.dumps({"inputs": translate.SAMPLE_INPUTS, "params": {"beam": beam}})
+        answer = orjson.loads(runtime.predict_bytes(body, "application/json"))
+        assert answer == {"predictions": expected[beam]}
+    too_wide = orjson.dumps({"inputs": translate.SAMPLE_INPUTS, "params": {"beam": 17}})
+    with pytest.raises(PredictionFailed, match="got 17 for beam") as failed:
+        runtime.predict_bytes(too_wide, "application/json")
+    assert failed.value.status_code == 422
+    with pytest.raises(InvalidInput, match="declares 'beam'"):
+        runtime.parse(orjson.dumps({"inputs": ["你好"], "params": {"width": 2}}), None)

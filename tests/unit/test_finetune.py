@@ -252,3 +252,130 @@ def test_a_tuning_space_is_checked_and_becomes_ray_tunes() -> None:
         fields = {"name": "w", "data": "d.csv", "pipeline": "p.m:f", "search": {"a": [1]}, **bad}
         with pytest.raises(ValueError, match=words):
             TuningSpec.model_validate(fields)
+
+
+# -- seq2seq: the translate example fine-tuned in process ------------------------------
+
+
+@pytest.fixture(scope="module")
+def translate_parent(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """examples/translate quickly trained (2 epochs, 200 pairs), saved as registered."""
+    from examples.translate import train as translate
+
+    ex = translate.train(epochs=2, limit=200)
+    folder = tmp_path_factory.mktemp("translate") / "model"
+    mlflow.pyfunc.save_model(
+        str(folder),
+        python_model=ex.model,
+        artifacts=ex.artifacts,
+        input_example=ex.input_example,
+        signature=ex.signature,  # declares the beam param; the child keeps it
+    )
+    return folder
+
+
+def _new_pairs(n: int) -> pd.DataFrame:
+    """``text,label`` rows the parent never saw: training pairs past its first 200."""
+    from examples.translate import train as translate
+
+    pairs = translate.split(translate.load_pairs())[0][200 : 200 + n]
+    return pd.DataFrame({"text": [zh for zh, _ in pairs], "label": [en for _, en in pairs]})
+
+
+def _batches(x: np.ndarray, y: np.ndarray, size: int, seed: int) -> list[dict[str, Any]]:
+    """What iter_torch_batches hands a worker: shuffled x/y tensors."""
+    order = np.random.default_rng(seed).permutation(len(y))
+    return [
+        {"x": torch.as_tensor(x[order[s : s + size]]), "y": torch.as_tensor(y[order[s : s + size]])}
+        for s in range(0, len(y), size)
+    ]
+
+
+def test_a_seq2seq_model_fine_tunes_in_process(
+    translate_parent: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker's own epoch (train_epoch) on 120 new pairs: the token loss falls,
+    parent and child are scored with BLEU, the child's weights load back."""
+    from maas_ray.training.evaluate import scores
+    from maas_ray.training.finetune import _truth
+    from maas_ray.training.fit import split_rows
+    from maas_ray.training.torch_loop import held_out_loss, train_epoch
+    from maas_ray.training.torch_model import save_child
+
+    layout = inspect(translate_parent / "MLmodel", "translate", "1")
+    assert (layout.kind, layout.flat) == (CODE, True)
+    parent = load(layout, translate_parent, "v1")
+    assert (parent.loss, parent.task) == ("seq2seq", "sequence")
+
+    frame = _new_pairs(120)
+    X, y = frame[["text"]], frame["label"]
+    rows = rows_of(layout, X, "v1")
+    inputs, targets = parent.inputs(rows), parent.targets(y.to_numpy())
+    assert inputs.dtype == targets.dtype == np.int64
+    assert (targets[:, 0] == 2).all()  # BOS first, as the example's own training
+    train_rows, test_rows = split_rows(y, parent.task, 0.2, 0)  # sentences: unstratified
+    truth = _truth(parent, targets[test_rows], y.to_numpy()[test_rows])
+    assert truth.tolist() == y.to_numpy()[test_rows].tolist()
+    served = mlflow.pyfunc.load_model(str(translate_parent))
+    before = scores(parent.task, truth, parent.predictions(served, rows[test_rows]))
+    assert set(before) == {"bleu"}
+
+    torch.manual_seed(0)
+    module = parent.module
+    optimiser = torch.optim.Adam(module.parameters(), lr=3e-3)
+    loss_of = loss_fn(parent.loss)
+    x_train, y_train = inputs[train_rows], targets[train_rows]
+    held_x, held_y = torch.as_tensor(inputs[test_rows]), torch.as_tensor(targets[test_rows])
+    held = [held_out_loss(parent, module, held_x, held_y, loss_of, 32)]
+    losses = []
+    for epoch in range(2):
+        batches = _batches(x_train, y_train, 32, epoch)
+        loss, seen, tokens = train_epoch(parent, module, optimiser, batches, loss_of)
+        assert seen == len(train_rows)
+        assert tokens > seen  # a mean per target token, not per sentence
+        losses.append(loss)
+        held.append(held_out_loss(parent, module, held_x, held_y, loss_of, 32))
+    assert losses[-1] < losses[0]
+    assert held[-1] < held[0]
+
+    monkeypatch.chdir(tmp_path)  # a SQLite store's artifacts land beside it
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    try:
+        with mlflow.start_run():
+            info = save_child(parent, module.state_dict(), parent.model_input(rows[:2]))
+        child = mlflow.pyfunc.load_model(info.model_uri)
+    finally:
+        mlflow.set_tracking_uri(None)
+    after = scores(parent.task, truth, parent.predictions(child, rows[test_rows]))
+    assert set(after) == {"bleu"}
+    assert 0.0 <= before["bleu"] <= 100.0
+    assert 0.0 <= after["bleu"] <= 100.0
+    assert child.metadata.get_params_schema() == served.metadata.get_params_schema()
+    loaded = child.unwrap_python_model().model.state_dict()
+    for key, value in module.state_dict().items():
+        assert torch.equal(loaded[key], value), key
+
+
+def test_sentences_split_unstratified() -> None:
+    """Every label a different sentence: a stratified split fails, the sequence one not."""
+    from maas_ray.training.fit import split_rows
+
+    y = _new_pairs(50)["label"]
+    with pytest.raises(BadRequest, match="classes with one row"):
+        split_rows(y, "classification", 0.2, 0)
+    train, test = split_rows(y, "sequence", 0.2, 0)
+    assert (len(train), len(test)) == (40, 10)
+    assert sorted([*train, *test]) == list(range(50))
+
+
+def test_seq2seq_loss_ignores_padding_and_targets_are_checked(translate_parent: Path) -> None:
+    right = torch.full((1, 3, 5), -9.0)
+    right[0, [0, 1], [4, 3]] = 9.0  # the words 4, 3; then padding, whatever it scores
+    assert float(loss_fn("seq2seq")(right, torch.tensor([[4, 3, 0]]))) < 1e-3
+    bare = load(inspect(translate_parent / "MLmodel", "t", "1"), translate_parent, "v1")
+    bare.python_model = None  # no hook: labels as given, and one number a row is no sequence
+    with pytest.raises(BadRequest, match="token ids"):
+        bare.targets(np.array([1, 2]))
+    with pytest.raises(ValueError, match="one of accuracy"):
+        FinetuneSpec(name="t", data="d.csv", promote_if_better="chrf")
+    assert FinetuneSpec(name="t", data="d.csv", promote_if_better="bleu").promote_if_better
