@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+
 import pytest
+
+LOGGERS = ("", "maas_ray", "ray", "ray.serve")
 
 
 @pytest.fixture(autouse=True)
@@ -23,3 +28,18 @@ def _mlflow_env_kept(monkeypatch: pytest.MonkeyPatch) -> None:
 
     for name in ANSWERING_ENV:
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _loggers_as_found() -> Iterator[None]:
+    """A replica built in a test with Serve's replica context faked reroutes the
+    platform's loggers (security/log_masking.py): put them back after each test."""
+    saved = {}
+    for name in LOGGERS:
+        logger = logging.getLogger(name)
+        saved[name] = (list(logger.handlers), list(logger.filters), logger.propagate, logger.level)
+    yield
+    for name, (handlers, filters, propagate, level) in saved.items():
+        logger = logging.getLogger(name)
+        logger.handlers, logger.filters = handlers, filters
+        logger.propagate, logger.level = propagate, level

@@ -341,6 +341,8 @@ def test_a_seq2seq_model_fine_tunes_in_process(
     monkeypatch.chdir(tmp_path)  # a SQLite store's artifacts land beside it
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     try:
+        # This store's own experiment: an earlier test's active one lives in another store.
+        mlflow.set_experiment("seq2seq-finetune")
         with mlflow.start_run():
             info = save_child(parent, module.state_dict(), parent.model_input(rows[:2]))
         child = mlflow.pyfunc.load_model(info.model_uri)
