@@ -4,7 +4,12 @@ predicts, and the explainable ones explain (attributions that add up)."""
 from __future__ import annotations
 
 import base64
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -95,6 +100,37 @@ def test_images_classify_a_png_body_and_its_base64_form(
     assert same.json()["predictions"] == raw.json()["predictions"]
     bad = post(live, "/v1/models/images/predict", {"inputs": ["bm90IGFuIGltYWdl"]})
     assert bad.status_code == 422, bad.text
+
+
+def test_the_readme_images_commands_work_as_written(
+    served: dict[str, Any], live: Settings, admin_key: str, tmp_path: Path
+) -> None:
+    """README's images block (a sample PNG, then curl with it as the body, and the base64
+    JSON form), run by a shell as a user would, pointed at this session's port."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("examples.images.sample digit.png", 1)[1].split("```", 1)[0]
+    text = "python -m examples.images.sample digit.png" + block.replace("\\\n", " ")
+    commands = [line.split("  #")[0].strip() for line in text.splitlines()]
+    answers = []
+    for command in [c for c in commands if c and not c.startswith("#")]:
+        for python in (".venv/bin/python ", "python "):
+            if command.startswith(python):
+                command = sys.executable + " " + command.removeprefix(python)
+        out = subprocess.run(
+            ["bash", "-c", command.replace(":8000/", f":{live.serve_port}/")],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+            cwd=tmp_path,
+            env={**os.environ, "KEY": admin_key, "PYTHONPATH": str(ROOT)},
+        ).stdout
+        if command.startswith("curl"):
+            answers.append(json.loads(out))
+    assert len(answers) == 2, answers  # the raw PNG body, then the base64 JSON form
+    for answer in answers:
+        (row,) = answer["predictions"]
+        assert [t["label"] in "0123456789" for t in row["top"]] == [True] * 3, answer
 
 
 def test_the_readme_explain_on_tabular_ranks_attributions_that_add_up(

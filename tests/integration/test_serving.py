@@ -180,6 +180,9 @@ def test_readme_curl_examples_work_as_written(
     """
     readme = (ROOT / "README.md").read_text()
     blocks = re.findall(r"(curl .*?/predict)\n# (.*)", readme.replace("\\\n", " "))
+    # An answer shown with "..." (probabilities) is a shape, not a text to compare: those
+    # blocks run where their model is served (test_examples.py, the images curl).
+    blocks = [(command, shown) for command, shown in blocks if "..." not in shown]
     assert len(blocks) >= 3
     assert any("$KEY" not in command for command, _ in blocks)  # the 401 one
     for command, expected in blocks:
