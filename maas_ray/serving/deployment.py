@@ -196,12 +196,13 @@ class ModelServer(GrpcElsewhere, Explaining):
             body = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
             return await self._serve(body, JSON, request_id, version, headers)
         except MaasError as exc:
-            record = orjson.loads(body) if self.mask_fields and body else None
-            return (
-                exc.status_code,
-                self._masked(exc, record) or encode_error(exc),
-                self.runtime.version,
-            )
+            return self._refused(exc, body)
+
+    def _refused(self, exc: MaasError, body: bytes) -> tuple[int, bytes, str]:
+        """A payload call's error answer: (status, JSON error, masked where the spec says,
+        this replica's version)."""
+        record = orjson.loads(body) if self.mask_fields and body else None
+        return exc.status_code, self._masked(exc, record) or encode_error(exc), self.runtime.version
 
     async def answer(
         self, body: bytes, content_type: str | None, request_id: str | None = None

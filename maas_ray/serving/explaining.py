@@ -39,13 +39,12 @@ class Explaining:
     explain_timeout_s: float
     explain_share: float
     max_body: int
-    mask_fields: list[str]
     _headers: dict[str, str]
     _explainer_thread: ThreadPoolExecutor | None = None
     _paced: Paced
 
-    def _masked(self, exc: MaasError, record: Any) -> bytes | None:
-        raise NotImplementedError
+    def _refused(self, exc: MaasError, body: bytes) -> tuple[int, bytes, str]:
+        raise NotImplementedError  # ModelServer's: the error answer of a payload call
 
     async def _serve_explain(self, request: Request, target: str | None) -> Response:
         """``POST .../explain`` (``target``: the version the path pins, if any)."""
@@ -96,12 +95,7 @@ class Explaining:
                 return status, out, version
             return 200, await self._explain(body, JSON, True), self.runtime.version
         except MaasError as exc:
-            record = orjson.loads(body) if self.mask_fields and body else None
-            return (
-                exc.status_code,
-                self._masked(exc, record) or encode_error(exc),
-                self.runtime.version,
-            )
+            return self._refused(exc, body)
 
     async def _explain(
         self, body: bytes, ctype: str | None, predictions: bool = False, fmt: str | None = None
