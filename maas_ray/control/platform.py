@@ -195,6 +195,9 @@ def _up_mlflow(
         if store is not None
         else f"sqlite:///{settings.home / 'mlflow.db'}",
         "MLFLOW_ARTIFACTS_DESTINATION": artifacts,
+        # MLflow's job runner (GenAI judges, trace roll-ups) serves nothing of ours and
+        # would start eight more Python processes (~2 GB) beside the server.
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
     }
     log = settings.run_dir / "mlflow.log"
     proc = _spawn(

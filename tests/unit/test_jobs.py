@@ -129,7 +129,7 @@ def test_a_worker_warms_up_unless_its_job_says_not_to(switch: str | None, import
         f"import sys, threading, time, maas_ray.serving.warm as w; "
         f"assert w.SWITCH == {WARM_SWITCH!r}; "
         "t = any(x.name == 'maas-warm-imports' for x in threading.enumerate()); "
-        "t or time.sleep(0.5); print(t, t or 'skops.io' in sys.modules)"
+        "t or time.sleep(0.5); print(t, t or 'mlflow.pyfunc' in sys.modules)"
     )  # a started thread imports in the background; without one, nothing comes later
     out = subprocess.run(
         [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
