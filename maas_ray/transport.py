@@ -34,7 +34,9 @@ from maas_ray.wire import ACTOR_HEADER, JSON
 Progress = Callable[[str], None]
 # Waiting on an operation: the deploy timeout (what the platform allows) plus slack.
 _SLACK_S = 60.0
-_POLL_S = (0.1, 0.5)  # first and longest pause between two polls
+# First and longest pause between two polls: a deploy takes seconds, and the answer
+# should follow its end closely (each poll is one small authenticated GET).
+_POLL_S = (0.05, 0.25)
 RETRIED_STATUS = frozenset({429, 503})
 # Failures before the request reached the model (or of its connection): safe to retry
 # for an idempotent call. A read timeout is not one: the call may still be running.
