@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 
 CLIENTS ?= .venv-clients
 
-.PHONY: install clients browser postgres protos up down test unit integration lint bench clean
+.PHONY: install clients debs prerequisites protos up down test unit integration lint bench clean
 
 $(BIN)/maas: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,17 +29,14 @@ $(CLIENTS)/.installed: tests/clients.txt
 clients: $(CLIENTS)/.installed
 
 # The console's browser tests drive Debian's Chromium, headless, with Playwright (a dev
-# dependency); a CJK font renders the Chinese example. Installed once (apt, as root or sudo).
+# dependency); a CJK font renders the Chinese example. tests/integration/test_postgres.py
+# runs MLflow's store and the security database on Debian's PostgreSQL, which it starts
+# itself (its own folder and port). Installed once, in one apt run (as root or sudo).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-browser:
-	@dpkg -s chromium fonts-wqy-zenhei >/dev/null 2>&1 || \
-		($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium fonts-wqy-zenhei)
-
-# tests/integration/test_postgres.py runs MLflow's store and the security database on
-# Debian's PostgreSQL, which it starts itself (its own folder and port).
-postgres:
-	@dpkg -s postgresql >/dev/null 2>&1 || \
-		($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq postgresql)
+TEST_DEBS := chromium fonts-wqy-zenhei postgresql
+debs:
+	@dpkg -s $(TEST_DEBS) >/dev/null 2>&1 || \
+		($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $(TEST_DEBS))
 
 # The OIP v2 gRPC stubs (maas_ray/serving/proto) from their .proto; committed, so only
 # an edit of the .proto needs this. An older grpcio-tools on purpose: generated code
@@ -58,8 +55,15 @@ up: install
 down:
 	@if [ -x $(BIN)/maas ]; then $(BIN)/maas down; else echo "nothing installed"; fi
 
-test: install clients browser postgres
-	$(BIN)/python -m pytest tests
+# What the tests need, fetched side by side: the two environments and the Debian packages.
+prerequisites:
+	$(MAKE) -j3 --no-print-directory install clients debs
+
+# Two pytest workers (tests/conftest.py schedules them): one runs the platform's tests
+# (integration and reliability, in file order, on one session platform), the other the
+# unit tier beside it.
+test: prerequisites
+	$(BIN)/python -m pytest -n 2 tests
 
 unit: install
 	$(BIN)/python -m pytest tests/unit

@@ -54,6 +54,18 @@ INGRESS_PORTS = {"ingress_http_ports": "33000-33499", "ingress_grpc_ports": "335
 FIGURES: list[str] = []  # measured figures, printed at the end of the run
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    # Under pytest-xdist (`make test`), a worker hands its figures to the controller.
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["figures"] = list(FIGURES)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    FIGURES.extend(getattr(node, "workeroutput", {}).get("figures", []))
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if FIGURES:
         terminalreporter.section("figures measured by the integration tests")
@@ -72,6 +84,25 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/integration" in str(item.fspath) or "tests/reliability" in str(item.fspath):
             item.add_marker(pytest.mark.integration)
+
+
+PLATFORM_TIERS = ("tests/integration/", "tests/reliability/")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under pytest-xdist (`make test` runs two workers): every test of the platform's
+    tiers is one unit of work, so one worker runs them all, in file order, on one
+    session platform; the unit tier's files go to the other worker meanwhile."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class PlatformApart(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            if nodeid.startswith(PLATFORM_TIERS):
+                return "platform"
+            return nodeid.split("::", 1)[0]  # a unit test file
+
+    return PlatformApart(config, log)
 
 
 JWT_SECRET = "test-hs256-secret-of-the-session-platform-0123456789"
