@@ -1,7 +1,7 @@
 """Imported by every Ray worker process at start (``RAY_preload_python_modules``).
 
 A replica's worker spends much of its start importing what model loading needs
-(MLflow, the replica's own module). Doing it in a background thread from the
+(MLflow, and what the replica's module imports). Doing it in a background thread from the
 moment the worker process starts overlaps that with the rest of the worker's
 start, instead of after it.
 
@@ -24,7 +24,20 @@ import importlib
 import os
 import threading
 
-MODULES = ("mlflow.pyfunc", "maas_ray.serving.deployment")
+# Never a module that applies ``@serve.deployment`` when imported (serving/deployment.py,
+# serving/shared.py, gateway/): Serve builds a deployment's config with a process-wide
+# cloudpickle registration it undoes after, so two threads doing it at once (this one,
+# and the replica's own start unpickling its class) fail the replica: "is not
+# registered for pickle by value". These take what serving/deployment.py imports.
+MODULES = (
+    "mlflow.pyfunc",
+    "ray.serve",
+    "maas_ray.registry",
+    "maas_ray.security.auth",
+    "maas_ray.monitoring.log",
+    "maas_ray.serving.runtime",
+    "maas_ray.serving.split",
+)
 SWITCH = "MAAS_WARM_IMPORTS"  # "0" in a job's runtime environment (jobs/submit.py)
 
 
