@@ -30,6 +30,14 @@ class Broken(mlflow.pyfunc.PythonModel):
         return model_input
 
 
+class Leisurely(mlflow.pyfunc.PythonModel):
+    """Answers each call after 0.1 s: its requests stay in flight but take no CPU."""
+
+    def predict(self, context: Any, model_input: Any, params: Any = None) -> Any:
+        time.sleep(0.1)
+        return [1] * len(model_input)
+
+
 def _replica_actors(settings: Settings, app: str) -> list[Any]:
     return [
         a
@@ -78,17 +86,20 @@ def test_autoscaling_starts_a_second_replica_under_load(
     """A model deployed 1-2 replicas (4 in-flight requests each as the target, 2 s
     above it to scale up): 16 concurrent clients push it past the target, and Serve
     starts a second replica that runs. Its own model, so iris keeps the GPU room its
-    tests below need."""
-    from sklearn.dummy import DummyClassifier
+    tests below need; one that takes its time, so the load is requests in flight, not
+    CPU taken from the replica starting."""
+    import cloudpickle
+    import pandas as pd
 
     from tests.integration.test_lifecycle import Load
 
-    model = DummyClassifier(strategy="constant", constant=1).fit([[0.0]], [1])
-    client.register("scaler", model, input_example=[[0.0]])
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    client.register("scaler", Leisurely(), input_example=pd.DataFrame({"x": [0.0]}))
     client.deploy("scaler", min_replicas=1, max_replicas=2, num_cpus=0.5, upscale_delay_s=2)
     try:
         started = time.monotonic()
-        with Load(live, "scaler", threads=16) as load:
+        body = {"dataframe_records": [{"x": 0.0}]}
+        with Load(live, "scaler", threads=16, body=body) as load:
             deadline = started + 120  # upscale delay (2 s) + a replica's start (10-14 s)
             while control.status_of("scaler").replicas_running < 2:
                 assert time.monotonic() < deadline, control.status_of("scaler")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,9 @@ from tests.conftest import FIGURES, auth, finished, maas
 
 
 @pytest.fixture(scope="module")
-def adm(client: MaaS) -> dict[str, str]:
-    """Two versions of a tiny model; @production -> v1, not deployed yet."""
+def adm(client: MaaS) -> Iterator[dict[str, str]]:
+    """Two versions of a tiny model; @production -> v1, not deployed yet (undeployed
+    after the file: every deployment left behind is restored again by test_restore)."""
     from sklearn.dummy import DummyClassifier
 
     versions = {}
@@ -25,7 +27,9 @@ def adm(client: MaaS) -> dict[str, str]:
         model = DummyClassifier(strategy="constant", constant=label).fit([[0.0]], [label])
         versions[label] = client.register("adm", model, input_example=[[0.0]]).version
     client.promote("adm", versions["one"])
-    return versions
+    yield versions
+    if any(r.model == "adm" for r in client.status()):
+        client.undeploy("adm")
 
 
 def _admin(settings: Settings, method: str, path: str, body: Any = None) -> httpx.Response:
