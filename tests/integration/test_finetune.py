@@ -86,7 +86,7 @@ def test_cli_finetune_two_workers_beside_serving_survives_a_killed_worker(
     meanwhile `sentiment` under steady load answers every request with a 2xx."""
     tracking = MlflowClient(live.mlflow_uri)
     started = time.time()
-    with Load(live, "sentiment", {"inputs": ["this book is great"]}, pause_s=0.02) as load:
+    with Load(live, "sentiment", {"inputs": ["this book is great"]}) as load:
         cli = subprocess.Popen(
             [str(Path(sys.executable).parent / "maas"), "finetune", "tabular", "--data",
              str(rows), "--workers", "2", "--epochs", "8"],
