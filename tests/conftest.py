@@ -1,5 +1,7 @@
 """Fixtures of the integration and reliability tiers: one real MLflow server and
-one real Ray cluster per session (unit tests never ask for them).
+one real Ray cluster per session, or per pytest-xdist worker that runs platform
+tests (`make test` splits them between two such platforms; unit tests never ask
+for them).
 
 The platform is started with the same code as `maas up`, on ports of its own and
 a temporary MAAS_HOME, and stopped by process session at the end; the teardown
@@ -29,7 +31,8 @@ if TYPE_CHECKING:  # imported in the fixtures: unit tests do not pay for MLflow
 
 ROOT = Path(__file__).resolve().parents[1]
 # Apart from the defaults (so `make test` runs beside `make up`) and outside the
-# worker port range below, which Ray hands to worker processes at random.
+# worker port range below, which Ray hands to worker processes at random. Each
+# pytest-xdist worker runs a platform of its own: worker k adds 20 * k to these.
 PORTS = {
     "mlflow_port": 25500,
     "serve_port": 28500,
@@ -45,10 +48,28 @@ PORTS = {
     "ray_object_manager_port": 25370,
     "ingress_fallback_port": 22365,
     "ingress_metrics_port": 20365,
-    "ingress_stats_port": 23465,  # 23365: the fallback proxy's gRPC (fallback + 1000)
+    "ingress_stats_port": 23465,  # 23365..23445: the fallback proxy's gRPC (fallback + 1000)
 }
-WORKER_PORTS = "30000-31999"
-INGRESS_PORTS = {"ingress_http_ports": "33000-33499", "ingress_grpc_ports": "33500-33999"}
+
+
+def _worker() -> int:
+    """This pytest-xdist worker's number (0 without xdist)."""
+    return int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+
+
+def platform_ports(k: int) -> dict[str, Any]:
+    """The ports of worker ``k``'s platform (ranges of their own: 10000-19999 for Ray's
+    workers, 36000-39999 for the ingress; the node tests use 34000-35499)."""
+    if k == 0:
+        workers, ingress = "30000-31999", 33000
+    else:
+        workers, ingress = f"{8000 + 2000 * k}-{9999 + 2000 * k}", 35000 + 1000 * k
+    return {
+        **{name: port + 20 * k for name, port in PORTS.items()},
+        "ray_worker_ports": workers,
+        "ingress_http_ports": f"{ingress}-{ingress + 499}",
+        "ingress_grpc_ports": f"{ingress + 500}-{ingress + 999}",
+    }
 
 
 FIGURES: list[str] = []  # measured figures, printed at the end of the run
@@ -87,20 +108,51 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 PLATFORM_TIERS = ("tests/integration/", "tests/reliability/")
+# The platform's tests run on two platforms side by side (`make test`: three workers,
+# the unit tier on the third): these files on the second, the rest on the first. Each
+# half takes about the same time; a file's tests stay together, in file order.
+SECOND_PLATFORM = frozenset(
+    f"tests/{name}.py"
+    for name in (
+        "integration/test_doors",
+        "integration/test_examples",
+        "integration/test_finetune",
+        "integration/test_monitoring",
+        "integration/test_nodes",
+        "integration/test_platform",
+        "integration/test_postgres",
+        "integration/test_registry",
+        "integration/test_security",
+        "integration/test_training",
+        "reliability/test_fuzz",
+        "reliability/test_mlflow_outage",
+        "reliability/test_overload",
+        "reliability/test_slow_clients",
+        "reliability/test_timeouts",
+        "reliability/test_unhealthy",
+    )
+)
+
+
+def platform_scope(nodeid: str) -> str:
+    """The unit of work a test belongs to under pytest-xdist: one of the two platforms,
+    or (a unit test) its file."""
+    path = nodeid.split("::", 1)[0]
+    if not path.startswith(PLATFORM_TIERS):
+        return path
+    return "platform-2" if path in SECOND_PLATFORM else "platform-1"
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """Under pytest-xdist (`make test` runs two workers): every test of the platform's
-    tiers is one unit of work, so one worker runs them all, in file order, on one
-    session platform; the unit tier's files go to the other worker meanwhile."""
+    """Under pytest-xdist: each platform's tests are one unit of work (one worker runs
+    them, in file order, on its own session platform); the unit tier's files go to the
+    other workers meanwhile."""
     from xdist.scheduler import LoadScopeScheduling
 
     class PlatformApart(LoadScopeScheduling):  # type: ignore[misc]
         def _split_scope(self, nodeid: str) -> str:
-            if nodeid.startswith(PLATFORM_TIERS):
-                return "platform"
-            return nodeid.split("::", 1)[0]  # a unit test file
+            return platform_scope(nodeid)
 
     return PlatformApart(config, log)
 
@@ -137,10 +189,8 @@ def settings(tmp_path_factory: pytest.TempPathFactory, jwt_keys: dict[str, Any])
         ray_num_cpus=6,
         ray_num_gpus=1,
         deploy_timeout_s=180,
-        ray_worker_ports=WORKER_PORTS,
         shared_models_per_replica=3,  # small, so the tests see the LRU evict
-        **PORTS,
-        **INGRESS_PORTS,
+        **platform_ports(_worker()),
     )
 
 
