@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import tempfile
 from pathlib import Path
 from typing import Literal
 
@@ -381,6 +382,15 @@ class Settings(BaseSettings):
     def max_body_bytes(self) -> int:
         """``max_body_mb`` in bytes."""
         return int(self.max_body_mb * 1024 * 1024)
+
+    @property
+    def ray_temp_dir(self) -> Path:
+        """The Ray head's temporary folder (sessions, logs, sockets): one per platform,
+        named by its GCS port. Under Ray's shared default (``/tmp/ray``) a second
+        platform on the machine would take over 'auto', and the jobs the first one
+        runs would attach to the other cluster. Short on purpose: Ray's socket paths
+        under it must stay within the 107 characters a Unix socket path may have."""
+        return Path(tempfile.gettempdir()) / f"ray-{self.ray_port}"
 
     @property
     def run_dir(self) -> Path:

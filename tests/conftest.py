@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # imported in the fixtures: unit tests do not pay for MLflow
 
 ROOT = Path(__file__).resolve().parents[1]
 # Apart from the defaults (so `make test` runs beside `make up`) and outside the
-# worker port range below, which Ray hands to worker processes at random. Each
+# port ranges below, which Ray hands to worker processes at random. Each
 # pytest-xdist worker runs a platform of its own: worker k adds 20 * k to these.
 PORTS = {
     "mlflow_port": 25500,
@@ -58,17 +58,16 @@ def _worker() -> int:
 
 
 def platform_ports(k: int) -> dict[str, Any]:
-    """The ports of worker ``k``'s platform (ranges of their own: 10000-19999 for Ray's
-    workers, 36000-39999 for the ingress; the node tests use 34000-35499)."""
-    if k == 0:
-        workers, ingress = "30000-31999", 33000
-    else:
-        workers, ingress = f"{8000 + 2000 * k}-{9999 + 2000 * k}", 35000 + 1000 * k
+    """The ports of worker ``k``'s platform. Its port ranges lie above the kernel's
+    ephemeral range (32768-60999) and apart from `make up`'s defaults (workers
+    10002-19999, replicas 30000-30999 and 40000-40999) and from the node tests'
+    (34000-35499): Ray's workers 1,000 ports, the replicas' HTTP and gRPC 250 each."""
+    low = 61000 + 1500 * k
     return {
         **{name: port + 20 * k for name, port in PORTS.items()},
-        "ray_worker_ports": workers,
-        "ingress_http_ports": f"{ingress}-{ingress + 499}",
-        "ingress_grpc_ports": f"{ingress + 500}-{ingress + 999}",
+        "ray_worker_ports": f"{low}-{low + 999}",
+        "ingress_http_ports": f"{low + 1000}-{low + 1249}",
+        "ingress_grpc_ports": f"{low + 1250}-{low + 1499}",
     }
 
 

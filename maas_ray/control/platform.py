@@ -231,6 +231,8 @@ def _up_ray(settings: Settings, state: dict[str, Any], progress: Progress | None
         "--head",
         "--block",
         "--disable-usage-stats",
+        "--temp-dir",
+        str(settings.ray_temp_dir),
         "--node-ip-address",
         settings.host,
         "--port",

@@ -183,7 +183,7 @@ def test_request_ids_feedback_and_live_accuracy(
     assert not any(sampled_ids[0].encode() in Path(f).read_bytes() for f in files)
 
     # The replica's log line of an error answer names its request id.
-    logs = glob.glob("/tmp/ray/session_*/logs/serve/replica_sentiment_*.log")
+    logs = glob.glob(str(live.ray_temp_dir / "session_*/logs/serve/replica_sentiment_*.log"))
     wanted = f"request {bad.headers['x-request-id']}: POST answered {bad.status_code}"
     assert any(wanted in Path(f).read_text(errors="replace") for f in logs), logs
 

@@ -45,7 +45,7 @@ SEEDED = ("digits", "minilm", "sentiment", "tabular")
 LIFECYCLE = ("deploy", "undeploy", "promote", "rollback", "canary", "shadow", "finetune")
 PUBLIC = {r.path for r in ROUTES if r.scopes is None}  # health, /openapi.json, /docs
 MIN_CASES = 1000
-DEFAULT_CASES = 30  # per operation and generation mode, unless CASES says otherwise
+DEFAULT_CASES = 20  # per operation and generation mode, unless CASES says otherwise (~1,800 in all)
 # Where the bugs would be: bodies parsed by the model replicas and the admin API.
 CASES = {
     "POST /v1/models/{name}/predict": 140,

@@ -8,7 +8,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -365,19 +364,47 @@ def test_a_torch_model_that_takes_text_is_not_explainable_rather_than_failing() 
     assert not _takes_text(None)
 
 
-def test_explanations_are_paced_to_their_share_of_the_replicas_time() -> None:
+class _Clock:
+    """A virtual clock for the pacing's ``time``: sleeps and work only advance it, so
+    the test checks the arithmetic, not how busy the machine is."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.slept: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(round(seconds, 6))
+        self.now += seconds
+
+
+def test_explanations_are_paced_to_their_share_of_the_replicas_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """After an explain of t seconds the next waits t * (1 / share - 1): at a share of
-    0.25, four back-to-back 20 ms explains take about 4 x 20 + 3 x 60 ms."""
+    0.25, four back-to-back 20 ms explains take 4 x 20 + 3 x 60 ms."""
+    from maas_ray.serving import explaining
     from maas_ray.serving.explaining import Paced
 
+    clock = _Clock()
+    monkeypatch.setattr(explaining, "time", clock)
+
+    def work(seconds: float) -> str:
+        clock.now += seconds  # the explain itself
+        return "done"
+
     paced = Paced(0.25)
-    started = time.monotonic()
+    started = clock.now
     for _ in range(4):
-        assert paced(lambda: time.sleep(0.02) or "done") == "done"
-    took = time.monotonic() - started
-    assert 0.24 <= took < 2.0, took  # at least the pauses; the rest is a busy machine
+        assert paced(work, 0.02) == "done"
+    assert clock.slept == [0.06, 0.06, 0.06]
+    assert clock.now - started == pytest.approx(4 * 0.02 + 3 * 0.06)
+    clock.now += 1.0  # idle for longer than the pause: the next explain runs at once
+    paced(work, 0.02)
+    assert clock.slept == [0.06, 0.06, 0.06]
     long = Paced(0.01)  # the pause has a ceiling: a slow first explain (building) is fine
-    long(lambda: time.sleep(0.05))
-    started = time.monotonic()
-    long(lambda: None)
-    assert time.monotonic() - started <= Paced.MAX_PAUSE_S + 0.2
+    long(work, 0.05)
+    long(work, 0.0)
+    assert clock.slept[-1] == Paced.MAX_PAUSE_S
