@@ -59,11 +59,11 @@ down:
 prerequisites:
 	$(MAKE) -j3 --no-print-directory install clients debs
 
-# Three pytest workers (tests/conftest.py schedules them): the platform's tests
-# (integration and reliability, in file order) split between two session platforms of
-# their own, one per worker; the unit tier on the third beside them.
+# Two pytest workers (tests/conftest.py schedules them): one runs the platform's tests
+# (integration and reliability, in file order, on one session platform), the other the
+# unit tier beside it.
 test: prerequisites
-	$(BIN)/python -m pytest -n 3 tests
+	$(BIN)/python -m pytest -n 2 tests
 
 unit: install
 	$(BIN)/python -m pytest tests/unit

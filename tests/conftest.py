@@ -1,7 +1,6 @@
 """Fixtures of the integration and reliability tiers: one real MLflow server and
 one real Ray cluster per session, or per pytest-xdist worker that runs platform
-tests (`make test` splits them between two such platforms; unit tests never ask
-for them).
+tests, each on ports of its own (unit tests never ask for them).
 
 The platform is started with the same code as `maas up`, on ports of its own and
 a temporary MAAS_HOME, and stopped by process session at the end; the teardown
@@ -107,46 +106,21 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 PLATFORM_TIERS = ("tests/integration/", "tests/reliability/")
-# The platform's tests run on two platforms side by side (`make test`: three workers,
-# the unit tier on the third): these files on the second, the rest on the first. Each
-# half takes about the same time; a file's tests stay together, in file order.
-SECOND_PLATFORM = frozenset(
-    f"tests/{name}.py"
-    for name in (
-        "integration/test_doors",
-        "integration/test_examples",
-        "integration/test_finetune",
-        "integration/test_monitoring",
-        "integration/test_nodes",
-        "integration/test_platform",
-        "integration/test_postgres",
-        "integration/test_registry",
-        "integration/test_security",
-        "integration/test_training",
-        "reliability/test_fuzz",
-        "reliability/test_mlflow_outage",
-        "reliability/test_overload",
-        "reliability/test_slow_clients",
-        "reliability/test_timeouts",
-        "reliability/test_unhealthy",
-    )
-)
 
 
 def platform_scope(nodeid: str) -> str:
-    """The unit of work a test belongs to under pytest-xdist: one of the two platforms,
-    or (a unit test) its file."""
+    """The unit of work a test belongs to under pytest-xdist: the platform's tests are
+    one (one worker runs them all, in file order, on one session platform), a unit
+    test's file is one. Two platforms side by side (each with half the files) took
+    longer here, not less: on 2 cores the suite is bound by CPU, not by waiting."""
     path = nodeid.split("::", 1)[0]
-    if not path.startswith(PLATFORM_TIERS):
-        return path
-    return "platform-2" if path in SECOND_PLATFORM else "platform-1"
+    return "platform" if path.startswith(PLATFORM_TIERS) else path
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """Under pytest-xdist: each platform's tests are one unit of work (one worker runs
-    them, in file order, on its own session platform); the unit tier's files go to the
-    other workers meanwhile."""
+    """Under pytest-xdist (`make test` runs two workers): the platform's tests on one
+    worker, the unit tier's files on the other meanwhile (see platform_scope)."""
     from xdist.scheduler import LoadScopeScheduling
 
     class PlatformApart(LoadScopeScheduling):  # type: ignore[misc]
