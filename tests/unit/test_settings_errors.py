@@ -22,6 +22,16 @@ def test_env_prefix_and_derived_urls(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     assert Settings(tracking_uri="http://db:1").mlflow_uri == "http://db:1"
 
 
+def test_each_platform_has_its_own_ray_temp_folder(tmp_path: Path) -> None:
+    """Named by the GCS port: two platforms on one machine never share Ray's 'auto'
+    (a job would attach to the other cluster); short enough for Ray's socket paths."""
+    first, second = Settings(home=tmp_path), Settings(home=tmp_path, ray_port=26879)
+    assert first.ray_temp_dir.name == "ray-6379"
+    assert second.ray_temp_dir.name == "ray-26879"
+    socket = second.ray_temp_dir / "session_2026-12-06_01-08-12_123456_12345/sockets/plasma_store"
+    assert len(str(socket)) <= 107
+
+
 def test_bad_values_are_rejected_with_the_field_name() -> None:
     with pytest.raises(ValidationError, match="serve_port"):
         Settings(serve_port=70000)
