@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # imported in the fixtures: unit tests do not pay for MLflow
 ROOT = Path(__file__).resolve().parents[1]
 # Apart from the defaults (so `make test` runs beside `make up`) and outside the
 # port ranges below, which Ray hands to worker processes at random. Each
-# pytest-xdist worker runs a platform of its own: worker k adds 20 * k to these.
+# pytest-xdist worker that runs platform tests starts its own: worker k adds 20 * k.
 PORTS = {
     "mlflow_port": 25500,
     "serve_port": 28500,
