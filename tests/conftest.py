@@ -99,10 +99,16 @@ def pytest_configure(config: pytest.Config) -> None:
         del os.environ[name]
 
 
+# Run before the platform's other tests: it restarts Ray twice, and each restore starts
+# again every application deployed then, so it runs while there are fewest.
+PLATFORM_FIRST = "tests/integration/test_restore.py"
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/integration" in str(item.fspath) or "tests/reliability" in str(item.fspath):
             item.add_marker(pytest.mark.integration)
+    items.sort(key=lambda item: not item.nodeid.startswith(PLATFORM_FIRST))  # stable
 
 
 PLATFORM_TIERS = ("tests/integration/", "tests/reliability/")

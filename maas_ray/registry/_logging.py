@@ -104,6 +104,6 @@ def _skops_types(model: Any) -> list[str] | None:
     The caller handed us this object in-process, so its own types are trusted; they
     are recorded in the MLmodel file, and the stored bytes are pinned by the digest.
     """
-    import skops.io
+    from maas_ray.registry.skops_io import sio
 
-    return skops.io.get_untrusted_types(data=skops.io.dumps(model)) or None
+    return sio.get_untrusted_types(data=sio.dumps(model)) or None

@@ -104,6 +104,9 @@ class ModelRuntime:
     ) -> ModelRuntime:
         """Load a version from a folder already downloaded and verified (``load``), or
         saved by MLflow (tests), with its input example and background rows."""
+        mlmodel = local / "MLmodel"
+        if mlmodel.is_file() and "sklearn:" in mlmodel.read_text(encoding="utf-8"):
+            import maas_ray.registry.skops_io  # noqa: F401 - before MLflow's own import of it
         model = mlflow.pyfunc.load_model(str(local))
         example = _example(model, local)
         runtime = cls(name, version, model)

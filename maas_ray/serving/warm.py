@@ -16,14 +16,34 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 import threading
 
-MODULES = ("mlflow.pyfunc", "skops.io", "maas_ray.serving.deployment")
+# Ray Serve's own modules last: the worker's main thread may be importing them at the
+# same moment (a controller, a build task), and two threads importing one circle of
+# modules can see it half initialized (an ImportError that killed a Serve controller).
+# skops.io through registry/skops_io.py: without PyTorch.
+MODULES = ("mlflow.pyfunc", "maas_ray.registry.skops_io", "maas_ray.serving.deployment")
 SWITCH = "MAAS_WARM_IMPORTS"  # "0" in a job's runtime environment (jobs/submit.py)
+# Serve's build task (ray/serve/_private/application_state.py): a worker running it
+# exits after it (max_calls=1) and never hosts a replica.
+BUILD_TASK = "build_serve_application"
+
+
+def building() -> bool:
+    """Whether this worker's main thread runs Serve's build task now."""
+    frame = sys._current_frames().get(threading.main_thread().ident or 0)
+    while frame is not None:
+        if frame.f_code.co_name == BUILD_TASK:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _import_all() -> None:
     for name in MODULES:
+        if building():
+            return  # the rest would be CPU taken from the build, for a worker about to exit
         try:
             importlib.import_module(name)
         except Exception:  # noqa: BLE001 - a missing extra must not kill a worker

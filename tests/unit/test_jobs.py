@@ -135,3 +135,24 @@ def test_a_worker_warms_up_unless_its_job_says_not_to(switch: str | None, import
         [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
     ).stdout.split()
     assert out == [str(imports), str(imports)]
+
+
+def test_a_worker_running_serves_build_task_stops_warming_up() -> None:
+    """A worker whose main thread runs Serve's build task exits after it: its warm-up
+    thread stops before the next import (here, before the first)."""
+    probe = (
+        "import sys, threading\n"
+        "def build_serve_application():\n"
+        "    import maas_ray.serving.warm as w\n"
+        "    assert w.BUILD_TASK == 'build_serve_application' and w.building()\n"
+        "    for t in threading.enumerate():\n"
+        "        if t.name == 'maas-warm-imports':\n"
+        "            t.join(60)\n"
+        "    print('skops.io' in sys.modules, 'mlflow' in sys.modules)\n"
+        "build_serve_application()\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != WARM_SWITCH}
+    out = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out == ["False", "False"]
