@@ -95,15 +95,17 @@ class AsyncMaaS:
         *,
         payload: dict[str, Any] | None = None,
         version: str | int | None = None,
+        png: bool = False,
     ) -> Explanations:
         """``MaaS.explain``: per row, the prediction and each feature's contribution."""
         body = payload if payload is not None else wrap_inputs(inputs)
-        path, headers = explain_call(name, version)
+        path, headers, params = explain_call(name, version, png)
         data, _ = await self._http.send(
             "POST",
             path,
             content=orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY),
             headers=headers,
+            params=params,
             idempotent=True,
         )
         return Explanations.model_validate(data)

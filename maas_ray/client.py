@@ -255,16 +255,20 @@ class MaaS(Lifecycle, Training):
         *,
         payload: dict[str, Any] | None = None,
         version: str | int | None = None,
+        png: bool = False,
     ) -> Explanations:
         """Explain the predictions of ``inputs`` (as ``predict`` takes them): per row, the
-        prediction and each feature's (or token's) contribution, largest first."""
+        prediction and each feature's (or token's) contribution, largest first. With
+        ``png`` (image models only), each row's saliency map also comes as a PNG heat map
+        (``row.png()`` gives its bytes)."""
         body = payload if payload is not None else wrap_inputs(inputs)
-        path, headers = explain_call(name, version)
+        path, headers, params = explain_call(name, version, png)
         data, _ = self._send(
             "POST",
             path,
             content=orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY),
             headers=headers,
+            params=params,
             idempotent=True,
         )
         return Explanations.model_validate(data)
@@ -328,14 +332,16 @@ def predict_call(
     return path, headers
 
 
-def explain_call(name: str, version: str | int | None) -> tuple[str, dict[str, str]]:
-    """The path and headers of an explain (``MaaS`` and ``AsyncMaaS``)."""
+def explain_call(
+    name: str, version: str | int | None, png: bool = False
+) -> tuple[str, dict[str, str], dict[str, str]]:
+    """The path, headers and query of an explain (``MaaS`` and ``AsyncMaaS``)."""
     path = (
         url("explain", name=name)
         if version is None
         else url("explain_version", name=name, version=version)
     )
-    return path, {"content-type": JSON}
+    return path, {"content-type": JSON}, ({"format": "png"} if png else {})
 
 
 def wrap_inputs(inputs: Any) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from maas_ray.cli import _output as o
-from maas_ray.cli._common import OutputOpt, out, parse_tags, reports_errors, sdk, spinner
+from maas_ray.cli._common import OutputOpt, err, out, parse_tags, reports_errors, sdk, spinner
 from maas_ray.cli._output import Output, print_json, print_table
 from maas_ray.client import wrap_inputs
 
@@ -82,6 +82,14 @@ def explain(
     file: Annotated[Path | None, typer.Option(help="A .json file with the same.")] = None,
     version: Annotated[str | None, typer.Option(help="Ask this version explicitly.")] = None,
     top: Annotated[int, typer.Option(help="Features shown per row (0: all).", min=0)] = 10,
+    png: Annotated[
+        Path | None,
+        typer.Option(
+            help="Image models: write each row's saliency map as a PNG heat map into this "
+            "folder (NAME-row-N.png).",
+            file_okay=False,
+        ),
+    ] = None,
     output: OutputOpt = Output.table,
 ) -> None:
     """Explain predictions: per input row, each feature's contribution, largest first."""
@@ -92,7 +100,14 @@ def explain(
         payload = wrap_inputs(json.loads(text))
     except json.JSONDecodeError as exc:
         raise typer.BadParameter(f"not valid JSON: {exc}") from exc
-    answer = sdk().explain(name, payload=payload, version=version)
+    answer = sdk().explain(name, payload=payload, version=version, png=png is not None)
+    if png is not None:
+        png.mkdir(parents=True, exist_ok=True)
+        for i, row in enumerate(answer.explanations):
+            image = row.png()
+            if image is not None:
+                (png / f"{name}-row-{i}.png").write_bytes(image)
+                err.print(f"row {i}: saliency map written to {png / f'{name}-row-{i}.png'}")
     if output is Output.json:
         print_json(answer.model_dump(mode="json", by_alias=True))
         return

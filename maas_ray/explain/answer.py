@@ -8,6 +8,7 @@ them, and the OpenAPI document takes their JSON schemas.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -63,6 +64,10 @@ class RowExplanation(BaseModel):
         "pixel drawn as a square, the image's longer side at least 256 pixels. Absent "
         "unless asked for.",
     )
+
+    def png(self) -> bytes | None:
+        """The PNG heat map's bytes (asked with ``png=True`` / ``?format=png``), or None."""
+        return None if self.saliency_png is None else base64.b64decode(self.saliency_png)
 
     @model_serializer(mode="wrap")
     def _drop_absent_maps(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:

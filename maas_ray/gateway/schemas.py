@@ -186,6 +186,11 @@ def _scoring_schemas() -> dict[str, Any]:
                     "description": "The version's output signature (MLflow's schema), if any.",
                     "anyOf": [{"type": "array"}, {"type": "object"}, {"type": "null"}],
                 },
+                "params": {
+                    "description": "The parameters a predict may pass in `params` (MLflow's "
+                    "params schema: name, type, default, shape), if the version has any.",
+                    "anyOf": [{"type": "array"}, {"type": "null"}],
+                },
             }
         ),
     }

@@ -280,12 +280,14 @@ class ModelRuntime:
         return orjson.dumps({**predicted, "explanation": answer})
 
     def describe(self) -> dict[str, Any]:
-        """Metadata a client may ask for (name, version, input and output schema)."""
+        """Metadata a client may ask for (name, version, input and output schema, and the
+        parameters a predict may pass)."""
         return {
             "name": self.name,
             "version": self.version,
             "inputs": self.input_schema.to_dict() if self.input_schema else None,
             "outputs": self.output_schema.to_dict() if self.output_schema else None,
+            "params": self.params_schema.to_dict() if self.params_schema else None,
         }
 
 

@@ -78,7 +78,7 @@ def test_translate_turns_chinese_into_english(served: dict[str, Any], live: Sett
 
 
 def test_images_classify_a_png_body_and_its_base64_form(
-    served: dict[str, Any], live: Settings
+    served: dict[str, Any], live: Settings, client: MaaS
 ) -> None:
     from examples.images.train import held_out_digit, render
 
@@ -100,6 +100,12 @@ def test_images_classify_a_png_body_and_its_base64_form(
     assert same.json()["predictions"] == raw.json()["predictions"]
     bad = post(live, "/v1/models/images/predict", {"inputs": ["bm90IGFuIGltYWdl"]})
     assert bad.status_code == 422, bad.text
+    # the SDK asks for the saliency map drawn (format=png) and hands back its bytes
+    (row,) = client.explain("images", [encoded], png=True).explanations
+    heat = row.png()
+    assert heat is not None
+    assert heat.startswith(b"\x89PNG\r\n\x1a\n")
+    assert str(row.label) == top[0]["label"]  # the class it explains: the top one
 
 
 def test_the_readme_images_commands_work_as_written(

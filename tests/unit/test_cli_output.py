@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -203,8 +204,11 @@ def test_explain_prints_a_table_per_row_ranked_by_contribution(
     asked: list[tuple[str, Any, Any]] = []
 
     class Sdk:
-        def explain(self, name: str, payload: Any = None, version: Any = None) -> Explanations:
+        def explain(
+            self, name: str, payload: Any = None, version: Any = None, png: bool = False
+        ) -> Explanations:
             asked.append((name, payload, version))
+            assert png is False
             return answer
 
     monkeypatch.setattr(models, "sdk", Sdk)
@@ -219,3 +223,38 @@ def test_explain_prints_a_table_per_row_ranked_by_contribution(
     assert "-0.05" in lines[3]
     as_json = CliRunner().invoke(app, ["explain", "tabular", "--json", "[[1]]", "-o", "json"])
     assert json.loads(as_json.output) == EXPLAINED  # "class", as the API spells it
+
+
+def test_explain_png_writes_each_rows_heat_map_into_the_folder(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import base64
+
+    from typer.testing import CliRunner
+
+    from maas_ray.cli import models
+    from maas_ray.cli.main import app
+    from maas_ray.explain.answer import Explanations
+
+    drawn = b"\x89PNG\r\n\x1a\n-a-heat-map"
+    row = {**EXPLAINED["explanations"][0], "saliency_png": base64.b64encode(drawn).decode()}
+    answer = Explanations.model_validate({**EXPLAINED, "explanations": [row, row]})
+    asked: list[bool] = []
+
+    class Sdk:
+        def explain(
+            self, name: str, payload: Any = None, version: Any = None, png: bool = False
+        ) -> Explanations:
+            asked.append(png)
+            return answer
+
+    monkeypatch.setattr(models, "sdk", Sdk)
+    folder = tmp_path / "maps"
+    result = CliRunner().invoke(
+        app, ["explain", "images", "--json", "[[1]]", "--png", str(folder), "-o", "json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert asked == [True]  # the SDK asked for format=png
+    assert sorted(p.name for p in folder.iterdir()) == ["images-row-0.png", "images-row-1.png"]
+    assert (folder / "images-row-1.png").read_bytes() == drawn
+    assert answer.explanations[0].png() == drawn

@@ -116,3 +116,8 @@ def test_requests_with_other_params_are_not_joined(runtime: ModelRuntime) -> Non
         {"predictions": [4.0]},
     ]
     assert Scaled.calls == 1  # equal params: one model call
+
+
+def test_the_metadata_lists_the_params_a_predict_may_pass(runtime: ModelRuntime) -> None:
+    (scale,) = runtime.describe()["params"]
+    assert (scale["name"], scale["type"], scale["default"]) == ("scale", "double", 1.0)
