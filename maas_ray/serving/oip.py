@@ -44,6 +44,21 @@ NUMPY: dict[str, Any] = {
     "FP64": np.float64,
     "BYTES": object,
 }
+# Request parameters the protocol, or a Triton or MLServer client, uses for itself; the
+# others are the model's own and reach its predict as MLflow ``params``.
+PROTOCOL_PARAMETERS = frozenset(
+    {
+        "binary_data_output",
+        "explain",
+        "content_type",
+        "headers",
+        "sequence_id",
+        "sequence_start",
+        "sequence_end",
+        "priority",
+        "timeout",
+    }
+)
 _HELD = {"O": "nulls, mixed or out-of-range values", "U": "text", "f": "fractions", "b": "booleans"}
 _WANTED = {"b": "true/false expected", "biuf": "numbers expected", "iu": "whole numbers expected"}
 
@@ -101,6 +116,14 @@ class Decoded:
     outputs: list[tuple[str, bool | None]] | None  # (name, binary or None: the default)
     binary: bool  # parameters.binary_data_output
     explain: bool = False  # parameters.explain: the ``explanations`` output too
+    params: dict[str, Any] | None = None  # the model's own parameters (model_params)
+
+
+def model_params(parameters: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A request's parameters but the protocol's (PROTOCOL_PARAMETERS): the v1 body's
+    ``params``, checked against the version's params schema like a v1 request's."""
+    found = {k: v for k, v in (parameters or {}).items() if k not in PROTOCOL_PARAMETERS}
+    return found or None
 
 
 def decode(body: bytes, header_length: str | None, max_depth: int = MAX_JSON_DEPTH) -> Decoded:
@@ -134,7 +157,8 @@ def decode(body: bytes, header_length: str | None, max_depth: int = MAX_JSON_DEP
     outputs = None
     if request.outputs is not None:
         outputs = [(o.name, _binary_flag(o)) for o in request.outputs]
-    return Decoded(request.id, tensors, outputs, flags.binary_data_output, flags.explain)
+    params = model_params(request.parameters)
+    return Decoded(request.id, tensors, outputs, flags.binary_data_output, flags.explain, params)
 
 
 # -- tensors ----------------------------------------------------------------------------

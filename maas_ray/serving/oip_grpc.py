@@ -20,7 +20,7 @@ import grpc
 import numpy as np
 
 from maas_ray.errors import BadRequest
-from maas_ray.serving.oip import NUMPY, Decoded, Tensor, cast, from_bytes
+from maas_ray.serving.oip import NUMPY, Decoded, Tensor, cast, from_bytes, model_params
 from maas_ray.serving.oip_answer import chosen, explain_parameters, to_bytes
 from maas_ray.serving.proto import predict_v2_pb2 as pb
 
@@ -101,7 +101,15 @@ def decode(request: pb.ModelInferRequest) -> Decoded:
     if len(set(names)) != len(names):
         raise BadRequest(f"input names repeat: {names}")
     outputs: list[tuple[str, bool | None]] | None = [(o.name, None) for o in request.outputs]
-    return Decoded(request.id or None, tensors, outputs or None, True, _explain_flag(request))
+    params = model_params(
+        {
+            k: getattr(v, v.WhichOneof("parameter_choice") or "", None)
+            for k, v in request.parameters.items()
+        }
+    )
+    return Decoded(
+        request.id or None, tensors, outputs or None, True, _explain_flag(request), params
+    )
 
 
 def _explain_flag(request: pb.ModelInferRequest) -> bool:

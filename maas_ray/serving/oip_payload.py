@@ -26,8 +26,15 @@ def payload(decoded: Decoded, schema: Schema | None) -> dict[str, Any]:
     Tensor signatures take ``inputs`` (one array, or one per named tensor); column
     signatures take ``dataframe_split``, from one 2-D tensor (a column per position)
     or from one 1-D tensor per column. Without a signature the tensors pass as given.
+    The request's own parameters go as ``params``.
     """
-    tensors = decoded.tensors
+    found = _inputs(decoded.tensors, schema)
+    if decoded.params:
+        found["params"] = decoded.params  # the request's own parameters (oip.model_params)
+    return found
+
+
+def _inputs(tensors: list[Tensor], schema: Schema | None) -> dict[str, Any]:
     if schema is None:
         if len(tensors) == 1:
             return {"inputs": _plain(tensors[0])}

@@ -75,6 +75,20 @@ def test_translate_turns_chinese_into_english(served: dict[str, Any], live: Sett
     for text in english:  # a quick two-epoch version: English words, not yet the right ones
         assert text
         assert text.isascii(), english
+    # An OIP client's own request parameters are the model's params, as v1's "params".
+    greedy = post(
+        live, "/v1/models/translate/predict", {"inputs": sentences, "params": {"beam": 1}}
+    )
+    assert greedy.status_code == 200, greedy.text
+    tensor = {"name": "text", "shape": [len(sentences)], "datatype": "BYTES", "data": sentences}
+    oip = post(live, "/v2/models/translate/infer", {"inputs": [tensor], "parameters": {"beam": 1}})
+    assert oip.status_code == 200, oip.text
+    assert oip.json()["outputs"][0]["data"] == greedy.json()["predictions"]
+    wrong = post(
+        live, "/v2/models/translate/infer", {"inputs": [tensor], "parameters": {"bean": 1}}
+    )
+    assert wrong.status_code == 422, wrong.text  # not a declared param: said, not dropped
+    assert "beam" in wrong.json()["error"]
 
 
 def test_images_classify_a_png_body_and_its_base64_form(

@@ -343,3 +343,15 @@ def test_an_explained_answer_has_one_json_explanation_per_row_beside_the_predict
     # Without an explanation there is no such output to ask for.
     with pytest.raises(BadRequest, match="answers"):
         oip_answer.answer([1], "m", "1", _decoded(outputs=[("explanations", None)]), None)
+
+
+def test_the_requests_own_parameters_become_the_models_params() -> None:
+    tensor = {"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}
+    parameters = {"binary_data_output": True, "explain": False, "beam": 2, "priority": 1}
+    decoded = oip.decode(_json(tensor, parameters=parameters), None)
+    assert decoded.binary is True
+    assert decoded.params == {"beam": 2}  # the protocol's own (and Triton's) are not the model's
+    assert oip_payload.payload(decoded, FLOATS)["params"] == {"beam": 2}
+    plain = oip.decode(_json(tensor, parameters={"binary_data_output": False}), None)
+    assert plain.params is None
+    assert "params" not in oip_payload.payload(plain, FLOATS)

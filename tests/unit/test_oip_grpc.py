@@ -347,3 +347,17 @@ def test_model_infer_answers_what_the_rest_front_explained() -> None:
     assert front.seen == [True]
     assert [o.name for o in answer.outputs] == ["predictions", "explanations"]
     assert answer.parameters["explain_method"].string_param == "shap.TreeExplainer"
+
+
+def test_the_requests_own_parameters_become_the_models_params() -> None:
+    typed = Tensor(
+        name="x", datatype="FP32", shape=[1], contents=pb.InferTensorContents(fp32_contents=[1])
+    )
+    request = _request(typed)
+    request.parameters["explain"].bool_param = True
+    request.parameters["beam"].int64_param = 2
+    request.parameters["lang"].string_param = "en"
+    decoded = oip_grpc.decode(request)
+    assert decoded.explain is True
+    assert decoded.params == {"beam": 2, "lang": "en"}
+    assert oip_grpc.decode(_request(typed)).params is None
