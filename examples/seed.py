@@ -47,7 +47,11 @@ def seed(
     client: MaaS, retrain: bool = False, names: tuple[str, ...] = EXAMPLES
 ) -> list[dict[str, Any]]:
     """Make sure every example of ``names`` is registered, deployed with its spec and
-    answering; return a summary."""
+    answering; return a summary.
+
+    Those not yet served (or not as @production, or not running) are deployed together,
+    in one ``apply``: Serve builds and starts them side by side, not one after another.
+    """
     rows = []
     options = specs()
     with Progress(
@@ -57,30 +61,37 @@ def seed(
         TextColumn("{task.completed}/{task.total}"),
         TimeElapsedColumn(),
     ) as bar:
-        task = bar.add_task("seed models", total=len(names) * 3)
+        task = bar.add_task("seed models", total=len(names) * 2 + 1)
+        modules = {}
         for name in names:
-            module = importlib.import_module(f"examples.{name}.train")
+            modules[name] = module = importlib.import_module(f"examples.{name}.train")
             version = _latest(client, name)
             if version is None or retrain:
                 bar.update(task, description=f"{name}: training")
                 ex = module.train()
                 bar.update(task, description=f"{name}: registering")
                 version = register(client, name, ex).version
-            bar.advance(task)
             # Serve what @production points to, so `maas promote` / `rollback` apply.
             if _production(client, name) is None or retrain:
                 client.promote(name, version)
-            status = {s.model: s for s in client.status()}.get(name)
-            if status is None or status.alias != PRODUCTION or status.health != "RUNNING":
-                client.deploy(
-                    name,
-                    alias=PRODUCTION,
-                    **options.get(name, {}),
-                    progress=lambda t, n=name: bar.update(
-                        task, description=f"{n}: deploying ({t})"
-                    ),
-                )
             bar.advance(task)
+        status = {s.model: s for s in client.status()}
+        todo = [
+            name
+            for name in names
+            if name not in status
+            or status[name].alias != PRODUCTION
+            or status[name].health != "RUNNING"
+        ]
+        if todo:
+            bar.update(task, description=f"deploying {', '.join(todo)}")
+            models = [{"model": n, "alias": PRODUCTION, **options.get(n, {})} for n in todo]
+            client.apply(
+                {"kind": "MaasDeployments", "models": models},
+                progress=lambda t: bar.update(task, description=f"deploying ({t})"),
+            )
+        bar.advance(task)
+        for name, module in modules.items():
             bar.update(task, description=f"{name}: predicting")
             answer = client.predict_raw(
                 name, json.dumps({"inputs": module.SAMPLE_INPUTS}).encode(), "application/json"
