@@ -17,6 +17,7 @@ import mlflow
 import mlflow.pyfunc
 import orjson
 from mlflow.exceptions import MlflowException
+from mlflow.models import Model
 from mlflow.pyfunc import PyFuncModel
 from mlflow.types import ParamSchema, Schema
 
@@ -104,8 +105,8 @@ class ModelRuntime:
     ) -> ModelRuntime:
         """Load a version from a folder already downloaded and verified (``load``), or
         saved by MLflow (tests), with its input example and background rows."""
-        mlmodel = local / "MLmodel"
-        if mlmodel.is_file() and "sklearn:" in mlmodel.read_text(encoding="utf-8"):
+        mlmodel = local / "MLmodel"  # absent: MLflow's load below says what is wrong
+        if mlmodel.is_file() and "sklearn" in Model.load(str(mlmodel)).flavors:
             import maas_ray.registry.skops_io  # noqa: F401 - before MLflow's own import of it
         model = mlflow.pyfunc.load_model(str(local))
         example = _example(model, local)
