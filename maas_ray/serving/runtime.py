@@ -32,6 +32,7 @@ from maas_ray.errors import (
 from maas_ray.explain.answer import Explanations
 from maas_ray.registry import Registry
 from maas_ray.registry.background import load_background
+from maas_ray.serving import environment
 from maas_ray.serving.batching import combine, split
 from maas_ray.serving.decode import MAX_JSON_DEPTH, Request, _message, parse_request
 from maas_ray.serving.encode import encode_predictions
@@ -106,9 +107,13 @@ class ModelRuntime:
         """Load a version from a folder already downloaded and verified (``load``), or
         saved by MLflow (tests), with its input example and background rows."""
         mlmodel = local / "MLmodel"  # absent: MLflow's load below says what is wrong
-        if mlmodel.is_file() and "sklearn" in Model.load(str(mlmodel)).flavors:
-            import maas_ray.registry.skops_io  # noqa: F401 - before MLflow's own import of it
-        model = mlflow.pyfunc.load_model(str(local))
+        if mlmodel.is_file():
+            flavors = Model.load(str(mlmodel)).flavors
+            if "sklearn" in flavors:
+                import maas_ray.registry.skops_io  # noqa: F401 - before MLflow's own import
+            environment.check(local, flavors.get("python_function", {}).get("python_version"))
+        # Its own environment check walks every installed package: environment.py instead.
+        model = mlflow.pyfunc.load_model(str(local), suppress_warnings=True)
         example = _example(model, local)
         runtime = cls(name, version, model)
         runtime.max_depth = max_depth

@@ -1,40 +1,74 @@
-"""registry/skops_io.py: skops.io without PyTorch, with the same trusted types."""
+"""registry/skops_io.py: skops.io without PyTorch and, from the second process on,
+without computing its trusted lists; the lists the same as a plain import's."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 PRINT_TRUSTED = (
     "import json, sys; {imp}; "
-    "from skops.io._trusted_types import SKLEARN_ESTIMATOR_TYPE_NAMES as names; "
-    "print(json.dumps({{'torch': 'torch' in sys.modules, 'names': sorted(names)}}))"
+    "import skops.io._trusted_types as t; "
+    "lists = {{k: sorted(v) for k, v in vars(t).items() if k.endswith('_TYPE_NAMES')}}; "
+    "print(json.dumps({{'torch': 'torch' in sys.modules, 'lists': lists}}))"
 )
 
 
-def _fresh(imp: str) -> dict[str, object]:
+def _fresh(imp: str, cache: Path) -> dict[str, object]:
     """What a new interpreter sees after ``imp`` (each import runs once per process)."""
     code = PRINT_TRUSTED.format(imp=imp)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
     result: dict[str, object] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
 
 
-def test_skops_io_comes_without_torch_and_trusts_the_same_estimators() -> None:
-    ours = _fresh("import maas_ray.registry.skops_io")
-    plain = _fresh("import skops.io")
-    assert ours["torch"] is False
+def test_skops_io_comes_without_torch_and_trusts_the_same_types(tmp_path: Path) -> None:
+    first = _fresh("import maas_ray.registry.skops_io", tmp_path)  # computes, writes
+    (written,) = (tmp_path / "maas_ray").iterdir()
+    assert written.stat().st_mode & 0o077 == 0
+    cached = _fresh("import maas_ray.registry.skops_io", tmp_path)  # reads
+    plain = _fresh("import skops.io", tmp_path)
+    assert first["torch"] is False
+    assert cached["torch"] is False
     assert plain["torch"] is True  # what the stand-in saves: all of PyTorch
-    assert ours["names"] == plain["names"]
-    assert len(ours["names"]) > 100  # type: ignore[arg-type]
+    assert first["lists"] == plain["lists"] == cached["lists"]
+    lists = plain["lists"]
+    assert isinstance(lists, dict)
+    assert len(lists["SKLEARN_ESTIMATOR_TYPE_NAMES"]) > 100
+    assert len(lists["SCIPY_UFUNC_TYPE_NAMES"]) > 100
 
 
-def test_the_real_array_api_package_imports_afterwards() -> None:
+def test_a_cache_file_others_may_write_or_a_bad_one_is_not_read(tmp_path: Path) -> None:
+    _fresh("import maas_ray.registry.skops_io", tmp_path)
+    (written,) = (tmp_path / "maas_ray").iterdir()
+    good = json.loads(written.read_text())
+    widened = {**good, "SKLEARN_ESTIMATOR_TYPE_NAMES": ["builtins.eval"]}
+    written.write_text(json.dumps(widened))
+    os.chmod(written, 0o666)
+    seen = _fresh("import maas_ray.registry.skops_io", tmp_path)["lists"]
+    assert isinstance(seen, dict)
+    assert "builtins.eval" not in seen["SKLEARN_ESTIMATOR_TYPE_NAMES"]
+    os.chmod(written, 0o600)
+    written.write_text("{not json")
+    seen = _fresh("import maas_ray.registry.skops_io", tmp_path)["lists"]
+    assert isinstance(seen, dict)
+    assert seen["SKLEARN_ESTIMATOR_TYPE_NAMES"] == sorted(good["SKLEARN_ESTIMATOR_TYPE_NAMES"])
+
+
+def test_the_real_array_api_package_imports_afterwards(tmp_path: Path) -> None:
     code = (
         "import sys; from maas_ray.registry.skops_io import sio, ARRAY_API_TORCH; "
         "assert ARRAY_API_TORCH not in sys.modules; "
         "import sklearn.externals.array_api_compat.torch as t; print(hasattr(t, '__path__'))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
     assert out.stdout.strip() == "True"
