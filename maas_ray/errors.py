@@ -22,7 +22,8 @@
     ├── DeploymentFailed (500, deployment_failed) replicas did not start; carries their error
     ├── PredictTimeout (504, predict_timeout)    a predict took longer than its limit
     ├── PlatformUnavailable (503, platform_unavailable)
-    │   └── RegistryUnavailable (503, registry_unavailable)  the MLflow server does not answer
+    │   ├── RegistryUnavailable (503, registry_unavailable)  the MLflow server does not answer
+    │   └── Overloaded (503, overloaded)        the replicas' queues are full (Retry-After)
     └── RemoteError (its status, its code)   an error answered over HTTP, for clients
 
 One function turns any of them into the JSON answer ``{"error": message, "code":
@@ -206,6 +207,20 @@ class RegistryUnavailable(PlatformUnavailable):
     was read or changed; the same call succeeds once it is back (`maas up` restarts it)."""
 
     code = "registry_unavailable"
+
+
+class Overloaded(PlatformUnavailable):
+    """Every replica of the model is busy and its queue (``max_queued_requests``) full:
+    answered at once with ``Retry-After``, before the model's code runs."""
+
+    code = "overloaded"
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(
+            message
+            or "the model's replicas are busy and their queues full (max_queued_requests); "
+            "try again after the Retry-After seconds"
+        )
 
 
 class RemoteError(MaasError):

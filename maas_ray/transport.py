@@ -25,7 +25,7 @@ import httpx
 import orjson
 
 from maas_ray.control.status import Operation
-from maas_ray.errors import InvalidJSON, PlatformUnavailable, RemoteError
+from maas_ray.errors import InvalidJSON, Overloaded, PlatformUnavailable, RemoteError
 from maas_ray.routes import BY_NAME
 from maas_ray.security.keys import client_key
 from maas_ray.settings import Settings
@@ -232,12 +232,10 @@ def checked(settings: Settings, resp: httpx.Response) -> httpx.Response:
         if resp.status_code == 401:
             message += f"; the CLI and SDK send MAAS_API_KEY, else {settings.admin_key_file}"
         elif resp.status_code == 503 and not data and "retry-after" in resp.headers:
-            # Serve's own answer past a replica's queue (max_queued_requests): plain text.
-            code = "overloaded"
-            message = (
-                "the model's replicas are busy and their queues full (max_queued_requests); "
-                f"try again in {resp.headers['retry-after']} s"
-            )
+            # Serve's own plain-text answer past a replica's queue, where it is not turned
+            # into JSON (serving/overload.py): behind Serve's Python proxy, no HAProxy.
+            code = Overloaded.code
+            message = Overloaded().message
         raise RemoteError(message, status_code=resp.status_code, remote_code=code)
     return resp
 

@@ -14,6 +14,8 @@ listen on ``[::]``, every interface, also with no setting; they are moved to the
 node's address (127.0.0.1 unless ``MAAS_HOST`` says otherwise), where HAProxy
 reaches them, by wrapping the one function Ray adds their address with. Each ingress
 replica's HTTP server binds its node's address too (Serve would give it the head's).
+The same hook on Serve's replica module gives an overload's 503 the platform's JSON
+body (``serving/overload.py``).
 """
 
 from __future__ import annotations
@@ -110,7 +112,16 @@ def _own_node_http(module: ModuleType) -> None:
     module.start_asgi_http_server = start_asgi_http_server  # type: ignore[attr-defined]
 
 
-EDITS_ON_IMPORT = {TEMPLATES: _apply, GRPC_ADDRESS: _narrow_grpc, REPLICA: _own_node_http}
+def _replica(module: ModuleType) -> None:
+    _own_node_http(module)
+    # Not an address, but the same module and hook: an overload's 503 in the platform's
+    # JSON (imported here, when a worker imports Serve's replica, not in every worker).
+    from maas_ray.serving import overload
+
+    overload.install(module)
+
+
+EDITS_ON_IMPORT = {TEMPLATES: _apply, GRPC_ADDRESS: _narrow_grpc, REPLICA: _replica}
 
 
 class _EditOnImport(importlib.abc.MetaPathFinder, importlib.abc.Loader):

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import mlflow.pyfunc
 import numpy as np
+import orjson
 import psutil
 import pytest
 
@@ -28,6 +29,7 @@ WORK_S = 0.1
 ONGOING = 2  # predicts a replica runs at once
 QUEUED = 4
 PATH = "/v1/models/busy/predict"
+REFUSALS: list[tuple[str | None, bytes]] = []  # (content type, body) of each 503
 
 
 class Busy(mlflow.pyfunc.PythonModel):
@@ -64,7 +66,7 @@ async def _closed_loop(live: Settings, clients: int, seconds: float) -> float:
 
 async def _open_loop(live: Settings, rate: float, seconds: float) -> list[tuple[int, float, Any]]:
     """Send ``rate`` requests per second for ``seconds``, whatever the answers take:
-    (status, seconds, Retry-After) of each."""
+    (status, seconds, Retry-After) of each; REFUSALS gets the 503s' bodies."""
     results: list[tuple[int, float, Any]] = []
     limits = httpx.Limits(max_connections=1000, max_keepalive_connections=200)
     async with httpx.AsyncClient(
@@ -76,6 +78,8 @@ async def _open_loop(live: Settings, rate: float, seconds: float) -> list[tuple[
             resp = await http.post(PATH, json={"inputs": [[1.0]]}, timeout=60)
             took = time.perf_counter() - started
             results.append((resp.status_code, took, resp.headers.get("retry-after")))
+            if resp.status_code == 503:
+                REFUSALS.append((resp.headers.get("content-type"), resp.content))
 
         tasks = []
         start = time.perf_counter()
@@ -114,6 +118,9 @@ def test_at_five_times_capacity_the_excess_is_a_fast_503_and_the_model_recovers(
         assert ok, "nothing was served under overload"
         assert len(refused) > len(results) / 2, (len(refused), len(results))
         assert all(after == "1" for _, after in refused)  # MAAS_RETRY_AFTER_S
+        # ...with the platform's JSON error, not Serve's text (serving/overload.py).
+        assert {ctype for ctype, _ in REFUSALS} == {"application/json"}
+        assert {orjson.loads(body)["code"] for _, body in REFUSALS} == {"overloaded"}
         # Refusals are quick, and what is served waited for at most the queue's length.
         assert _p([t for t, _ in refused], 95) < 1.0, _p([t for t, _ in refused], 95)
         assert _p(ok, 95) < 2.0, _p(ok, 95)

@@ -140,7 +140,7 @@ def anyio_backend() -> str:
 
 def test_serves_own_overload_answer_reads_as_overloaded(tmp_path: Path, slept: list[float]) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
-        # What a replica past its max_queued_requests answers: Serve's text, not JSON.
+        # What Serve's Python proxy answers past a replica's queue: text, not JSON.
         text = "Request dropped due to backpressure"
         return httpx.Response(503, text=text, headers={"retry-after": "1"})
 
