@@ -41,4 +41,5 @@ def install(module: ModuleType) -> None:
         return real(obj, status_code=status_code, extra_headers=extra_headers)
 
     convert._maas_overload = True  # type: ignore[attr-defined]
+    convert.__wrapped__ = real  # type: ignore[attr-defined] # inspect.unwrap finds Ray's
     setattr(module, CONVERT, convert)
