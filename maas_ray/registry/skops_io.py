@@ -34,6 +34,8 @@ from importlib import metadata
 from pathlib import Path
 
 ARRAY_API_TORCH = "sklearn.externals.array_api_compat.torch"
+TRUSTED_MODULE = "skops.io._trusted_types"
+SUFFIX = "_TYPE_NAMES"  # the lists skops's loaders import from it
 
 
 def cache_file() -> Path:
@@ -69,10 +71,6 @@ def _write(path: Path, lists: dict[str, list[str]]) -> None:
         os.replace(tmp, path)  # whole or not at all, for processes reading meanwhile
     except OSError:
         pass  # a read-only home: the next process walks again
-
-
-TRUSTED_MODULE = "skops.io._trusted_types"
-SUFFIX = "_TYPE_NAMES"  # the lists skops's loaders import from it
 
 
 def _cached_module(lists: dict[str, list[str]]) -> types.ModuleType:

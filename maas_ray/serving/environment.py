@@ -2,8 +2,8 @@
 
 MLflow's ``pyfunc.load_model`` asks the same, but maps every installed module to its
 distribution first (``importlib.metadata.packages_distributions``, a walk over every
-installed package's file list): 1.3 s of CPU in each replica that loads a model, on
-every start and restart. The same answer comes from looking up only the packages the
+installed package's file list): about half a second of CPU in each replica that loads a
+model, on every start and restart. The same answer comes from looking up only the packages the
 model names, which takes milliseconds; the replica logs the same warning MLflow
 would (and loads the model anyway, as MLflow does).
 """
@@ -11,7 +11,6 @@ would (and loads the model anyway, as MLflow does).
 from __future__ import annotations
 
 import logging
-import platform
 from importlib import metadata
 from pathlib import Path
 
@@ -42,27 +41,20 @@ def mismatches(requirements: list[str]) -> list[str]:
 
 
 def check(local: Path, python_version: str | None) -> list[str]:
-    """Log a warning naming what the saved model's ``requirements.txt`` and Python
-    version ask for that this environment lacks; return the mismatched packages."""
-    path = local / "requirements.txt"
-    lines = []
-    if path.is_file():
-        for raw in path.read_text(encoding="utf-8").splitlines():
-            line = raw.split(" #", 1)[0].strip()
-            if line and not line.startswith(("#", "-")):
-                lines.append(line)
-    found = mismatches(lines)
+    """Log a warning naming what the saved model's ``requirements.txt`` (read by
+    MLflow's own parser) asks for that this environment lacks, and MLflow's warning for
+    another Python version; return the mismatched packages."""
+    from mlflow.pyfunc import (
+        _get_pip_requirements_from_model_path,
+        _warn_potentially_incompatible_py_version_if_necessary,
+    )
+
+    found = mismatches(_get_pip_requirements_from_model_path(str(local)))
     if found:
         logger.warning(
             "the model's dependencies differ from this environment's:\n - %s\n"
             "(`mlflow.pyfunc.get_model_dependencies(model_uri)` lists them)",
             "\n - ".join(found),
         )
-    here = ".".join(platform.python_version_tuple()[:2])
-    if python_version and ".".join(python_version.split(".")[:2]) != here:
-        logger.warning(
-            "the model was saved with Python %s; this replica runs Python %s",
-            python_version,
-            platform.python_version(),
-        )
+    _warn_potentially_incompatible_py_version_if_necessary(model_py_version=python_version)
     return found

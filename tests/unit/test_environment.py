@@ -36,15 +36,18 @@ def test_check_reads_the_saved_requirements_and_warns(
     (tmp_path / "requirements.txt").write_text(
         "# written by MLflow\n-c constraints.txt\nnumpy<1  # too old\nscikit-learn\n"
     )
-    with caplog.at_level(logging.WARNING, logger="maas_ray.serving.environment"):
+    (tmp_path / "constraints.txt").write_text("scipy>=1\n")
+    with caplog.at_level(logging.WARNING):
         found = check(tmp_path, "2.7.18")
     assert [f.split(" ")[0] for f in found] == ["numpy"]
     text = caplog.text
     assert "numpy (current:" in text
-    assert f"saved with Python 2.7.18; this replica runs Python {platform.python_version()}" in text
+    # MLflow's own warning for another Python (serving/environment.py calls it).
+    assert "`Python 2.7.18`, differs from" in text
+    assert f"`Python {platform.python_version()}`" in text
 
 
 def test_a_model_saved_here_is_quiet(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="maas_ray.serving.environment"):
+    with caplog.at_level(logging.WARNING):
         assert check(tmp_path, platform.python_version()) == []  # no requirements.txt
     assert caplog.text == ""
