@@ -15,7 +15,8 @@ node's address (127.0.0.1 unless ``MAAS_HOST`` says otherwise), where HAProxy
 reaches them, by wrapping the one function Ray adds their address with. Each ingress
 replica's HTTP server binds its node's address too (Serve would give it the head's).
 The same hook on Serve's replica module gives an overload's 503 the platform's JSON
-body (``serving/overload.py``).
+body (``serving/overload.py``), and on its application-state module lets the
+platform's application builds reuse a warm worker (``serving/builds.py``).
 """
 
 from __future__ import annotations
@@ -121,7 +122,22 @@ def _replica(module: ModuleType) -> None:
     overload.install(module)
 
 
-EDITS_ON_IMPORT = {TEMPLATES: _apply, GRPC_ADDRESS: _narrow_grpc, REPLICA: _replica}
+APPLICATION_STATE = "ray.serve._private.application_state"  # the controller's builds
+
+
+def _builds(module: ModuleType) -> None:
+    # The same hook again: the platform's application builds reuse a warm worker.
+    from maas_ray.serving import builds
+
+    builds.install(module)
+
+
+EDITS_ON_IMPORT = {
+    TEMPLATES: _apply,
+    GRPC_ADDRESS: _narrow_grpc,
+    REPLICA: _replica,
+    APPLICATION_STATE: _builds,
+}
 
 
 class _EditOnImport(importlib.abc.MetaPathFinder, importlib.abc.Loader):

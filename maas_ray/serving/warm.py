@@ -26,7 +26,8 @@ import threading
 MODULES = ("mlflow.pyfunc", "maas_ray.registry.skops_io", "maas_ray.serving.deployment")
 SWITCH = "MAAS_WARM_IMPORTS"  # "0" in a job's runtime environment (jobs/submit.py)
 # Serve's build task (ray/serve/_private/application_state.py): a worker running it
-# exits after it (max_calls=1) and never hosts a replica.
+# builds (and, for the platform's own applications, is kept for the next build:
+# serving/builds.py); the build imports what it needs itself.
 BUILD_TASK = "build_serve_application"
 
 
@@ -43,7 +44,7 @@ def building() -> bool:
 def _import_all() -> None:
     for name in MODULES:
         if building():
-            return  # the rest would be CPU taken from the build, for a worker about to exit
+            return  # the rest would be CPU taken from the build, for a worker that builds
         try:
             importlib.import_module(name)
         except Exception:  # noqa: BLE001 - a missing extra must not kill a worker

@@ -7,6 +7,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -126,3 +127,18 @@ def test_ray_job_submit_attaches_and_sees_serve(seeded: dict[str, object], live:
     assert result["cpus"] == live.ray_num_cpus
     assert result["predictions"] == ["negative"]
     assert result["version"] == seeded["sentiment"]["version"]
+
+
+def test_application_builds_reuse_a_worker(seeded: dict[str, object], live: Settings) -> None:
+    """Serve builds each application in a task whose worker Ray exits after one call;
+    the platform's builds (serving/builds.py) share warm workers: Serve names each
+    build's log after the worker's process id."""
+    logs = live.ray_temp_dir / "session_latest" / "logs" / "serve"
+    built = [p.stem.rsplit("_", 1) for p in logs.glob("controller_build_*.log")]
+    apps = {app for app, _ in built}
+    per_worker = Counter(pid for _, pid in built)
+    # the gateway, the management API, the shared pool and the seeded examples at least
+    assert len(apps) >= 3 + len(seeded), sorted(apps)
+    # with Ray's max_calls=1 each build has a process of its own
+    assert len(per_worker) < len(built), per_worker
+    assert max(per_worker.values()) >= 3, per_worker
