@@ -45,14 +45,14 @@ SEEDED = ("digits", "minilm", "sentiment", "tabular")
 LIFECYCLE = ("deploy", "undeploy", "promote", "rollback", "canary", "shadow", "finetune")
 PUBLIC = {r.path for r in ROUTES if r.scopes is None}  # health, /openapi.json, /docs
 MIN_CASES = 1000
-DEFAULT_CASES = 20  # per operation and generation mode, unless CASES says otherwise (~1,800 in all)
+DEFAULT_CASES = 12  # per operation and generation mode, unless CASES says otherwise (~1,150 in all)
 # Where the bugs would be: bodies parsed by the model replicas and the admin API.
 CASES = {
-    "POST /v1/models/{name}/predict": 140,
-    "POST /v1/models/{name}/versions/{version}/predict": 60,
-    "POST /v1/admin/apply": 50,
-    "POST /v1/admin/models/{name}/deploy": 50,
-    "POST /v1/admin/keys": 50,
+    "POST /v1/models/{name}/predict": 100,
+    "POST /v1/models/{name}/versions/{version}/predict": 40,
+    "POST /v1/admin/apply": 30,
+    "POST /v1/admin/models/{name}/deploy": 30,
+    "POST /v1/admin/keys": 30,
 }
 UNAUTHENTICATED_CASES = 5  # per operation, without the Authorization header
 TIMEOUT_S = 30  # a request still unanswered after this counts as a failure
