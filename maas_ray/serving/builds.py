@@ -72,4 +72,9 @@ def install(module: ModuleType, declare: Any = reusable) -> None:
     if real is None or not hasattr(real, "options") or not hasattr(real, "_function"):
         logger.warning("Ray's %s is gone: each application build starts a new worker", TASK)
         return
-    setattr(module, TASK, ReusedBuilds(real, declare(real)))
+    try:
+        reused = declare(real)
+    except Exception:  # noqa: BLE001 - Serve's module must import whatever happens here
+        logger.warning("could not declare %s again: each build starts a new worker", TASK)
+        return
+    setattr(module, TASK, ReusedBuilds(real, reused))

@@ -64,3 +64,15 @@ def test_a_module_without_the_task_is_left_alone() -> None:
     module = ModuleType("older_ray")
     builds.install(module)
     assert not hasattr(module, builds.TASK)
+
+
+def test_a_task_that_cannot_be_declared_again_is_left_as_ray_declared_it() -> None:
+    module = ModuleType("changed_ray")
+    real = _Remote()
+    setattr(module, builds.TASK, real)
+
+    def refuse(task: Any) -> Any:
+        raise TypeError("an option Ray no longer takes")
+
+    builds.install(module, declare=refuse)
+    assert getattr(module, builds.TASK) is real
