@@ -1,4 +1,5 @@
-"""Serve's application builds reuse one warm worker instead of a new process each.
+"""Serve's builds of the platform's applications may reuse a worker instead of a new
+process each.
 
 Every change of an application's ``args`` (a deploy, a new version, a canary) makes
 Serve's controller run ``build_serve_application``: a Ray task that imports the
@@ -9,8 +10,11 @@ MLflow and scikit-learn again), and a third of the worker processes a test run
 started. ``max_calls=1`` is there so a build sees the user's code as it is now; the
 platform's own builders (``maas_ray.*``) change only with the installed package,
 which a `maas down`/`maas up` replaces with every worker. Those builds run as a copy
-of the task declared with ``max_calls=0`` (no limit), in an idle worker that already
-imported everything; any other import path keeps Ray's task.
+of the task declared with ``max_calls=0`` (no limit): a build finds the worker of
+the one before if Ray still keeps it idle (it stops an idle worker after a second
+once a node runs more workers than CPUs, so builds close together share one, as a
+restore's or a test run's do, while a quiet `make up` platform still starts most
+afresh); any other import path keeps Ray's task.
 
 The controller's worker imports Serve's application-state module; the wrap is made
 as it is imported (``serving/loopback.py`` installs the hook in every worker).
@@ -42,9 +46,6 @@ class ReusedBuilds:
 
     def options(self, **options: Any) -> _Call:
         return _Call(self, options)
-
-    def remote(self, import_path: str, *args: Any, **kwargs: Any) -> Any:
-        return self.options().remote(import_path, *args, **kwargs)
 
 
 class _Call:

@@ -16,7 +16,7 @@ reaches them, by wrapping the one function Ray adds their address with. Each ing
 replica's HTTP server binds its node's address too (Serve would give it the head's).
 The same hook on Serve's replica module gives an overload's 503 the platform's JSON
 body (``serving/overload.py``), and on its application-state module lets the
-platform's application builds reuse a warm worker (``serving/builds.py``).
+platform's application builds may reuse a worker (``serving/builds.py``).
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ APPLICATION_STATE = "ray.serve._private.application_state"  # the controller's b
 
 
 def _builds(module: ModuleType) -> None:
-    # The same hook again: the platform's application builds reuse a warm worker.
+    # The same hook again: the platform's application builds may reuse a worker.
     from maas_ray.serving import builds
 
     builds.install(module)

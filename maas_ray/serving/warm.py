@@ -19,6 +19,8 @@ import os
 import sys
 import threading
 
+from maas_ray.serving import builds
+
 # Ray Serve's own modules last: the worker's main thread may be importing them at the
 # same moment (a controller, a build task), and two threads importing one circle of
 # modules can see it half initialized (an ImportError that killed a Serve controller).
@@ -26,9 +28,9 @@ import threading
 MODULES = ("mlflow.pyfunc", "maas_ray.registry.skops_io", "maas_ray.serving.deployment")
 SWITCH = "MAAS_WARM_IMPORTS"  # "0" in a job's runtime environment (jobs/submit.py)
 # Serve's build task (ray/serve/_private/application_state.py): a worker running it
-# builds (and, for the platform's own applications, is kept for the next build:
+# builds (and, for the platform's own applications, may be kept for the next build:
 # serving/builds.py); the build imports what it needs itself.
-BUILD_TASK = "build_serve_application"
+BUILD_TASK = builds.TASK
 
 
 def building() -> bool:
