@@ -110,7 +110,11 @@ def logged_run(
     tree = DecisionTreeClassifier(max_depth=3, random_state=0).fit(X, y)
     folder = tmp_path_factory.mktemp("saved") / "tree"
     mlflow.sklearn.save_model(
-        tree, str(folder), input_example=X.head(2), skops_trusted_types=["sklearn.tree._tree.Tree"]
+        tree,
+        str(folder),
+        input_example=X.head(2),
+        skops_trusted_types=["sklearn.tree._tree.Tree"],
+        pip_requirements=["scikit-learn"],  # no inference: it reloads the model in a subprocess
     )
     # Log from a separate process so this test process keeps no global MLflow state.
     code = (

@@ -8,6 +8,9 @@ from collections.abc import Iterator
 import pytest
 
 LOGGERS = ("", "maas_ray", "ray", "ray.serve")
+# The requirements a unit test saves with a model it loads in-process: any given list
+# spares MLflow's inference, which reloads the model in a subprocess (seconds each).
+PINS = ["mlflow"]
 
 
 @pytest.fixture(autouse=True)

@@ -18,6 +18,7 @@ from mlflow.types.schema import TensorSpec
 from sklearn.datasets import load_breast_cancer, load_digits
 
 from examples._common import TrainedExample
+from tests.unit.conftest import PINS
 
 
 def _serve(model_dir: Path, inputs: list) -> tuple[Any, mlflow.pyfunc.PyFuncModel]:
@@ -73,6 +74,7 @@ def _save_code_model(ex: TrainedExample, path: Path) -> None:
         artifacts=ex.artifacts,
         input_example=ex.input_example,
         signature=ex.signature,
+        pip_requirements=PINS,  # no inference: MLflow would reload the model in a subprocess
     )
 
 
@@ -99,7 +101,9 @@ def test_sentiment(tmp_path: Path) -> None:
     assert set(labels) == {"positive", "negative"}
     assert abs(labels.count("positive") - labels.count("negative")) <= 10
 
-    mlflow.sklearn.save_model(ex.model, str(tmp_path / "model"), input_example=ex.input_example)
+    mlflow.sklearn.save_model(
+        ex.model, str(tmp_path / "model"), input_example=ex.input_example, pip_requirements=PINS
+    )
     out, model = _serve(tmp_path / "model", sentiment.SAMPLE_INPUTS)
     _assert_tensor_input(model, "str", (-1,))
     assert list(out) == ["positive", "negative"]
@@ -198,6 +202,7 @@ def test_legal(legal_example: TrainedExample, tmp_path: Path) -> None:
         str(tmp_path / "model"),
         input_example=ex.input_example,
         skops_trusted_types=trusted,
+        pip_requirements=PINS,
     )
     out, model = _serve(tmp_path / "model", legal.SAMPLE_INPUTS)
     _assert_tensor_input(model, "str", (-1,))

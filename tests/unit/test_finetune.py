@@ -23,6 +23,7 @@ from maas_ray.jobs import finetune as job
 from maas_ray.training.torch_loop import loss_fn
 from maas_ray.training.torch_model import CODE, PYTORCH, inspect, load, rows_of
 from maas_ray.training_spec import FinetuneBody, FinetuneSpec
+from tests.unit.conftest import PINS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,6 +46,7 @@ def tabular(tmp_path_factory: pytest.TempPathFactory) -> Path:
         python_model=str(ROOT / "examples" / "tabular" / "model.py"),
         artifacts={"weights": str(weights), "scaler": str(scaler)},
         input_example=np.zeros((2, 30), dtype=np.float32),
+        pip_requirements=PINS,  # no inference: MLflow would reload the model in a subprocess
     )
     return folder
 
@@ -57,7 +59,9 @@ def _pytorch(tmp: Path, outputs: int, columns: list[str] | None = None) -> Path:
     folder = tmp / f"torch-{outputs}-{bool(columns)}"
     # pt2 (the default) traces with an array; named columns need the pickle format
     fmt = "pickle" if columns is not None else "pt2"
-    mlflow.pytorch.save_model(module, str(folder), input_example=example, serialization_format=fmt)
+    mlflow.pytorch.save_model(
+        module, str(folder), input_example=example, serialization_format=fmt, pip_requirements=PINS
+    )
     return folder
 
 
@@ -136,7 +140,9 @@ def test_other_models_are_refused_in_one_line(tmp_path: Path) -> None:
 
     fitted = LogisticRegression().fit([[0.0], [1.0]], [0, 1])
     folder = tmp_path / "sk"
-    mlflow.sklearn.save_model(fitted, str(folder), serialization_format="cloudpickle")
+    mlflow.sklearn.save_model(
+        fitted, str(folder), serialization_format="cloudpickle", pip_requirements=PINS
+    )
     with pytest.raises(BadRequest, match="is a sklearn model: maas finetune trains PyTorch"):
         inspect(folder / "MLmodel", "iris", "3")
 
@@ -199,6 +205,7 @@ def test_the_reviews_packaging_embeds_texts_for_its_head(tmp_path: Path) -> None
             "labels": str(tmp_path / "labels.json"),
         },
         input_example=np.asarray(["good", "bad"], dtype=object),
+        pip_requirements=PINS,
     )
     layout = inspect(folder / "MLmodel", "reviews", "1")
     assert (layout.kind, layout.flat, layout.width) == (CODE, True, 1)
@@ -270,6 +277,7 @@ def translate_parent(tmp_path_factory: pytest.TempPathFactory) -> Path:
         artifacts=ex.artifacts,
         input_example=ex.input_example,
         signature=ex.signature,  # declares the beam param; the child keeps it
+        pip_requirements=PINS,
     )
     return folder
 

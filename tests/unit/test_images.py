@@ -24,6 +24,7 @@ from examples.images import train as images_train
 from maas_ray.errors import InvalidInput, PredictionFailed
 from maas_ray.serving import deployment
 from maas_ray.serving.runtime import ModelRuntime
+from tests.unit.conftest import PINS
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +41,7 @@ def saved(trained: TrainedExample, tmp_path_factory: pytest.TempPathFactory) -> 
         python_model=trained.model,
         artifacts=trained.artifacts,
         input_example=trained.input_example,
+        pip_requirements=PINS,  # no inference: MLflow would reload the model in a subprocess
     )
     return path
 

@@ -16,6 +16,7 @@ from maas_ray.errors import InvalidInput
 from maas_ray.serving.batching import combine
 from maas_ray.serving.decode import Request, parse_payload, parse_request
 from maas_ray.serving.runtime import ModelRuntime
+from tests.unit.conftest import PINS
 
 JSON = "application/json"
 
@@ -37,7 +38,11 @@ def runtime(tmp_path_factory: pytest.TempPathFactory) -> ModelRuntime:
     example = np.array([[1.0], [2.0]])
     signature = infer_signature(example, np.array([1.0, 2.0]), params={"scale": 1.0})
     mlflow.pyfunc.save_model(
-        str(folder), python_model=Scaled(), signature=signature, input_example=example
+        str(folder),
+        python_model=Scaled(),
+        signature=signature,
+        input_example=example,
+        pip_requirements=PINS,  # no inference: MLflow would reload the model in a subprocess
     )
     return ModelRuntime.load_local("scaled", "1", folder)
 

@@ -24,6 +24,7 @@ from starlette.requests import Request
 from maas_ray.serving import deployment
 from maas_ray.serving.runtime import ModelRuntime
 from maas_ray.spec import Canary, Traffic
+from tests.unit.conftest import PINS
 
 pytestmark = pytest.mark.anyio
 SECRET = "unit-test-hs256-secret-0123456789abcdef"
@@ -54,7 +55,7 @@ def saved_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     X, y = load_iris(return_X_y=True, as_frame=True)
     model = LogisticRegression(max_iter=300).fit(X, y)
     path = tmp_path_factory.mktemp("model") / "iris"
-    mlflow.sklearn.save_model(model, str(path), input_example=X.head(2))
+    mlflow.sklearn.save_model(model, str(path), input_example=X.head(2), pip_requirements=PINS)
     return path
 
 
