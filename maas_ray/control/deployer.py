@@ -15,7 +15,14 @@ from maas_ray.control.applications import (
 )
 from maas_ray.control.serve_api import ServeAPI
 from maas_ray.control.status import ModelStatus, NodeResources
-from maas_ray.errors import BadRequest, Conflict, DeploymentFailed, MaasError, VersionNotDeployed
+from maas_ray.errors import (
+    BadRequest,
+    Conflict,
+    DeploymentFailed,
+    MaasError,
+    ModelNotFound,
+    VersionNotDeployed,
+)
 from maas_ray.registry import Registry
 from maas_ray.security.ray_token import dashboard_headers
 from maas_ray.settings import Settings
@@ -41,6 +48,21 @@ class ControlPlane:
         )
 
     # -- desired state --------------------------------------------------------
+    def _target(self, name: str, spec: DeploymentSpec, aliases: dict[str, str] | None) -> str:
+        """The version a spec serves, from what ``desired`` read in its one registry call:
+        a version as stored (deploy, promote and apply checked that it exists before
+        storing it), an alias through the model's aliases. Only a spec with neither (the
+        latest version) costs a call of its own: with one call per model, every change
+        and status row asked the registry once for each deployed model."""
+        if spec.version is not None:
+            return spec.version
+        if spec.alias is not None and aliases is not None:
+            version = aliases.get(spec.alias)
+            if version is None:
+                raise ModelNotFound(name, f"@{spec.alias}")
+            return version
+        return self.registry.resolve(name, spec.version, spec.alias).version
+
     def apply(
         self, overrides: Overrides | None = None, no_surge: frozenset[str] = frozenset()
     ) -> dict[str, str]:
@@ -70,13 +92,14 @@ class ControlPlane:
         apps = []
         targets: dict[str, str] = {}
         shared = False
-        specs = {**self.registry.list_specs(), **(overrides or {})}
+        stored, aliases = self.registry.list_specs_and_aliases()
+        specs = {**stored, **(overrides or {})}
         for name, raw in sorted(specs.items()):
             if raw is None or name in leave_out:
                 continue
             try:
                 spec = DeploymentSpec.model_validate(raw)
-                version = self.registry.resolve(name, spec.version, spec.alias).version
+                version = self._target(name, spec, aliases.get(name))
             except (MaasError, ValueError) as exc:
                 logger.warning("skipping deployment of %s: %s", name, exc)
                 continue

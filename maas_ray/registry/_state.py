@@ -54,11 +54,19 @@ class _ModelState:
 
     def list_specs(self) -> dict[str, dict[str, Any]]:
         """Every stored deployment spec by model name."""
-        specs = {}
+        return self.list_specs_and_aliases()[0]
+
+    def list_specs_and_aliases(
+        self,
+    ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, str]]]:
+        """Every stored deployment spec, and every model's aliases (alias -> version),
+        by model name: one call to the registry for both."""
+        specs, aliases = {}, {}
         for rm in self.client.search_registered_models(max_results=1000):
             if TAG_SPEC in rm.tags:
                 specs[rm.name] = json.loads(rm.tags[TAG_SPEC])
-        return specs
+            aliases[rm.name] = {str(a): str(v) for a, v in (rm.aliases or {}).items()}
+        return specs, aliases
 
     def get_retrain(self, name: str) -> dict[str, Any] | None:
         """The model's last retrain (``monitoring/retrain.py``'s state), or None."""

@@ -208,6 +208,9 @@ class _StoredSpecs:
     def list_specs(self) -> dict[str, Config]:
         return dict(self.specs)
 
+    def list_specs_and_aliases(self) -> tuple[dict[str, Config], dict[str, dict[str, str]]]:
+        return dict(self.specs), {}  # no aliases listed: each is asked of resolve()
+
     def resolve(
         self, name: str, version: str | None = None, alias: str | None = None
     ) -> SimpleNamespace:
