@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shutil
 import sys
 import tempfile
@@ -58,6 +59,30 @@ def _lean_sklearn() -> None:
         sklearn.set_config(skip_parameter_validation=True)
 
 
+DOWNLOAD_PREFIX = "maas-load-"  # then the loading process's id: maas-load-PID-NAME-VERSION-*
+
+
+def download_dir(name: str, version: str) -> str:
+    """A new folder for one load's download, named by the loading process. A replica
+    killed while it loads (SIGKILL, a lost node) cannot remove its folder; the next
+    load on the machine removes those whose process no longer runs."""
+    for stale in Path(tempfile.gettempdir()).glob(f"{DOWNLOAD_PREFIX}*"):
+        pid = stale.name.removeprefix(DOWNLOAD_PREFIX).split("-", 1)[0]
+        if pid.isdigit() and not _running(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+    return tempfile.mkdtemp(prefix=f"{DOWNLOAD_PREFIX}{os.getpid()}-{name}-{version}-")
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
+
+
 class ModelRuntime:
     """A verified, loaded model version; every front end predicts through it."""
 
@@ -89,7 +114,7 @@ class ModelRuntime:
     ) -> ModelRuntime:
         """Download ``name``/``version`` from the registry, verify its digest, load it."""
         started = time.perf_counter()
-        tmp = tempfile.mkdtemp(prefix=f"maas-{name}-{version}-")
+        tmp = download_dir(name, version)
         try:
             local = registry.download_verified(name, version, tmp)
             runtime = cls.load_local(name, version, local, max_depth)
