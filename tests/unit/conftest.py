@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import tempfile
 from collections.abc import Iterator
 
 import pytest
@@ -11,6 +12,17 @@ LOGGERS = ("", "maas_ray", "ray", "ray.serve")
 # The requirements a unit test saves with a model it loads in-process: any given list
 # spares MLflow's inference, which reloads the model in a subprocess (seconds each).
 PINS = ["mlflow"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _tempfiles_under_pytests_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """What the unit tier writes through ``tempfile`` (the examples' trained weights
+    among it: only registering a version removes them) lands under pytest's own
+    temporary folder, which pytest prunes, instead of piling up in /tmp."""
+    before = tempfile.tempdir
+    tempfile.tempdir = str(tmp_path_factory.mktemp("tempfile"))
+    yield
+    tempfile.tempdir = before
 
 
 @pytest.fixture(autouse=True)

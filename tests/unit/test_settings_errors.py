@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -22,9 +23,12 @@ def test_env_prefix_and_derived_urls(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     assert Settings(tracking_uri="http://db:1").mlflow_uri == "http://db:1"
 
 
-def test_each_platform_has_its_own_ray_temp_folder(tmp_path: Path) -> None:
+def test_each_platform_has_its_own_ray_temp_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Named by the GCS port: two platforms on one machine never share Ray's 'auto'
     (a job would attach to the other cluster); short enough for Ray's socket paths."""
+    monkeypatch.setattr(tempfile, "tempdir", None)  # the system's (the unit tier moves it)
     first, second = Settings(home=tmp_path), Settings(home=tmp_path, ray_port=26879)
     assert first.ray_temp_dir.name == "ray-6379"
     assert second.ray_temp_dir.name == "ray-26879"
