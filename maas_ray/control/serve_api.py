@@ -91,8 +91,8 @@ class ServeAPI:
                     controller.get_serve_instance_details.remote(), timeout=self.timeout_s
                 )
                 return data
-            except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
-                _CONTROLLER.clear()  # a controller Serve restarted: look it up again
+            except ray.exceptions.RayError:  # e.g. a controller Serve restarted
+                _CONTROLLER.clear()  # looked up again next time; the dashboard now
         resp = self._request("GET", "/api/serve/applications/")
         if resp.status_code >= 400:
             raise PlatformUnavailable(f"Serve status unavailable: {resp.text.strip()[:500]}")

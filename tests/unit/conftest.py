@@ -14,11 +14,13 @@ LOGGERS = ("", "maas_ray", "ray", "ray.serve")
 PINS = ["mlflow"]
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="module", autouse=True)
 def _tempfiles_under_pytests_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """What the unit tier writes through ``tempfile`` (the examples' trained weights
-    among it: only registering a version removes them) lands under pytest's own
-    temporary folder, which pytest prunes, instead of piling up in /tmp."""
+    """What a unit test module writes through ``tempfile`` (the examples' trained
+    weights among it: only registering a version removes them) lands under pytest's
+    own temporary folder, which pytest prunes, instead of piling up in /tmp. Per
+    module, and put back after it: a pytest worker may run platform tests next, whose
+    Ray folder (Settings.ray_temp_dir) must stay short and in the system's place."""
     before = tempfile.tempdir
     tempfile.tempdir = str(tmp_path_factory.mktemp("tempfile"))
     yield
