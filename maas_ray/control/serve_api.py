@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 from typing import Any
 
@@ -21,8 +22,6 @@ def _controller() -> Any | None:
     """Serve's controller, when this process is a worker of the Ray cluster (the
     management application's replica is one); None elsewhere (the CLI, ``maas up``,
     a job's driver), where the dashboard's route is the way in."""
-    import sys
-
     if "ray" not in sys.modules:
         return None  # never load Ray only to find it is not running here
     import ray

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import mlflow
 import mlflow.pyfunc
 import orjson
+import psutil
 from mlflow.exceptions import MlflowException
 from mlflow.models import Model
 from mlflow.pyfunc import PyFuncModel
@@ -68,19 +69,9 @@ def download_dir(name: str, version: str) -> str:
     load on the machine removes those whose process no longer runs."""
     for stale in Path(tempfile.gettempdir()).glob(f"{DOWNLOAD_PREFIX}*"):
         pid = stale.name.removeprefix(DOWNLOAD_PREFIX).split("-", 1)[0]
-        if pid.isdigit() and not _running(int(pid)):
+        if pid.isdigit() and not psutil.pid_exists(int(pid)):
             shutil.rmtree(stale, ignore_errors=True)
     return tempfile.mkdtemp(prefix=f"{DOWNLOAD_PREFIX}{os.getpid()}-{name}-{version}-")
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's process
-    return True
 
 
 class ModelRuntime:
