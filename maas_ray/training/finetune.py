@@ -16,6 +16,7 @@ same held-out rows, logged in the same run, and registered with
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 import threading
 import time
@@ -47,6 +48,9 @@ from maas_ray.training_spec import FinetuneSpec
 from maas_ray.wire import PRODUCTION
 
 logger = logging.getLogger(__name__)
+
+POLL_ENV = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"  # ray/train/v2/_internal/constants.py
+POLL_S = "0.25"
 _PROGRESS_POLL_S = 1.0
 
 
@@ -266,6 +270,11 @@ def _train(
     )
     started = time.perf_counter()
     watcher.start()
+    # Ray Train's controller polls its workers every 2 s by default, and a worker's
+    # report waits until the one before was taken in: each epoch took at least 2 s and
+    # every step of the run (start, finish, a restart) waited up to as long again.
+    # The driver's value reaches the controller (Ray Train propagates it).
+    os.environ.setdefault(POLL_ENV, POLL_S)
     try:
         result = trainer.fit()
     finally:
