@@ -73,7 +73,7 @@ def _finetune(c: Context) -> tuple[int, Any]:
 
     spec: FinetuneSpec = c.parsed
     try:
-        frame, _ = load(spec)
+        frame, _ = load(spec, tracking_uri=c.settings.mlflow_uri)
     except MaasError:
         raise
     except Exception as exc:  # an artifact URI MLflow cannot read: the caller's to fix

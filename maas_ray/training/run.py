@@ -43,12 +43,22 @@ logger = logging.getLogger(__name__)
 Say = Callable[[str], None]
 
 
-def load(spec: TrainingSpec | FinetuneSpec, base: Path | None = None) -> tuple[pd.DataFrame, str]:
-    """The spec's data as a frame, and its SHA-256 (checked against the staged one)."""
+def load(
+    spec: TrainingSpec | FinetuneSpec, base: Path | None = None, tracking_uri: str | None = None
+) -> tuple[pd.DataFrame, str]:
+    """The spec's data as a frame, and its SHA-256 (checked against the staged one).
+
+    A ``runs:/`` URI is read from ``tracking_uri`` (None: MLflow's current one, which a
+    job sets first; the management application must name the platform's, or a
+    freshly started replica looks in MLflow's local default and finds no such run)."""
     source = spec.data
     if "://" in source or source.startswith("runs:/"):
         with tempfile.TemporaryDirectory(prefix="maas-train-") as tmp:
-            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=tmp))
+            local = Path(
+                mlflow.artifacts.download_artifacts(
+                    artifact_uri=source, dst_path=tmp, tracking_uri=tracking_uri
+                )
+            )
             frame, raw = datamod.read_file(local)
     else:
         path = Path(source).expanduser()

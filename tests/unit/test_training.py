@@ -183,3 +183,36 @@ def test_scores_macro_for_many_classes_and_which_is_better() -> None:
     assert not better("mae", 3.0, 2.0)
     assert better("f1", 0.1, None)
     assert not better("f1", float("nan"), 0.5)
+
+
+def test_staged_data_is_read_from_the_tracking_server_named_not_mlflows_default(
+    tmp_path: Path,
+) -> None:
+    """The management application reads a fine-tune's staged `runs:/` data from the
+    platform's MLflow: a fresh replica has never set MLflow's current tracking URI, and
+    MLflow's default store there has no such run (a user's first `maas finetune` after
+    `maas up` restored the platform answered "Run ... not found")."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from maas_ray.training.run import load
+
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    client = MlflowClient(store)
+    experiment = client.create_experiment("staged", artifact_location=(tmp_path / "art").as_uri())
+    run_id = client.create_run(experiment).info.run_id
+    rows = tmp_path / "data.csv"
+    pd.DataFrame({"x": [1.0, 2.0, 3.0], "target": [0, 1, 0]}).to_csv(rows, index=False)
+    client.log_artifact(run_id, str(rows), artifact_path="input")
+    spec = TrainingSpec(name="m", data=f"runs:/{run_id}/input/data.csv", pipeline="pkg.mod:build")
+
+    before = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")  # MLflow's default: no run
+    try:
+        with pytest.raises(Exception, match="not found"):
+            load(spec)
+        frame, digest = load(spec, tracking_uri=store)
+    finally:
+        mlflow.set_tracking_uri(before)
+    assert frame["target"].tolist() == [0, 1, 0]
+    assert digest == datamod.sha256(rows.read_bytes())
