@@ -21,11 +21,15 @@ import threading
 
 from maas_ray.serving import builds
 
-# Ray Serve's own modules last: the worker's main thread may be importing them at the
-# same moment (a controller, a build task), and two threads importing one circle of
-# modules can see it half initialized (an ImportError that killed a Serve controller).
+# Neither Ray Serve's modules nor the platform's serving ones: the worker's main thread
+# may be importing them at the same moment (a controller, a build task, a replica), and
+# two threads importing one circle of modules can see it half initialized. It killed a
+# Serve controller once; and a build task that found `maas_ray.serving.deployment` half
+# imported by this thread ("cannot import name 'ModelServer'") left the worker, which
+# later builds reuse (serving/builds.py), failing every deploy after it. MLflow's and
+# scikit-learn's modules import nothing of Serve's or ours.
 # skops.io through registry/skops_io.py: without PyTorch.
-MODULES = ("mlflow.pyfunc", "maas_ray.registry.skops_io", "maas_ray.serving.deployment")
+MODULES = ("mlflow.pyfunc", "maas_ray.registry.skops_io")
 SWITCH = "MAAS_WARM_IMPORTS"  # "0" in a job's runtime environment (jobs/submit.py)
 # Serve's build task (ray/serve/_private/application_state.py): a worker running it
 # builds (and, for the platform's own applications, may be kept for the next build:
