@@ -141,4 +141,6 @@ def test_application_builds_reuse_a_worker(seeded: dict[str, object], live: Sett
     assert len(apps) >= 3 + len(seeded), sorted(apps)
     # with Ray's max_calls=1 each build has a process of its own
     assert len(per_worker) < len(built), per_worker
-    assert max(per_worker.values()) >= 3, per_worker
+    # each build imports the platform's serving modules itself (serving/warm.py leaves
+    # them to the main thread), so builds close together spread over a few workers
+    assert max(per_worker.values()) >= 2, per_worker
