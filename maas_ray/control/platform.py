@@ -36,6 +36,7 @@ from maas_ray.security.ray_token import (
     ensure_token,
     export,
 )
+from maas_ray.serving import reserve
 from maas_ray.settings import Settings
 from maas_ray.spec import ADMIN_APP
 
@@ -308,7 +309,19 @@ def _up_serve(settings: Settings, progress: Progress | None) -> ComponentState:
     notes = restore(control, progress)
     _wait(url + HEALTH, "Ray Serve", settings, None, None, progress)
     _wait_admin(control, settings, progress)
+    _reserve_workers(settings)
     return ComponentState(name="serve", url=url, started=True, notes=notes)
+
+
+def _reserve_workers(settings: Settings) -> None:
+    """Idle workers on the head for the first replicas deployed (serving/reserve.py)."""
+    metadata = tuple(dashboard_headers(settings).items())  # Ray's token, if on
+    try:
+        reserve.top_up(
+            f"{settings.host}:{settings.ray_node_manager_port}", settings.worker_reserve, metadata
+        )
+    except Exception:  # noqa: BLE001 - the first deploys only start slower
+        logger.warning("no idle workers reserved on the head", exc_info=True)
 
 
 def _wait_admin(control: ControlPlane, settings: Settings, progress: Progress | None) -> None:

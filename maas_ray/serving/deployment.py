@@ -37,6 +37,7 @@ from maas_ray.routes import Match, match
 from maas_ray.security.auth import Guard
 from maas_ray.security.log_masking import install_replica_logging, mask_fields_in_text
 from maas_ray.security.masking import mask_text
+from maas_ray.serving import reserve
 from maas_ray.serving.explaining import Explaining
 from maas_ray.serving.grpc_elsewhere import GrpcElsewhere
 from maas_ray.serving.http import UNEXPECTED, encode_error, error_response, read_body
@@ -101,6 +102,7 @@ class ModelServer(GrpcElsewhere, Explaining):
         self.runtime = ModelRuntime.load(
             Registry(tracking_uri), model, version, settings.json_max_depth
         )
+        reserve.replenish(settings.worker_reserve)  # for the next replica on this node
         self._headers = {VERSION_HEADER: version}
         self.batching = Batching.model_validate(batching) if batching else None
         if self.batching is not None and self.batching.max_batch_size < 2:

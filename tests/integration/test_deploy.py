@@ -17,6 +17,7 @@ from maas_ray.control.deployer import ControlPlane
 from maas_ray.errors import MaasError
 from maas_ray.registry import Registry
 from maas_ray.security.ray_token import dashboard_headers
+from maas_ray.serving import reserve
 from tests.conftest import FIGURES, auth, maas, post
 
 
@@ -303,3 +304,54 @@ def test_deploy_by_alias(
     )
     assert resp.status_code == 200
     assert resp.headers["x-maas-model-version"] == good
+
+
+def _reserved(live: Settings) -> set[int]:
+    """The head's idle workers that never ran anything (serving/reserve.py)."""
+    import grpc
+    from ray.core.generated import common_pb2, node_manager_pb2, node_manager_pb2_grpc
+
+    metadata = tuple(dashboard_headers(live).items())
+    with grpc.insecure_channel(f"{live.host}:{live.ray_node_manager_port}") as channel:
+        stats = node_manager_pb2_grpc.NodeManagerServiceStub(channel).GetNodeStats(
+            node_manager_pb2.GetNodeStatsRequest(), metadata=metadata, timeout=30
+        )
+    return {
+        w.pid
+        for w in stats.core_workers_stats
+        if w.worker_type == common_pb2.WORKER and reserve.fresh_worker(w)
+    }
+
+
+def _replica_pids(live: Settings, app: str) -> set[int]:
+    apps = httpx.get(
+        f"{live.dashboard_url}/api/serve/applications/", headers=dashboard_headers(live), timeout=30
+    ).json()["applications"]
+    return {r["pid"] for d in apps[app]["deployments"].values() for r in d["replicas"]}
+
+
+def _until_reserved(live: Settings) -> set[int]:
+    deadline = time.monotonic() + 60
+    while not (found := _reserved(live)):
+        assert time.monotonic() < deadline, "no idle worker in reserve within 60 s"
+        time.sleep(0.5)
+    return found
+
+
+def test_a_new_replica_starts_in_a_worker_kept_in_reserve(client: MaaS, live: Settings) -> None:
+    """A started replica keeps idle workers on its node (Settings.worker_reserve): the
+    next replica starts in one of them, not in a new process, and the node's reserve
+    is filled again."""
+    from sklearn.dummy import DummyClassifier
+
+    model = DummyClassifier(strategy="constant", constant="r").fit([[0.0]], ["r"])
+    version = client.register("reserved", model, input_example=[[0.0]]).version
+    waiting = _until_reserved(live)
+    try:
+        client.deploy("reserved", version, num_cpus=0.25)
+        pids = _replica_pids(live, "reserved")
+        assert pids, "no replica"
+        assert pids <= waiting, (pids, waiting)
+        assert _until_reserved(live).isdisjoint(pids)
+    finally:
+        client.undeploy("reserved")
