@@ -114,6 +114,9 @@ def _replenish(want: int) -> None:
 
 
 def replenish(want: int) -> None:
-    """From a replica: keep ``want`` idle workers on its node, in the background."""
-    if want > 0:
+    """From a replica: keep ``want`` idle workers on its node, in the background
+    (nothing outside a Ray worker: a replica's class built in a test process)."""
+    import ray
+
+    if want > 0 and ray.is_initialized():
         threading.Thread(target=_replenish, args=(want,), name="maas-reserve", daemon=True).start()
