@@ -295,10 +295,13 @@ def _train(
 
 
 def _watch(settings: Settings, run_id: str, epochs: int, stage: Say, done: threading.Event) -> None:
-    """Say each epoch as rank 0 logs it (the job's log, so the CLI's progress)."""
+    """Say each epoch as rank 0 logs it (the job's log, so the CLI's progress); once
+    the run is done, one last look says the epochs logged since the poll before."""
     client = MlflowClient(settings.mlflow_uri)
     said = 0
-    while not done.wait(_PROGRESS_POLL_S):
+    finished = False
+    while not finished:
+        finished = done.wait(_PROGRESS_POLL_S)
         try:
             history = {m.step: m.value for m in client.get_metric_history(run_id, "train_loss")}
             held = {m.step: m.value for m in client.get_metric_history(run_id, "held_out_loss")}

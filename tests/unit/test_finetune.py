@@ -389,3 +389,26 @@ def test_seq2seq_loss_ignores_padding_and_targets_are_checked(translate_parent: 
     with pytest.raises(ValueError, match="one of accuracy"):
         FinetuneSpec(name="t", data="d.csv", promote_if_better="chrf")
     assert FinetuneSpec(name="t", data="d.csv", promote_if_better="bleu").promote_if_better
+
+
+def test_the_epochs_logged_after_the_last_poll_are_said_too(tmp_path: Path) -> None:
+    """The run ends between two polls of the epoch watcher: its last look at the
+    run still says every epoch logged (the CLI showed 10 of 12 once)."""
+    import threading
+
+    from mlflow.tracking import MlflowClient
+
+    from maas_ray.settings import Settings
+    from maas_ray.training import finetune
+
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    client = MlflowClient(store)
+    run_id = client.create_run(client.create_experiment("watched")).info.run_id
+    for step in (1, 2, 3):
+        client.log_metric(run_id, "train_loss", 1.0 / step, step=step)
+        client.log_metric(run_id, "held_out_loss", 2.0 / step, step=step)
+    done = threading.Event()
+    done.set()  # finished before the watcher's first poll
+    said: list[str] = []
+    finetune._watch(Settings(tracking_uri=store), run_id, 3, said.append, done)
+    assert [line.split(":")[0] for line in said] == ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
