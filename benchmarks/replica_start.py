@@ -56,15 +56,17 @@ def main() -> None:
     args = parser.parse_args()
     console = Console()
     medians: dict[int, dict[str, float]] = {}
+    # One MAAS_HOME for both: its Ray token is the one this process keeps (Ray loads it once).
+    base = bench_settings("replica-start", 800)
     for reserve in (0, 2):
-        settings = bench_settings("replica-start", 800, worker_reserve=reserve)
+        settings = base.model_copy(update={"worker_reserve": reserve})
         with running(settings, console) as bar:
             task = bar.add_task(f"reserve {reserve}: rounds", total=args.rounds)
             client = MaaS(settings)
             rounds = []
             try:
                 for i in range(args.rounds):
-                    rounds.append(_round(client, f"start{i}"))
+                    rounds.append(_round(client, f"start{reserve}-{i}"))
                     time.sleep(3)  # the reserve fills again, as between a user's actions
                     bar.advance(task)
             finally:

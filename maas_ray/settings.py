@@ -147,7 +147,7 @@ class Settings(BaseSettings):
         ge=0,
         le=16,
         description="Started, idle Ray workers each node keeps for its next replica, which "
-        "then starts in ~1 s instead of ~5 s (serving/reserve.py); each holds ~250 MB. "
+        "then starts in ~1 s instead of ~5 s (serving/reserve.py); each holds ~350 MB. "
         "0: every replica starts a new process.",
     )
     startup_timeout_s: float = Field(

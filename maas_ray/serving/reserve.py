@@ -10,7 +10,7 @@ tasks belong to it), so every replica started cold. Ray's raylet starts such
 workers on request (``PrestartWorkers``): a started replica asks its own node for
 one more when fewer than ``Settings.worker_reserve`` wait there, so the next
 replica on that node starts in ~1 s (the warm imports, serving/warm.py, already
-done). A reserved worker costs ~250 MB and a little idle CPU; the raylet keeps it
+done). A reserved worker costs ~350 MB resident and a little idle CPU; the raylet keeps it
 ``KEEP_ALIVE_S`` at least, then treats it like any idle worker.
 
 Jobs' workers never take one: a job's runtime environment differs (jobs/submit.py).
