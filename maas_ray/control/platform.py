@@ -132,10 +132,14 @@ def _alive(sid: int | None) -> bool:
 
 
 def _session_processes(sid: int) -> list[psutil.Process]:
+    """The live processes of session ``sid``. A zombie is not one: it has exited and
+    waits only for its parent to read its status, which may be a long-lived process
+    that started it (a test's, or a notebook's after ``platform.up``): waiting for it
+    to go away took the whole grace period at every stop."""
     procs = []
     for proc in psutil.process_iter():
         try:
-            if os.getsid(proc.pid) == sid:
+            if os.getsid(proc.pid) == sid and proc.status() != psutil.STATUS_ZOMBIE:
                 procs.append(proc)
         except (ProcessLookupError, PermissionError, psutil.Error):
             continue
@@ -366,15 +370,33 @@ def _stop_session(sid: int, grace_s: float) -> bool:
             proc.send_signal(signal.SIGTERM)
         except psutil.Error:
             continue
-    _, alive = psutil.wait_procs(procs, timeout=grace_s)
+    alive = _wait_gone(procs, grace_s)
     # Late children (a worker forked while we waited) are swept up here too.
     for proc in alive + _session_processes(sid):
         try:
             proc.kill()
         except psutil.Error:
             continue
-    psutil.wait_procs(_session_processes(sid), timeout=5)
+    _wait_gone(_session_processes(sid), 5)
     return True
+
+
+def _wait_gone(procs: list[psutil.Process], timeout_s: float) -> list[psutil.Process]:
+    """Wait until every process in ``procs`` has exited (a zombie has: see
+    ``_session_processes``), at most ``timeout_s``; the ones still running."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        alive = [p for p in procs if _running(p)]
+        if not alive or time.monotonic() >= deadline:
+            return alive
+        time.sleep(0.05)
+
+
+def _running(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 def running(settings: Settings) -> dict[str, bool]:
