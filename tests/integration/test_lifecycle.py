@@ -77,7 +77,7 @@ class Load:
     def __exit__(self, exc_type: object, *exc: object) -> None:
         try:
             if exc_type is None:
-                self.more(100)  # and keeps being answered right after the action
+                self.more(50)  # and keeps being answered right after the action
         finally:
             self._stop.set()
             for t in self._threads:
@@ -118,7 +118,7 @@ def _answer(settings: Settings, headers: dict[str, str] | None = None) -> tuple[
 def test_promote_and_rollback_under_load_drop_nothing(
     lc: dict[str, str], live: Settings, env: dict[str, str]
 ) -> None:
-    with Load(live, "lc", pause_s=0.02) as load:  # paced: the replicas it starts keep CPU
+    with Load(live, "lc", pause_s=0.06) as load:  # paced: the replicas it starts keep CPU
         out = maas(env, "promote", "lc", lc["v2"]).stdout
         assert f"v{lc['v2']} 100%" in out
         assert _answer(live) == (lc["v2"], "v2")
