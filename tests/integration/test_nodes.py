@@ -132,6 +132,9 @@ def nodes(live: Settings, client: MaaS, tmp_path_factory: pytest.TempPathFactory
 
 def test_a_node_without_the_token_is_refused(live: Settings, client: MaaS, nodes: Any) -> None:
     env = {k: v for k, v in node_env(live).items() if not k.startswith("RAY_AUTH")}
+    # A refused node asks the GCS again each second, 20 times by default: each try is
+    # refused for its token the same, so 3 (the test waited ~20 s for the 20).
+    env["RAY_NUM_REDIS_GET_RETRIES"] = "3"
     count = len(_alive_nodes(client))
     log = nodes["logs"] / "rogue.log"
     proc = _start_node(live, "rogue", 0, log, env)
