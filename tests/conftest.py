@@ -123,26 +123,6 @@ def platform_scope(nodeid: str) -> str:
     return "platform" if path.startswith(PLATFORM_TIERS) else path
 
 
-# Under pytest-xdist, the worker running unit tests does so at this CPU priority (nice):
-# the suite's time is the platform's tests (one worker, most of the run), bound by CPU;
-# the unit tier has minutes to spare beside them and takes what they leave idle first.
-# 5, not more: a few unit tests check that a timeout fires at its time (within ~0.5 s).
-UNIT_NICE = 5
-_NICE = os.getpriority(os.PRIO_PROCESS, 0)  # this process's own, given back for platform tests
-
-
-@pytest.hookimpl(tryfirst=True)  # before the fixtures: the platform starts at its own
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    if "PYTEST_XDIST_WORKER" not in os.environ:
-        return  # one process runs everything: nothing beside it to give way to
-    want = _NICE if platform_scope(item.nodeid) == "platform" else max(_NICE, UNIT_NICE)
-    if os.getpriority(os.PRIO_PROCESS, 0) != want:
-        try:
-            os.setpriority(os.PRIO_PROCESS, 0, want)
-        except PermissionError:
-            pass  # lowering it again needs root; the platform's processes keep their own
-
-
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """Under pytest-xdist (`make test` runs two workers): the platform's tests on one
