@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from maas_ray import _quiet  # noqa: F401 - before anything imports MLflow
 from maas_ray.async_client import AsyncMaaS
 from maas_ray.client import MaaS
 from maas_ray.control.status import ModelStatus
