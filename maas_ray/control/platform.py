@@ -139,9 +139,9 @@ def _session_processes(sid: int) -> list[psutil.Process]:
     procs = []
     for proc in psutil.process_iter():
         try:
-            if os.getsid(proc.pid) == sid and proc.status() != psutil.STATUS_ZOMBIE:
+            if os.getsid(proc.pid) == sid and _running(proc):
                 procs.append(proc)
-        except (ProcessLookupError, PermissionError, psutil.Error):
+        except (ProcessLookupError, PermissionError):
             continue
     return procs
 
@@ -393,6 +393,7 @@ def _wait_gone(procs: list[psutil.Process], timeout_s: float) -> list[psutil.Pro
 
 
 def _running(proc: psutil.Process) -> bool:
+    """Whether ``proc`` still runs: neither gone nor a zombie."""
     try:
         return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
