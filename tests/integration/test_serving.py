@@ -244,7 +244,7 @@ def test_batched_concurrent_requests_match_one_by_one(
 
     def burst() -> None:
         """Every body at once, over one client's connections (a client each would spend
-        ~10 ms of CPU on its TLS context first, spreading the requests out); the answers
+        ~20 ms of CPU on its TLS context first, spreading the requests out); the answers
         are the one-by-one answers."""
         limits = httpx.Limits(max_connections=len(bodies))
         with (
