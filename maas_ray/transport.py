@@ -10,7 +10,11 @@ replica that died mid-request, or when the connection fails:
 after ``Retry-After`` when the answer gives one, else after a pause drawn at random
 up to ``MAAS_RETRY_BACKOFF_S`` x 2^try ("full jitter", so clients that failed
 together do not come back together), never longer than ``MAAS_RETRY_MAX_S``. A
-change (deploy, register, ...) is never sent twice.
+request lost with its replica or connection (the ingress's plain 500, a failed
+connection) is sent again at once the first time: another replica takes it, and
+the pause would be most of what the caller waits (a replica SIGKILLed under load:
+the requests it held were the slowest of the event). A change (deploy, register,
+...) is never sent twice.
 """
 
 from __future__ import annotations
@@ -127,13 +131,13 @@ class Transport:
             except RETRIED_ERRORS as exc:
                 if last:
                     raise unavailable(self.settings, exc) from exc
-                time.sleep(pause(attempt, None, self.settings))
+                time.sleep(pause(attempt, None, self.settings, lost_request=True))
                 continue
             except httpx.HTTPError as exc:
                 raise unavailable(self.settings, exc) from exc
             if not retried(resp) or last:
                 break
-            time.sleep(pause(attempt, resp.headers.get("retry-after"), self.settings))
+            time.sleep(pause(attempt, resp.headers.get("retry-after"), self.settings, lost(resp)))
         return checked(self.settings, resp)
 
     def close(self) -> None:
@@ -178,13 +182,14 @@ class AsyncTransport:
             except RETRIED_ERRORS as exc:
                 if last:
                     raise unavailable(self.settings, exc) from exc
-                await asyncio.sleep(pause(attempt, None, self.settings))
+                await asyncio.sleep(pause(attempt, None, self.settings, lost_request=True))
                 continue
             except httpx.HTTPError as exc:
                 raise unavailable(self.settings, exc) from exc
             if not retried(resp) or last:
                 break
-            await asyncio.sleep(pause(attempt, resp.headers.get("retry-after"), self.settings))
+            wait = pause(attempt, resp.headers.get("retry-after"), self.settings, lost(resp))
+            await asyncio.sleep(wait)
         return checked(self.settings, resp)
 
     async def aclose(self) -> None:
@@ -205,8 +210,12 @@ def retried(resp: httpx.Response) -> bool:
     """Whether an idempotent call answered ``resp`` is sent again: a 503 or 429, or a 500
     that is not the platform's (whose errors are JSON) but the ingress's own page for a
     replica that went away mid-request (HAProxy answers 502/503/504 as a plain 500)."""
-    if resp.status_code in RETRIED_STATUS:
-        return True
+    return resp.status_code in RETRIED_STATUS or lost(resp)
+
+
+def lost(resp: httpx.Response) -> bool:
+    """Whether ``resp`` is the ingress's plain 500 for a request lost with its replica
+    (not the platform's own 500, which is JSON)."""
     return resp.status_code == 500 and not resp.content.lstrip().startswith(b"{")
 
 
@@ -240,9 +249,15 @@ def checked(settings: Settings, resp: httpx.Response) -> httpx.Response:
     return resp
 
 
-def pause(attempt: int, retry_after: str | None, settings: Settings) -> float:
+def pause(
+    attempt: int, retry_after: str | None, settings: Settings, lost_request: bool = False
+) -> float:
     """Seconds to wait before try ``attempt + 2``: the answer's ``Retry-After`` (in
-    seconds) when it gives one, else full jitter over the doubled backoff; both capped."""
+    seconds) when it gives one, else full jitter over the doubled backoff; both capped.
+    A request lost with its replica or connection (``lost_request``) goes again at once
+    the first time."""
+    if lost_request and attempt == 0 and retry_after is None:
+        return 0.0
     if retry_after is not None:
         try:
             return min(max(float(retry_after), 0.0), settings.retry_max_s)

@@ -72,6 +72,28 @@ def test_failed_connections_are_retried_then_said(tmp_path: Path, slept: list[fl
     assert t.send("GET", "/healthz")[0] == {"ok": True}
 
 
+def test_a_request_lost_with_its_replica_goes_again_at_once_the_first_time(
+    tmp_path: Path, slept: list[float]
+) -> None:
+    """Another replica takes it: the pause would be most of what the caller waits. A
+    second loss backs off as usual; an overload's 503 never goes at once."""
+    lost = httpx.Response(500, text="Internal Server Error")  # the ingress's page
+    answers = iter([lost, lost, httpx.Response(200, json={"ok": True})])
+    t = Transport(Settings(home=tmp_path, api_key="k", retry_backoff_s=0.2))
+    t.http = httpx.Client(transport=httpx.MockTransport(lambda _: next(answers)))
+    assert t.send("POST", "/v1/models/m/predict", idempotent=True, content=b"{}")[0]["ok"]
+    assert len(slept) == 2
+    assert slept[0] == 0.0
+    assert 0 <= slept[1] <= 0.4
+    refused = httpx.ConnectError("connection refused")
+    t, seen = _transport(tmp_path, [refused, 200])
+    slept.clear()
+    t.send("GET", "/healthz")
+    assert (len(seen), slept) == (2, [0.0])
+    assert pause(0, None, Settings(home=tmp_path, retry_backoff_s=1.0)) <= 1.0
+    assert pause(0, "2", Settings(home=tmp_path), lost_request=True) == 2.0
+
+
 def test_a_read_timeout_is_not_retried(tmp_path: Path, slept: list[float]) -> None:
     t, seen = _transport(tmp_path, [httpx.ReadTimeout("slow")])
     with pytest.raises(PlatformUnavailable):
