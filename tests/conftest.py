@@ -98,11 +98,11 @@ def pytest_configure(config: pytest.Config) -> None:
     for name in [n for n in os.environ if n.startswith("MAAS_")]:
         del os.environ[name]
     # An HAProxy process replaced by a reload lives on until its connections close, at
-    # most Serve's hard-stop-after (120 s: room for a 120 s explain). Two full runs saw
-    # such a process spin at ~0.8 of a core for the whole 120 s, after the request that
-    # waited on a replica that never started (test_deploy.py's broken first deploy),
-    # slowing every test meanwhile. The suite's requests take seconds: 40 s bounds it.
-    # Only bounded here, not mended: the product keeps 120 s (see the session notes).
+    # most Serve's hard-stop-after (120 s: room for a 120 s explain). One that holds a
+    # request its client gave up on spins a core meanwhile (HAProxy's, not ours). A
+    # request waiting for a replica that never starts is answered at the predict limit
+    # (serving/fallback.py), which ends it; the suite's requests take seconds, so 40 s
+    # is a backstop here for any other.
     os.environ.setdefault("RAY_SERVE_HAPROXY_HARD_STOP_AFTER_S", "40")
 
 

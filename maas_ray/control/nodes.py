@@ -15,6 +15,8 @@ from maas_ray.security.ray_token import with_client_env
 from maas_ray.settings import Settings
 
 logger = logging.getLogger(__name__)
+# Called by Serve in each process with an HTTP server (a path, as for the applications).
+FALLBACK_CALLBACK = "maas_ray.serving.fallback:middlewares"
 
 
 def node_env(settings: Settings) -> dict[str, str]:
@@ -98,4 +100,7 @@ def ingress_env(settings: Settings) -> dict[str, str]:
         "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": str(settings.ingress_drain_s),
         # HAProxy's `timeout client` (Ray's default: an hour).
         "RAY_SERVE_HAPROXY_TIMEOUT_CLIENT_S": str(settings.ingress_client_timeout_s),
+        # A model request waits in the fallback proxy at most its predict (or explain)
+        # limit, then gets a JSON 504 (serving/fallback.py).
+        "RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH": FALLBACK_CALLBACK,
     }

@@ -153,7 +153,7 @@ def test_failed_deploy_shows_the_real_error_and_keeps_the_old_version(
 
 
 def test_a_first_deploy_answers_from_the_warm_pool_until_its_replicas_run(
-    client: MaaS, live: Settings
+    client: MaaS, registry: Registry, live: Settings
 ) -> None:
     from sklearn.datasets import load_wine
     from sklearn.linear_model import LogisticRegression
@@ -168,13 +168,20 @@ def test_a_first_deploy_answers_from_the_warm_pool_until_its_replicas_run(
     deploying = threading.Thread(target=lambda: client.deploy("warmstart", v))
     deploying.start()
     pooled: list[Any] = []
+    # The pool answers from when the spec is stored until the model's own application
+    # holds the route (Serve builds it first, a second or more): ask as soon as the
+    # spec is there, over one client's connections, not to miss that window.
+    deadline = time.monotonic() + 60
+    while registry.get_spec("warmstart") is None and time.monotonic() < deadline:
+        time.sleep(0.02)
     try:
-        while deploying.is_alive():
-            r = post(live, "/v1/models/warmstart/predict", body)
-            if r.status_code == 200 and r.headers.get("x-maas-served-by") == "shared-pool":
-                pooled.append(r)
-            else:  # starting: not yet in the registry, or the app's route took over
-                assert r.status_code in (200, 404), r.text
+        with httpx.Client(headers=auth(live), timeout=60) as http:
+            while deploying.is_alive():
+                r = http.post(f"{live.serve_url}/v1/models/warmstart/predict", json=body)
+                if r.status_code == 200 and r.headers.get("x-maas-served-by") == "shared-pool":
+                    pooled.append(r)
+                else:  # starting: not yet in the registry, or the app's route took over
+                    assert r.status_code in (200, 404), r.text
     finally:
         deploying.join()
     assert pooled, "no answer came from the pool while the replicas started"
@@ -199,18 +206,31 @@ def test_a_first_deploy_that_cannot_load_is_a_503_from_the_pool_never_a_500(
     bad = client.register("brokenfirst", Broken(), input_example=iris["X"].head(2)).version
     row = iris["X"].head(1).to_dict(orient="records")
     seen: list[tuple[int, str]] = []
+    held: list[float] = []  # how long each request answered 504 waited for it
     unanswered: list[float] = []  # when, into the deploy, a request got no answer
     stop = threading.Event()
     url = f"{live.serve_url}/v1/models/brokenfirst/predict"
     started = time.monotonic()
+    # A request sent while the model's own application holds its route waits in Serve's
+    # fallback proxy for a replica that never starts: at most the predict limit
+    # (serving/fallback.py), then a JSON 504. Longer than that is a hang.
+    limit = live.predict_timeout_s + 15
 
     def poll() -> None:
-        with httpx.Client(headers=auth(live), timeout=10) as http:
+        # The pool answers for the model from when its spec is stored until the model's
+        # own application holds the route (Serve builds it first, a second or more): the
+        # first request goes as soon as the spec is there, not to miss that window.
+        deadline = time.monotonic() + 60
+        while registry.get_spec("brokenfirst") is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with httpx.Client(headers=auth(live), timeout=limit) as http:
             while not stop.is_set():
                 sent = time.monotonic() - started
                 try:
                     r = http.post(url, json={"dataframe_records": row})
                     seen.append((r.status_code, r.json().get("code", "")))
+                    if r.status_code == 504:
+                        held.append(time.monotonic() - started - sent)
                 except httpx.TimeoutException:
                     unanswered.append(sent)
                 stop.wait(0.2)  # each try makes the pool load the broken version: paced
@@ -225,16 +245,19 @@ def test_a_first_deploy_that_cannot_load_is_a_503_from_the_pool_never_a_500(
         poller.join()
     assert "boom-4711" in info.value.message
     assert seen
-    assert {status for status, _ in seen} <= {404, 503}, sorted(set(seen))
+    assert unanswered == []
+    assert set(seen) <= {
+        (404, "not_deployed"),
+        (503, "platform_unavailable"),
+        (504, "predict_timeout"),
+    }, sorted(set(seen))
     assert (503, "platform_unavailable") in seen  # the pool tried, said why
-    # Known gap (timeouts come with the reliability work): once the model's own
-    # application holds its route, a request waits for a replica that never starts
-    # until the client gives up. Counted and reported, not hidden.
+    assert all(t < live.predict_timeout_s + 5 for t in held), held
     FIGURES.append(
-        f"broken first deploy: {len(seen)} answers {sorted(set(seen))}; "
-        f"{len(unanswered)} requests unanswered after 10 s (sent at "
-        + ", ".join(f"{t:.1f}" for t in unanswered)
-        + " s into the deploy)"
+        f"broken first deploy: {len(seen)} answers {sorted(set(seen))}; requests held "
+        f"while its application had the route answered 504 after "
+        + (", ".join(f"{t:.1f}" for t in held) or "-")
+        + f" s (limit {live.predict_timeout_s:g} s)"
     )
     assert registry.get_spec("brokenfirst") is None
     gone = post(live, "/v1/models/brokenfirst/predict", {"dataframe_records": row})

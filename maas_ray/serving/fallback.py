@@ -1,0 +1,134 @@
+"""A bound on how long a model request waits in Serve's fallback proxy (haproxy mode).
+
+HAProxy sends a model's requests to its replicas' own HTTP servers; while none of them
+runs (the first deploy still starting, a version that cannot load, every replica gone)
+it sends them to Serve's Python proxy instead, which holds each one until a replica
+answers, with no limit. Seen: requests sent during a first deploy that failed were
+answered a plain 500 after 120 s (when HAProxy's reloaded process was stopped), and a
+client that gave up on such a request left HAProxy spinning a core until the request
+ended. Here, in that proxy only, a model request without a limit of its own gets the
+platform's (``MAAS_PREDICT_TIMEOUT_S``; ``MAAS_EXPLAIN_TIMEOUT_S`` for an explain) as
+Serve's ``x-request-timeout-seconds``; Serve then gives up on it at the limit and its
+408 becomes the platform's JSON 504 ``predict_timeout`` (Serve's other plain-text
+answer here, a 503 for a deployment that failed, becomes JSON too).
+
+Ray calls ``middlewares`` (``RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH``, set by
+``control/nodes.py``) in every process with an HTTP server: the proxies and each
+replica's direct ingress. Only the fallback proxy gets the middleware, so the replicas'
+hot path is unchanged.
+"""
+
+from __future__ import annotations
+
+from starlette.middleware import Middleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from maas_ray.errors import MaasError, Overloaded, PlatformUnavailable, PredictTimeout
+from maas_ray.routes import MODELS_PREFIX
+from maas_ray.wire import JSON
+
+# Serve's per-request limit (ray.serve._private.http_util), and the name of its actor.
+TIMEOUT_HEADER = b"x-request-timeout-seconds"
+FALLBACK_ACTOR = "SERVE_PROXY_ACTOR-fallback-"
+
+
+def middlewares() -> list[Middleware]:
+    """The fallback proxy's middleware; none anywhere else."""
+    import ray
+
+    try:
+        name = ray.get_runtime_context().get_actor_name() or ""
+    except Exception:  # noqa: BLE001 - not in an actor: no proxy to bound
+        return []
+    if not name.startswith(FALLBACK_ACTOR):
+        return []
+    from maas_ray.settings import Settings
+
+    settings = Settings()
+    return [
+        Middleware(
+            BoundedWait, predict_s=settings.predict_timeout_s, explain_s=settings.explain_timeout_s
+        )
+    ]
+
+
+class BoundedWait:
+    """ASGI middleware: a model request gets Serve's limit header unless it has one;
+    a 408 Serve answers for a limit it set becomes a JSON 504 ``predict_timeout``."""
+
+    def __init__(self, app: ASGIApp, predict_s: float, explain_s: float) -> None:
+        self.app, self.predict_s, self.explain_s = app, predict_s, explain_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = str(scope.get("path", ""))
+        headers = list(scope.get("headers") or [])
+        if (
+            scope["type"] != "http"
+            or not path.startswith(MODELS_PREFIX + "/")
+            or any(k.lower() == TIMEOUT_HEADER for k, _ in headers)
+        ):
+            await self.app(scope, receive, send)
+            return
+        limit = self.explain_s if path.rstrip("/").endswith("/explain") else self.predict_s
+        scope = {**scope, "headers": [*headers, (TIMEOUT_HEADER, f"{limit:g}".encode())]}
+        await self.app(scope, receive, _Answer(send, limit))
+
+
+class _Answer:
+    """``send`` that turns Serve's own plain-text answers into the platform's JSON: its
+    408 for a request past the limit (a 504 ``predict_timeout``), and its 503 for a
+    model with no replica left to try (a deployment that failed: ``platform_unavailable``;
+    a full queue, with ``Retry-After``: ``overloaded``)."""
+
+    def __init__(self, send: Send, limit: float) -> None:
+        self.send, self.limit = send, limit
+        self.held: Message | None = None  # Serve's start line, while its body is read
+        self.text = b""
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start" and _serves_own(message):
+            self.held = message
+            return
+        if self.held is None:
+            await self.send(message)
+            return
+        self.text += message.get("body", b"")
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            await self._send_json(self.held)
+
+    async def _send_json(self, start: Message) -> None:
+        from maas_ray.serving.http import encode_error
+
+        retry_after = dict(start.get("headers") or []).get(b"retry-after")
+        error: MaasError
+        if start["status"] == 408:
+            error = PredictTimeout(
+                f"no answer within {self.limit:g} s (MAAS_PREDICT_TIMEOUT_S, "
+                "MAAS_EXPLAIN_TIMEOUT_S for an explain): no replica of this model took "
+                "the request in time; while its replicas start (or fail to start) "
+                "requests wait for them. `maas status` shows the deployment's state"
+            )
+        elif retry_after is not None:
+            error = Overloaded()
+        else:
+            said = self.text.decode(errors="replace").strip()
+            error = PlatformUnavailable(
+                f"no replica of this model runs ({said}); `maas status` shows why"
+            )
+        body = encode_error(error)
+        headers = [(b"content-type", JSON.encode()), (b"content-length", str(len(body)).encode())]
+        if retry_after is not None:
+            headers.append((b"retry-after", retry_after))
+        await self.send(
+            {"type": "http.response.start", "status": error.status_code, "headers": headers}
+        )
+        await self.send({"type": "http.response.body", "body": body})
+
+
+def _serves_own(start: Message) -> bool:
+    """Whether a response start is Serve's own plain-text 408 or 503 (the platform's
+    answers are JSON)."""
+    if start.get("status") not in (408, 503):
+        return False
+    kind = dict(start.get("headers") or []).get(b"content-type", b"")
+    return not kind.startswith(JSON.encode())
