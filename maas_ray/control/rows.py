@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -36,12 +37,25 @@ def app_version(app: dict[str, Any]) -> str | None:
     return None if version is None else str(version)
 
 
+# Terminal colour codes Ray puts in a replica's error (its actor's name in cyan).
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# The last line of a Python traceback: what was raised, and its message.
+_RAISED = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?[A-Za-z_]\w*(?:Error|Exception|Exit|Interrupt): \S")
+
+
 def app_error(app: dict[str, Any]) -> str:
+    """Serve's messages about a failed application, the replica's own error first: a
+    replica that could not start carries a traceback of ~40 lines whose cause is its
+    last line (``RuntimeError: weights are corrupt``)."""
     messages = [app.get("message") or ""]
     for dep in (app.get("deployments") or {}).values():
         if dep.get("message"):
             messages.append(dep["message"])
-    return "\n".join(m for m in messages if m).strip() or "no message from Serve"
+    text = _ANSI.sub("", "\n".join(m for m in messages if m)).strip()
+    if not text:
+        return "no message from Serve"
+    raised = [line.strip() for line in text.splitlines() if _RAISED.match(line.strip())]
+    return f"{raised[-1]}\n{text}" if raised else text
 
 
 def label(app: str) -> str:
