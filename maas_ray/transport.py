@@ -13,8 +13,8 @@ together do not come back together), never longer than ``MAAS_RETRY_MAX_S``. A
 request lost with its replica or connection (the ingress's plain 500, a failed
 connection) is sent again at once the first time: another replica takes it, and
 the pause would be most of what the caller waits (a replica SIGKILLed under load:
-the requests it held were the slowest of the event). A change (deploy, register,
-...) is never sent twice.
+the requests it held were among the slowest of the event). A change (deploy,
+register, ...) is never sent twice.
 """
 
 from __future__ import annotations

@@ -53,8 +53,8 @@ def middlewares() -> list[Middleware]:
 
 
 class BoundedWait:
-    """ASGI middleware: a model request gets Serve's limit header unless it has one;
-    a 408 Serve answers for a limit it set becomes a JSON 504 ``predict_timeout``."""
+    """ASGI middleware: a model request gets Serve's limit header unless it has one,
+    and Serve's plain-text answers to it become JSON (``_Answer``)."""
 
     def __init__(self, app: ASGIApp, predict_s: float, explain_s: float) -> None:
         self.app, self.predict_s, self.explain_s = app, predict_s, explain_s
