@@ -71,7 +71,7 @@ class BoundedWait:
             return
         limit = self.explain_s if path.rstrip("/").endswith("/explain") else self.predict_s
         scope = {**scope, "headers": [*headers, (TIMEOUT_HEADER, f"{limit:g}".encode())]}
-        await self.app(scope, receive, _Answer(send, limit))
+        await self.app(scope, receive, _Answer(scope, receive, send, limit))
 
 
 class _Answer:
@@ -80,8 +80,8 @@ class _Answer:
     model with no replica left to try (a deployment that failed: ``platform_unavailable``;
     a full queue, with ``Retry-After``: ``overloaded``)."""
 
-    def __init__(self, send: Send, limit: float) -> None:
-        self.send, self.limit = send, limit
+    def __init__(self, scope: Scope, receive: Receive, send: Send, limit: float) -> None:
+        self.scope, self.receive, self.send, self.limit = scope, receive, send, limit
         self.held: Message | None = None  # Serve's start line, while its body is read
         self.text = b""
 
@@ -97,7 +97,7 @@ class _Answer:
             await self._send_json(self.held)
 
     async def _send_json(self, start: Message) -> None:
-        from maas_ray.serving.http import encode_error
+        from maas_ray.serving.http import error_response
 
         retry_after = dict(start.get("headers") or []).get(b"retry-after")
         error: MaasError
@@ -115,14 +115,8 @@ class _Answer:
             error = PlatformUnavailable(
                 f"no replica of this model runs ({said}); `maas status` shows why"
             )
-        body = encode_error(error)
-        headers = [(b"content-type", JSON.encode()), (b"content-length", str(len(body)).encode())]
-        if retry_after is not None:
-            headers.append((b"retry-after", retry_after))
-        await self.send(
-            {"type": "http.response.start", "status": error.status_code, "headers": headers}
-        )
-        await self.send({"type": "http.response.body", "body": body})
+        headers = {"retry-after": retry_after.decode()} if retry_after is not None else None
+        await error_response(error, headers)(self.scope, self.receive, self.send)
 
 
 def _serves_own(start: Message) -> bool:

@@ -125,9 +125,9 @@ def test_a_replica_killed_at_half_capacity_fails_nothing_with_the_sdk_retries(
     assert took < 30, took
     # p99 during the event against before is a figure here, not an assert (timing bars
     # are the benchmarks' job: benchmarks/soak.py prints it for ten minutes of kills).
-    # The slowest is usually ~1 s: HAProxy waits min(timeout connect, 1 s) before it
-    # sends a request whose connection the dead replica refused to the other replica;
-    # in a short event of few requests, that one is the p99.
+    # The slowest can be ~1 s: HAProxy waits min(timeout connect, 1 s) before it sends
+    # a request whose connection the dead replica refused to the other replica; in a
+    # short event of few requests, that one is the p99.
     slowest = max(t for _, t, _ in event)
     FIGURES.append(
         f"replica SIGKILLed at {half:.0f} predicts/s (half of {most:.0f}): back in "
