@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 # Names of the Serve applications and deployments the platform runs.
 GATEWAY_APP = "maas-gateway"
+GATEWAY_DEPLOYMENT = "Gateway"
 ADMIN_APP = "maas-admin"
 SHARED_APP = "maas-shared"
 SHARED_DEPLOYMENT = "SharedPool"

@@ -11,7 +11,9 @@ Predicts for shared models land here too, and go to the shared pool. So do
 predicts for a dedicated model whose spec is stored but whose application is not
 routed yet (a first deploy, replicas starting): the warm pool answers them with
 the same version, digest check and validation, marked ``x-maas-served-by:
-shared-pool``, until the model's own application takes its route over.
+shared-pool``. Once the model's own application holds the route, Serve's fallback
+proxy passes on those it holds while no replica of it runs (``pooled``, called from
+``serving/fallback.py``), so the pool answers until the model's replicas do.
 """
 
 from __future__ import annotations
@@ -54,15 +56,19 @@ from maas_ray.serving.deployment import UNEXPECTED, error_response
 from maas_ray.serving.http import encode_error, read_body
 from maas_ray.serving.shared import model_id
 from maas_ray.settings import Settings
-from maas_ray.spec import SHARED_APP, SHARED_DEPLOYMENT
+from maas_ray.spec import GATEWAY_DEPLOYMENT, SHARED_APP, SHARED_DEPLOYMENT
 from maas_ray.wire import JSON, REQUEST_ID_HEADER, SERVED_BY_HEADER, VERSION_HEADER
 
 logger = logging.getLogger(__name__)
 SHARED_REFRESH_S = 2.0
+# What the pool answers for a model whose own replicas do not run yet.
+POOLED_ROUTES = frozenset({"predict", "predict_version", "explain", "explain_version"})
 SHARED_MISS_REFRESH_S = 0.5
 
 
-@serve.deployment(name="Gateway", max_ongoing_requests=64, ray_actor_options={"num_cpus": 0})
+@serve.deployment(
+    name=GATEWAY_DEPLOYMENT, max_ongoing_requests=64, ray_actor_options={"num_cpus": 0}
+)
 class Gateway:
     """Health checks, the OpenAPI document, shared-pool models, and JSON 404s."""
 
@@ -156,6 +162,40 @@ class Gateway:
         loop = asyncio.get_running_loop()
         miss = await loop.run_in_executor(None, self._miss, found, path)
         return error_response(miss)
+
+    async def pooled(
+        self, method: str, path: str, query: bytes, headers: list[tuple[bytes, bytes]], body: bytes
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes] | None:
+        """The pool's answer (status, headers, body) to a model's predict or explain that
+        Serve's fallback proxy holds because no replica of the model runs yet (a first
+        deploy starting, every replica restarting: ``serving/fallback.py``); None when the
+        pool does not answer for that model or version (it waits for a replica then)."""
+        found = match(method, path)
+        if found.route is None or found.route.name not in POOLED_ROUTES or not found.allowed:
+            return None
+        version = await self.pool_version(found.params["name"])
+        if version is None or found.params.get("version", version) != version:
+            return None
+        scope = {
+            "type": "http",
+            "method": method,
+            "path": path,
+            "raw_path": path.encode(),
+            "root_path": "",
+            "query_string": query,
+            "headers": headers,
+        }
+        sent = False
+
+        async def receive() -> dict[str, Any]:
+            nonlocal sent
+            if sent:
+                return {"type": "http.disconnect"}
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        response = await self.__call__(Request(scope, receive))
+        return response.status_code, response.raw_headers, bytes(response.body)
 
     async def _own(self, name: str, params: dict[str, str], request: Request) -> Response:
         """The gateway's own public routes: health, the OpenAPI document, /docs, /console."""

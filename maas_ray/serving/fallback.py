@@ -1,4 +1,5 @@
-"""A bound on how long a model request waits in Serve's fallback proxy (haproxy mode).
+"""Model requests in Serve's fallback proxy (haproxy mode): the warm pool answers them,
+or they wait a bounded time.
 
 HAProxy sends a model's requests to its replicas' own HTTP servers; while none of them
 runs (the first deploy still starting, a version that cannot load, every replica gone)
@@ -12,6 +13,12 @@ Serve's ``x-request-timeout-seconds``; Serve then gives up on it at the limit an
 408 becomes the platform's JSON 504 ``predict_timeout`` (Serve's other plain-text
 answer here, a 503 for a deployment that failed, becomes JSON too).
 
+Before that, a predict or explain goes to the gateway (``Gateway.pooled``): the warm
+shared pool answers it with the model's version, as it does before the model's
+application holds its route, so callers of a model whose replicas are starting (or
+restarting, or failing to load) get answers, not a wait. What the pool does not serve
+(a model with ``mask_fields``, another version than the deployed one) waits as above.
+
 Ray calls ``middlewares`` (``RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH``, set by
 ``control/nodes.py``) in every process with an HTTP server: the proxies and each
 replica's direct ingress. Only the fallback proxy gets the middleware, so the replicas'
@@ -20,12 +27,22 @@ hot path is unchanged.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from maas_ray.errors import MaasError, Overloaded, PlatformUnavailable, PredictTimeout
 from maas_ray.routes import MODELS_PREFIX
+from maas_ray.spec import GATEWAY_APP, GATEWAY_DEPLOYMENT
 from maas_ray.wire import JSON
+
+logger = logging.getLogger(__name__)
+Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
+# (method, path, query string, headers, body) -> the pool's answer, or None
+Pool = Callable[[str, str, bytes, list[tuple[bytes, bytes]], bytes], Awaitable[Answer | None]]
 
 # Serve's per-request limit (ray.serve._private.http_util), and the name of its actor.
 TIMEOUT_HEADER = b"x-request-timeout-seconds"
@@ -47,31 +64,119 @@ def middlewares() -> list[Middleware]:
     settings = Settings()
     return [
         Middleware(
-            BoundedWait, predict_s=settings.predict_timeout_s, explain_s=settings.explain_timeout_s
+            BoundedWait,
+            predict_s=settings.predict_timeout_s,
+            explain_s=settings.explain_timeout_s,
+            pool=GatewayPool(),
+            max_body=settings.max_body_bytes,
         )
     ]
 
 
-class BoundedWait:
-    """ASGI middleware: a model request gets Serve's limit header unless it has one,
-    and Serve's plain-text answers to it become JSON (``_Answer``)."""
+class GatewayPool:
+    """``Pool``: asks the gateway (``Gateway.pooled``) over a Serve handle."""
 
-    def __init__(self, app: ASGIApp, predict_s: float, explain_s: float) -> None:
+    def __init__(self) -> None:
+        self.handle: object | None = None
+
+    async def __call__(
+        self, method: str, path: str, query: bytes, headers: list[tuple[bytes, bytes]], body: bytes
+    ) -> Answer | None:
+        if self.handle is None:
+            from ray import serve
+
+            self.handle = serve.get_deployment_handle(GATEWAY_DEPLOYMENT, app_name=GATEWAY_APP)
+        answer: Answer | None = await self.handle.pooled.remote(  # type: ignore[attr-defined]
+            method, path, query, headers, body
+        )
+        return answer
+
+
+class BoundedWait:
+    """ASGI middleware: a model request goes to the pool first (``pool``); if the pool
+    does not answer for it, it gets Serve's limit header unless it has one, and Serve's
+    plain-text answers to it become JSON (``_Answer``)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        predict_s: float,
+        explain_s: float,
+        pool: Pool | None = None,
+        max_body: int = 0,
+    ) -> None:
         self.app, self.predict_s, self.explain_s = app, predict_s, explain_s
+        self.pool, self.max_body = pool, max_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = str(scope.get("path", ""))
-        headers = list(scope.get("headers") or [])
-        if (
-            scope["type"] != "http"
-            or not path.startswith(MODELS_PREFIX + "/")
-            or any(k.lower() == TIMEOUT_HEADER for k, _ in headers)
-        ):
+        if scope["type"] != "http" or not path.startswith(MODELS_PREFIX + "/"):
             await self.app(scope, receive, send)
             return
         limit = self.explain_s if path.rstrip("/").endswith("/explain") else self.predict_s
+        if self.pool is not None:
+            body, receive = await _buffered(receive, self.max_body)
+            if body is not None and await self._pooled(scope, receive, send, body, limit):
+                return
+        headers = list(scope.get("headers") or [])
+        if any(k.lower() == TIMEOUT_HEADER for k, _ in headers):
+            await self.app(scope, receive, send)
+            return
         scope = {**scope, "headers": [*headers, (TIMEOUT_HEADER, f"{limit:g}".encode())]}
         await self.app(scope, receive, _Answer(scope, receive, send, limit))
+
+    async def _pooled(
+        self, scope: Scope, receive: Receive, send: Send, body: bytes, limit: float
+    ) -> bool:
+        """Send the pool's answer, if it has one within ``limit``; whether it did."""
+        from maas_ray.serving.http import error_response
+
+        assert self.pool is not None
+        asked = self.pool(
+            scope["method"],
+            scope["path"],
+            scope.get("query_string", b""),
+            list(scope.get("headers") or []),
+            body,
+        )
+        try:
+            answer = await asyncio.wait_for(asked, timeout=limit)
+        except TimeoutError:
+            await error_response(_timeout(limit))(scope, receive, send)
+            return True
+        except Exception:  # noqa: BLE001 - the gateway not running: wait for a replica
+            logger.warning("the gateway did not answer for the pool", exc_info=True)
+            return False
+        if answer is None:
+            return False
+        status, headers, content = answer
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": content})
+        return True
+
+
+async def _buffered(receive: Receive, most: int) -> tuple[bytes | None, Receive]:
+    """The request's body (None: the client left, or it is over ``most`` bytes, and the
+    pool would refuse it anyway) and a ``receive`` that gives the same messages again."""
+    seen: list[Message] = []
+    size, complete = 0, False
+    while not complete:
+        message = await receive()
+        seen.append(message)
+        if message["type"] != "http.request":
+            break
+        size += len(message.get("body", b""))
+        complete = not message.get("more_body", False)
+        if most and size > most:
+            break
+    replay = iter(seen)
+
+    async def again() -> Message:
+        return next(replay, None) or await receive()
+
+    if not complete:
+        return None, again
+    return b"".join(m.get("body", b"") for m in seen), again
 
 
 class _Answer:
@@ -102,12 +207,7 @@ class _Answer:
         retry_after = dict(start.get("headers") or []).get(b"retry-after")
         error: MaasError
         if start["status"] == 408:
-            error = PredictTimeout(
-                f"no answer within {self.limit:g} s (MAAS_PREDICT_TIMEOUT_S, "
-                "MAAS_EXPLAIN_TIMEOUT_S for an explain): no replica of this model took "
-                "the request in time; while its replicas start (or fail to start) "
-                "requests wait for them. `maas status` shows the deployment's state"
-            )
+            error = _timeout(self.limit)
         elif retry_after is not None:
             error = Overloaded()
         else:
@@ -126,3 +226,12 @@ def _serves_own(start: Message) -> bool:
         return False
     kind = dict(start.get("headers") or []).get(b"content-type", b"")
     return not kind.startswith(JSON.encode())
+
+
+def _timeout(limit: float) -> PredictTimeout:
+    return PredictTimeout(
+        f"no answer within {limit:g} s (MAAS_PREDICT_TIMEOUT_S, MAAS_EXPLAIN_TIMEOUT_S for "
+        "an explain): no replica of this model took the request in time; while its "
+        "replicas start (or fail to start) requests wait for them. `maas status` shows "
+        "the deployment's state"
+    )

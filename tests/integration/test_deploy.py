@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 import threading
 import time
@@ -37,6 +39,21 @@ class Leisurely(mlflow.pyfunc.PythonModel):
     def predict(self, context: Any, model_input: Any, params: Any = None) -> Any:
         time.sleep(0.1)
         return [1] * len(model_input)
+
+
+class SlowToLoad(mlflow.pyfunc.PythonModel):
+    """A fitted classifier that takes LOAD_S to load, as a model with large weights does."""
+
+    LOAD_S = 4.0
+
+    def __init__(self, fitted: Any) -> None:
+        self.fitted = fitted
+
+    def load_context(self, context: Any) -> None:
+        time.sleep(self.LOAD_S)
+
+    def predict(self, context: Any, model_input: Any, params: Any = None) -> Any:
+        return self.fitted.predict(model_input)
 
 
 def _replica_actors(settings: Settings, app: str) -> list[Any]:
@@ -158,14 +175,15 @@ def test_failed_deploy_shows_the_real_error_and_keeps_the_old_version(
 def test_a_first_deploy_answers_from_the_warm_pool_until_its_replicas_run(
     client: MaaS, registry: Registry, live: Settings
 ) -> None:
+    import cloudpickle
     from sklearn.datasets import load_wine
     from sklearn.linear_model import LogisticRegression
 
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
     X, y = load_wine(return_X_y=True)
     X = X.astype("float32")
-    v = client.register(
-        "warmstart", LogisticRegression(max_iter=2000).fit(X, y), input_example=X[:2]
-    ).version
+    fitted = LogisticRegression(max_iter=2000).fit(X, y)
+    v = client.register("warmstart", SlowToLoad(fitted), input_example=X[:2]).version
     body = {"inputs": X[:3].tolist()}
     assert post(live, "/v1/models/warmstart/predict", body).status_code == 404  # not deployed
     deploying = threading.Thread(target=lambda: client.deploy("warmstart", v))
@@ -194,6 +212,43 @@ def test_a_first_deploy_answers_from_the_warm_pool_until_its_replicas_run(
     assert "x-maas-served-by" not in own.headers  # the model's own replica now
     assert own.json() == pooled[0].json()
     assert post(live, "/v1/models/warmstart/predict", {"inputs": [[1.0]]}).status_code == 422
+
+    # Its only replica killed: while Serve starts another, what HAProxy sends to Serve's
+    # fallback proxy the pool answers (serving/fallback.py) instead of holding it.
+    apps = httpx.get(
+        f"{live.dashboard_url}/api/serve/applications/", headers=dashboard_headers(live), timeout=30
+    ).json()["applications"]
+    (replica,) = apps["warmstart"]["deployments"]["ModelServer"]["replicas"]
+    os.kill(int(replica["pid"]), signal.SIGKILL)
+    killed = time.monotonic()
+    served_by: list[tuple[float, str]] = []
+    lost = 0  # lost with the replica: a 500, or the connection closed (the SDK retries both)
+    with httpx.Client(headers=auth(live), timeout=60) as http:
+        deadline = killed + 60
+        while time.monotonic() < deadline:
+            try:
+                r = http.post(f"{live.serve_url}/v1/models/warmstart/predict", json=body)
+            except httpx.RemoteProtocolError:
+                lost += 1
+                continue
+            assert r.status_code in (200, 500), r.text
+            if r.status_code == 500:
+                lost += 1
+                continue
+            assert r.json() == pooled[0].json()
+            by = r.headers.get("x-maas-served-by", "own")
+            served_by.append((time.monotonic() - killed, by))
+            if by == "own" and any(b == "shared-pool" for _, b in served_by):
+                break  # the pool answered, then the new replica
+    pool_answers = [t for t, b in served_by if b == "shared-pool"]
+    assert pool_answers, served_by
+    assert served_by[-1][1] == "own", served_by
+    assert lost <= 3, lost
+    FIGURES.append(
+        f"warm pool: {len(pooled)} answers while the first deploy started; its only replica "
+        f"killed: {len(pool_answers)} pool answers from {pool_answers[0]:.1f} s, the new "
+        f"replica's first at {served_by[-1][0]:.1f} s, {lost} lost with the replica"
+    )
     client.undeploy("warmstart")
     gone = post(live, "/v1/models/warmstart/predict", body)
     assert gone.status_code == 404
@@ -214,15 +269,14 @@ def test_a_first_deploy_that_cannot_load_is_a_503_from_the_pool_never_a_500(
     stop = threading.Event()
     url = f"{live.serve_url}/v1/models/brokenfirst/predict"
     started = time.monotonic()
-    # A request sent while the model's own application holds its route waits in Serve's
-    # fallback proxy for a replica that never starts: at most the predict limit
-    # (serving/fallback.py), then a JSON 504. Longer than that is a hang.
+    # The pool answers for the model from when its spec is stored (through the gateway,
+    # then through Serve's fallback proxy once the model's application holds the route:
+    # serving/fallback.py), and cannot load it either: a 503 that says why. Were the
+    # pool not to answer in time, a request waits for a replica that never starts at
+    # most the predict limit, then a JSON 504. Longer than that is a hang.
     limit = live.predict_timeout_s + 15
 
     def poll() -> None:
-        # The pool answers for the model from when its spec is stored until the model's
-        # own application holds the route (Serve builds it first, a second or more): the
-        # first request goes as soon as the spec is there, not to miss that window.
         deadline = time.monotonic() + 60
         while registry.get_spec("brokenfirst") is None and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -257,8 +311,7 @@ def test_a_first_deploy_that_cannot_load_is_a_503_from_the_pool_never_a_500(
     assert (503, "platform_unavailable") in seen  # the pool tried, said why
     assert all(t < live.predict_timeout_s + 5 for t in held), held
     FIGURES.append(
-        f"broken first deploy: {len(seen)} answers {sorted(set(seen))}; requests held "
-        f"while its application had the route answered 504 after "
+        f"broken first deploy: {len(seen)} answers {sorted(set(seen))}; answered 504 after "
         + (", ".join(f"{t:.1f}" for t in held) or "-")
         + f" s (limit {live.predict_timeout_s:g} s)"
     )

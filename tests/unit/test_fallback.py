@@ -1,8 +1,11 @@
-"""The fallback proxy's bound (serving/fallback.py), in process: what the middleware adds
-to a request, and what a caller gets when Serve gives up at the limit."""
+"""The fallback proxy's middleware (serving/fallback.py), in process: the pool answers a
+held request or leaves it to wait, what the middleware adds to a request that waits, and
+what a caller gets when Serve gives up at the limit."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from types import SimpleNamespace
 from typing import Any
 
@@ -48,9 +51,92 @@ class Serve:
         await send({"type": "http.response.body", "body": b""})
 
 
-def _client(serve: Serve) -> httpx.AsyncClient:
-    app = BoundedWait(serve, predict_s=30.0, explain_s=120.0)
+def _client(serve: Serve, **pool: Any) -> httpx.AsyncClient:
+    app = BoundedWait(serve, predict_s=pool.pop("predict_s", 30.0), explain_s=120.0, **pool)
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://proxy")
+
+
+class Pool:
+    """Stands in for the gateway's pool: records what it was asked, and answers
+    ``answer`` (None: not the pool's model), or raises it, after ``delay`` seconds."""
+
+    def __init__(self, answer: Any = None, delay: float = 0.0) -> None:
+        self.answer, self.delay = answer, delay
+        self.asked: list[tuple[str, str, bytes, bytes]] = []
+
+    async def __call__(
+        self, method: str, path: str, query: bytes, headers: list[tuple[bytes, bytes]], body: bytes
+    ) -> Any:
+        self.asked.append((method, path, query, body))
+        await asyncio.sleep(self.delay)
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+
+class Echo(Serve):
+    """Serve, answering with the body it read: the body must reach it whole."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.limits.append(None)
+        body, more = b"", True
+        while more:
+            message = await receive()
+            body, more = body + message.get("body", b""), message.get("more_body", False)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": body})
+
+
+POOLED = (200, [(b"x-maas-served-by", b"shared-pool")], b'{"predictions": ["pool"]}')
+
+
+@pytest.mark.anyio
+async def test_the_pool_answers_a_held_predict_and_serve_never_sees_it() -> None:
+    serve, pool = Serve(), Pool(POOLED)
+    async with _client(serve, pool=pool) as http:
+        resp = await http.post("/v1/models/m/predict?x=1", content=b'{"inputs": [[1]]}')
+        await http.get("/healthz")  # not a model request: straight to Serve
+    assert resp.status_code == 200
+    assert resp.json() == {"predictions": ["pool"]}
+    assert resp.headers["x-maas-served-by"] == "shared-pool"
+    assert pool.asked == [("POST", "/v1/models/m/predict", b"x=1", b'{"inputs": [[1]]}')]
+    assert serve.limits == [None]  # only /healthz reached Serve
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "pool", [Pool(None), Pool(RuntimeError("no gateway"))], ids=["not-the-pools", "no-gateway"]
+)
+async def test_what_the_pool_does_not_answer_waits_for_serve_with_its_body_whole(
+    pool: Pool,
+) -> None:
+    serve = Echo()
+    async with _client(serve, pool=pool, max_body=1000) as http:
+        resp = await http.post("/v1/models/m/predict", content=b'{"inputs": [[2]]}')
+    assert resp.status_code == 200
+    assert resp.content == b'{"inputs": [[2]]}'
+    assert len(pool.asked) == 1
+
+
+@pytest.mark.anyio
+async def test_a_body_over_the_limit_is_not_buffered_for_the_pool() -> None:
+    serve, pool = Echo(), Pool(POOLED)
+    async with _client(serve, pool=pool, max_body=10) as http:
+        resp = await http.post("/v1/models/m/predict", content=b"x" * 100)
+    assert resp.content == b"x" * 100  # Serve's replica refuses it (413) when one runs
+    assert pool.asked == []
+
+
+@pytest.mark.anyio
+async def test_a_pool_slower_than_the_limit_is_a_json_504_at_the_limit() -> None:
+    serve, pool = Serve(), Pool(POOLED, delay=5.0)
+    async with _client(serve, pool=pool, predict_s=0.2) as http:
+        started = time.monotonic()
+        resp = await http.post("/v1/models/m/predict", json={})
+    assert time.monotonic() - started < 2
+    assert resp.status_code == 504
+    assert resp.json()["code"] == "predict_timeout"
+    assert serve.limits == []
 
 
 @pytest.mark.anyio
@@ -136,7 +222,10 @@ def test_only_the_fallback_proxy_gets_the_middleware(
     found = fallback.middlewares()
     assert len(found) == count
     if found:
-        assert found[0].kwargs == {"predict_s": 7.0, "explain_s": 120.0}
+        kwargs = found[0].kwargs
+        assert (kwargs["predict_s"], kwargs["explain_s"]) == (7.0, 120.0)
+        assert isinstance(kwargs["pool"], fallback.GatewayPool)
+        assert kwargs["max_body"] > 0
 
 
 def test_haproxy_mode_names_the_callback_serve_imports(

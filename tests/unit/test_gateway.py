@@ -66,21 +66,25 @@ class FakeHandle:
 
 
 @pytest.fixture
-async def gateway(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[tuple[httpx.AsyncClient, FakeHandle]]:
+def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The gateway's replica object, its registry and shared pool fakes."""
     monkeypatch.setenv("MAAS_HOME", str(tmp_path))
     monkeypatch.setenv("MAAS_JWT_SECRET", SECRET)
     server = Gateway.func_or_class("http://127.0.0.1:1")  # never reached: fakes below
     server.registry = FakeRegistry()
     monkeypatch.setattr("maas_ray.gateway.app.SHARED_REFRESH_S", 0.0)  # read it every time
-    pool = FakeHandle()
-    server._pool = pool
+    server._pool = FakeHandle()
 
     async def running() -> dict[str, int]:  # Serve's status: every application has a replica
         return {"maas-gateway": 1, "maas-admin": 1}
 
     server.oip._applications = running
+    return server
+
+
+@pytest.fixture
+async def gateway(server: Any) -> AsyncIterator[tuple[httpx.AsyncClient, FakeHandle]]:
+    pool = server._pool
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         response = await server(Request(scope, receive))
@@ -152,6 +156,34 @@ async def test_the_shared_pool_answers_its_models_with_their_version(gateway: An
     other = await client.post("/v1/models/small/versions/2/predict", json={}, headers=headers)
     assert (other.status_code, other.json()["code"]) == (404, "not_deployed")
     assert len(pool.asked) == 2  # the version the pool does not serve never reached it
+
+
+async def test_what_the_fallback_proxy_holds_the_pool_answers_or_leaves_to_wait(
+    server: Any,
+) -> None:
+    """Gateway.pooled: a model's predict Serve's fallback proxy passes on while no
+    replica of the model runs (serving/fallback.py)."""
+    key = [(b"authorization", _bearer("predict:*")["authorization"].encode())]
+    body = b'{"inputs": [[1]]}'
+    status, headers, content = await server.pooled(
+        "POST", "/v1/models/small/predict", b"", key, body
+    )
+    assert (status, content) == (200, b'{"predictions": ["from-pool"]}')
+    assert (b"x-maas-served-by", b"shared-pool") in headers
+    assert (b"x-maas-model-version", b"3") in headers
+    assert server._pool.asked == [("small/3", body, None)]
+    denied = await server.pooled("POST", "/v1/models/small/predict", b"", [], body)
+    assert denied is not None
+    assert denied[0] == 401  # the same checks as any predict
+    # Not the pool's to answer: the request waits for the model's own replica.
+    for method, path in [
+        ("POST", "/v1/models/masked/predict"),  # not in the pool's map (mask_fields)
+        ("POST", "/v1/models/small/versions/2/predict"),  # another version than the pool's
+        ("POST", "/v1/models/small/feedback"),  # not a predict or explain
+        ("GET", "/v1/models/small/predict"),
+    ]:
+        assert await server.pooled(method, path, b"", key, body) is None, path
+    assert len(server._pool.asked) == 1
 
 
 async def test_another_method_is_405_with_allow(gateway: Any) -> None:
