@@ -53,6 +53,7 @@ def switch(
     overrides: Overrides = {spec.model: spec.model_dump(exclude_none=True)}
     no_surge = admit_switch(control, overrides, what, in_place_if_full)
     stored = False
+    first = _mark_first(control, [(spec, previous)])
     try:
         for step in steps(spec, previous):
             step_overrides: Overrides = {spec.model: step}
@@ -62,12 +63,15 @@ def switch(
         stored = True
         converge(control, [spec.model], progress, no_surge=no_surge)
     except MaasError as exc:
+        _clear_first(control, first)  # before the put-back: the pool stops answering it
         # Put back what served before so a bad version never takes the traffic.
         if stored:
             _put_back(control, [(spec, previous)])
         settle(control, [spec.model], progress)
         record_failure(control, spec, exc)
         raise
+    finally:
+        _clear_first(control, first)
 
 
 def switch_all(
@@ -92,6 +96,7 @@ def switch_all(
     control.admit(overrides, "apply of " + ", ".join(sorted(overrides)))
     plan = {s.model: st for s, before in changed if (st := steps(s, before))}
     saved = False
+    first = _mark_first(control, changed)
     try:
         for i in range(max((len(st) for st in plan.values()), default=0)):
             # A model with fewer steps stays at its last one meanwhile.
@@ -102,12 +107,38 @@ def switch_all(
         saved = True
         return converge(control, [s.model for s, _ in changed], progress)
     except MaasError as exc:
+        _clear_first(control, first)
         if saved:
             _put_back(control, changed)
         settle(control, [s.model for s, _ in changed], progress)
         for spec, _ in changed:
             record_failure(control, spec, exc)
         raise
+    finally:
+        _clear_first(control, first)
+
+
+def _mark_first(
+    control: ControlPlane, changed: list[tuple[DeploymentSpec, dict[str, Any] | None]]
+) -> list[str]:
+    """Mark the dedicated models deployed for the first time (no stored spec before):
+    while their replicas start, the warm pool answers the requests Serve's fallback
+    proxy holds for them (gateway/app.py, ``Gateway.pooled``). Returns those marked."""
+    first = [s.model for s, before in changed if before is None and s.mode != "shared"]
+    for name in first:
+        control.registry.mark_starting(name)
+    return first
+
+
+def _clear_first(control: ControlPlane, first: list[str]) -> None:
+    """Unmark what ``_mark_first`` marked (once; a registry that does not answer leaves
+    the mark: the pool then answers held requests of a model that has no replica)."""
+    for name in list(first):
+        first.remove(name)
+        try:
+            control.registry.clear_starting(name)
+        except MaasError:
+            logger.warning("could not unmark the first deploy of %s", name, exc_info=True)
 
 
 def _put_back(

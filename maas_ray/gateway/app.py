@@ -12,8 +12,9 @@ predicts for a dedicated model whose spec is stored but whose application is not
 routed yet (a first deploy, replicas starting): the warm pool answers them with
 the same version, digest check and validation, marked ``x-maas-served-by:
 shared-pool``. Once the model's own application holds the route, Serve's fallback
-proxy passes on those it holds while no replica of it runs (``pooled``, called from
-``serving/fallback.py``), so the pool answers until the model's replicas do.
+proxy passes on those it holds while no replica of it runs yet (``pooled``, called
+from ``serving/fallback.py``), so during a first deploy the pool answers until the
+model's replicas do.
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ class Gateway:
         self.max_body = settings.max_body_bytes
         self.registry = Registry(tracking_uri, answering=True)
         self._pooled: dict[str, str] = {}  # model -> version the pool answers, from the registry
+        self._starting: frozenset[str] = frozenset()  # those in their first deploy
         self._pooled_at = 0.0
         self._pool: DeploymentHandle | None = None
         self._document: dict[str, Any] | None = None  # the OpenAPI document
@@ -167,14 +169,20 @@ class Gateway:
         self, method: str, path: str, query: bytes, headers: list[tuple[bytes, bytes]], body: bytes
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes] | None:
         """The pool's answer (status, headers, body) to a model's predict or explain that
-        Serve's fallback proxy holds because no replica of the model runs yet (a first
-        deploy starting, every replica restarting: ``serving/fallback.py``); None when the
-        pool does not answer for that model or version (it waits for a replica then)."""
+        Serve's fallback proxy holds because no replica of the model runs
+        (``serving/fallback.py``), during the model's first deploy; None otherwise (the
+        request waits for a replica then). Only a first deploy: while a running model
+        is replaced, the version the pool would load is the new one, which may not load
+        at all (a rollout puts the old one back then), so those wait for the old version
+        or the new one, as Serve's rollout goes."""
         found = match(method, path)
         if found.route is None or found.route.name not in POOLED_ROUTES or not found.allowed:
             return None
-        version = await self.pool_version(found.params["name"])
-        if version is None or found.params.get("version", version) != version:
+        name = found.params["name"]
+        version = await self.pool_version(name, fresh=True)
+        if version is None or name not in self._starting:
+            return None
+        if found.params.get("version", version) != version:
             return None
         scope = {
             "type": "http",
@@ -232,18 +240,21 @@ class Gateway:
             self._document = openapi_document()
         return self._document
 
-    async def pool_version(self, name: str) -> str | None:
+    async def pool_version(self, name: str, fresh: bool = False) -> str | None:
         """The version the shared pool answers for ``name`` (None: not the pool's to answer).
 
         Read from the registry at most every SHARED_REFRESH_S, and once more on a
         miss (every SHARED_MISS_REFRESH_S), so a new shared model or a new deploy is
-        seen within half a second, a promote within SHARED_REFRESH_S.
+        seen within half a second, a promote within SHARED_REFRESH_S. ``fresh``: read
+        no older than SHARED_MISS_REFRESH_S.
         """
         age = time.monotonic() - self._pooled_at
-        if age > SHARED_REFRESH_S or (name not in self._pooled and age > SHARED_MISS_REFRESH_S):
+        stale = fresh or name not in self._pooled
+        if age > SHARED_REFRESH_S or (stale and age > SHARED_MISS_REFRESH_S):
             loop = asyncio.get_running_loop()
             try:
-                self._pooled = await loop.run_in_executor(None, self.registry.pool_map)
+                read = await loop.run_in_executor(None, self.registry.pool_map)
+                self._pooled, self._starting = read
             except RegistryUnavailable:
                 pass  # MLflow is down: serve from the last map read (a miss answers 503)
             self._pooled_at = time.monotonic()

@@ -19,6 +19,8 @@ TAG_SIGNATURE = "maas.signature"
 TAG_SPEC = "maas.deployment"
 TAG_HISTORY = "maas.history."  # + zero-padded sequence number
 TAG_RETRAIN = "maas.retrain"  # the model's last retrain (monitoring/retrain.py), JSON
+# While a first deploy runs (no version of the model served before it): control/rollout.py
+TAG_STARTING = "maas.starting"
 
 
 def _version_info(mv: ModelVersion) -> VersionInfo:
@@ -58,7 +60,7 @@ def _model_info(rm: RegisteredModel, versions: list[VersionInfo]) -> ModelInfo:
         tags={
             k: v
             for k, v in (rm.tags or {}).items()
-            if k not in (TAG_SPEC, TAG_RETRAIN) and not k.startswith(TAG_HISTORY)
+            if k not in (TAG_SPEC, TAG_RETRAIN, TAG_STARTING) and not k.startswith(TAG_HISTORY)
         },
         aliases={a: str(v) for a, v in (rm.aliases or {}).items()},
         latest_version=None if latest is None else str(latest),

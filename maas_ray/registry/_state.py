@@ -11,7 +11,7 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
-from maas_ray.registry._convert import TAG_HISTORY, TAG_RETRAIN, TAG_SPEC
+from maas_ray.registry._convert import TAG_HISTORY, TAG_RETRAIN, TAG_SPEC, TAG_STARTING
 from maas_ray.registry._names import _validate_alias
 from maas_ray.registry.models import HistoryEvent
 
@@ -141,15 +141,25 @@ class _ModelState:
                 out[rm.name] = HistoryEvent.model_validate({**raw, "seq": seq})
         return out
 
-    def pool_map(self) -> dict[str, str]:
-        """``{model: version}`` of every spec the shared pool may answer for.
+    def mark_starting(self, name: str) -> None:
+        """Note that ``name``'s first deploy runs (no version of it served before)."""
+        self.client.set_registered_model_tag(name, TAG_STARTING, "1")
+
+    def clear_starting(self, name: str) -> None:
+        """The first deploy of ``name`` ended (it serves, or it failed)."""
+        if TAG_STARTING in self._registered(name).tags:
+            self.client.delete_registered_model_tag(name, TAG_STARTING)
+
+    def pool_map(self) -> tuple[dict[str, str], frozenset[str]]:
+        """``{model: version}`` of every spec the shared pool may answer for, and which
+        of those models are in their first deploy (``mark_starting``).
 
         Shared specs always; dedicated ones too, for the gateway to answer from the
         warm pool while their own replicas start (not those with ``mask_fields``,
         which only their own replicas apply). One registry call; versions come from
         the spec (pinned) or from the alias it follows.
         """
-        out = {}
+        out, starting = {}, set()
         for rm in self.client.search_registered_models(max_results=1000):
             raw = rm.tags.get(TAG_SPEC)
             if not raw:
@@ -160,4 +170,6 @@ class _ModelState:
             version = spec.get("version") or (rm.aliases or {}).get(spec.get("alias") or "")
             if version is not None:
                 out[rm.name] = str(version)
-        return out
+                if TAG_STARTING in rm.tags:
+                    starting.add(rm.name)
+        return out, frozenset(starting)

@@ -13,11 +13,11 @@ Serve's ``x-request-timeout-seconds``; Serve then gives up on it at the limit an
 408 becomes the platform's JSON 504 ``predict_timeout`` (Serve's other plain-text
 answer here, a 503 for a deployment that failed, becomes JSON too).
 
-Before that, a predict or explain goes to the gateway (``Gateway.pooled``): the warm
-shared pool answers it with the model's version, as it does before the model's
-application holds its route, so callers of a model whose replicas are starting (or
-restarting, or failing to load) get answers, not a wait. What the pool does not serve
-(a model with ``mask_fields``, another version than the deployed one) waits as above.
+Before that, a predict or explain goes to the gateway (``Gateway.pooled``): during a
+model's first deploy the warm shared pool answers it with the model's version, as it
+does before the model's application holds its route, so callers of a model whose
+replicas are starting (or failing to load) get answers, not a wait. What the pool does
+not answer (a replaced model, ``mask_fields``, another version) waits as above.
 
 Ray calls ``middlewares`` (``RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH``, set by
 ``control/nodes.py``) in every process with an HTTP server: the proxies and each

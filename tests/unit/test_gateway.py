@@ -31,14 +31,15 @@ class FakeRegistry:
     """What the gateway reads: which version the pool answers, which models exist."""
 
     def __init__(self) -> None:
-        self.pooled = {"small": "3"}
-        self.models = {"small", "idle"}
+        self.pooled = {"small": "3", "new": "1"}
+        self.starting = {"new"}  # its first deploy runs
+        self.models = {"small", "idle", "new"}
         self.down = False  # the MLflow server killed
 
-    def pool_map(self) -> dict[str, str]:
+    def pool_map(self) -> tuple[dict[str, str], frozenset[str]]:
         if self.down:
             raise RegistryUnavailable("the model registry does not answer")
-        return dict(self.pooled)
+        return dict(self.pooled), frozenset(self.starting)
 
     def get_model(self, name: str) -> object:
         if self.down:
@@ -162,25 +163,24 @@ async def test_what_the_fallback_proxy_holds_the_pool_answers_or_leaves_to_wait(
     server: Any,
 ) -> None:
     """Gateway.pooled: a model's predict Serve's fallback proxy passes on while no
-    replica of the model runs (serving/fallback.py)."""
+    replica of the model runs (serving/fallback.py), answered during a first deploy."""
     key = [(b"authorization", _bearer("predict:*")["authorization"].encode())]
     body = b'{"inputs": [[1]]}'
-    status, headers, content = await server.pooled(
-        "POST", "/v1/models/small/predict", b"", key, body
-    )
+    status, headers, content = await server.pooled("POST", "/v1/models/new/predict", b"", key, body)
     assert (status, content) == (200, b'{"predictions": ["from-pool"]}')
     assert (b"x-maas-served-by", b"shared-pool") in headers
-    assert (b"x-maas-model-version", b"3") in headers
-    assert server._pool.asked == [("small/3", body, None)]
-    denied = await server.pooled("POST", "/v1/models/small/predict", b"", [], body)
+    assert (b"x-maas-model-version", b"1") in headers
+    assert server._pool.asked == [("new/1", body, None)]
+    denied = await server.pooled("POST", "/v1/models/new/predict", b"", [], body)
     assert denied is not None
     assert denied[0] == 401  # the same checks as any predict
     # Not the pool's to answer: the request waits for the model's own replica.
     for method, path in [
+        ("POST", "/v1/models/small/predict"),  # not a first deploy: a version served before
         ("POST", "/v1/models/masked/predict"),  # not in the pool's map (mask_fields)
-        ("POST", "/v1/models/small/versions/2/predict"),  # another version than the pool's
-        ("POST", "/v1/models/small/feedback"),  # not a predict or explain
-        ("GET", "/v1/models/small/predict"),
+        ("POST", "/v1/models/new/versions/2/predict"),  # another version than the pool's
+        ("POST", "/v1/models/new/feedback"),  # not a predict or explain
+        ("GET", "/v1/models/new/predict"),
     ]:
         assert await server.pooled(method, path, b"", key, body) is None, path
     assert len(server._pool.asked) == 1

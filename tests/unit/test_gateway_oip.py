@@ -112,8 +112,8 @@ class Pool:
 
 
 class FakeRegistry:
-    def pool_map(self) -> dict[str, str]:
-        return {"small": "3"}
+    def pool_map(self) -> tuple[dict[str, str], frozenset[str]]:
+        return {"small": "3"}, frozenset()
 
     def get_model(self, name: str) -> object:
         if name not in ("small", "own", "idle", "starting"):
