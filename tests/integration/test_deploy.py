@@ -16,6 +16,7 @@ from maas_ray import MaaS, Settings
 from maas_ray.control.deployer import ControlPlane
 from maas_ray.errors import MaasError
 from maas_ray.registry import Registry
+from maas_ray.registry._convert import TAG_STARTING
 from maas_ray.security.ray_token import dashboard_headers
 from maas_ray.serving import reserve
 from tests.conftest import FIGURES, auth, maas, post
@@ -205,6 +206,8 @@ def test_a_first_deploy_answers_from_the_warm_pool_until_its_replicas_run(
         deploying.join()
     assert pooled, "no answer came from the pool while the replicas started"
     assert {r.headers["x-maas-model-version"] for r in pooled} == {v}
+    # The first deploy's mark is gone: from now on held requests wait for its replicas.
+    assert TAG_STARTING not in registry.client.get_registered_model("warmstart").tags
     own = post(live, "/v1/models/warmstart/predict", body)
     assert own.status_code == 200
     assert "x-maas-served-by" not in own.headers  # the model's own replica now
@@ -278,6 +281,7 @@ def test_a_first_deploy_that_cannot_load_is_a_503_from_the_pool_never_a_500(
         + f" s (limit {live.predict_timeout_s:g} s)"
     )
     assert registry.get_spec("brokenfirst") is None
+    assert TAG_STARTING not in registry.client.get_registered_model("brokenfirst").tags
     # The pool stops answering for it (it read the registry at most 0.5 s before) and
     # Serve removes the route: then a 404.
     deadline = time.monotonic() + 10
