@@ -17,7 +17,9 @@ Before that, a predict or explain goes to the gateway (``Gateway.pooled``): duri
 model's first deploy the warm shared pool answers it with the model's version, as it
 does before the model's application holds its route, so callers of a model whose
 replicas are starting (or failing to load) get answers, not a wait. What the pool does
-not answer (a replaced model, ``mask_fields``, another version) waits as above.
+not answer (a replaced model, ``mask_fields``, another version) waits as above, and
+its path is not asked about again for NOT_POOLED_S: a busy model's requests held while
+its replicas restart do not all go through the gateway's one replica.
 
 Ray calls ``middlewares`` (``RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH``, set by
 ``control/nodes.py``) in every process with an HTTP server: the proxies and each
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from starlette.middleware import Middleware
@@ -44,6 +47,9 @@ Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
 # (method, path, query string, headers, body) -> the pool's answer, or None
 Pool = Callable[[str, str, bytes, list[tuple[bytes, bytes]], bytes], Awaitable[Answer | None]]
 
+# A path the pool did not answer is not asked about again for this long: a busy model's
+# requests held while its replicas restart must not flood the gateway (one replica).
+NOT_POOLED_S = 1.0
 # Serve's per-request limit (ray.serve._private.http_util), and the name of its actor.
 TIMEOUT_HEADER = b"x-request-timeout-seconds"
 FALLBACK_ACTOR = "SERVE_PROXY_ACTOR-fallback-"
@@ -107,6 +113,7 @@ class BoundedWait:
     ) -> None:
         self.app, self.predict_s, self.explain_s = app, predict_s, explain_s
         self.pool, self.max_body = pool, max_body
+        self.not_pooled: dict[tuple[str, str], float] = {}  # (method, path) -> until when
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = str(scope.get("path", ""))
@@ -114,7 +121,7 @@ class BoundedWait:
             await self.app(scope, receive, send)
             return
         limit = self.explain_s if path.rstrip("/").endswith("/explain") else self.predict_s
-        if self.pool is not None:
+        if self.pool is not None and self._may_pool(scope):
             body, receive = await _buffered(receive, self.max_body)
             if body is not None and await self._pooled(scope, receive, send, body, limit):
                 return
@@ -124,6 +131,16 @@ class BoundedWait:
             return
         scope = {**scope, "headers": [*headers, (TIMEOUT_HEADER, f"{limit:g}".encode())]}
         await self.app(scope, receive, _Answer(scope, receive, send, limit))
+
+    def _may_pool(self, scope: Scope) -> bool:
+        """Whether to ask the pool (not when it said no to the same path just before)."""
+        until = self.not_pooled.get((scope["method"], scope["path"]))
+        return until is None or until < time.monotonic()
+
+    def _not_pooled(self, scope: Scope) -> None:
+        if len(self.not_pooled) > 10_000:  # bounded: paths carry model names and versions
+            self.not_pooled.clear()
+        self.not_pooled[(scope["method"], scope["path"])] = time.monotonic() + NOT_POOLED_S
 
     async def _pooled(
         self, scope: Scope, receive: Receive, send: Send, body: bytes, limit: float
@@ -146,8 +163,10 @@ class BoundedWait:
             return True
         except Exception:  # noqa: BLE001 - the gateway not running: wait for a replica
             logger.warning("the gateway did not answer for the pool", exc_info=True)
+            self._not_pooled(scope)
             return False
         if answer is None:
+            self._not_pooled(scope)
             return False
         status, headers, content = answer
         await send({"type": "http.response.start", "status": status, "headers": headers})

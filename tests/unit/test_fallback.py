@@ -119,6 +119,27 @@ async def test_what_the_pool_does_not_answer_waits_for_serve_with_its_body_whole
 
 
 @pytest.mark.anyio
+async def test_a_path_the_pool_said_no_to_is_not_asked_about_again_for_a_second() -> None:
+    serve, pool = Echo(), Pool(None)
+    app = BoundedWait(serve, predict_s=30.0, explain_s=120.0, pool=pool)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://proxy") as http:
+        for _ in range(5):  # a busy model's requests, held while its replicas restart
+            assert (await http.post("/v1/models/m/predict", content=b"{}")).status_code == 200
+        await http.post("/v1/models/other/predict", content=b"{}")
+        asked = [path for _, path, _, _ in pool.asked]
+        assert asked == ["/v1/models/m/predict", "/v1/models/other/predict"]
+        assert all(
+            0 < until - time.monotonic() <= fallback.NOT_POOLED_S + 0.1
+            for until in app.not_pooled.values()
+        )
+        app.not_pooled = dict.fromkeys(app.not_pooled, 0.0)  # the second has passed
+        await http.post("/v1/models/m/predict", content=b"{}")
+    assert len(pool.asked) == 3
+    assert len(serve.limits) == 7  # every one of them reached Serve, its body whole
+
+
+@pytest.mark.anyio
 async def test_a_body_over_the_limit_is_not_buffered_for_the_pool() -> None:
     serve, pool = Echo(), Pool(POOLED)
     async with _client(serve, pool=pool, max_body=10) as http:
