@@ -19,7 +19,7 @@ TAG_SIGNATURE = "maas.signature"
 TAG_SPEC = "maas.deployment"
 TAG_HISTORY = "maas.history."  # + zero-padded sequence number
 TAG_RETRAIN = "maas.retrain"  # the model's last retrain (monitoring/retrain.py), JSON
-# While a first deploy runs (no version of the model served before it): control/rollout.py
+# While a first deploy runs (no spec was stored for the model before it): control/rollout.py
 TAG_STARTING = "maas.starting"
 
 

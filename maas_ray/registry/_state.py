@@ -142,7 +142,7 @@ class _ModelState:
         return out
 
     def mark_starting(self, name: str) -> None:
-        """Note that ``name``'s first deploy runs (no version of it served before)."""
+        """Note that ``name``'s first deploy runs (no spec was stored for it before)."""
         self.client.set_registered_model_tag(name, TAG_STARTING, "1")
 
     def clear_starting(self, name: str) -> None:

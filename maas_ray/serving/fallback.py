@@ -159,7 +159,8 @@ class BoundedWait:
         try:
             answer = await asyncio.wait_for(asked, timeout=limit)
         except TimeoutError:
-            await error_response(_timeout(limit))(scope, receive, send)
+            said = _timeout(limit, "the warm pool did not answer the model's first deploy")
+            await error_response(said)(scope, receive, send)
             return True
         except Exception:  # noqa: BLE001 - the gateway not running: wait for a replica
             logger.warning("the gateway did not answer for the pool", exc_info=True)
@@ -247,10 +248,11 @@ def _serves_own(start: Message) -> bool:
     return not kind.startswith(JSON.encode())
 
 
-def _timeout(limit: float) -> PredictTimeout:
+def _timeout(
+    limit: float, who: str = "no replica of this model took the request"
+) -> PredictTimeout:
     return PredictTimeout(
         f"no answer within {limit:g} s (MAAS_PREDICT_TIMEOUT_S, MAAS_EXPLAIN_TIMEOUT_S for "
-        "an explain): no replica of this model took the request in time; while its "
-        "replicas start (or fail to start) requests wait for them. `maas status` shows "
-        "the deployment's state"
+        f"an explain): {who} in time; while its replicas start (or fail to start) "
+        "requests wait for them. `maas status` shows the deployment's state"
     )
