@@ -9,7 +9,12 @@ so workers that never load a model lose nothing but a few idle seconds of CPU.
 Workers started for a training job (its runtime environment sets
 ``MAAS_WARM_IMPORTS=0``, see jobs/submit.py) never host a replica: Ray Train
 and Ray Data start about ten of them per run, and on a small machine their
-imports would take CPU from the replicas answering beside them.
+imports would take CPU from the replicas answering beside them. Nor do the
+workers Serve starts for itself (its controller, its proxies, the HAProxy
+manager: four per platform start, ~2.3 CPU-seconds each here): a worker's
+process title says what it hosts, so the imports wait for it (``FATE_S``) and
+go on only for a replica, or for a worker still idle then (the reserve,
+serving/reserve.py, whose next work is most likely a replica).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import importlib
 import os
 import sys
 import threading
+import time
 
 from maas_ray.serving import builds
 
@@ -47,10 +53,42 @@ def building() -> bool:
     return False
 
 
+# Ray's process titles (ray._raylet.setproctitle): an idle worker's, and what a Serve
+# replica's holds (its actor class, or its actor name while a call runs).
+IDLE_TITLE = "ray::IDLE"
+REPLICA_MARKS = ("ServeReplica", "SERVE_REPLICA")
+# How long a new worker's imports wait to see what it hosts: a worker started for an
+# actor or task runs it within milliseconds of registering with its raylet.
+FATE_S = 0.5
+
+
+def _title() -> str | None:
+    """This process's title if it is a Ray worker (else None: nothing set it)."""
+    raylet = sys.modules.get("ray._raylet")
+    title = getattr(raylet, "getproctitle", None)
+    return str(title()) if title is not None else None
+
+
+def wanted(title: str | None) -> bool:
+    """Whether a process of this title may still host a replica: an idle worker, a
+    replica, or no Ray worker at all (a plain interpreter importing this module)."""
+    if title is None or not title.startswith("ray::"):
+        return True
+    return title == IDLE_TITLE or any(mark in title for mark in REPLICA_MARKS)
+
+
+def _fate(timeout_s: float = FATE_S) -> None:
+    """Wait until the worker leaves idle, at most ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while _title() == IDLE_TITLE and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
 def _import_all() -> None:
+    _fate()
     for name in MODULES:
-        if building():
-            return  # the rest would be CPU taken from the build, for a worker that builds
+        if building() or not wanted(_title()):
+            return  # CPU taken from the build or the actor, for imports it never uses
         try:
             importlib.import_module(name)
         except Exception:  # noqa: BLE001 - a missing extra must not kill a worker

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 PRINT_TRUSTED = (
     "import json, sys; {imp}; "
     "import skops.io._trusted_types as t; "
@@ -45,20 +47,42 @@ def test_skops_io_comes_without_torch_and_trusts_the_same_types(tmp_path: Path) 
 
 
 def test_a_cache_file_others_may_write_or_a_bad_one_is_not_read(tmp_path: Path) -> None:
-    _fresh("import maas_ray.registry.skops_io", tmp_path)
-    (written,) = (tmp_path / "maas_ray").iterdir()
-    good = json.loads(written.read_text())
-    widened = {**good, "SKLEARN_ESTIMATOR_TYPE_NAMES": ["builtins.eval"]}
-    written.write_text(json.dumps(widened))
+    from maas_ray.registry import skops_io
+
+    cache = tmp_path / "lists.json"
+    widened = {"SKLEARN_ESTIMATOR_TYPE_NAMES": ["builtins.eval"]}
+    cache.write_text(json.dumps(widened))
+    os.chmod(cache, 0o600)
+    assert skops_io._read(cache) == widened  # owner-only: read as it is
+    os.chmod(cache, 0o666)
+    assert skops_io._read(cache) is None  # anyone may write it: not read
+    os.chmod(cache, 0o620)
+    assert skops_io._read(cache) is None  # the group may write it: not read
+    os.chmod(cache, 0o600)
+    for bad in ("{not json", "[]", '{"OTHER": []}', '{"SKLEARN_ESTIMATOR_TYPE_NAMES": [1]}'):
+        cache.write_text(bad)
+        assert skops_io._read(cache) is None, bad
+
+
+def test_a_fresh_process_walks_again_past_a_file_it_does_not_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file a new process would read, widened by someone else: the process trusts
+    what skops's own walk finds, and writes that back, owner-only."""
+    from maas_ray.registry import skops_io
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    written = skops_io.cache_file()
+    written.parent.mkdir()
+    written.write_text(json.dumps({"SKLEARN_ESTIMATOR_TYPE_NAMES": ["builtins.eval"]}))
     os.chmod(written, 0o666)
     seen = _fresh("import maas_ray.registry.skops_io", tmp_path)["lists"]
     assert isinstance(seen, dict)
     assert "builtins.eval" not in seen["SKLEARN_ESTIMATOR_TYPE_NAMES"]
-    os.chmod(written, 0o600)
-    written.write_text("{not json")
-    seen = _fresh("import maas_ray.registry.skops_io", tmp_path)["lists"]
-    assert isinstance(seen, dict)
-    assert seen["SKLEARN_ESTIMATOR_TYPE_NAMES"] == sorted(good["SKLEARN_ESTIMATOR_TYPE_NAMES"])
+    assert len(seen["SKLEARN_ESTIMATOR_TYPE_NAMES"]) > 100
+    assert written.stat().st_mode & 0o077 == 0
+    stored = json.loads(written.read_text())
+    assert {k: sorted(v) for k, v in stored.items()} == seen
 
 
 def test_the_real_array_api_package_imports_afterwards(tmp_path: Path) -> None:
