@@ -27,7 +27,7 @@
     └── RemoteError (its status, its code)   an error answered over HTTP, for clients
 
 One function turns any of them into the JSON answer ``{"error": message, "code":
-code}`` (``serving/http.py`` ``encode_error``, which masks personal data in the
+code}`` (``http_io.py`` ``encode_error``, which masks personal data in the
 message); nothing branches on message text.
 """
 

@@ -26,6 +26,7 @@ from maas_ray import routes
 from maas_ray.control.deployer import ControlPlane
 from maas_ray.control.nodes import node_env
 from maas_ray.control.restore import restore
+from maas_ray.control.workers import top_up
 from maas_ray.errors import PlatformUnavailable
 from maas_ray.security.auth import AUTH_OFF_WARNING
 from maas_ray.security.db import import_files
@@ -36,7 +37,6 @@ from maas_ray.security.ray_token import (
     ensure_token,
     export,
 )
-from maas_ray.serving import reserve
 from maas_ray.settings import Settings
 from maas_ray.spec import ADMIN_APP
 
@@ -321,7 +321,7 @@ def _reserve_workers(settings: Settings) -> None:
     """Idle workers on the head for the first replicas deployed (serving/reserve.py)."""
     metadata = tuple(dashboard_headers(settings).items())  # Ray's token, if on
     try:
-        reserve.top_up(
+        top_up(
             f"{settings.host}:{settings.ray_node_manager_port}", settings.worker_reserve, metadata
         )
     except Exception:  # noqa: BLE001 - the first deploys only start slower

@@ -45,6 +45,7 @@ from maas_ray.errors import (
 from maas_ray.gateway import console, docs
 from maas_ray.gateway.grpc_front import GrpcFront
 from maas_ray.gateway.oip_front import OipFront
+from maas_ray.http_io import encode_error, read_body
 from maas_ray.monitoring import prometheus
 from maas_ray.monitoring.link import ROUTES as MONITORING_ROUTES
 from maas_ray.monitoring.link import AdminLink
@@ -54,7 +55,6 @@ from maas_ray.routes import Match, match
 from maas_ray.security.auth import Guard
 from maas_ray.security.log_masking import install_replica_logging
 from maas_ray.serving.deployment import UNEXPECTED, error_response
-from maas_ray.serving.http import encode_error, read_body
 from maas_ray.serving.shared import model_id
 from maas_ray.settings import Settings
 from maas_ray.spec import GATEWAY_DEPLOYMENT, SHARED_APP, SHARED_DEPLOYMENT

@@ -24,6 +24,7 @@ from starlette.responses import Response
 from maas_ray.errors import MaasError, MethodNotAllowed, NotFound, UnsupportedMediaType
 from maas_ray.gateway import admin
 from maas_ray.gateway.operations import Operations
+from maas_ray.http_io import UNEXPECTED, encode_error, error_response, read_body
 from maas_ray.monitoring.api import Monitor
 from maas_ray.registry import Registry
 from maas_ray.routes import BY_NAME, Match, match, url
@@ -31,7 +32,6 @@ from maas_ray.security.auth import Guard
 from maas_ray.security.log_masking import install_replica_logging
 from maas_ray.security.scopes import Principal
 from maas_ray.serving.grpc_elsewhere import GrpcElsewhere
-from maas_ray.serving.http import UNEXPECTED, encode_error, error_response, read_body
 from maas_ray.settings import Settings
 from maas_ray.wire import ACTOR_HEADER, JSON
 

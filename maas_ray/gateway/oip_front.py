@@ -33,8 +33,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from maas_ray.errors import MaasError, PlatformUnavailable, VersionNotDeployed
+from maas_ray.http_io import read_body
 from maas_ray.serving import oip, oip_answer, oip_payload
-from maas_ray.serving.http import read_body
 from maas_ray.spec import challenger_app
 from maas_ray.wire import JSON, REQUEST_ID_HEADER, SERVED_BY_HEADER, VERSION_HEADER
 

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from maas_ray.errors import PlatformUnavailable, UnsupportedMediaType
-from maas_ray.serving.http import read_body
+from maas_ray.http_io import read_body
 from maas_ray.spec import ADMIN_APP
 from maas_ray.wire import JSON
 

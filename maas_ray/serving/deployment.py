@@ -29,6 +29,7 @@ from maas_ray.errors import (
     VersionNotDeployed,
     answered,
 )
+from maas_ray.http_io import UNEXPECTED, encode_error, error_response, read_body
 from maas_ray.monitoring.link import ROUTES as MONITORING_ROUTES
 from maas_ray.monitoring.link import AdminLink
 from maas_ray.monitoring.log import PredictionLog
@@ -40,7 +41,6 @@ from maas_ray.security.masking import mask_text
 from maas_ray.serving import reserve
 from maas_ray.serving.explaining import Explaining
 from maas_ray.serving.grpc_elsewhere import GrpcElsewhere
-from maas_ray.serving.http import UNEXPECTED, encode_error, error_response, read_body
 from maas_ray.serving.runtime import ModelRuntime, bounded
 from maas_ray.serving.split import Mirrored, TrafficSplit
 from maas_ray.settings import Settings

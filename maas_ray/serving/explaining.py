@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from maas_ray.errors import MaasError, VersionNotDeployed
-from maas_ray.serving.http import encode_error, read_body
+from maas_ray.http_io import encode_error, read_body
 from maas_ray.serving.runtime import bounded
 from maas_ray.wire import JSON, VERSION_HEADER
 

@@ -146,7 +146,7 @@ class BoundedWait:
         self, scope: Scope, receive: Receive, send: Send, body: bytes, limit: float
     ) -> bool:
         """Send the pool's answer, if it has one within ``limit``; whether it did."""
-        from maas_ray.serving.http import error_response
+        from maas_ray.http_io import error_response
 
         assert self.pool is not None
         asked = self.pool(
@@ -222,7 +222,7 @@ class _Answer:
             await self._send_json(self.held)
 
     async def _send_json(self, start: Message) -> None:
-        from maas_ray.serving.http import error_response
+        from maas_ray.http_io import error_response
 
         retry_after = dict(start.get("headers") or []).get(b"retry-after")
         error: MaasError

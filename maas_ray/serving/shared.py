@@ -20,10 +20,10 @@ from ray import serve
 from ray.serve import Application
 
 from maas_ray.errors import MaasError, PlatformUnavailable
+from maas_ray.http_io import encode_error
 from maas_ray.registry import Registry
 from maas_ray.security.log_masking import install_replica_logging
 from maas_ray.serving.grpc_elsewhere import GrpcElsewhere
-from maas_ray.serving.http import encode_error
 from maas_ray.serving.runtime import ModelRuntime, bounded
 from maas_ray.settings import Settings
 

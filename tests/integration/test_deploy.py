@@ -13,12 +13,12 @@ import pytest
 from ray.util.state import list_actors
 
 from maas_ray import MaaS, Settings
+from maas_ray.control import workers
 from maas_ray.control.deployer import ControlPlane
 from maas_ray.errors import MaasError
 from maas_ray.registry import Registry
 from maas_ray.registry._convert import TAG_STARTING
 from maas_ray.security.ray_token import dashboard_headers
-from maas_ray.serving import reserve
 from tests.conftest import FIGURES, auth, maas, post
 
 
@@ -370,7 +370,7 @@ def _reserved(live: Settings) -> set[int]:
     return {
         w.pid
         for w in stats.core_workers_stats
-        if w.worker_type == common_pb2.WORKER and reserve.fresh_worker(w)
+        if w.worker_type == common_pb2.WORKER and workers.fresh_worker(w)
     }
 
 

@@ -294,7 +294,7 @@ def test_audit_log_is_durable_masked_and_filtered(tmp_path: Path) -> None:
 
 def test_error_bodies_mask_personal_data() -> None:
     from maas_ray.errors import InvalidInput
-    from maas_ray.serving.http import encode_error
+    from maas_ray.http_io import encode_error
 
     body = json.loads(
         encode_error(InvalidInput("row 3: 'ops@example.com', '+86 138 0013 8000' do not fit"))
