@@ -37,17 +37,21 @@ def test_which_workers_warm_up(title: str | None, imports: bool) -> None:
 
 # A Ray worker's start as far as the title goes: Ray's connect() sets "ray::IDLE" before
 # the preloaded modules import, and the actor's class once its creation task runs.
+# Two small standard modules stand in for MLflow's and skops's (seconds each): the
+# thread reads the list once the worker's fate is known, after the probe replaced it.
 PROBE = (
     "import sys, threading, time\n"
     "import ray._raylet as r\n"
     "r.setproctitle('ray::IDLE')\n"
     "import maas_ray.serving.warm as w\n"
+    "w.MODULES = ('wave', 'mailbox')\n"
+    "assert 'wave' not in sys.modules and 'mailbox' not in sys.modules\n"
     "time.sleep({after})\n"
     "r.setproctitle({title!r})\n"
     "for t in threading.enumerate():\n"
     "    if t.name == 'maas-warm-imports':\n"
     "        t.join(60)\n"
-    "print('mlflow.pyfunc' in sys.modules, 'skops.io' in sys.modules)\n"
+    "print('wave' in sys.modules, 'mailbox' in sys.modules)\n"
 )
 
 
