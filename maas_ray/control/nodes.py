@@ -103,4 +103,33 @@ def ingress_env(settings: Settings) -> dict[str, str]:
         # A model request waits in the fallback proxy at most its predict (or explain)
         # limit, then gets a JSON 504 (serving/fallback.py).
         "RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH": FALLBACK_CALLBACK,
+        **haproxy_files(settings),
+    }
+
+
+UNIX_PATH_MAX = 107
+NODE_ID_CHARS = 56  # a Ray node id in hex: Serve puts each node's HAProxy files under it
+
+
+def haproxy_dir(settings: Settings) -> Path:
+    """Where Serve's HAProxy keeps its files on a node of this platform: its config,
+    admin and metrics sockets and server state, a folder per node under it."""
+    return settings.ray_temp_dir / "haproxy"
+
+
+def haproxy_files(settings: Settings) -> dict[str, str]:
+    """HAProxy's files in this platform's Ray folder, not Ray's shared default
+    (/tmp/haproxy-serve): that kept a folder for every head ever started on the
+    machine, and ``maas down`` removes this one (control/platform.py). Where a long
+    temporary folder would put its sockets past the 107 characters a Unix socket path
+    may have (a node's folder is named by its 56-character id), Ray's default stays."""
+    base = haproxy_dir(settings)
+    if len(f"{base}/{'f' * NODE_ID_CHARS}/metrics.sock") > UNIX_PATH_MAX:
+        return {}
+    return {
+        "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": str(base / "haproxy.cfg"),
+        "RAY_SERVE_HAPROXY_SOCKET_PATH": str(base / "admin.sock"),
+        "RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH": str(base / "metrics.sock"),
+        "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": str(base),
+        "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": str(base / "server-state"),
     }

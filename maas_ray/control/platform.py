@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,7 +25,7 @@ from pydantic import BaseModel
 
 from maas_ray import routes
 from maas_ray.control.deployer import ControlPlane
-from maas_ray.control.nodes import node_env
+from maas_ray.control.nodes import haproxy_dir, node_env
 from maas_ray.control.restore import restore
 from maas_ray.control.workers import top_up
 from maas_ray.errors import PlatformUnavailable
@@ -358,6 +359,8 @@ def down(settings: Settings) -> list[str]:
             stopped.append(name)
         state.pop(name, None)
     _save_state(settings, state)
+    # What Serve's HAProxy left on the head (config, sockets): stale once Ray stopped.
+    shutil.rmtree(haproxy_dir(settings), ignore_errors=True)
     return stopped
 
 

@@ -16,6 +16,7 @@ import httpx
 
 from maas_ray import MaaS, Settings
 from maas_ray.control import platform
+from maas_ray.control.nodes import haproxy_dir
 from tests.conftest import FIGURES, auth, kill_session, maas
 
 
@@ -77,8 +78,12 @@ def test_deployments_come_back_after_ray_is_killed(
     assert 30 <= share <= 50, seen
 
     # A clean stop of everything (MLflow too), then `maas up`: the same again.
+    # Serve's HAProxy keeps its files in the platform's Ray folder (a folder per head:
+    # the killed one's and this one's), not Ray's shared /tmp/haproxy-serve.
+    assert len(list(haproxy_dir(live).glob("*/haproxy.cfg"))) == 2
     started = time.monotonic()
     stopped = maas(env, "down").stdout
+    assert not haproxy_dir(live).exists()  # gone with the head
     assert "mlflow" in stopped, stopped
     assert "ray" in stopped, stopped
     assert not platform.running(live)["ray"]

@@ -90,6 +90,18 @@ def test_haproxy_ingress_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     assert env["RAY_SERVE_FALLBACK_PROXY_HTTP_PORT"] == "8500"
     assert env["RAY_SERVE_HAPROXY_STATS_PORT"] == "8404"
     assert env["RAY_SERVE_HAPROXY_TIMEOUT_CLIENT_S"] == "60"  # Ray's default: 3600
+    # HAProxy's files in the platform's own Ray folder (Ray's default: /tmp/haproxy-serve),
+    # its sockets within the 107 characters a Unix socket path may have (a node's
+    # folder under it is named by its 56-character id).
+    monkeypatch.setattr(tempfile, "tempdir", "/tmp")  # a machine's (the suite moves it)
+    files = nodes.haproxy_files(settings)
+    assert set(files) <= set(nodes.ingress_env(settings))
+    assert len(files) == 5
+    assert all(v.startswith(f"{settings.ray_temp_dir}/haproxy") for v in files.values())
+    for name in ("RAY_SERVE_HAPROXY_SOCKET_PATH", "RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH"):
+        assert len(files[name]) + len("/" + "f" * 56) <= 107
+    monkeypatch.setattr(tempfile, "tempdir", "/tmp/" + "d" * 40)  # too long: Ray's default
+    assert nodes.haproxy_files(settings) == {}
     # No HAProxy binary, or asked for Serve's proxy: Ray's defaults, no flags.
     monkeypatch.setattr(nodes, "haproxy_binary", lambda: None)
     assert nodes.ingress_env(settings) == {}
