@@ -11,10 +11,12 @@ Workers started for a training job (its runtime environment sets
 and Ray Data start about ten of them per run, and on a small machine their
 imports would take CPU from the replicas answering beside them. Nor do the
 workers Serve starts for itself (its controller, its proxies, the HAProxy
-manager: four per platform start, ~2.3 CPU-seconds each here): a worker's
-process title says what it hosts, so the imports wait for it (``FATE_S``) and
-go on only for a replica, or for a worker still idle then (the reserve,
-serving/reserve.py, whose next work is most likely a replica).
+manager; ~2.3 CPU-seconds each here): a worker's process title says what it
+hosts, so the imports wait for it (``FATE_S``) and go on only for a replica, or
+for a worker still idle then (the reserve, serving/reserve.py, whose next work is
+most likely a replica). One of Serve's actors placed on a worker that had
+already waited idle that long (one Ray prestarted) has imported them anyway:
+seen for the proxy, not for the controller or the HAProxy manager.
 """
 
 from __future__ import annotations
