@@ -1,4 +1,4 @@
-"""How a route is declared and matched; the table itself is ``routes.py``.
+"""How a route is declared and matched; the table itself is the package ``routes/``.
 
 Matching is Starlette's (``starlette.routing.Route``), so a path parameter never
 spans a ``/``, and a path that exists for another method is told apart (405).

@@ -1,6 +1,6 @@
 """The management API under ``/v1/admin``: what the CLI and the SDK call.
 
-Its routes (paths, scopes, bodies, answers) are declared in ``maas_ray/routes.py``;
+Its routes (paths, scopes, bodies, answers) are declared in ``maas_ray/routes/management.py``;
 here each one's handler is registered under the route's name. The guard has
 already checked the caller's scopes. Every action that changes something is
 written to the audit log, failed ones too. Errors are JSON ``{"error", "code"}``

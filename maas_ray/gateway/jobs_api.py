@@ -1,4 +1,4 @@
-"""The management API's training and job routes (declared in ``maas_ray/routes.py``).
+"""The management API's training and job routes (declared in ``maas_ray/routes/management.py``).
 
 ``POST /v1/admin/train`` checks the spec, opens the training's MLflow run (unless
 the SDK staged one), submits ``python -m maas_ray.jobs.train`` as a Ray job and

@@ -1,4 +1,4 @@
-"""Scopes: what a credential may do (each route's scopes are in ``maas_ray/routes.py``).
+"""Scopes: what a credential may do (each route's scopes are in ``maas_ray/routes/``).
 
     predict:NAME  predict:*     predict with (and read the metadata of) one model / any model
     feedback:NAME feedback:*    send ground truth for one model / any model
@@ -60,7 +60,7 @@ class Principal:
 def required_scopes(method: str, path: str) -> tuple[str, ...] | None:
     """The scopes of which one opens ``method path``; None for a public route.
 
-    From the route table (``maas_ray/routes.py``). Unknown routes need a valid
+    From the route table (``maas_ray/routes/``). Unknown routes need a valid
     credential too, so a stranger cannot tell a missing route from a forbidden one.
     """
     return match(method, path).required

@@ -1,6 +1,6 @@
 """The Ray Serve deployment that serves one model version over HTTP.
 
-Its routes are the table's ``model`` routes (``maas_ray/routes.py``): predict,
+Its routes are the table's ``model`` routes (``maas_ray/routes/``): predict,
 version predict, explain, metadata, traffic. One hop from the Serve proxy to this code.
 """
 

@@ -95,3 +95,22 @@ def test_predict_documents_every_body_it_takes() -> None:
     body = doc["paths"]["/v1/models/{name}/predict"]["post"]["requestBody"]["content"]
     assert set(body) == {"application/json", "text/csv", "image/png", "image/jpeg"}
     assert body["image/png"]["schema"] == {"type": "string", "format": "binary"}
+
+
+def test_no_module_but_the_table_spells_an_api_path() -> None:
+    """Issue: every path is declared once; a literal "/v1/..." or "/v2/..." elsewhere in
+    the package is a second declaration that the table, the guard and the OpenAPI
+    document know nothing of."""
+    import ast
+    from pathlib import Path
+
+    package = Path(routes.__file__).resolve().parents[1]
+    spelled = []
+    for path in package.rglob("*.py"):
+        if path.parent.name == "routes" or "proto" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                if node.value.startswith(("/v1", "/v2")):
+                    spelled.append(f"{path.relative_to(package)}:{node.lineno} {node.value!r}")
+    assert spelled == []
