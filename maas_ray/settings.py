@@ -150,6 +150,14 @@ class Settings(BaseSettings):
         "then starts in ~1 s instead of ~5 s (serving/reserve.py); each holds ~350 MB. "
         "0: every replica starts a new process.",
     )
+    model_cache_mb: float = Field(
+        default=2048,
+        ge=0,
+        description="Disk each machine may use for verified copies of the versions its "
+        "replicas loaded (MAAS_HOME/model-cache, least recently loaded out first): the "
+        "next replica of a version there starts without MLflow, also while it is down. "
+        "0: every load downloads from MLflow.",
+    )
     startup_timeout_s: float = Field(
         default=180.0, gt=0, description="How long `maas up` waits for each service."
     )
@@ -399,6 +407,11 @@ class Settings(BaseSettings):
         runs would attach to the other cluster. Short on purpose: Ray's socket paths
         under it must stay within the 107 characters a Unix socket path may have."""
         return Path(tempfile.gettempdir()) / f"ray-{self.ray_port}"
+
+    @property
+    def model_cache_dir(self) -> Path:
+        """Verified copies of loaded versions' artifacts (registry/cache.py)."""
+        return self.home / "model-cache"
 
     @property
     def run_dir(self) -> Path:

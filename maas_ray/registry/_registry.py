@@ -267,6 +267,10 @@ class Registry(_ModelState):
     # -- loading -----------------------------------------------------------------
     def download_verified(self, name: str, version: str, dst: str | Path) -> Path:
         """Download a version's artifacts and check them against the recorded digest."""
+        return self.download_checked(name, version, dst)[0]
+
+    def download_checked(self, name: str, version: str, dst: str | Path) -> tuple[Path, str]:
+        """``download_verified``, and the digest the artifacts were checked against."""
         info = self.get_version(name, version)
         if not info.sha256:
             raise DigestMismatch(
@@ -279,7 +283,7 @@ class Registry(_ModelState):
                 f"artifacts of '{name}' version {version} were changed after registration: "
                 f"sha256 {actual[:12]}... != recorded {info.sha256[:12]}..."
             )
-        return local
+        return local, actual
 
     def _download(self, name: str, version: str, dst: str | Path) -> Path:
         # Not "models:/..." here: MLflow resolves that against the process-wide

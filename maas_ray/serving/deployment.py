@@ -34,6 +34,7 @@ from maas_ray.monitoring.link import ROUTES as MONITORING_ROUTES
 from maas_ray.monitoring.link import AdminLink
 from maas_ray.monitoring.log import PredictionLog
 from maas_ray.registry import Registry
+from maas_ray.registry.cache import ModelCache
 from maas_ray.routes import Match, match
 from maas_ray.security.auth import Guard
 from maas_ray.security.log_masking import install_replica_logging, mask_fields_in_text
@@ -100,7 +101,7 @@ class ModelServer(GrpcElsewhere, Explaining):
             # what the primary and the proxy leave, so callers do not wait for it.
             os.nice(10)
         self.runtime = ModelRuntime.load(
-            Registry(tracking_uri), model, version, settings.json_max_depth
+            Registry(tracking_uri), model, version, settings.json_max_depth, ModelCache.of(settings)
         )
         reserve.replenish(settings.worker_reserve)  # for the next replica on this node
         self._headers = {VERSION_HEADER: version}

@@ -34,6 +34,7 @@ from maas_ray.errors import (
 from maas_ray.explain.answer import Explanations
 from maas_ray.registry import Registry
 from maas_ray.registry.background import load_background
+from maas_ray.registry.cache import ModelCache
 from maas_ray.serving import environment
 from maas_ray.serving.batching import combine, split
 from maas_ray.serving.decode import MAX_JSON_DEPTH, Request, _message, parse_request
@@ -101,18 +102,36 @@ class ModelRuntime:
 
     @classmethod
     def load(
-        cls, registry: Registry, name: str, version: str, max_depth: int = MAX_JSON_DEPTH
+        cls,
+        registry: Registry,
+        name: str,
+        version: str,
+        max_depth: int = MAX_JSON_DEPTH,
+        cache: ModelCache | None = None,
     ) -> ModelRuntime:
-        """Download ``name``/``version`` from the registry, verify its digest, load it."""
+        """Download ``name``/``version`` from the registry, verify its digest, load it;
+        with a ``cache``, a copy verified before on this machine, without MLflow."""
         started = time.perf_counter()
         tmp = download_dir(name, version)
         try:
-            local = registry.download_verified(name, version, tmp)
+            local = (
+                cache.copy_to(registry.uri, name, version, Path(tmp) / "kept") if cache else None
+            )
+            source = "this machine's verified copy"
+            if local is None:
+                local, digest = registry.download_checked(name, version, tmp)
+                source = "the registry"
+                if cache is not None:
+                    cache.keep(registry.uri, name, version, digest, local)
             runtime = cls.load_local(name, version, local, max_depth)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         logger.info(
-            "loaded model %s version %s in %.2fs", name, version, time.perf_counter() - started
+            "loaded model %s version %s from %s in %.2fs",
+            name,
+            version,
+            source,
+            time.perf_counter() - started,
         )
         return runtime
 

@@ -22,6 +22,7 @@ from ray.serve import Application
 from maas_ray.errors import MaasError, PlatformUnavailable
 from maas_ray.http_io import encode_error
 from maas_ray.registry import Registry
+from maas_ray.registry.cache import ModelCache
 from maas_ray.security.log_masking import install_replica_logging
 from maas_ray.serving.grpc_elsewhere import GrpcElsewhere
 from maas_ray.serving.runtime import ModelRuntime, bounded
@@ -70,13 +71,14 @@ class SharedPool(GrpcElsewhere):
         settings = Settings()
         self.max_depth, self.timeout_s = settings.json_max_depth, settings.predict_timeout_s
         self.explain_timeout_s = settings.explain_timeout_s
+        self.cache = ModelCache.of(settings)
 
     @serve.multiplexed(max_num_models_per_replica=MODELS_PER_REPLICA)
     async def _load(self, mid: str) -> _Held:
         name, _, version = mid.rpartition("/")
         loop = asyncio.get_running_loop()
         runtime = await loop.run_in_executor(
-            None, ModelRuntime.load, self.registry, name, version, self.max_depth
+            None, ModelRuntime.load, self.registry, name, version, self.max_depth, self.cache
         )
         return _Held(runtime)
 

@@ -1,12 +1,15 @@
 """MLflow SIGKILLed on the session platform: serving goes on (dedicated replicas and the
-shared pool alike), what the platform cannot know without the registry is a fast JSON
-503 `registry_unavailable`, the CLI and the management API say the registry is down,
-registry writes are refused plainly and succeed once `maas up` has restarted MLflow,
-the prediction log catches up, and nothing acknowledged is lost. Runs late in the
-session (tests/reliability), and puts MLflow back."""
+shared pool alike, and a dedicated replica SIGKILLed meanwhile comes back from this
+machine's verified copy of its version), what the platform cannot know without the
+registry is a fast JSON 503 `registry_unavailable`, the CLI and the management API say
+the registry is down, registry writes are refused plainly and succeed once `maas up`
+has restarted MLflow, the prediction log catches up, and nothing acknowledged is lost.
+Runs late in the session (tests/reliability), and puts MLflow back."""
 
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
 import threading
 import time
@@ -20,6 +23,8 @@ from sklearn.dummy import DummyClassifier
 from maas_ray import MaaS, Settings
 from maas_ray.control import platform
 from maas_ray.errors import MaasError, RegistryUnavailable
+from maas_ray.registry._reach import ANSWERING_ENV
+from maas_ray.security.ray_token import dashboard_headers
 from tests.conftest import FIGURES, auth, maas, post
 from tests.integration.test_monitoring import _ids
 
@@ -38,6 +43,13 @@ def _kill_mlflow(live: Settings) -> None:
     assert not alive, f"MLflow outlived SIGKILL: {alive}"
 
 
+def _replicas(live: Settings, app: str) -> list[dict[str, Any]]:
+    apps = httpx.get(
+        f"{live.dashboard_url}/api/serve/applications/", headers=dashboard_headers(live), timeout=30
+    ).json()["applications"]
+    return [r for d in apps[app]["deployments"].values() for r in d["replicas"]]
+
+
 def _timed_post(live: Settings, path: str, body: Any) -> tuple[httpx.Response, float]:
     started = time.perf_counter()
     resp = post(live, path, body)
@@ -49,8 +61,17 @@ def _acknowledged(client: MaaS) -> dict[str, list[str]]:
 
 
 def test_with_mlflow_killed_serving_goes_on_and_the_rest_says_the_registry_is_down(
-    seeded: dict[str, Any], live: Settings, client: MaaS, env: dict[str, str]
+    seeded: dict[str, Any],
+    live: Settings,
+    client: MaaS,
+    env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # This process registers as the platform's answering processes call MLflow: an
+    # upload cut off midway is given up within seconds, not after MLflow's default
+    # backoff (~2 min). Set here, not left to an earlier test's Registry(answering=True).
+    for name, value in ANSWERING_ENV.items():
+        monkeypatch.setenv(name, value)
     model = DummyClassifier(strategy="constant", constant="pooled").fit([[0.0]], ["pooled"])
     client.register("outage-pool", model, input_example=[[0.0]])
     client.promote("outage-pool", "1")
@@ -69,7 +90,7 @@ def test_with_mlflow_killed_serving_goes_on_and_the_rest_says_the_registry_is_do
         except MaasError as exc:
             outcome["error"] = exc
 
-    writer = threading.Thread(target=register)
+    writer = threading.Thread(target=register, daemon=True)
     writer.start()
     time.sleep(0.3)
     _kill_mlflow(live)
@@ -80,6 +101,19 @@ def test_with_mlflow_killed_serving_goes_on_and_the_rest_says_the_registry_is_do
         if "error" in outcome:  # from the SDK's own upload, or the platform's answer
             error = outcome["error"]
             assert getattr(error, "remote_code", error.code) == "registry_unavailable", error
+        # A replica that dies meanwhile comes back: its replacement loads the copy this
+        # machine verified when the version was first loaded (registry/cache.py).
+        dead = _replicas(live, "tabular")
+        assert [r["state"] for r in dead] == ["RUNNING"], dead
+        os.kill(int(dead[0]["pid"]), signal.SIGKILL)
+        started = time.monotonic()
+        while not any(
+            r["state"] == "RUNNING" and r["replica_id"] != dead[0]["replica_id"]
+            for r in _replicas(live, "tabular")
+        ):
+            assert time.monotonic() - started < 60, _replicas(live, "tabular")
+            time.sleep(0.25)
+        figures["replaced"] = time.monotonic() - started
         for rid in ids:  # a dedicated model: its replica needs no registry
             headers = {**auth(live), "x-request-id": rid}
             resp = post(
@@ -127,7 +161,8 @@ def test_with_mlflow_killed_serving_goes_on_and_the_rest_says_the_registry_is_do
         time.sleep(2)
     client.undeploy("outage-pool")
     FIGURES.append(
-        "MLflow SIGKILLed for {down_s:.0f} s: dedicated and shared-pool predicts 200 "
+        "MLflow SIGKILLed for {down_s:.0f} s: a SIGKILLed replica replaced in {replaced:.1f} s "
+        "from this machine's verified copy; dedicated and shared-pool predicts 200 "
         "(shared {shared:.3f} s); unknown model 503 in {unknown:.3f} s; deploy 503 in "
         "{deploy:.2f} s; SDK register refused in {register:.2f} s; the log caught up".format(
             **figures

@@ -82,7 +82,9 @@ def _replica(
     monkeypatch.setenv("MAAS_JWT_SECRET", SECRET)
     monkeypatch.setenv("MAAS_MAX_BODY_MB", "1")
 
-    def load(cls: type[ModelRuntime], registry: Any, name: str, version: str, depth: int) -> Any:
+    def load(
+        cls: type[ModelRuntime], registry: Any, name: str, version: str, depth: int, cache: Any
+    ) -> Any:
         runtime = cls(name, version, mlflow.pyfunc.load_model(str(saved)))
         runtime.max_depth = depth
         return runtime
@@ -387,13 +389,20 @@ async def test_the_handle_path_splits_logs_and_raises_as_http_does(replica: Any)
 class Copying:
     """A registry whose verified download copies a saved model folder."""
 
+    uri = "http://127.0.0.1:1"
+
     def __init__(self, saved: Path) -> None:
         self.saved = saved
+        self.downloads = 0
 
-    def download_verified(self, name: str, version: str, dst: str) -> Path:
+    def download_checked(self, name: str, version: str, dst: str) -> tuple[Path, str]:
         import shutil
 
-        return Path(shutil.copytree(self.saved, Path(dst) / "model"))
+        from maas_ray.registry.digest import artifact_digest
+
+        self.downloads += 1
+        local = Path(shutil.copytree(self.saved, Path(dst) / "model"))
+        return local, artifact_digest(local)
 
 
 async def test_the_health_check_asks_the_model_its_input_example_again(
@@ -454,3 +463,40 @@ async def test_a_predict_past_its_limit_is_a_json_504_at_the_limit(
     assert 0.25 < took < 0.9, took
     monkeypatch.delenv("MAAS_PREDICT_TIMEOUT_S", raising=False)
     assert _replica(saved_model, monkeypatch, tmp_path).timeout_s == 30.0  # the setting
+
+
+def test_a_version_loaded_once_here_loads_again_without_the_registry(
+    saved_model: Path, tmp_path: Path
+) -> None:
+    """A replacement replica during an MLflow outage: the copy verified at the first
+    load serves; a version never loaded here still needs the registry."""
+    import numpy as np
+
+    from maas_ray.errors import RegistryUnavailable
+    from maas_ray.registry.cache import ARTIFACTS, ModelCache
+
+    class Down:
+        uri = Copying.uri
+
+        def download_checked(self, name: str, version: str, dst: str) -> tuple[Path, str]:
+            raise RegistryUnavailable("the MLflow server does not answer")
+
+    (tmp_path / "cache").mkdir(mode=0o700)
+    cache = ModelCache(tmp_path / "cache", 1 << 30)
+    registry = Copying(saved_model)
+    first = ModelRuntime.load(registry, "iris", "1", cache=cache)  # type: ignore[arg-type]
+    again = ModelRuntime.load(Down(), "iris", "1", cache=cache)  # type: ignore[arg-type]
+    assert registry.downloads == 1
+    assert again.example is not None
+    assert np.array_equal(np.asarray(again.predict(again.example)), first.predict(first.example))
+    with pytest.raises(RegistryUnavailable):
+        ModelRuntime.load(Down(), "iris", "2", cache=cache)  # type: ignore[arg-type]
+    # A kept copy that changed is not loaded: the registry's verified download is.
+    weights = max(
+        (p for p in (cache.entry(Copying.uri, "iris", "1") / ARTIFACTS).rglob("*") if p.is_file()),
+        key=lambda p: p.stat().st_size,
+    )
+    weights.write_bytes(weights.read_bytes() + b"\0")
+    ModelRuntime.load(registry, "iris", "1", cache=cache)  # type: ignore[arg-type]
+    assert registry.downloads == 2
+    assert len(cache.entries()) == 1
