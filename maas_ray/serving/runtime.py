@@ -114,15 +114,16 @@ class ModelRuntime:
         started = time.perf_counter()
         tmp = download_dir(name, version)
         try:
-            local = (
-                cache.copy_to(registry.uri, name, version, Path(tmp) / "kept") if cache else None
-            )
+            local = _kept(cache, registry.uri, name, version, Path(tmp) / "kept")
             source = "this machine's verified copy"
             if local is None:
                 local, digest = registry.download_checked(name, version, tmp)
                 source = "the registry"
                 if cache is not None:
-                    cache.keep(registry.uri, name, version, digest, local)
+                    try:
+                        cache.keep(registry.uri, name, version, digest, local)
+                    except OSError:  # the cache only saves a download: never fail a load
+                        logger.warning("could not keep %s v%s", name, version, exc_info=True)
             runtime = cls.load_local(name, version, local, max_depth)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -330,6 +331,17 @@ class ModelRuntime:
             "outputs": self.output_schema.to_dict() if self.output_schema else None,
             "params": self.params_schema.to_dict() if self.params_schema else None,
         }
+
+
+def _kept(cache: ModelCache | None, uri: str, name: str, version: str, dst: Path) -> Path | None:
+    """The version's verified copy on this machine at ``dst``, if the cache has one."""
+    if cache is None:
+        return None
+    try:
+        return cache.copy_to(uri, name, version, dst)
+    except OSError:  # a cache folder removed meanwhile: the registry is asked instead
+        logger.warning("could not read the kept copy of %s v%s", name, version, exc_info=True)
+        return None
 
 
 def _wants_png(fmt: str | None) -> bool:

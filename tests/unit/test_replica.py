@@ -500,3 +500,20 @@ def test_a_version_loaded_once_here_loads_again_without_the_registry(
     ModelRuntime.load(registry, "iris", "1", cache=cache)  # type: ignore[arg-type]
     assert registry.downloads == 2
     assert len(cache.entries()) == 1
+
+
+def test_a_cache_that_fails_never_fails_the_load(
+    saved_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from maas_ray.registry.cache import ModelCache
+
+    def broken(*args: Any) -> None:
+        raise FileNotFoundError("the cache folder was removed meanwhile")
+
+    cache = ModelCache(tmp_path / "cache", 1 << 30)
+    monkeypatch.setattr(cache, "copy_to", broken)
+    monkeypatch.setattr(cache, "keep", broken)
+    registry = Copying(saved_model)
+    runtime = ModelRuntime.load(registry, "iris", "1", cache=cache)  # type: ignore[arg-type]
+    assert runtime.example is not None
+    assert registry.downloads == 1
