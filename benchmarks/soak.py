@@ -35,7 +35,7 @@ from rich.table import Table
 
 from benchmarks._common import bench_settings, running
 from maas_ray import MaaS, Settings
-from maas_ray.control import platform
+from maas_ray.control import sessions
 from maas_ray.errors import MaasError
 from maas_ray.security.ray_token import dashboard_headers
 
@@ -69,7 +69,7 @@ def _platform_pids(settings: Settings) -> list[int]:
     for part in ("ray", "mlflow"):
         sid = state.get(part, {}).get("sid")
         if sid:
-            pids += [p.pid for p in platform._session_processes(int(sid))]
+            pids += [p.pid for p in sessions.processes(int(sid))]
     return pids
 
 

@@ -22,7 +22,7 @@ import psutil
 import pytest
 
 from maas_ray import MaaS, Settings
-from maas_ray.control import platform
+from maas_ray.control import platform, sessions
 
 if TYPE_CHECKING:  # imported in the fixtures: unit tests do not pay for MLflow
     from maas_ray.control.deployer import ControlPlane
@@ -196,12 +196,12 @@ def live(settings: Settings) -> Iterator[Settings]:
     except BaseException:
         platform.down(settings)  # stop whatever part did come up
         raise
-    sessions = [v["sid"] for v in platform._load_state(settings).values() if "sid" in v]
+    sids = [v["sid"] for v in platform._load_state(settings).values() if "sid" in v]
     try:
         yield settings
     finally:
         platform.down(settings)
-        left = [p for sid in sessions for p in platform._session_processes(sid)]
+        left = [p for sid in sids for p in sessions.processes(sid)]
         strays = [
             p
             for p in psutil.process_iter(["cmdline"])
@@ -384,7 +384,7 @@ def kill_session(sid: int) -> None:
     started); a process may exit, or a new worker start, while the session is listed:
     kill what is there until nothing is left."""
     for _ in range(5):
-        procs = platform._session_processes(sid)
+        procs = sessions.processes(sid)
         if not procs:
             return
         for proc in procs:

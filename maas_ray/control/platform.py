@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -20,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 from pydantic import BaseModel
 
 from maas_ray import routes
+from maas_ray.control import sessions
 from maas_ray.control.deployer import ControlPlane
 from maas_ray.control.nodes import haproxy_dir, node_env
 from maas_ray.control.restore import restore
@@ -115,38 +114,6 @@ def _wait(
         time.sleep(0.5)
 
 
-def _spawn(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            cmd,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            env=env,
-        )
-
-
-def _alive(sid: int | None) -> bool:
-    return bool(sid) and bool(_session_processes(int(sid or 0)))
-
-
-def _session_processes(sid: int) -> list[psutil.Process]:
-    """The live processes of session ``sid``. A zombie is not one: it has exited and
-    waits only for its parent to read its status, which may be a long-lived process
-    that started it (a test's, or a notebook's after ``platform.up``): waiting for it
-    to go away took the whole grace period at every stop."""
-    procs = []
-    for proc in psutil.process_iter():
-        try:
-            if os.getsid(proc.pid) == sid and _running(proc):
-                procs.append(proc)
-        except (ProcessLookupError, PermissionError):
-            continue
-    return procs
-
-
 def up(settings: Settings, progress: Progress | None = None) -> list[ComponentState]:
     """Start whatever part of the platform is not running; idempotent.
 
@@ -220,7 +187,7 @@ def _start_mlflow(settings: Settings, state: dict[str, Any]) -> Finish:
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
     }
     log = settings.run_dir / "mlflow.log"
-    proc = _spawn(
+    proc = sessions.spawn(
         [
             _bin("mlflow"),
             "server",
@@ -246,7 +213,7 @@ def _start_mlflow(settings: Settings, state: dict[str, Any]) -> Finish:
 
 def _start_ray(settings: Settings, state: dict[str, Any]) -> Finish:
     url = settings.dashboard_url
-    if _alive(state.get("ray", {}).get("sid")) and _ray_answers(settings):
+    if sessions.alive(state.get("ray", {}).get("sid")) and _ray_answers(settings):
         return _ready(ComponentState(name="ray", url=url, started=False))
     log = settings.run_dir / "ray.log"
     cmd = [
@@ -291,7 +258,7 @@ def _start_ray(settings: Settings, state: dict[str, Any]) -> Finish:
     if settings.ray_num_gpus is not None:
         cmd += ["--num-gpus", str(settings.ray_num_gpus)]
     env = node_env(settings)
-    proc = _spawn(cmd, log, env)
+    proc = sessions.spawn(cmd, log, env)
     state["ray"] = {"sid": proc.pid, "log": str(log)}
     headers = dashboard_headers(settings)
 
@@ -355,52 +322,13 @@ def down(settings: Settings) -> list[str]:
     stopped = []
     for name in reversed(COMPONENTS):
         sid = state.get(name, {}).get("sid")
-        if sid and _stop_session(int(sid), GRACE_S[name]):
+        if sid and sessions.stop(int(sid), GRACE_S[name]):
             stopped.append(name)
         state.pop(name, None)
     _save_state(settings, state)
     # What Serve's HAProxy left on the head (config, sockets): stale once Ray stopped.
     shutil.rmtree(haproxy_dir(settings), ignore_errors=True)
     return stopped
-
-
-def _stop_session(sid: int, grace_s: float) -> bool:
-    procs = _session_processes(sid)
-    if not procs:
-        return False
-    for proc in procs:
-        try:
-            proc.send_signal(signal.SIGTERM)
-        except psutil.Error:
-            continue
-    alive = _wait_gone(procs, grace_s)
-    # Late children (a worker forked while we waited) are swept up here too.
-    for proc in alive + _session_processes(sid):
-        try:
-            proc.kill()
-        except psutil.Error:
-            continue
-    _wait_gone(_session_processes(sid), 5)
-    return True
-
-
-def _wait_gone(procs: list[psutil.Process], timeout_s: float) -> list[psutil.Process]:
-    """Wait until every process in ``procs`` has exited (a zombie has: see
-    ``_session_processes``), at most ``timeout_s``; the ones still running."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        alive = [p for p in procs if _running(p)]
-        if not alive or time.monotonic() >= deadline:
-            return alive
-        time.sleep(0.05)
-
-
-def _running(proc: psutil.Process) -> bool:
-    """Whether ``proc`` still runs: neither gone nor a zombie."""
-    try:
-        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
 
 
 def running(settings: Settings) -> dict[str, bool]:

@@ -20,7 +20,7 @@ import httpx
 import psutil
 
 from maas_ray import Settings
-from maas_ray.control import platform
+from maas_ray.control import platform, sessions
 from maas_ray.security.ray_token import client_env, dashboard_headers
 from tests.conftest import ROOT, maas
 
@@ -151,7 +151,7 @@ def _listeners(live: Settings) -> list[tuple[str, int, str]]:
         p.pid: p
         for v in platform._load_state(live).values()
         if "sid" in v
-        for p in platform._session_processes(v["sid"])
+        for p in sessions.processes(v["sid"])
     }
     found = []
     for conn in psutil.net_connections(kind="tcp"):

@@ -14,7 +14,7 @@ import httpx
 import psutil
 
 from maas_ray import Settings
-from maas_ray.control import platform
+from maas_ray.control import platform, sessions
 from maas_ray.security.ray_token import dashboard_headers
 from tests.conftest import ROOT, auth, maas
 
@@ -73,16 +73,12 @@ def test_every_part_answers(live: Settings) -> None:
 
 def test_second_up_reports_running_and_changes_nothing(live: Settings, env: dict[str, str]) -> None:
     before = platform._load_state(live)
-    pids = {
-        p.pid for v in before.values() if "sid" in v for p in platform._session_processes(v["sid"])
-    }
+    pids = {p.pid for v in before.values() if "sid" in v for p in sessions.processes(v["sid"])}
     proc = maas(env, "up")
     assert proc.stdout.count("already running") == 3, proc.stdout
     assert "started" not in proc.stdout.replace("already running", "")
     assert platform._load_state(live) == before
-    still = {
-        p.pid for v in before.values() if "sid" in v for p in platform._session_processes(v["sid"])
-    }
+    still = {p.pid for v in before.values() if "sid" in v for p in sessions.processes(v["sid"])}
     assert pids <= still | {p for p in pids if not psutil.pid_exists(p)}
 
 

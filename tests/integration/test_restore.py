@@ -15,7 +15,7 @@ from collections import Counter
 import httpx
 
 from maas_ray import MaaS, Settings
-from maas_ray.control import platform
+from maas_ray.control import platform, sessions
 from maas_ray.control.nodes import haproxy_dir
 from tests.conftest import FIGURES, auth, kill_session, maas
 
@@ -48,7 +48,7 @@ def test_deployments_come_back_after_ray_is_killed(
     # Kill the whole Ray head session (GCS, raylet, Serve controller, proxy, replicas).
     sid = platform._load_state(live)["ray"]["sid"]
     kill_session(sid)
-    assert not platform._session_processes(sid)
+    assert not sessions.processes(sid)
 
     proc = maas(env, "up")
     out = proc.stdout

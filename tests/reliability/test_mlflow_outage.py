@@ -21,7 +21,7 @@ import pytest
 from sklearn.dummy import DummyClassifier
 
 from maas_ray import MaaS, Settings
-from maas_ray.control import platform
+from maas_ray.control import platform, sessions
 from maas_ray.errors import MaasError, RegistryUnavailable
 from maas_ray.registry._reach import ANSWERING_ENV
 from maas_ray.security.ray_token import dashboard_headers
@@ -35,7 +35,7 @@ ROW = {"inputs": [[0.0]]}
 def _kill_mlflow(live: Settings) -> None:
     """SIGKILL every process of MLflow's session (no chance to finish a write)."""
     sid = int(platform._load_state(live)["mlflow"]["sid"])
-    procs = platform._session_processes(sid)
+    procs = sessions.processes(sid)
     assert procs
     for proc in procs:
         proc.kill()

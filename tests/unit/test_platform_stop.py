@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from maas_ray.control import platform
+from maas_ray.control import sessions
 
 
 def test_a_stopped_process_its_parent_has_not_reaped_does_not_hold_up_the_stop() -> None:
@@ -15,10 +15,10 @@ def test_a_stopped_process_its_parent_has_not_reaped_does_not_hold_up_the_stop()
     # does not reap it; another process stops it (as `maas down` does).
     proc = subprocess.Popen(["sleep", "60"], start_new_session=True)
     try:
-        assert [p.pid for p in platform._session_processes(proc.pid)] == [proc.pid]
+        assert [p.pid for p in sessions.processes(proc.pid)] == [proc.pid]
         stop = (
-            "import sys, time; from maas_ray.control import platform; t = time.monotonic(); "
-            f"assert platform._stop_session({proc.pid}, 15.0); print(time.monotonic() - t)"
+            "import sys, time; from maas_ray.control import sessions; t = time.monotonic(); "
+            f"assert sessions.stop({proc.pid}, 15.0); print(time.monotonic() - t)"
         )
         took = float(
             subprocess.run(
@@ -26,7 +26,7 @@ def test_a_stopped_process_its_parent_has_not_reaped_does_not_hold_up_the_stop()
             ).stdout
         )
         # The sleep ended at SIGTERM; it stays a zombie of this process until reaped here.
-        assert platform._session_processes(proc.pid) == []
+        assert sessions.processes(proc.pid) == []
         assert took < 5, took  # not the 15 s grace
     finally:
         proc.kill()
@@ -45,7 +45,7 @@ def test_a_process_that_ignores_sigterm_is_killed_after_the_grace() -> None:
         assert proc.stdout is not None
         assert proc.stdout.readline() == "ready\n"
         started = time.monotonic()
-        assert platform._stop_session(proc.pid, 0.5)
+        assert sessions.stop(proc.pid, 0.5)
         took = time.monotonic() - started
         assert 0.5 <= took < 5, took
         assert proc.wait(timeout=5) in (-9, 0)  # 0: reaped by the stop (its child here)
