@@ -12,7 +12,6 @@ import math
 import os
 import time
 import uuid
-from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
@@ -40,6 +39,7 @@ from maas_ray.security.auth import Guard
 from maas_ray.security.log_masking import install_replica_logging, mask_fields_in_text
 from maas_ray.security.masking import mask_text
 from maas_ray.serving import reserve
+from maas_ray.serving.answer_counts import AnswerCounts
 from maas_ray.serving.explaining import Explaining
 from maas_ray.serving.grpc_elsewhere import GrpcElsewhere
 from maas_ray.serving.runtime import ModelRuntime, bounded
@@ -50,7 +50,6 @@ from maas_ray.wire import JSON, REQUEST_ID_HEADER, VERSION_HEADER
 
 logger = logging.getLogger(__name__)
 
-METRICS_EVERY_S = 1.0
 # A predict that usually takes less than this runs on the replica's event loop:
 # a thread hop costs more than the call (it halved throughput on the examples).
 # 10 ms, not less: under load a 1 ms predict measures several ms (a shared CPU).
@@ -126,20 +125,13 @@ class ModelServer(GrpcElsewhere, Explaining):
         self.log.challenged(arm != "production")  # a canary or shadow logs everything
         self.admin = AdminLink(self.max_body)
         # Exported with Serve's metrics (Prometheus): which version answered, how.
-        self._requests = metrics.Counter(
-            "maas_requests",
-            description="Requests answered by a model version, by HTTP status.",
-            # Ray annotates tag_keys as Tuple[str] (one element); any length works.
-            tag_keys=("model", "version", "status"),  # type: ignore[arg-type]
-        )
+        self.answers = AnswerCounts(self.runtime.name)
         self._batch_sizes = metrics.Histogram(
             "maas_batch_size",
             description="Requests per model call of a batching replica.",
             boundaries=[1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024],
             tag_keys=("model", "version"),  # type: ignore[arg-type]
         )
-        self._counts: Counter[tuple[str, str]] = Counter()  # (version, status) since flush
-        self._metrics_task: asyncio.Task[None] | None = None
         self._predict_s = float("inf")  # moving average of one predict call; inf: unknown
 
     def __del__(self) -> None:
@@ -264,7 +256,8 @@ class ModelServer(GrpcElsewhere, Explaining):
             # A bug of ours: still a JSON answer, and the trace in the replica's log.
             logger.exception("unexpected error on %s %s", request.method, request.url.path)
             response = error_response(UNEXPECTED, self._headers)
-        self._count(response)
+        version = response.headers.get(VERSION_HEADER, self.runtime.version)
+        self.answers.add(version, response.status_code)
         return response
 
     def _masked(self, exc: MaasError, record: Any) -> bytes | None:
@@ -275,26 +268,6 @@ class ModelServer(GrpcElsewhere, Explaining):
         data = exc.to_dict()
         data["error"] = mask_fields_in_text(mask_text(data["error"]), record, self.mask_fields)
         return orjson.dumps(data)
-
-    def _count(self, response: Response) -> None:
-        """Count an answer for the metrics; flushed every METRICS_EVERY_S.
-
-        One metrics call per request cost ~30% of throughput; one per second and
-        (version, status) costs nothing measurable.
-        """
-        version = response.headers.get(VERSION_HEADER, self.runtime.version)
-        self._counts[(version, str(response.status_code))] += 1
-        if self._metrics_task is None or self._metrics_task.done():
-            self._metrics_task = asyncio.get_running_loop().create_task(self._flush_metrics())
-
-    async def _flush_metrics(self) -> None:
-        while self._counts:
-            await asyncio.sleep(METRICS_EVERY_S)
-            counts, self._counts = self._counts, Counter()
-            for (version, status), n in counts.items():
-                self._requests.inc(
-                    n, tags={"model": self.runtime.name, "version": version, "status": status}
-                )
 
     async def _route(self, request: Request, found: Match) -> Response:
         route, path = found.route, request.scope["path"]
