@@ -42,6 +42,11 @@ class Guard:
         if not self.enabled:
             logger.warning(AUTH_OFF_WARNING)
 
+    def warm(self) -> None:
+        """Read the API keys before the first request needs them."""
+        if self.enabled:
+            self.keys.refresh()
+
     def check(
         self, method: str, path: str, authorization: str | None, found: Match | None = None
     ) -> Principal:

@@ -179,6 +179,12 @@ class KeyCache:
         self._stamp: tuple[int, int] | None = None
         self._checked = float("-inf")
 
+    def refresh(self) -> None:
+        """Read the keys now (a replica before its first request: the database's
+        connection and first read are then not a request's wait)."""
+        self._checked = time.monotonic()
+        self._reload()
+
     def lookup(self, key: str) -> KeyRecord | None:
         """The usable record of ``key``, or None (unknown, revoked or expired)."""
         now = time.monotonic()

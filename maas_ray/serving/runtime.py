@@ -33,12 +33,12 @@ from maas_ray.errors import (
 )
 from maas_ray.explain.answer import Explanations
 from maas_ray.registry import Registry
-from maas_ray.registry.background import load_background
 from maas_ray.registry.cache import ModelCache
-from maas_ray.serving import environment
+from maas_ray.serving import environment, stored
 from maas_ray.serving.batching import combine, split
 from maas_ray.serving.decode import MAX_JSON_DEPTH, Request, _message, parse_request
 from maas_ray.serving.encode import encode_predictions
+from maas_ray.wire import JSON
 
 logger = logging.getLogger(__name__)
 _thread = threading.local()
@@ -150,17 +150,30 @@ class ModelRuntime:
             environment.check(local, flavors.get("python_function", {}).get("python_version"))
         # Its own environment check walks every installed package: environment.py instead.
         model = mlflow.pyfunc.load_model(str(local), suppress_warnings=True)
-        example = _example(model, local)
+        example = stored.input_example(model, local)
         runtime = cls(name, version, model)
         runtime.max_depth = max_depth
-        runtime.background, runtime.input_example = _background(local), example
+        runtime.background, runtime.input_example = stored.background_rows(local), example
         if example is not None:
             try:
                 runtime.predict(example)
                 runtime.example = example
             except MaasError:  # not one it can answer: the health check asks nothing of it
                 logger.warning("%s v%s does not predict its own input example", name, version)
+        runtime.warm_up(stored.serving_input(model, local))
         return runtime
+
+    def warm_up(self, body: bytes | None) -> None:
+        """Send ``body`` (the example as a request, MLflow's ``serving_input_example.json``)
+        the whole request path once: decoding and encoding load what they need on first use,
+        so the first requests a new replica is sent are not the slow ones. One it cannot
+        answer changes nothing."""
+        if body is None:
+            return
+        try:
+            self.predict_bytes(body, JSON)
+        except MaasError:
+            logger.info("%s v%s does not answer its serving input example", self.name, self.version)
 
     def healthy(self) -> None:
         """Raise (a MaasError) unless the model still predicts the input example it
@@ -351,24 +364,6 @@ def _wants_png(fmt: str | None) -> bool:
     if fmt == "png":
         return True
     raise BadRequest(f"got '{fmt}' for format: expected png (heat maps of images) or json")
-
-
-def _example(model: PyFuncModel, local: Path) -> Any:
-    """The version's input example as its model takes it (None: it has none)."""
-    try:
-        return model.metadata.load_input_example(str(local))
-    except Exception:  # noqa: BLE001 - an unreadable example only turns the check off
-        logger.warning("cannot read the input example in %s", local, exc_info=True)
-        return None
-
-
-def _background(local: Path) -> Any:
-    """The background rows stored with the version (None: it has none)."""
-    try:
-        return load_background(local)
-    except Exception:  # noqa: BLE001 - unreadable rows only fall back to the example
-        logger.warning("cannot read the background sample in %s", local, exc_info=True)
-        return None
 
 
 def _enforce_schema(data: Any, schema: Schema) -> Any:

@@ -34,10 +34,11 @@ from maas_ray.serving import builds
 # two threads importing one circle of modules can see it half initialized. It killed a
 # Serve controller once; and a build task that found `maas_ray.serving.deployment` half
 # imported by this thread ("cannot import name 'ModelServer'") left the worker, which
-# later builds reuse (serving/builds.py), failing every deploy after it. MLflow's and
-# scikit-learn's modules import nothing of Serve's or ours.
-# skops.io through registry/skops_io.py: without PyTorch.
-MODULES = ("mlflow.pyfunc", "maas_ray.registry.skops_io")
+# later builds reuse (serving/builds.py), failing every deploy after it. MLflow's,
+# scikit-learn's and SQLAlchemy's modules import nothing of Serve's or ours.
+# skops.io through registry/skops_io.py: without PyTorch. SQLAlchemy: what a replica's
+# key check reads the security database with (security/db.py; ~0.25 s to import).
+MODULES = ("mlflow.pyfunc", "maas_ray.registry.skops_io", "sqlalchemy.dialects.sqlite")
 SWITCH = "MAAS_WARM_IMPORTS"  # "0" in a job's runtime environment (jobs/submit.py)
 # Serve's build task (ray/serve/_private/application_state.py): a worker running it
 # builds (and, for the platform's own applications, may be kept for the next build:

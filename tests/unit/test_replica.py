@@ -7,6 +7,7 @@ checked without a cluster."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -517,3 +518,27 @@ def test_a_cache_that_fails_never_fails_the_load(
     runtime = ModelRuntime.load(registry, "iris", "1", cache=cache)  # type: ignore[arg-type]
     assert runtime.example is not None
     assert registry.downloads == 1
+
+
+def test_a_load_sends_the_example_through_the_request_path_once(
+    saved_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new replica's first requests are not its slowest: at load, the version's example
+    as a request body (MLflow's serving_input_example.json) is parsed, predicted and
+    encoded once. One the model cannot answer changes nothing."""
+    sent: list[tuple[bytes, str | None]] = []
+    real = ModelRuntime.predict_bytes
+
+    def spy(runtime: ModelRuntime, body: bytes, content_type: str | None) -> bytes:
+        sent.append((body, content_type))
+        return real(runtime, body, content_type)
+
+    monkeypatch.setattr(ModelRuntime, "predict_bytes", spy)
+    ModelRuntime.load_local("iris", "1", saved_model)
+    assert sent == [((saved_model / "serving_input_example.json").read_bytes(), "application/json")]
+    odd = tmp_path / "iris"
+    shutil.copytree(saved_model, odd)
+    (odd / "serving_input_example.json").write_text('{"inputs": [[1.0, 2.0]]}')
+    runtime = ModelRuntime.load_local("iris", "1", odd)
+    assert len(sent) == 2
+    assert runtime.example is not None  # the health check's example is the input example
