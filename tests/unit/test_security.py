@@ -108,11 +108,12 @@ def test_key_store_hashes_lists_revokes_and_survives(tmp_path: Path) -> None:
     again = KeyStore(_url(tmp_path)).records()
     assert [r.name for r in again] == ["bot"]
     assert "hash" not in again[0].model_dump()
-    cache = KeyCache(store, refresh_s=0.05)
+    cache = KeyCache(store, refresh_s=3600)
     assert cache.lookup(key) is not None
     assert cache.lookup(key + "x") is None
     store.revoke(record.id)
     assert cache.lookup(key) is not None  # cached until the next refresh
+    cache.refresh_s = 0.05  # (not 0.05 from the start: a slow moment of CI outlasted it)
     time.sleep(0.06)
     assert cache.lookup(key) is None
     assert store.revoke(record.id).revoked_at == store.records()[0].revoked_at  # twice: same
