@@ -167,13 +167,18 @@ class ModelRuntime:
         """Send ``body`` (the example as a request, MLflow's ``serving_input_example.json``)
         the whole request path once: decoding and encoding load what they need on first use,
         so the first requests a new replica is sent are not the slow ones. One it cannot
-        answer changes nothing."""
+        answer (any error: this is only a warm-up) changes nothing."""
         if body is None:
             return
         try:
             self.predict_bytes(body, JSON)
-        except MaasError:
-            logger.info("%s v%s does not answer its serving input example", self.name, self.version)
+        except Exception:  # noqa: BLE001 - the load succeeded; requests say what is wrong
+            logger.info(
+                "%s v%s does not answer its serving input example",
+                self.name,
+                self.version,
+                exc_info=True,
+            )
 
     def healthy(self) -> None:
         """Raise (a MaasError) unless the model still predicts the input example it

@@ -542,3 +542,9 @@ def test_a_load_sends_the_example_through_the_request_path_once(
     runtime = ModelRuntime.load_local("iris", "1", odd)
     assert len(sent) == 2
     assert runtime.example is not None  # the health check's example is the input example
+
+    def broken(runtime: ModelRuntime, body: bytes, content_type: str | None) -> bytes:
+        raise RuntimeError("not an error a request could get")
+
+    monkeypatch.setattr(ModelRuntime, "predict_bytes", broken)
+    assert ModelRuntime.load_local("iris", "1", saved_model).example is not None
