@@ -77,7 +77,6 @@ class Gateway:
         settings = Settings()
         install_replica_logging()
         self.guard = Guard(settings)
-        self.guard.warm()  # the keys read now, not on the first request
         self.max_body = settings.max_body_bytes
         self.registry = Registry(tracking_uri, answering=True)
         self._pooled: dict[str, str] = {}  # model -> version the pool answers, from the registry

@@ -39,13 +39,12 @@ class Guard:
             settings.jwt_audience,
             settings.jwt_issuer,
         )
-        if not self.enabled:
-            logger.warning(AUTH_OFF_WARNING)
-
-    def warm(self) -> None:
-        """Read the API keys before the first request needs them."""
         if self.enabled:
+            # Read now: a replica is sent requests the moment it joins, and its first
+            # ones should not wait for the database's connection and first read.
             self.keys.refresh()
+        else:
+            logger.warning(AUTH_OFF_WARNING)
 
     def check(
         self, method: str, path: str, authorization: str | None, found: Match | None = None

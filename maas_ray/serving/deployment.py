@@ -133,9 +133,6 @@ class ModelServer(GrpcElsewhere, Explaining):
             tag_keys=("model", "version"),  # type: ignore[arg-type]
         )
         self._predict_s = float("inf")  # moving average of one predict call; inf: unknown
-        # A replica that joins under load (a replacement, a scale-out) is sent requests
-        # at once: the keys are read now, not on its first request (runtime.warm_up).
-        self.guard.warm()
 
     def __del__(self) -> None:
         """Serve calls this once when the replica stops gracefully (a promote, a

@@ -130,21 +130,19 @@ def test_a_key_created_after_the_last_refresh_works_at_once(tmp_path: Path) -> N
     assert cache.lookup(second) is not None  # a miss looks the hash up at once
 
 
-def test_a_guard_warmed_at_start_asks_the_database_nothing_on_its_first_request(
+def test_a_new_guard_asks_the_database_nothing_on_its_first_request(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A replica reads the keys as it starts (Guard.warm): its first requests, sent the
+    """A replica's guard reads the keys as it is made: its first requests, sent the
     moment it joins, do not wait for the database's connection and first read."""
     _, key = KeyStore(_url(tmp_path / "security")).create(["predict:iris"], name="bot")
     guard = Guard(Settings(home=tmp_path, auth_refresh_s=5))
-    guard.warm()
     asked: list[str] = []
     for method in ("stamp", "records", "find"):
         monkeypatch.setattr(guard.keys.store, method, lambda *a, m=method: asked.append(m))
     assert guard.check("POST", "/v1/models/iris/predict", f"Bearer {key}").name == "key:bot"
     assert asked == []
-    off = Guard(Settings(home=tmp_path / "off", auth="off"))
-    off.warm()  # nothing to read: no database is made
+    Guard(Settings(home=tmp_path / "off", auth="off"))  # nothing to read: no database made
     assert not (tmp_path / "off" / "security").exists()
 
 
